@@ -1,0 +1,13 @@
+%% Events of mod_event_pusher, with MongooseIM's record names and fields.
+-ifndef(MOD_EVENT_PUSHER_EVENTS_HRL).
+-define(MOD_EVENT_PUSHER_EVENTS_HRL, true).
+
+-include("jlib.hrl").
+
+-record(user_status_event, {jid :: jid:jid(), status :: online | offline}).
+-record(chat_event, {type :: headline | normal | chat | groupchat,
+                     direction :: in | out,
+                     from :: jid:jid(), to :: jid:jid(), packet :: exml:element()}).
+-record(unack_msg_event, {to :: jid:jid()}).
+
+-endif.
