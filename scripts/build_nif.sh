@@ -3,5 +3,5 @@
 set -e
 cd "$(dirname "$0")/.."
 cargo build --release -p event_pusher_nif --quiet
-mkdir -p priv
-cp -f target/release/libevent_pusher_nif.so priv/event_pusher_nif.so
+mkdir -p erlang/priv
+cp -f target/release/libevent_pusher_nif.so erlang/priv/event_pusher_nif.so

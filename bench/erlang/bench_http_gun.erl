@@ -1,0 +1,56 @@
+%% Row (b): MongooseIM's way of posting an event. Callers each make a
+%% synchronous POST through a pool of workers that own one keep-alive gun
+%% connection each; the worker is chosen as wpool's default `best_worker`
+%% strategy does (the shortest message queue).
+-module(bench_http_gun).
+
+-export([main/1]).
+
+%% MongooseIM's defaults: http `request_timeout` and wpool `call_timeout`.
+-define(REQUEST_TIMEOUT_MS, 2000).
+-define(WARMUP_EVENTS, 2000).
+
+%% Args: [SinkPort]. Events, callers and workers come from BENCH_EVENTS,
+%% BENCH_CALLERS and BENCH_WORKERS.
+-spec main([string()]) -> no_return().
+main([PortStr]) ->
+    Port = list_to_integer(PortStr),
+    Events = bench_http_lib:int_env("BENCH_EVENTS", 100000),
+    Callers = bench_http_lib:int_env("BENCH_CALLERS", 100),
+    NWorkers = bench_http_lib:int_env("BENCH_WORKERS", 10),
+    {ok, _} = application:ensure_all_started(gun),
+    Workers = list_to_tuple([start_worker(Port) || _ <- lists:seq(1, NWorkers)]),
+    Call = fun(_) -> post(Workers) end,
+    NoPrep = fun(_) -> ok end,
+    _ = bench_http_lib:run_callers(Callers, max(1, ?WARMUP_EVENTS div Callers), NoPrep, Call),
+    _ = bench_http_lib:sink_reset(Port),
+    Cpu0 = bench_http_lib:cpu_us(),
+    Run = bench_http_lib:run_callers(Callers, Events div Callers, NoPrep, Call),
+    Cpu1 = bench_http_lib:cpu_us(),
+    Sent = Callers * (Events div Callers),
+    {Counted, Bytes} = bench_http_lib:sink_count(Port),
+    Result = bench_http_lib:summarize(Sent, Run, maps:get(done, Run), Cpu1 - Cpu0),
+    bench_http_lib:report(b, Result#{sink_count => Counted, sink_bytes => Bytes}),
+    halt(0).
+
+start_worker(Port) ->
+    {ok, Pid} = bench_http_gun_worker:start_link(Port),
+    Pid.
+
+post(Workers) ->
+    {ok, 200} = bench_http_gun_worker:post(best_worker(Workers), bench_http_lib:the_path(),
+                                           bench_http_lib:the_headers(),
+                                           bench_http_lib:the_body(), ?REQUEST_TIMEOUT_MS).
+
+best_worker(Workers) ->
+    best_worker(Workers, tuple_size(Workers), undefined, infinity).
+
+best_worker(_Workers, 0, Best, _BestLen) ->
+    Best;
+best_worker(Workers, I, Best, BestLen) ->
+    W = element(I, Workers),
+    {message_queue_len, Len} = erlang:process_info(W, message_queue_len),
+    case Len < BestLen of
+        true -> best_worker(Workers, I - 1, W, Len);
+        false -> best_worker(Workers, I - 1, Best, BestLen)
+    end.

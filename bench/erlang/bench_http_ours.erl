@@ -1,0 +1,112 @@
+%% Row (a): our mod_event_pusher http backend, booted the way MongooseIM boots
+%% (SPEC.md §1) on the test host. Callers run the `user_send_message` hook for
+%% chat messages; the caller's cost is the hook run, and the row's time ends
+%% when the sink has counted every event.
+-module(bench_http_ours).
+
+-export([main/1]).
+
+-include("jlib.hrl").
+
+-define(HOST, <<"localhost">>).
+-define(WARMUP_EVENTS, 2000).
+-define(SINK_DEADLINE_MS, 60000).
+
+%% Args: [SinkPort]. Events, callers and workers come from BENCH_EVENTS,
+%% BENCH_CALLERS and BENCH_WORKERS.
+-spec main([string()]) -> no_return().
+main([PortStr]) ->
+    Port = list_to_integer(PortStr),
+    Events = bench_http_lib:int_env("BENCH_EVENTS", 100000),
+    Callers = bench_http_lib:int_env("BENCH_CALLERS", 100),
+    Workers = bench_http_lib:int_env("BENCH_WORKERS", 10),
+    PerCaller = Events div Callers,
+    Sent = Callers * PerCaller,
+    %% Hook errors and dropped events are logged at warning or above; info
+    %% lines would only measure the logger.
+    ok = logger:set_primary_config(level, warning),
+    Toml = write_config(Port, Workers, Sent),
+    try
+        boot(Toml),
+        Warmup = Callers * max(1, ?WARMUP_EVENTS div Callers),
+        _ = bench_http_lib:run_callers(Callers, Warmup div Callers, fun new_acc/1, fun run_hook/1),
+        {ok, _} = bench_http_lib:wait_for_sink(Port, Warmup, ?SINK_DEADLINE_MS),
+        _ = bench_http_lib:sink_reset(Port),
+        Cpu0 = bench_http_lib:cpu_us(),
+        Run = bench_http_lib:run_callers(Callers, PerCaller, fun new_acc/1, fun run_hook/1),
+        Waited = bench_http_lib:wait_for_sink(Port, Sent, ?SINK_DEADLINE_MS),
+        Cpu1 = bench_http_lib:cpu_us(),
+        {Counted, Bytes} = bench_http_lib:sink_count(Port),
+        End = case Waited of
+                  {ok, T} -> T;
+                  {timeout, _} -> erlang:monotonic_time()
+              end,
+        Result = bench_http_lib:summarize(Sent, Run, End, Cpu1 - Cpu0),
+        CallersSeconds = erlang:convert_time_unit(maps:get(done, Run) - maps:get(start, Run),
+                                                  native, microsecond) / 1.0e6,
+        bench_http_lib:report(a, Result#{sink_count => Counted, sink_bytes => Bytes,
+                                         callers_seconds => CallersSeconds}),
+        shutdown()
+    after
+        file:delete(Toml)
+    end,
+    halt(0).
+
+%% MongooseIM's boot sequence (SPEC.md §1), after its top supervisor (which
+%% runs gen_hook and mongoose_instrument) is up.
+boot(Toml) ->
+    {ok, _} = ejabberd_sup:ensure_started(),
+    Opts = mongoose_config_parser:parse_file(Toml),
+    ok = mongoose_config:set_opts(maps:from_list(Opts)),
+    _ = mongoose_wpool:start_configured_pools(),
+    ok = mongoose_modules:start(),
+    _ = gen_hook:reload_hooks(),
+    ok.
+
+shutdown() ->
+    ok = mongoose_modules:stop(),
+    mongoose_config:erase_opts(),
+    ejabberd_sup:stop().
+
+%% The queue must hold every event at once: callers submit far faster than one
+%% local sink drains, and this row measures delivery, not overload.
+write_config(Port, Workers, Events) ->
+    QueueLen = (Events + Workers - 1) div Workers,
+    Path = filename:join(os:getenv("TMPDIR", "/tmp"),
+                         "bench_http_" ++ os:getpid() ++ ".toml"),
+    Toml = io_lib:format(
+             "[general]~n"
+             "  hosts = [\"localhost\"]~n"
+             "  default_server_domain = \"localhost\"~n~n"
+             "[outgoing_pools.http.bench]~n"
+             "  workers = ~b~n"
+             "  max_worker_queue_len = ~b~n"
+             "  connection.host = \"http://127.0.0.1:~b\"~n~n"
+             "[modules.mod_event_pusher.http]~n"
+             "  handlers = [{pool_name = \"bench\", path = \"/notify\"}]~n",
+             [Workers, QueueLen, Port]),
+    ok = file:write_file(Path, Toml),
+    Path.
+
+%% A client's chat message as c2s hands it to `user_send_message`: no `from`
+%% attribute, the sender in the accumulator.
+new_acc(_I) ->
+    From = jid:make(<<"alice">>, ?HOST, <<"bench">>),
+    To = jid:make(<<"bob">>, ?HOST, <<>>),
+    Body = #xmlel{name = <<"body">>,
+                  children = [#xmlcdata{content = <<"Hello from the benchmark">>}]},
+    El = #xmlel{name = <<"message">>,
+                attrs = #{<<"type">> => <<"chat">>, <<"to">> => <<"bob@localhost">>},
+                children = [Body]},
+    mongoose_acc:new(#{location => #{mfa => {?MODULE, ?FUNCTION_NAME, ?FUNCTION_ARITY},
+                                     file => ?FILE, line => ?LINE},
+                       lserver => ?HOST, host_type => ?HOST, element => El,
+                       from_jid => From, to_jid => To}).
+
+run_hook(Acc) ->
+    {ok, _} = gen_hook:run_fold(user_send_message, ?HOST, Acc, c2s_params()).
+
+%% What mongoose_c2s passes to its hooks; the event pusher does not read it.
+c2s_params() ->
+    #{c2s_data => undefined, c2s_state => session_established,
+      event_type => undefined, event_content => undefined, reason => undefined}.

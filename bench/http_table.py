@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Turns the HTTP benchmark's RESULT lines into the markdown table.
+
+Usage: http_table.py RESULTS_FILE
+Each line `RESULT row=<a|b|c|d> key=value ...` is one row; rows that did not
+run are left out, ratios needing a missing row print as "n/a".
+"""
+import sys
+
+LABELS = {
+    "a": "(a) ours: `user_send_message` hook -> mod_event_pusher_http -> Rust pool",
+    "b": "(b) MongooseIM's way: sync POST via 10 gun workers",
+    "c": "(c) `wrk -t2 -c10` (load generator)",
+    "d": "(d) Rust core `HttpPool` alone",
+}
+ORDER = ["a", "b", "c", "d"]
+
+
+def parse(path):
+    rows = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if not parts or parts[0] != "RESULT":
+                continue
+            kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+            rows[kv.pop("row")] = {k: num(v) for k, v in kv.items()}
+    return rows
+
+
+def num(v):
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def latency(us):
+    if us is None:
+        return "—"
+    if us < 1000:
+        return f"{us:.1f} µs"
+    return f"{us / 1000:.2f} ms"
+
+
+def ratio(x, y):
+    if x is None or y in (None, 0):
+        return "n/a"
+    return f"{x / y:.2f}x"
+
+
+def main(path):
+    rows = parse(path)
+    b = rows.get("b", {})
+    c = rows.get("c", {})
+    out = [
+        "| row | events/s | vs (b) | vs (c) | caller p50 | caller p99 "
+        "| client CPU µs/event | CPU vs (b) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key in ORDER:
+        r = rows.get(key)
+        if r is None:
+            continue
+        eps = r.get("events_per_s")
+        cpu = r.get("cpu_us_per_event")
+        out.append(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                LABELS[key],
+                f"{eps:,.0f}" if eps is not None else "—",
+                ratio(eps, b.get("events_per_s")) if key != "b" else "1.00x",
+                ratio(eps, c.get("events_per_s")) if key != "c" else "1.00x",
+                latency(r.get("p50_us")),
+                latency(r.get("p99_us")),
+                f"{cpu:.1f}" if cpu is not None else "—",
+                ratio(cpu, b.get("cpu_us_per_event")) if cpu is not None else "—",
+            )
+        )
+    print("\n".join(out))
+    notes = []
+    for key in ORDER:
+        r = rows.get(key)
+        if r is None or "sink_count" not in r or "events" not in r:
+            continue
+        if r["sink_count"] < r["events"]:
+            notes.append(
+                f"- WARNING ({key}): the sink counted {r['sink_count']:.0f} "
+                f"of {r['events']:.0f} events"
+            )
+    a = rows.get("a")
+    if a and b:
+        notes.append(
+            "- goals for (a): caller p99 < 10 µs: {}; events/s >= 3x (b): {}; "
+            ">= 60% of (c): {}; CPU <= 1/3 of (b): {}".format(
+                yes(a["p99_us"] < 10),
+                yes(a["events_per_s"] >= 3 * b["events_per_s"]),
+                yes(bool(c) and a["events_per_s"] >= 0.6 * c["events_per_s"]),
+                yes(a["cpu_us_per_event"] * 3 <= b["cpu_us_per_event"]),
+            )
+        )
+    if notes:
+        print()
+        print("\n".join(notes))
+
+
+def yes(flag):
+    return "yes" if flag else "NO"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])

@@ -1,0 +1,103 @@
+%% @doc The Rust NIF (erlang/priv/event_pusher_nif.so): HTTP pools that queue, send,
+%% retry and report in Rust. Contract: doc/architecture.md, "The NIF".
+%% Every function returns in microseconds; results arrive as messages to the
+%% pool's owner:
+%%   {mongoose_event_pusher_nif, results, [{Tag, outcome()}]}
+%%   {mongoose_event_pusher_nif, panic, Where :: binary()}
+%%   {mongoose_event_pusher_nif, closed, Ref, #{dropped := non_neg_integer()}}
+-module(mongoose_event_pusher_nif).
+
+-export([http_pool_start/2, http_submit/2, pool_stats/1, pool_close/3]).
+-export_type([pool/0, http_pool_config/0, tls_config/0, http_job/0, outcome/0,
+              stats/0]).
+
+-on_load(init/0).
+-nifs([http_pool_start/2, http_submit/2, pool_stats/1, pool_close/3]).
+
+-include_lib("kernel/include/logger.hrl").
+
+%% A pool resource (a reference-like term); the pool closes when its owner dies.
+-type pool() :: reference().
+-type http_pool_config() :: #{base_url := binary(),
+                              workers := pos_integer(),
+                              request_timeout := non_neg_integer(),
+                              queue_capacity := pos_integer(),
+                              tls => tls_config()}.
+-type tls_config() :: #{verify_mode => peer | selfsigned_peer | none,
+                        cacertfile => binary(),
+                        certfile => binary(),
+                        keyfile => binary(),
+                        password => binary(),
+                        versions => [binary()],
+                        server_name_indication => boolean()}.
+%% {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs}
+-type http_job() :: {Tag :: term(), Path :: binary(),
+                     Headers :: [{binary(), binary()}], Body :: binary(),
+                     MaxRetries :: non_neg_integer(),
+                     RetryBaseMs :: non_neg_integer()}.
+-type outcome() :: {response, Status :: 100..599, TimeUs :: non_neg_integer()}
+                 | {error, Reason :: binary(), TimeUs :: non_neg_integer()}
+                 | {dropped, retries_exhausted | closed}.
+-type stats() :: #{submitted | sent | rejected | failed_attempts | retried |
+                   dropped_overloaded | dropped_closed |
+                   dropped_retries_exhausted | queued | in_flight | panics
+                   => non_neg_integer()}.
+
+%%--------------------------------------------------------------------
+%% NIFs (replaced when the library loads)
+%%--------------------------------------------------------------------
+
+-spec http_pool_start(Owner :: pid(), http_pool_config()) ->
+          {ok, pool()} | {error, Reason :: binary()}.
+http_pool_start(_Owner, _Config) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+-spec http_submit(pool(), http_job()) -> ok | {error, overloaded | closed}.
+http_submit(_Pool, _Job) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+-spec pool_stats(pool()) -> stats().
+pool_stats(_Pool) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+-spec pool_close(pool(), Ref :: reference(), DrainMs :: non_neg_integer()) -> ok.
+pool_close(_Pool, _Ref, _DrainMs) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+%%--------------------------------------------------------------------
+%% Loading
+%%--------------------------------------------------------------------
+
+-spec init() -> ok | {error, term()}.
+init() ->
+    Path = nif_path(),
+    case erlang:load_nif(Path, 0) of
+        ok ->
+            ok;
+        {error, Reason} = Error ->
+            ?LOG_ERROR(#{what => event_pusher_nif_load_failed,
+                         text => <<"Cannot load the event pusher NIF library">>,
+                         path => Path, reason => Reason}),
+            Error
+    end.
+
+%% priv/event_pusher_nif of our application; when the application is not
+%% known to the code server (beams put on the path by hand), the priv
+%% directory next to this module's ebin.
+-spec nif_path() -> file:filename().
+nif_path() ->
+    filename:join(priv_dir(), "event_pusher_nif").
+
+-spec priv_dir() -> file:filename().
+priv_dir() ->
+    case code:priv_dir(mongoose_event_pusher) of
+        {error, bad_name} ->
+            case code:which(?MODULE) of
+                Beam when is_list(Beam) ->
+                    filename:join(filename:dirname(filename:dirname(Beam)), "priv");
+                _ ->
+                    "priv"
+            end;
+        Dir ->
+            Dir
+    end.

@@ -1,0 +1,172 @@
+%% @doc Owner of one Rust pool: starts it, receives its results and closes it.
+%%
+%% The pool resource is published in a persistent_term so that hook handlers
+%% submit straight to Rust without talking to this process. Results come back
+%% as batches `{mongoose_event_pusher_nif, results, [{Tag, Outcome}]}'; for a
+%% tag `{Module, Ctx}' this process calls `Module:handle_pool_result(Ctx,
+%% Outcome)', which emits instrumentation events and logs.
+-module(mongoose_event_pusher_pool).
+
+-behaviour(gen_server).
+
+-include("mongoose.hrl").
+
+%% API
+-export([start_link/2, child_spec/2, get_ref/1, stats/1]).
+
+%% gen_server callbacks
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-export_type([key/0, pool_ref/0]).
+
+%% Identifies a pool: {Type, global | HostType, Tag}.
+-type key() :: {atom(), global | binary(), atom()}.
+%% The NIF's pool resource.
+-type pool_ref() :: reference().
+
+%% How long a closing pool may deliver what is queued or in flight.
+-define(DRAIN_MS, 5000).
+%% Extra time for the `closed' message after the drain deadline.
+-define(CLOSE_MARGIN_MS, 2000).
+
+-record(state, {key :: key(), pool :: pool_ref()}).
+
+%%--------------------------------------------------------------------
+%% API
+%%--------------------------------------------------------------------
+
+-spec start_link(key(), mongoose_event_pusher_pool_config:start_spec()) ->
+          {ok, pid()} | {error, term()}.
+start_link(Key, StartSpec) ->
+    gen_server:start_link(?MODULE, {Key, StartSpec}, []).
+
+%% @doc A child spec for `mongoose_event_pusher_sup'; the shutdown time covers
+%% the drain of the pool.
+-spec child_spec(key(), mongoose_event_pusher_pool_config:start_spec()) ->
+          supervisor:child_spec().
+child_spec(Key, StartSpec) ->
+    #{id => {pool, Key},
+      start => {?MODULE, start_link, [Key, StartSpec]},
+      restart => permanent,
+      shutdown => ?DRAIN_MS + ?CLOSE_MARGIN_MS + 1000,
+      type => worker,
+      modules => [?MODULE]}.
+
+%% @doc The running pool's resource; a persistent_term read, for the hot path.
+-spec get_ref(key()) -> pool_ref() | undefined.
+get_ref(Key) ->
+    persistent_term:get(pt_key(Key), undefined).
+
+%% @doc The NIF's counters of a running pool.
+-spec stats(key()) -> {ok, map()} | {error, not_started}.
+stats(Key) ->
+    case get_ref(Key) of
+        undefined -> {error, not_started};
+        Pool -> {ok, mongoose_event_pusher_nif:pool_stats(Pool)}
+    end.
+
+%%--------------------------------------------------------------------
+%% gen_server callbacks
+%%--------------------------------------------------------------------
+
+-spec init({key(), mongoose_event_pusher_pool_config:start_spec()}) ->
+          {ok, #state{}} | {stop, term()}.
+init({Key, {Mod, Fun, Args}}) ->
+    %% terminate/2 must run on a supervisor shutdown so that the pool drains.
+    process_flag(trap_exit, true),
+    case erlang:apply(Mod, Fun, [self() | Args]) of
+        {ok, Pool} ->
+            persistent_term:put(pt_key(Key), Pool),
+            ?LOG_INFO(#{what => event_pusher_pool_started, pool => Key}),
+            {ok, #state{key = Key, pool = Pool}};
+        {error, Reason} ->
+            ?LOG_ERROR(#{what => event_pusher_pool_start_failed, pool => Key, reason => Reason}),
+            {stop, {pool_start_failed, Reason}}
+    end.
+
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, {error, unknown_call}, #state{}}.
+handle_call(Request, From, State) ->
+    ?LOG_WARNING(#{what => event_pusher_pool_unexpected_call, request => Request, from => From}),
+    {reply, {error, unknown_call}, State}.
+
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(Msg, State) ->
+    ?LOG_WARNING(#{what => event_pusher_pool_unexpected_cast, msg => Msg}),
+    {noreply, State}.
+
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({mongoose_event_pusher_nif, results, Results}, State) ->
+    handle_results(Results, State),
+    {noreply, State};
+handle_info({mongoose_event_pusher_nif, panic, Where}, State = #state{key = Key}) ->
+    ?LOG_ERROR(#{what => event_pusher_pool_task_panicked, pool => Key, where => Where,
+                 text => <<"A Rust task of the pool panicked and was restarted">>}),
+    {noreply, State};
+handle_info({'EXIT', _Pid, _Reason}, State) ->
+    %% Only the parent can link to us; gen_server stops on its exit itself.
+    {noreply, State};
+handle_info(Msg, State) ->
+    ?LOG_WARNING(#{what => event_pusher_pool_unexpected_info, msg => Msg}),
+    {noreply, State}.
+
+-spec terminate(term(), #state{}) -> ok.
+terminate(Reason, State = #state{key = Key, pool = Pool}) ->
+    Ref = make_ref(),
+    ok = mongoose_event_pusher_nif:pool_close(Pool, Ref, ?DRAIN_MS),
+    Deadline = erlang:monotonic_time(millisecond) + ?DRAIN_MS + ?CLOSE_MARGIN_MS,
+    Result = wait_closed(Ref, Deadline, State),
+    %% Erased only now: until here a submit gets `{error, closed}' and is
+    %% logged as a drop, which says more than "no pool".
+    persistent_term:erase(pt_key(Key)),
+    log_closed(Key, Reason, Result).
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+-spec pt_key(key()) -> {module(), key()}.
+pt_key(Key) ->
+    {?MODULE, Key}.
+
+%% Results keep arriving while the pool drains; they are handled as usual.
+-spec wait_closed(reference(), integer(), #state{}) -> {closed, map()} | timeout.
+wait_closed(Ref, Deadline, State) ->
+    Timeout = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive
+        {mongoose_event_pusher_nif, closed, Ref, Report} ->
+            {closed, Report};
+        {mongoose_event_pusher_nif, results, Results} ->
+            handle_results(Results, State),
+            wait_closed(Ref, Deadline, State)
+    after Timeout ->
+            timeout
+    end.
+
+-spec log_closed(key(), term(), {closed, map()} | timeout) -> ok.
+log_closed(Key, Reason, {closed, Report}) ->
+    ?LOG_INFO(#{what => event_pusher_pool_closed, pool => Key, reason => Reason,
+                dropped => maps:get(dropped, Report, 0)});
+log_closed(Key, Reason, timeout) ->
+    ?LOG_WARNING(#{what => event_pusher_pool_close_timeout, pool => Key, reason => Reason,
+                   text => <<"The pool did not confirm its close in time">>}).
+
+-spec handle_results([{term(), term()}], #state{}) -> ok.
+handle_results(Results, #state{key = Key}) ->
+    lists:foreach(fun(Result) -> handle_result(Key, Result) end, Results).
+
+%% A failing result handler must not take the pool down: it is logged and the
+%% batch goes on.
+-spec handle_result(key(), {term(), term()}) -> ok.
+handle_result(Key, {{Module, Ctx}, Outcome}) when is_atom(Module) ->
+    try
+        Module:handle_pool_result(Ctx, Outcome),
+        ok
+    catch
+        Class:Reason:Stacktrace ->
+            ?LOG_ERROR(#{what => event_pusher_pool_result_handler_failed, pool => Key,
+                         handler => Module, outcome => Outcome,
+                         class => Class, reason => Reason, stacktrace => Stacktrace})
+    end;
+handle_result(Key, {Tag, Outcome}) ->
+    ?LOG_WARNING(#{what => event_pusher_pool_unknown_tag, pool => Key, tag => Tag,
+                   outcome => Outcome}).

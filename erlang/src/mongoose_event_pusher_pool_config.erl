@@ -1,0 +1,96 @@
+%% @doc Turns an `outgoing_pools' entry, as MongooseIM's config spec produces
+%% it, into the configuration map the NIF's pool start functions take.
+-module(mongoose_event_pusher_pool_config).
+
+-export([start_spec/1, queue_capacity/1, tls/1]).
+
+-export_type([pool_entry/0, start_spec/0]).
+
+-include("mongoose.hrl").
+
+%% One element of `mongoose_config:get_opt(outgoing_pools)'.
+-type pool_entry() :: #{type := atom(), scope := term(), tag := atom(),
+                        opts := map(), conn_opts := map()}.
+%% How a pool owner starts its Rust pool: the NIF function, called with the
+%% owner's pid prepended to Args.
+-type start_spec() :: {module(), atom(), Args :: [term()]}.
+
+%% Queue length when `max_worker_queue_len' is not set: large enough to absorb
+%% bursts, small enough to bound memory (a request is a few hundred bytes).
+-define(DEFAULT_QUEUE_CAPACITY, 65536).
+
+%% @doc The NIF call that starts a pool for this entry.
+-spec start_spec(pool_entry()) -> {ok, start_spec()} | {error, term()}.
+start_spec(#{type := http} = Entry) ->
+    {ok, {mongoose_event_pusher_nif, http_pool_start, [http(Entry)]}};
+start_spec(#{type := Type, tag := Tag}) ->
+    {error, #{what => event_pusher_pool_type_unsupported, pool_type => Type, pool_tag => Tag}}.
+
+%% @doc MongooseIM's `max_worker_queue_len' bounds the queue of each of the
+%% `workers'; the Rust pool has one queue feeding all of them, so its capacity
+%% is workers x max_worker_queue_len (at least one slot per worker, since 0
+%% means "only idle workers" in MongooseIM and we still need somewhere to put
+%% the request until a worker takes it).
+-spec queue_capacity(map()) -> pos_integer().
+queue_capacity(#{max_worker_queue_len := Len} = Opts) when is_integer(Len) ->
+    workers(Opts) * max(Len, 1);
+queue_capacity(_Opts) ->
+    ?DEFAULT_QUEUE_CAPACITY.
+
+%% @doc MongooseIM's TLS section (`connection.tls') as the NIF's tls map.
+%% `ciphers' and `crl_files' are accepted by the config but not applied (the
+%% Rust TLS stack chooses its own cipher suites); setting them logs a warning.
+-spec tls(map()) -> map().
+tls(TLS) ->
+    warn_ignored(TLS),
+    maps:from_list(lists:flatmap(fun tls_opt/1, maps:to_list(TLS))).
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+-spec http(pool_entry()) -> map().
+http(#{opts := Opts, conn_opts := ConnOpts}) ->
+    #{host := Host} = ConnOpts,
+    Prefix = maps:get(path_prefix, ConnOpts, <<"/">>),
+    Config = #{base_url => <<(to_binary(Host))/binary, (to_binary(Prefix))/binary>>,
+               workers => workers(Opts),
+               request_timeout => maps:get(request_timeout, ConnOpts, 2000),
+               queue_capacity => queue_capacity(Opts)},
+    case ConnOpts of
+        #{tls := TLS} -> Config#{tls => tls(TLS)};
+        #{} -> Config
+    end.
+
+-spec workers(map()) -> pos_integer().
+workers(Opts) ->
+    maps:get(workers, Opts, 10).
+
+-spec tls_opt({atom(), term()}) -> [{atom(), term()}].
+tls_opt({verify_mode, Mode}) ->
+    [{verify_mode, Mode}];
+tls_opt({Key, File}) when Key =:= cacertfile; Key =:= certfile;
+                          Key =:= keyfile; Key =:= password ->
+    [{Key, to_binary(File)}];
+tls_opt({versions, Versions}) ->
+    [{versions, [to_binary(V) || V <- Versions]}];
+tls_opt({server_name_indication, #{enabled := Enabled}}) ->
+    [{server_name_indication, Enabled}];
+tls_opt({_Ignored, _}) ->
+    [].
+
+-spec warn_ignored(map()) -> ok.
+warn_ignored(TLS) ->
+    Ignored = [Key || {Key, Value} <- maps:to_list(maps:with([ciphers, crl_files], TLS)),
+                      Value =/= [], Value =/= ""],
+    case Ignored of
+        [] -> ok;
+        _ -> ?LOG_WARNING(#{what => event_pusher_tls_options_ignored, options => Ignored,
+                            text => <<"These TLS options are not applied by the event pusher's "
+                                      "HTTP client">>})
+    end.
+
+-spec to_binary(binary() | string() | atom()) -> binary().
+to_binary(Bin) when is_binary(Bin) -> Bin;
+to_binary(Atom) when is_atom(Atom) -> atom_to_binary(Atom, utf8);
+to_binary(List) when is_list(List) -> unicode:characters_to_binary(List).

@@ -1,0 +1,280 @@
+//! HTTP pools: a bounded queue in front of a reqwest client, at most `workers`
+//! requests in flight, retries with backoff, and a bounded drain on close.
+//!
+//! [`HttpPool::submit`] is O(1) and never waits: it validates the request and
+//! `try_send`s it. A dispatcher task (see [`dispatch`]) moves jobs from the
+//! queue to tasks as semaphore permits free up; each task runs the attempts
+//! (see [`attempt`]) and reports every outcome to the pool's reporter.
+
+mod attempt;
+mod dispatch;
+pub mod tls;
+mod url;
+
+use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
+use crate::runtime;
+use crate::stats::{Counters, Stats};
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use reqwest::Url;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use url::UrlBase;
+
+pub use reqwest::header;
+pub use tls::{Secret, TlsOptions, VerifyMode};
+
+/// How long a pool whose handle was dropped without `close` (its owner died)
+/// keeps delivering what it had accepted.
+pub const DROP_DRAIN: Duration = Duration::from_secs(5);
+/// Idle keep-alive connections are closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A pool's settings, already typed; [`HttpPool::start`] validates the values.
+#[derive(Debug, Clone)]
+pub struct HttpPoolConfig {
+    /// Prefix of every URL (host ++ path prefix); a job's path is appended as is.
+    pub base_url: String,
+    /// Most requests in flight at once; also the keep-alive pool size.
+    pub workers: usize,
+    /// Bound on one attempt (connect, send, read the response). Zero makes
+    /// every attempt time out at once, as a zero timeout does in MongooseIM.
+    pub request_timeout: Duration,
+    /// Jobs that may wait for a free worker; beyond that `submit` is `Overloaded`.
+    pub queue_capacity: usize,
+    /// TLS settings; `None` means the defaults (verify the peer against the system roots).
+    pub tls: Option<TlsOptions>,
+}
+
+/// One request to send. The URL is the pool's `base_url` followed by `path`.
+#[derive(Debug)]
+pub struct HttpJob<'a, T> {
+    pub tag: T,
+    pub path: &'a str,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Attempts after the first one for connection errors, timeouts and 5xx.
+    pub max_retries: u32,
+    /// Wait before the first retry; doubles for each next one (plus jitter).
+    pub retry_base: Duration,
+}
+
+/// Why a pool could not start. Messages are for people and never hold secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot start the reporter thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why `submit` refused a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("overloaded")]
+    Overloaded,
+    #[error("closed")]
+    Closed,
+    /// `base_url ++ path` is not a valid URL.
+    #[error("invalid path")]
+    InvalidPath,
+}
+
+/// A job inside the pool: validated and ready to send.
+pub(crate) struct Job<T> {
+    tag: T,
+    url: Url,
+    headers: HeaderMap,
+    body: Bytes,
+    max_retries: u32,
+    retry_base: Duration,
+}
+
+/// Asks the dispatcher to close.
+pub(crate) struct CloseCommand {
+    drain: Duration,
+    done: CloseCallback,
+}
+
+/// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
+pub struct HttpPool<T: Send + 'static> {
+    base_url: UrlBase,
+    queue: mpsc::Sender<Job<T>>,
+    control: mpsc::UnboundedSender<CloseCommand>,
+    closing: AtomicBool,
+    counters: Arc<Counters>,
+    runtime: &'static tokio::runtime::Handle,
+    #[cfg(feature = "test-hooks")]
+    faults: Arc<dispatch::Faults>,
+}
+
+impl<T: Tag> HttpPool<T> {
+    /// Starts a pool whose outcomes go to `sink`. Reads TLS files: call it
+    /// where blocking for a few milliseconds is fine.
+    pub fn start<S: OutcomeSink<T>>(cfg: HttpPoolConfig, sink: S) -> Result<Self, StartError> {
+        let url = validate(&cfg)?;
+        let base_url = UrlBase::new(&cfg.base_url, url.clone());
+        let tls = tls::client_config(cfg.tls.as_ref(), url.scheme() == "https")?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .http1_only()
+            .pool_max_idle_per_host(cfg.workers)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .build()
+            .map_err(|e| StartError::Client(e.without_url().to_string()))?;
+        let runtime = runtime::handle().map_err(StartError::Runtime)?;
+        let counters = Arc::new(Counters::default());
+        let reporter = Reporter::spawn("event_pusher_rep", sink, counters.clone())
+            .map_err(StartError::Thread)?;
+        let (queue, queue_rx) = mpsc::channel(cfg.queue_capacity);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        #[cfg(feature = "test-hooks")]
+        let faults = Arc::new(dispatch::Faults::default());
+        let shared = attempt::Shared {
+            client,
+            request_timeout: cfg.request_timeout,
+            counters: counters.clone(),
+            reporter,
+            hard_stop: tokio_util::sync::CancellationToken::new(),
+            #[cfg(feature = "test-hooks")]
+            faults: faults.clone(),
+        };
+        dispatch::spawn(runtime, shared, queue_rx, control_rx, cfg.workers);
+        Ok(HttpPool {
+            base_url,
+            queue,
+            control,
+            closing: AtomicBool::new(false),
+            counters,
+            runtime,
+            #[cfg(feature = "test-hooks")]
+            faults,
+        })
+    }
+
+    /// Queues a job. O(1), never waits.
+    pub fn submit(&self, job: HttpJob<'_, T>) -> Result<(), SubmitError> {
+        if self.closing.load(Ordering::Relaxed) {
+            return Err(self.refuse(SubmitError::Closed));
+        }
+        let url = self
+            .base_url
+            .with(job.path)
+            .ok_or(SubmitError::InvalidPath)?;
+        let job = Job {
+            tag: job.tag,
+            url,
+            headers: job.headers,
+            body: job.body,
+            max_retries: job.max_retries,
+            retry_base: job.retry_base,
+        };
+        match self.queue.try_send(job) {
+            Ok(()) => {
+                Counters::bump(&self.counters.submitted);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Counters::bump(&self.counters.dropped_overloaded);
+                Err(self.refuse(SubmitError::Overloaded))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.refuse(SubmitError::Closed)),
+        }
+    }
+
+    fn refuse(&self, e: SubmitError) -> SubmitError {
+        Counters::bump(&self.counters.rejected);
+        e
+    }
+}
+
+impl<T: Send + 'static> HttpPool<T> {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let queued = self.queue.max_capacity() - self.queue.capacity();
+        self.counters.snapshot(queued as u64)
+    }
+
+    /// Stops taking work at once; what is queued or in flight may finish
+    /// within `drain`, the rest is dropped (reported and counted); then the
+    /// connections close and `done` runs on the reporter thread, after the
+    /// pool's last outcome. Closing again later only runs `done` (dropped 0).
+    pub fn close(&self, drain: Duration, done: impl FnOnce(CloseReport) + Send + 'static) {
+        self.closing.store(true, Ordering::Relaxed);
+        let command = CloseCommand {
+            drain,
+            done: Box::new(done),
+        };
+        // Refused only once the dispatcher has finished: nothing is left to
+        // report, so only the callback runs (off the caller's thread, like a
+        // real close).
+        if let Err(mpsc::error::SendError(command)) = self.control.send(command) {
+            self.runtime
+                .spawn(async move { (command.done)(CloseReport::default()) });
+        }
+    }
+
+    /// Test hook: make the dispatcher panic once, the next time it loops.
+    #[cfg(feature = "test-hooks")]
+    pub fn inject_dispatcher_panic(&self) {
+        self.faults.dispatcher.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: make the next attempt panic.
+    #[cfg(feature = "test-hooks")]
+    pub fn inject_attempt_panic(&self) {
+        self.faults.attempt.store(true, Ordering::SeqCst);
+    }
+}
+
+impl<T: Send + 'static> Drop for HttpPool<T> {
+    fn drop(&mut self) {
+        // Dropping the queue and control senders tells the dispatcher to
+        // close with DROP_DRAIN (unless `close` already asked it to).
+        self.closing.store(true, Ordering::Relaxed);
+    }
+}
+
+fn validate(cfg: &HttpPoolConfig) -> Result<Url, StartError> {
+    let invalid = |msg: String| Err(StartError::InvalidConfig(msg));
+    if cfg.workers == 0 {
+        return invalid("workers must be at least 1".into());
+    }
+    if cfg.queue_capacity == 0 {
+        return invalid("queue_capacity must be at least 1".into());
+    }
+    // tokio's bounded channel refuses larger capacities.
+    if cfg.queue_capacity > tokio::sync::Semaphore::MAX_PERMITS {
+        return invalid(format!(
+            "queue_capacity must be at most {}",
+            tokio::sync::Semaphore::MAX_PERMITS
+        ));
+    }
+    if cfg.workers > u32::MAX as usize {
+        return invalid("workers is too large".into());
+    }
+    // Parse errors never echo the URL, which may hold credentials.
+    let url = match Url::parse(&cfg.base_url) {
+        Ok(url) => url,
+        Err(e) => return invalid(format!("base_url is not a valid URL: {e}")),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return invalid("base_url must start with http:// or https://".into());
+    }
+    if url.host().is_none() {
+        return invalid("base_url has no host".into());
+    }
+    Ok(url)
+}

@@ -1,0 +1,18 @@
+//! `event_pusher_core`: the pure-Rust half of the event pusher NIF.
+//!
+//! Everything here is plain Rust (no rustler): one shared tokio runtime
+//! ([`runtime`]), outcome reporting to a caller-chosen sink on a batching
+//! reporter thread ([`report`]), counters ([`stats`]), retry backoff
+//! ([`retry`]) and the HTTP pool ([`http`]). The NIF crate turns Erlang terms
+//! into these types and back; `cargo test` exercises this crate against real
+//! servers without a BEAM.
+
+pub mod http;
+pub mod report;
+pub mod retry;
+pub mod runtime;
+pub mod stats;
+
+pub use bytes::Bytes;
+pub use report::{CloseReport, DropReason, Outcome, OutcomeSink, Tag};
+pub use stats::Stats;

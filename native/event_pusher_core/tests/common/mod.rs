@@ -1,0 +1,370 @@
+//! Test support: a real HTTP/1.1 server (hyper) that records what it received
+//! and counts concurrent requests, and a sink that collects a pool's outcomes.
+#![allow(dead_code)] // each test binary uses a different part
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use event_pusher_core::http::{HttpJob, HttpPoolConfig};
+use event_pusher_core::{CloseReport, Outcome, OutcomeSink};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    /// Path and query, as sent on the request line.
+    pub target: String,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+/// What the server answers: a status, optionally after a delay, optionally
+/// only once the gate is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply {
+    pub status: u16,
+    pub delay: Duration,
+    pub gated: bool,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            delay: Duration::ZERO,
+            gated: false,
+        }
+    }
+    pub fn after(self, delay: Duration) -> Reply {
+        Reply { delay, ..self }
+    }
+    pub fn gated(self) -> Reply {
+        Reply {
+            gated: true,
+            ..self
+        }
+    }
+}
+
+/// Decides the reply from the request number (0-based, in arrival order).
+pub type Behaviour = Arc<dyn Fn(usize, &Received) -> Reply + Send + Sync>;
+
+#[derive(Default)]
+struct State {
+    received: Mutex<Vec<Received>>,
+    arrived: AtomicUsize,
+    current: AtomicUsize,
+    max_concurrent: AtomicUsize,
+    /// Server name sent by each TLS client (None: no SNI).
+    sni: Mutex<Vec<Option<String>>>,
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    gate: tokio::sync::watch::Sender<bool>,
+    stop: CancellationToken,
+}
+
+impl TestServer {
+    /// A plain-HTTP server on 127.0.0.1, running on the pools' runtime.
+    pub fn start(behaviour: Behaviour) -> TestServer {
+        Self::start_with(behaviour, None)
+    }
+
+    /// As `start`, with each accepted connection wrapped by `tls` first.
+    pub fn start_with(behaviour: Behaviour, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
+        let runtime = event_pusher_core::runtime::handle().expect("runtime");
+        let listener = runtime
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(State::default());
+        let (gate, gate_rx) = tokio::sync::watch::channel(false);
+        let stop = CancellationToken::new();
+        let server = Server {
+            state: state.clone(),
+            behaviour,
+            gate: gate_rx,
+        };
+        let stop2 = stop.clone();
+        runtime.spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = stop2.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                let server = server.clone();
+                let stop = stop2.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match tls {
+                        None => server.serve(stream, stop).await,
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                let sni = stream.get_ref().1.server_name().map(str::to_owned);
+                                server.state.sni.lock().expect("lock").push(sni);
+                                server.serve(stream, stop).await
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        TestServer {
+            addr,
+            state,
+            gate,
+            stop,
+        }
+    }
+
+    /// A server that answers every request with `status`.
+    pub fn replying(status: u16) -> TestServer {
+        Self::start(Arc::new(move |_, _| Reply::status(status)))
+    }
+
+    pub fn url(&self, prefix: &str) -> String {
+        format!("http://{}{}", self.addr, prefix)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("lock").clone()
+    }
+
+    /// The server name each TLS handshake carried.
+    pub fn sni(&self) -> Vec<Option<String>> {
+        self.state.sni.lock().expect("lock").clone()
+    }
+
+    /// Forgets what was received (the leak test would count it as growth).
+    pub fn clear_received(&self) {
+        let mut received = self.state.received.lock().expect("lock");
+        *received = Vec::new();
+    }
+
+    /// Requests whose handler has started (body read), including those still held.
+    pub fn arrived(&self) -> usize {
+        self.state.arrived.load(SeqCst)
+    }
+
+    pub fn max_concurrent(&self) -> usize {
+        self.state.max_concurrent.load(SeqCst)
+    }
+
+    /// Lets gated requests (held and future) be answered.
+    pub fn open_gate(&self) {
+        let _ = self.gate.send(true);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[derive(Clone)]
+struct Server {
+    state: Arc<State>,
+    behaviour: Behaviour,
+    gate: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Server {
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        self,
+        stream: S,
+        stop: CancellationToken,
+    ) {
+        let service = service_fn(move |req| self.clone().handle(req));
+        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        tokio::select! {
+            _ = conn => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+
+    async fn handle(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+        let (parts, body) = req.into_parts();
+        let body = body.collect().await?.to_bytes();
+        let received = Received {
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or_else(String::new, |p| p.to_string()),
+            headers: parts.headers,
+            body,
+        };
+        let nth = self.state.arrived.fetch_add(1, SeqCst);
+        let reply = (self.behaviour)(nth, &received);
+        self.state.received.lock().expect("lock").push(received);
+        let now = self.state.current.fetch_add(1, SeqCst) + 1;
+        self.state.max_concurrent.fetch_max(now, SeqCst);
+        if !reply.delay.is_zero() {
+            tokio::time::sleep(reply.delay).await;
+        }
+        if reply.gated {
+            let mut gate = self.gate.clone();
+            let _ = gate.wait_for(|open| *open).await;
+        }
+        self.state.current.fetch_sub(1, SeqCst);
+        let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+        *response.status_mut() = hyper::StatusCode::from_u16(reply.status).expect("status");
+        Ok(response)
+    }
+}
+
+/// What a pool told its sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Outcome(u64, Outcome),
+    Panic(&'static str),
+    Closed(CloseReport),
+}
+
+pub struct ChanSink {
+    tx: Sender<Event>,
+    /// Dropped with the sink, i.e. when the reporter thread ends.
+    _alive: Arc<()>,
+}
+
+impl OutcomeSink<u64> for ChanSink {
+    fn results(&mut self, batch: &mut Vec<(u64, Outcome)>) {
+        for (tag, outcome) in batch.drain(..) {
+            let _ = self.tx.send(Event::Outcome(tag, outcome));
+        }
+    }
+    fn panicked(&mut self, location: &'static str) {
+        let _ = self.tx.send(Event::Panic(location));
+    }
+}
+
+/// The receiving end of a [`ChanSink`].
+pub struct Collector {
+    rx: Receiver<Event>,
+    tx: Sender<Event>,
+    sink_alive: std::sync::Weak<()>,
+}
+
+impl Collector {
+    pub fn new() -> (Collector, ChanSink) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let alive = Arc::new(());
+        let collector = Collector {
+            rx,
+            tx: tx.clone(),
+            sink_alive: Arc::downgrade(&alive),
+        };
+        (collector, ChanSink { tx, _alive: alive })
+    }
+
+    /// A close callback that reports into this collector.
+    pub fn on_close(&self) -> impl FnOnce(CloseReport) + Send + 'static {
+        let tx = self.tx.clone();
+        move |report| {
+            let _ = tx.send(Event::Closed(report));
+        }
+    }
+
+    /// The next `n` events, failing the test after [`DEADLINE`].
+    pub fn take(&self, n: usize) -> Vec<Event> {
+        let deadline = Instant::now() + DEADLINE;
+        (0..n)
+            .map(|i| {
+                self.rx
+                    .recv_deadline(deadline)
+                    .unwrap_or_else(|e| panic!("event {i} of {n} did not arrive: {e}"))
+            })
+            .collect()
+    }
+
+    /// Asserts that nothing more arrives within `wait`.
+    pub fn assert_quiet(&self, wait: Duration) {
+        if let Ok(event) = self.rx.recv_timeout(wait) {
+            panic!("unexpected event {event:?}");
+        }
+    }
+
+    /// Waits until the pool's reporter thread has ended (it drops the sink).
+    pub fn wait_reporter_gone(&self) {
+        wait_until("reporter thread ends", || {
+            self.sink_alive.strong_count() == 0
+        });
+    }
+}
+
+/// Polls `cond` until it holds, failing the test after [`DEADLINE`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Just outcome values, for comparing without tags.
+pub fn outcomes(events: &[Event]) -> Vec<Outcome> {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Outcome(_, o) => o.clone(),
+            other => panic!("expected an outcome, got {other:?}"),
+        })
+        .collect()
+}
+
+pub fn config(base_url: String) -> HttpPoolConfig {
+    HttpPoolConfig {
+        base_url,
+        workers: 4,
+        request_timeout: Duration::from_secs(5),
+        queue_capacity: 100,
+        tls: None,
+    }
+}
+
+pub fn job(tag: u64, path: &str) -> HttpJob<'_, u64> {
+    HttpJob {
+        tag,
+        path,
+        headers: Default::default(),
+        body: Bytes::from_static(b"body"),
+        max_retries: 0,
+        retry_base: Duration::ZERO,
+    }
+}
+
+/// Status of a response outcome, panicking otherwise.
+pub fn status(outcome: &Outcome) -> u16 {
+    match outcome {
+        Outcome::Response { status, .. } => *status,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+/// Reason of an error outcome, panicking otherwise.
+pub fn error_reason(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Error { reason, .. } => reason.to_string(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}

@@ -1,0 +1,43 @@
+//! Atoms used in the NIF's terms and messages.
+
+rustler::atoms! {
+    ok,
+    error,
+    overloaded,
+    closed,
+    // messages
+    mongoose_event_pusher_nif,
+    results,
+    response,
+    dropped,
+    retries_exhausted,
+    panic,
+    // config keys and values
+    base_url,
+    workers,
+    request_timeout,
+    queue_capacity,
+    tls,
+    verify_mode,
+    peer,
+    selfsigned_peer,
+    none,
+    cacertfile,
+    certfile,
+    keyfile,
+    password,
+    versions,
+    server_name_indication,
+    // stats keys
+    submitted,
+    sent,
+    rejected,
+    failed_attempts,
+    retried,
+    dropped_overloaded,
+    dropped_closed,
+    dropped_retries_exhausted,
+    queued,
+    in_flight,
+    panics,
+}

@@ -1,0 +1,116 @@
+//! Messages to the pool's owner: outcome batches, panics and the close
+//! notice, all sent from non-scheduler threads (the pool's reporter thread or
+//! a runtime thread), as `enif_send` without a caller env requires.
+
+use crate::atoms;
+use event_pusher_core::{CloseReport, DropReason, Outcome, OutcomeSink};
+use rustler::env::SavedTerm;
+use rustler::{Encoder, Env, LocalPid, OwnedBinary, OwnedEnv, Term};
+
+/// A job's tag: `term_to_binary(Tag)`, so the core never holds an Erlang term.
+pub struct TagBlob(OwnedBinary);
+
+impl TagBlob {
+    pub fn new(tag: Term<'_>) -> TagBlob {
+        TagBlob(tag.to_binary())
+    }
+}
+
+impl Clone for TagBlob {
+    fn clone(&self) -> Self {
+        TagBlob(OwnedBinary::from_slice(self.0.as_slice()))
+    }
+}
+
+/// Sends each batch as `{mongoose_event_pusher_nif, results, [{Tag, Outcome}]}`.
+pub struct ErlangSink {
+    owner: LocalPid,
+    env: OwnedEnv,
+}
+
+impl ErlangSink {
+    pub fn new(owner: LocalPid) -> ErlangSink {
+        ErlangSink {
+            owner,
+            env: OwnedEnv::new(),
+        }
+    }
+}
+
+impl OutcomeSink<TagBlob> for ErlangSink {
+    fn results(&mut self, batch: &mut Vec<(TagBlob, Outcome)>) {
+        // A failed send means the owner is gone: nobody is left to tell.
+        let _ = self.env.send_and_clear(&self.owner, |env| {
+            let items: Vec<Term> = batch
+                .drain(..)
+                .map(|(tag, outcome)| {
+                    (decode_tag(env, &tag), encode_outcome(env, &outcome)).encode(env)
+                })
+                .collect();
+            (atoms::mongoose_event_pusher_nif(), atoms::results(), items)
+        });
+    }
+
+    fn panicked(&mut self, location: &'static str) {
+        let _ = self.env.send_and_clear(&self.owner, |_| {
+            (atoms::mongoose_event_pusher_nif(), atoms::panic(), location)
+        });
+    }
+}
+
+fn decode_tag<'a>(env: Env<'a>, tag: &TagBlob) -> Term<'a> {
+    // SAFETY: the bytes come from `enif_term_to_binary` in this VM and were
+    // never modified, which is what the trusted decoder requires.
+    match unsafe { env.binary_to_term_trusted(tag.0.as_slice()) } {
+        Some((term, _)) => term,
+        None => rustler::types::atom::undefined().encode(env),
+    }
+}
+
+fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
+    match outcome {
+        Outcome::Response { status, elapsed_us } => {
+            (atoms::response(), *status, *elapsed_us).encode(env)
+        }
+        Outcome::Error { reason, elapsed_us } => {
+            (atoms::error(), reason.as_ref(), *elapsed_us).encode(env)
+        }
+        Outcome::Dropped(DropReason::RetriesExhausted) => {
+            (atoms::dropped(), atoms::retries_exhausted()).encode(env)
+        }
+        Outcome::Dropped(DropReason::Closed) => (atoms::dropped(), atoms::closed()).encode(env),
+    }
+}
+
+/// `{mongoose_event_pusher_nif, closed, Ref, #{dropped => N}}` to the owner.
+pub struct CloseNotice {
+    owner: LocalPid,
+    env: OwnedEnv,
+    reference: SavedTerm,
+}
+
+impl CloseNotice {
+    pub fn new(owner: LocalPid, reference: Term<'_>) -> CloseNotice {
+        let env = OwnedEnv::new();
+        let reference = env.save(reference);
+        CloseNotice {
+            owner,
+            env,
+            reference,
+        }
+    }
+
+    pub fn send(mut self, report: CloseReport) {
+        let reference = self.reference;
+        let _ = self.env.send_and_clear(&self.owner, |env| {
+            let info = Term::map_from_arrays(env, &[atoms::dropped()], &[report.dropped])
+                .unwrap_or_else(|_| rustler::types::map::map_new(env));
+            (
+                atoms::mongoose_event_pusher_nif(),
+                atoms::closed(),
+                reference.load(env),
+                info,
+            )
+        });
+    }
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The HTTP benchmark: one command, one local sink, one markdown table.
+#   (c) wrk against the sink (the limit of the sink on this machine)
+#   (b) MongooseIM's way: 100 callers, synchronous POST through 10 gun workers
+#   (a) ours: the user_send_message hook through mod_event_pusher_http
+#   (d) the Rust core's HttpPool alone (only when its bench binary builds)
+# It builds what it runs (rebar3 test profile, the sink), talks to 127.0.0.1
+# only, and installs nothing (scripts/setup.sh, if present, is offered when a
+# tool is missing). Runs in well under 3 minutes once built.
+#
+# Knobs (environment): BENCH_EVENTS=100000 BENCH_CALLERS=100 BENCH_WORKERS=10
+#   SINK_THREADS=1 (the sink's tokio workers; 1 leaves the other core(s) to
+#   the client measured), WRK_SECONDS=5, ROWS="c b a d".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+export BENCH_EVENTS=${BENCH_EVENTS:-100000}
+export BENCH_CALLERS=${BENCH_CALLERS:-100}
+export BENCH_WORKERS=${BENCH_WORKERS:-10}
+SINK_THREADS=${SINK_THREADS:-1}
+WRK_SECONDS=${WRK_SECONDS:-5}
+ROWS=${ROWS:-"c b a d"}
+STEP_TIMEOUT=150
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench_http: $*"; exit 1; }
+
+# --- tools ---------------------------------------------------------------
+find_rmq_ebin() { # gun and cowlib as Debian's rabbitmq-server ships them
+    ls -d /usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/"$1"-*/ebin 2>/dev/null | sort | tail -1
+}
+missing_tools() {
+    local t
+    for t in cargo rebar3 erl erlc wrk python3; do
+        command -v "$t" >/dev/null 2>&1 || printf '%s ' "$t"
+    done
+    [ -n "$(find_rmq_ebin gun)" ] || printf 'gun(rabbitmq-server) '
+    [ -n "$(find_rmq_ebin cowlib)" ] || printf 'cowlib(rabbitmq-server) '
+}
+MISSING=$(missing_tools)
+if [ -n "$MISSING" ] && [ -x scripts/setup.sh ]; then
+    say "missing: $MISSING; running scripts/setup.sh"
+    scripts/setup.sh
+    MISSING=$(missing_tools)
+fi
+[ -z "$MISSING" ] || die "missing tools: $MISSING(Debian: wrk rabbitmq-server erlang-nox rebar3)"
+GUN_EBIN=$(find_rmq_ebin gun)
+COWLIB_EBIN=$(find_rmq_ebin cowlib)
+
+# Other work on the machine skews every row; the table says how busy it was.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$ROOT/bench/results/http-$STAMP"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.txt"
+: >"$RESULTS"
+
+# --- build ---------------------------------------------------------------
+say "building (logs in $OUT)..."
+# Row (a) needs the product (with the NIF) and the test host.
+if [[ " $ROWS " == *" a "* ]]; then
+    rebar3 as test compile >"$OUT/build.log" 2>&1 \
+        || { tail -40 "$OUT/build.log" >&2; die "rebar3 as test compile failed"; }
+fi
+cargo build --release -p bench_sink --quiet 2>>"$OUT/build.log" || { tail -40 "$OUT/build.log" >&2; die "cargo build of bench_sink failed"; }
+BENCH_EBIN="$ROOT/_build/bench/ebin"
+mkdir -p "$BENCH_EBIN"
+erlc -Werror +debug_info -I test/support/include -I erlang/include -o "$BENCH_EBIN" bench/erlang/*.erl
+# Where rebar3 put the test host's beams (extra_src_dirs): _build/test/extras/test/support.
+SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam -path '*support*' 2>/dev/null | head -1)")
+HAVE_CORE_BENCH=0
+if [[ " $ROWS " == *" d "* ]] && cargo build --release -p bench_sink --features core \
+        --bin bench_core --quiet 2>>"$OUT/build.log"; then
+    HAVE_CORE_BENCH=1
+fi
+
+# --- the sink ------------------------------------------------------------
+SINK_PID=""
+stop_sink() {
+    if [ -n "$SINK_PID" ]; then
+        kill -TERM "$SINK_PID" 2>/dev/null || true
+        wait "$SINK_PID" 2>/dev/null || true
+    fi
+}
+trap stop_sink EXIT
+target/release/bench_sink 0 "$SINK_THREADS" >"$OUT/sink.log" 2>&1 &
+SINK_PID=$!
+PORT=""
+for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/^listening 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$OUT/sink.log")
+    [ -n "$PORT" ] && break
+    kill -0 "$SINK_PID" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$PORT" ] || die "the sink did not start: $(cat "$OUT/sink.log")"
+say "sink on 127.0.0.1:$PORT ($SINK_THREADS worker thread(s))"
+
+sink_get() { # prints "<requests> <bytes>" for GET $1 (/count or /reset)
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'GET %s HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n' "$1" >&3
+    tail -n 1 <&3
+    exec 3<&-
+}
+
+run_erl() { # row module, then its output goes to the results
+    local module=$1
+    ERL_CRASH_DUMP="$OUT/$module.crash.dump" timeout "$STEP_TIMEOUT" erl -noshell +pc unicode \
+        -pa "$ROOT"/_build/test/lib/*/ebin -pa "$SUPPORT_EBIN" \
+        -pa "$GUN_EBIN" -pa "$COWLIB_EBIN" -pa "$BENCH_EBIN" \
+        -run "$module" main "$PORT" >"$OUT/$module.log" 2>&1 \
+        || { tail -30 "$OUT/$module.log" >&2; say "$module failed (log: $OUT/$module.log)"; return 0; }
+    grep '^RESULT ' "$OUT/$module.log" >>"$RESULTS" || say "$module printed no result"
+}
+
+for row in $ROWS; do
+    sink_get /reset >/dev/null
+    case $row in
+    c)
+        say "(c) wrk -t2 -c10 -d${WRK_SECONDS}s"
+        wrk -t2 -c10 -d"${WRK_SECONDS}s" --latency -s bench/wrk/post.lua \
+            "http://127.0.0.1:$PORT/notify" >"$OUT/wrk.log" 2>&1 || die "wrk failed: $(cat "$OUT/wrk.log")"
+        read -r count bytes < <(sink_get /count)
+        awk -v count="$count" -v bytes="$bytes" '
+            /^Requests\/sec:/ { rps = $2 }
+            /Non-2xx/ { bad = $NF }
+            END { printf "RESULT row=c events_per_s=%s sink_count=%s sink_bytes=%s non_2xx=%d\n",
+                         rps, count, bytes, bad }' "$OUT/wrk.log" >>"$RESULTS"
+        ;;
+    b)
+        say "(b) MongooseIM's way: $BENCH_CALLERS callers, $BENCH_WORKERS gun workers, $BENCH_EVENTS events"
+        run_erl bench_http_gun
+        ;;
+    a)
+        say "(a) ours: $BENCH_CALLERS callers running user_send_message, $BENCH_EVENTS events"
+        run_erl bench_http_ours
+        ;;
+    d)
+        if [ "$HAVE_CORE_BENCH" = 1 ]; then
+            say "(d) Rust core HttpPool alone, $BENCH_EVENTS events"
+            timeout "$STEP_TIMEOUT" target/release/bench_core "$PORT" >"$OUT/bench_core.log" 2>&1 \
+                && grep '^RESULT ' "$OUT/bench_core.log" >>"$RESULTS" \
+                || say "bench_core failed (log: $OUT/bench_core.log)"
+        else
+            say "(d) skipped: bench_core did not build (see $OUT/build.log)"
+        fi
+        ;;
+    *) die "unknown row: $row" ;;
+    esac
+done
+
+{
+    echo "HTTP benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $BENCH_EVENTS events, $BENCH_CALLERS callers, $BENCH_WORKERS workers/connections, sink with $SINK_THREADS thread(s), load average before: $LOAD_BEFORE"
+    echo
+    python3 bench/http_table.py "$RESULTS"
+} | tee "$OUT/table.md"
+say "raw results: $OUT"

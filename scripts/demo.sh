@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The demo: installs what is missing, starts the services, builds (NIF
+# included), then boots a node with the MongooseIM test host and
+# examples/mongooseim.toml, plays users going online, chatting in private and
+# in a room and going offline, and prints what each backend's server received.
+#
+# Usage: scripts/demo.sh [CONFIG]     (default: examples/mongooseim.toml)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+config=${1:-examples/mongooseim.toml}
+export REBAR_COLOR=none
+
+bash scripts/setup.sh
+echo "[demo] building (rebar3 as test compile: the NIF, the app and the test host)" >&2
+rebar3 as test compile
+
+# The app (its priv/ holds the NIF) and the test host's modules. No
+# distribution: the node opens no port of its own.
+exec erl -noshell -noinput \
+    -pa _build/test/lib/*/ebin \
+    -pa _build/test/extras/test/support \
+    -run ep_demo main "$config"

@@ -1,0 +1,411 @@
+%% @doc mod_event_pusher_http (SPEC.md §4) against a real HTTP server: what
+%% arrives (method, URL, headers, body bytes), retries, instrumentation, and
+%% that the hook never waits for the server.
+-module(mod_event_pusher_http_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+-include("jlib.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+-export([chat_message_sent_by_user_is_posted_as_a_form/1,
+         message_text_is_form_encoded_as_cow_qs_does/1,
+         message_delivered_to_user_is_not_posted_by_default/1,
+         groupchat_headline_and_normal_messages_are_not_posted_by_default/1,
+         chat_message_with_empty_or_missing_body_is_not_posted_by_default/1,
+         presences_and_status_events_are_not_posted_by_default/1,
+         custom_callback_module_sets_body_and_headers/1,
+         custom_callback_module_posts_messages_delivered_to_users/1,
+         custom_should_make_req_false_skips_the_request/1,
+         prefix_api_and_path_slash_notify_post_to_apinotify/1,
+         prefix_api_slash_and_path_notify_post_to_api_notify/1,
+         default_prefix_and_path_slash_notify_post_to_notify/1,
+         default_prefix_and_default_path_post_to_root/1,
+         two_handlers_on_two_pools_both_receive/1,
+         two_handlers_on_one_pool_post_to_both_paths/1,
+         response_emits_count_with_code_time_and_sender/1,
+         server_error_is_retried_and_delivered_once/1,
+         client_error_is_not_retried_and_counted_with_its_code/1,
+         unreachable_server_emits_failure_count_and_hook_returns_at_once/1,
+         hook_returns_while_server_holds_the_request/1]).
+
+-define(ALICE, <<"alice@localhost/phone">>).
+-define(BOB, <<"bob@localhost/laptop">>).
+-define(WAIT_MS, 5000).
+%% Generous for a call that only enqueues; far below request_timeout.
+-define(AT_ONCE_US, 100000).
+-define(METRIC, mod_event_pusher_http_sent).
+
+%%====================================================================
+%% Suite setup
+%%====================================================================
+
+all() ->
+    [{group, default_callbacks}, {group, custom_callbacks}, {group, urls},
+     {group, handlers}, {group, delivery}].
+
+groups() ->
+    [{default_callbacks, [],
+      [chat_message_sent_by_user_is_posted_as_a_form,
+       message_text_is_form_encoded_as_cow_qs_does,
+       message_delivered_to_user_is_not_posted_by_default,
+       groupchat_headline_and_normal_messages_are_not_posted_by_default,
+       chat_message_with_empty_or_missing_body_is_not_posted_by_default,
+       presences_and_status_events_are_not_posted_by_default]},
+     {custom_callbacks, [],
+      [custom_callback_module_sets_body_and_headers,
+       custom_callback_module_posts_messages_delivered_to_users,
+       custom_should_make_req_false_skips_the_request]},
+     {urls, [],
+      [prefix_api_and_path_slash_notify_post_to_apinotify,
+       prefix_api_slash_and_path_notify_post_to_api_notify,
+       default_prefix_and_path_slash_notify_post_to_notify,
+       default_prefix_and_default_path_post_to_root]},
+     {handlers, [],
+      [two_handlers_on_two_pools_both_receive,
+       two_handlers_on_one_pool_post_to_both_paths]},
+     {delivery, [],
+      [response_emits_count_with_code_time_and_sender,
+       server_error_is_retried_and_delivered_once,
+       client_error_is_not_retried_and_counted_with_its_code,
+       unreachable_server_emits_failure_count_and_hook_returns_at_once,
+       hook_returns_while_server_holds_the_request]}].
+
+init_per_suite(Config) ->
+    Config.
+
+end_per_suite(_Config) ->
+    ok.
+
+%% Each case boots its own node from its own TOML against fresh sinks.
+init_per_testcase(Case, Config) ->
+    {PoolSpecs, HandlersToml} = setup(Case),
+    Sinks = [begin {ok, S} = ep_http_sink:start(), {Tag, S} end || {Tag, _} <- PoolSpecs],
+    Pools = [pool_toml(Tag, proplists:get_value(Tag, Sinks), Prefix)
+             || {Tag, Prefix} <- PoolSpecs],
+    ok = ep_test_host:boot([ep_test_host:general_toml(), Pools,
+                            "[modules.mod_event_pusher.http]\n", HandlersToml]),
+    case lists:member(Case, instrumented()) of
+        true -> instrument_helper:start([{?METRIC, #{host_type => ep_test_host:host_type()}}]);
+        false -> ok
+    end,
+    [{sinks, Sinks}, {sink, element(2, hd(Sinks))} | Config].
+
+end_per_testcase(Case, Config) ->
+    [ok = ep_http_sink:up(S) || {_, S} <- ?config(sinks, Config)],
+    [ok = ep_http_sink:release(S) || {_, S} <- ?config(sinks, Config)],
+    ep_test_host:shutdown(),
+    [ep_http_sink:stop(S) || {_, S} <- ?config(sinks, Config)],
+    case lists:member(Case, instrumented()) of
+        true -> instrument_helper:stop();
+        false -> ok
+    end.
+
+instrumented() ->
+    [response_emits_count_with_code_time_and_sender,
+     server_error_is_retried_and_delivered_once,
+     client_error_is_not_retried_and_counted_with_its_code,
+     unreachable_server_emits_failure_count_and_hook_returns_at_once,
+     hook_returns_while_server_holds_the_request].
+
+%% {[{PoolTag, PathPrefix | default}], HandlersToml}
+setup(Case) when Case =:= custom_callback_module_sets_body_and_headers;
+                 Case =:= custom_callback_module_posts_messages_delivered_to_users;
+                 Case =:= custom_should_make_req_false_skips_the_request ->
+    {[{"http_pool", default}],
+     handlers([#{path => "/custom", callback_module => "ep_http_custom_callback"}])};
+setup(prefix_api_and_path_slash_notify_post_to_apinotify) ->
+    {[{"http_pool", "/api"}], handlers([#{path => "/notify"}])};
+setup(prefix_api_slash_and_path_notify_post_to_api_notify) ->
+    {[{"http_pool", "/api/"}], handlers([#{path => "notify"}])};
+setup(default_prefix_and_path_slash_notify_post_to_notify) ->
+    {[{"http_pool", default}], handlers([#{path => "/notify"}])};
+setup(default_prefix_and_default_path_post_to_root) ->
+    {[{"http_pool", default}], handlers([#{}])};
+setup(two_handlers_on_two_pools_both_receive) ->
+    {[{"pool_a", default}, {"pool_b", default}],
+     handlers([#{pool_name => "pool_a", path => "/a"}, #{pool_name => "pool_b", path => "/b"}])};
+setup(two_handlers_on_one_pool_post_to_both_paths) ->
+    {[{"http_pool", default}], handlers([#{path => "/one"}, #{path => "/two"}])};
+setup(_DefaultCallbackOrDeliveryCase) ->
+    {[{"http_pool", default}], handlers([#{path => "/notify"}])}.
+
+pool_toml(Tag, Sink, Prefix) ->
+    PrefixLine = case Prefix of
+                     default -> "";
+                     _ -> ["    path_prefix = \"", Prefix, "\"\n"]
+                 end,
+    ["[outgoing_pools.http.", Tag, "]\n",
+     "  workers = 2\n",
+     "  [outgoing_pools.http.", Tag, ".connection]\n",
+     "    host = \"", ep_http_sink:url(Sink), "\"\n",
+     PrefixLine,
+     "    request_timeout = 2000\n\n"].
+
+%% Handlers as TOML array-of-tables, only the keys given (defaults otherwise).
+handlers(Handlers) ->
+    [["[[modules.mod_event_pusher.http.handlers]]\n",
+      [["  ", atom_to_list(K), " = \"", V, "\"\n"] || {K, V} <- lists:sort(maps:to_list(H))]]
+     || H <- Handlers].
+
+%%====================================================================
+%% Default callbacks
+%%====================================================================
+
+chat_message_sent_by_user_is_posted_as_a_form(doc) ->
+    ["A chat message sent by a user is POSTed as a urlencoded form with author, server, receiver and message"];
+chat_message_sent_by_user_is_posted_as_a_form(Config) ->
+    send_chat(<<"Hello">>),
+    [Req] = all_requests(Config, 1),
+    #{method := <<"POST">>, path := <<"/notify">>, body := Body} = Req,
+    ?assertEqual(<<"author=alice&server=localhost&receiver=bob&message=Hello">>, Body),
+    ?assertEqual(<<"application/x-www-form-urlencoded">>,
+                 ep_http_sink:header(<<"content-type">>, Req)).
+
+message_text_is_form_encoded_as_cow_qs_does(doc) ->
+    ["The message text keeps A-Z a-z 0-9 - . _, sends a space as + and every other byte as %XX"];
+message_text_is_form_encoded_as_cow_qs_does(Config) ->
+    Text = <<"a b~c*d&e=f zażółć ❤"/utf8>>,
+    Expected = <<"a+b%7Ec%2Ad%26e%3Df+za%C5%BC%C3%B3%C5%82%C4%87+%E2%9D%A4">>,
+    %% The literal agrees with SPEC.md's rule, computed independently.
+    ?assertEqual(Expected, form_encode(Text)),
+    send_chat(Text),
+    [#{body := Body}] = all_requests(Config, 1),
+    ?assertEqual(<<"author=alice&server=localhost&receiver=bob&message=", Expected/binary>>, Body).
+
+message_delivered_to_user_is_not_posted_by_default(doc) ->
+    ["A chat message delivered to a user (an `out' event) is not posted by the default callbacks"];
+message_delivered_to_user_is_not_posted_by_default(Config) ->
+    {ok, _} = ep_test_host:filter_local_packet(
+                alice(), bob(), ep_test_host:message(bob(), <<"chat">>, <<"out">>)),
+    assert_only_sentinel_arrives(Config).
+
+groupchat_headline_and_normal_messages_are_not_posted_by_default(doc) ->
+    ["Groupchat, headline, normal and untyped messages sent by a user are not posted by the default callbacks"];
+groupchat_headline_and_normal_messages_are_not_posted_by_default(Config) ->
+    Room = ep_test_host:jid(<<"room@muc.localhost">>),
+    {ok, _} = ep_test_host:user_send_message(
+                alice(), ep_test_host:message(Room, <<"groupchat">>, <<"g">>)),
+    _ = [{ok, _} = ep_test_host:user_send_message(alice(), ep_test_host:message(bob(), T, <<"x">>))
+         || T <- [<<"headline">>, <<"normal">>, undefined]],
+    assert_only_sentinel_arrives(Config).
+
+chat_message_with_empty_or_missing_body_is_not_posted_by_default(doc) ->
+    ["A chat message with an empty body or without a body is not posted by the default callbacks"];
+chat_message_with_empty_or_missing_body_is_not_posted_by_default(Config) ->
+    {ok, _} = ep_test_host:user_send_message(alice(), ep_test_host:message(bob(), <<"chat">>, <<>>)),
+    {ok, _} = ep_test_host:user_send_message(
+                alice(), ep_test_host:message(bob(), <<"chat">>, undefined)),
+    assert_only_sentinel_arrives(Config).
+
+presences_and_status_events_are_not_posted_by_default(doc) ->
+    ["Presence stanzas and user status events are not posted by the default callbacks"];
+presences_and_status_events_are_not_posted_by_default(Config) ->
+    {ok, _} = ep_test_host:filter_local_packet(alice(), bob(), ep_test_host:presence(undefined)),
+    {ok, _} = ep_test_host:user_available(alice()),
+    {ok, _} = ep_test_host:unset_presence(alice(), <<>>),
+    assert_only_sentinel_arrives(Config).
+
+%%====================================================================
+%% Custom callbacks
+%%====================================================================
+
+custom_callback_module_sets_body_and_headers(doc) ->
+    ["A custom callback module's body and headers are what the server receives"];
+custom_callback_module_sets_body_and_headers(Config) ->
+    send_chat(<<"hi there">>),
+    [Req] = all_requests(Config, 1),
+    #{path := <<"/custom">>, body := Body} = Req,
+    ?assertEqual(<<"in|message|alice@localhost|bob|hi there">>, Body),
+    ?assertEqual(<<"text/plain; charset=utf-8">>, ep_http_sink:header(<<"content-type">>, Req)),
+    ?assertEqual(<<"in">>, ep_http_sink:header(<<"x-ep-direction">>, Req)).
+
+custom_callback_module_posts_messages_delivered_to_users(doc) ->
+    ["A custom should_make_req can post `out' events, which the defaults skip"];
+custom_callback_module_posts_messages_delivered_to_users(Config) ->
+    {ok, _} = ep_test_host:filter_local_packet(
+                alice(), bob(), ep_test_host:message(bob(), <<"groupchat">>, <<"delivered">>)),
+    [Req] = all_requests(Config, 1),
+    ?assertEqual(<<"out|message|alice@localhost|bob|delivered">>, maps:get(body, Req)),
+    ?assertEqual(<<"out">>, ep_http_sink:header(<<"x-ep-direction">>, Req)).
+
+custom_should_make_req_false_skips_the_request(doc) ->
+    ["When a custom should_make_req returns false nothing is posted"];
+custom_should_make_req_false_skips_the_request(Config) ->
+    Skip = #xmlel{name = <<"ep-skip">>},
+    {ok, _} = ep_test_host:user_send_message(
+                alice(), ep_test_host:message(bob(), <<"chat">>, <<"skipped">>, [Skip])),
+    send_chat(<<"sentinel">>),
+    [#{body := Body}] = all_requests(Config, 1),
+    ?assertEqual(<<"in|message|alice@localhost|bob|sentinel">>, Body).
+
+%%====================================================================
+%% URLs
+%%====================================================================
+
+prefix_api_and_path_slash_notify_post_to_apinotify(doc) ->
+    ["path_prefix \"/api\" and path \"/notify\" post to /apinotify (plain concatenation)"];
+prefix_api_and_path_slash_notify_post_to_apinotify(Config) ->
+    assert_posted_to(Config, <<"/apinotify">>).
+
+prefix_api_slash_and_path_notify_post_to_api_notify(doc) ->
+    ["path_prefix \"/api/\" and path \"notify\" post to /api/notify"];
+prefix_api_slash_and_path_notify_post_to_api_notify(Config) ->
+    assert_posted_to(Config, <<"/api/notify">>).
+
+default_prefix_and_path_slash_notify_post_to_notify(doc) ->
+    ["The default path_prefix \"/\" and path \"/notify\" post to /notify"];
+default_prefix_and_path_slash_notify_post_to_notify(Config) ->
+    assert_posted_to(Config, <<"/notify">>).
+
+default_prefix_and_default_path_post_to_root(doc) ->
+    ["The default path_prefix and the default path post to /"];
+default_prefix_and_default_path_post_to_root(Config) ->
+    assert_posted_to(Config, <<"/">>).
+
+%%====================================================================
+%% Handlers
+%%====================================================================
+
+two_handlers_on_two_pools_both_receive(doc) ->
+    ["Two handlers on two pools each post the event to their own server"];
+two_handlers_on_two_pools_both_receive(Config) ->
+    send_chat(<<"both">>),
+    Sinks = ?config(sinks, Config),
+    [#{path := <<"/a">>, body := BodyA}] =
+        ep_http_sink:wait_for_requests(proplists:get_value("pool_a", Sinks), 1, ?WAIT_MS),
+    [#{path := <<"/b">>, body := BodyB}] =
+        ep_http_sink:wait_for_requests(proplists:get_value("pool_b", Sinks), 1, ?WAIT_MS),
+    ?assertEqual(BodyA, BodyB),
+    ?assertEqual(<<"author=alice&server=localhost&receiver=bob&message=both">>, BodyA).
+
+two_handlers_on_one_pool_post_to_both_paths(doc) ->
+    ["Two handlers on one pool post the event once to each handler's path"];
+two_handlers_on_one_pool_post_to_both_paths(Config) ->
+    send_chat(<<"twice">>),
+    Paths = lists:sort([P || #{path := P} <- all_requests(Config, 2)]),
+    ?assertEqual([<<"/one">>, <<"/two">>], Paths).
+
+%%====================================================================
+%% Delivery, retries, instrumentation
+%%====================================================================
+
+response_emits_count_with_code_time_and_sender(doc) ->
+    ["A response emits mod_event_pusher_http_sent with count 1, response_code, response_time and sender"];
+response_emits_count_with_code_time_and_sender(Config) ->
+    send_chat(<<"counted">>),
+    [_] = all_requests(Config, 1),
+    instrument_helper:wait_and_assert(
+      ?METRIC, labels(),
+      fun(M) ->
+              maps:get(count, M, undefined) =:= 1 andalso
+                  maps:get(response_code, M, undefined) =:= <<"200">> andalso
+                  maps:get(sender, M, undefined) =:= <<"alice">> andalso
+                  is_integer(maps:get(response_time, M, undefined)) andalso
+                  maps:get(response_time, M) > 0
+      end).
+
+server_error_is_retried_and_delivered_once(doc) ->
+    ["A 500 is retried; after the following 200 the event is not sent again"];
+server_error_is_retried_and_delivered_once(Config) ->
+    Sink = ?config(sink, Config),
+    ok = ep_http_sink:queue_statuses(Sink, any, [500]),
+    send_chat(<<"retry me">>),
+    [#{status := 500, body := B1}, #{status := 200, body := B2}] = all_requests(Config, 2),
+    ?assertEqual(B1, B2),
+    instrument_helper:wait_and_assert(?METRIC, labels(), code_is(<<"200">>)).
+
+client_error_is_not_retried_and_counted_with_its_code(doc) ->
+    ["A 404 is final: one request, and a count event with response_code <<\"404\">>"];
+client_error_is_not_retried_and_counted_with_its_code(Config) ->
+    Sink = ?config(sink, Config),
+    ok = ep_http_sink:set_status(Sink, default, 404),
+    send_chat(<<"not found">>),
+    instrument_helper:wait_and_assert(?METRIC, labels(), code_is(<<"404">>)),
+    [#{status := 404}] = all_requests(Config, 1).
+
+unreachable_server_emits_failure_count_and_hook_returns_at_once(doc) ->
+    ["With the server down the hook still returns at once and failure_count is emitted"];
+unreachable_server_emits_failure_count_and_hook_returns_at_once(Config) ->
+    Sink = ?config(sink, Config),
+    ok = ep_http_sink:down(Sink),
+    {Micros, {ok, _}} = timer:tc(fun() -> send_chat_result(<<"nobody home">>) end),
+    ?assert(Micros < ?AT_ONCE_US, {hook_took_us, Micros}),
+    instrument_helper:wait_and_assert(
+      ?METRIC, labels(),
+      fun(M) ->
+              maps:get(failure_count, M, undefined) =:= 1 andalso
+                  maps:get(sender, M, undefined) =:= <<"alice">>
+      end),
+    ?assertEqual([], ep_http_sink:requests(Sink)).
+
+hook_returns_while_server_holds_the_request(doc) ->
+    ["The hook returns while the server still holds the request open; the response is counted after release"];
+hook_returns_while_server_holds_the_request(Config) ->
+    Sink = ?config(sink, Config),
+    ok = ep_http_sink:hold(Sink),
+    {Micros, {ok, _}} = timer:tc(fun() -> send_chat_result(<<"held">>) end),
+    ?assert(Micros < ?AT_ONCE_US, {hook_took_us, Micros}),
+    %% The request reached the server and is still unanswered.
+    [#{body := Body}] = ep_http_sink:wait_for_requests(Sink, 1, ?WAIT_MS),
+    ?assertEqual(1, ep_http_sink:held_count(Sink)),
+    ?assertEqual(<<"author=alice&server=localhost&receiver=bob&message=held">>, Body),
+    instrument_helper:assert_not_emitted(?METRIC, labels()),
+    ok = ep_http_sink:release(Sink),
+    instrument_helper:wait_and_assert(?METRIC, labels(), code_is(<<"200">>)).
+
+%%====================================================================
+%% Helpers
+%%====================================================================
+
+alice() -> ep_test_host:jid(?ALICE).
+bob() -> ep_test_host:jid(?BOB).
+
+labels() ->
+    #{host_type => ep_test_host:host_type()}.
+
+code_is(Code) ->
+    fun(M) -> maps:get(count, M, undefined) =:= 1 andalso
+                  maps:get(response_code, M, undefined) =:= Code end.
+
+send_chat(Text) ->
+    {ok, _} = send_chat_result(Text),
+    ok.
+
+send_chat_result(Text) ->
+    ep_test_host:user_send_message(alice(), ep_test_host:message(bob(), <<"chat">>, Text)).
+
+%% Waits for N requests and then for the pool to be idle: after that nothing
+%% else can arrive, so the sink's list is complete.
+all_requests(Config, N) ->
+    Sink = ?config(sink, Config),
+    _ = ep_http_sink:wait_for_requests(Sink, N, ?WAIT_MS),
+    ok = ep_test_host:wait_http_pool_idle(http_pool, ?WAIT_MS),
+    Requests = ep_http_sink:requests(Sink),
+    ?assertEqual(N, length(Requests), Requests),
+    Requests.
+
+%% The events sent before were submitted before this chat message; once the
+%% pool is idle only the message may have arrived.
+assert_only_sentinel_arrives(Config) ->
+    send_chat(<<"sentinel">>),
+    [#{body := Body}] = all_requests(Config, 1),
+    ?assertEqual(<<"author=alice&server=localhost&receiver=bob&message=sentinel">>, Body).
+
+assert_posted_to(Config, Path) ->
+    send_chat(<<"where">>),
+    [#{path := Got}] = all_requests(Config, 1),
+    ?assertEqual(Path, Got).
+
+%% SPEC.md §4: A-Z a-z 0-9 - . _ kept, space as +, every other byte %XX.
+form_encode(Bin) ->
+    << <<(form_byte(C))/binary>> || <<C>> <= Bin >>.
+
+form_byte(C) when C >= $A, C =< $Z; C >= $a, C =< $z; C >= $0, C =< $9;
+                  C =:= $-; C =:= $.; C =:= $_ ->
+    <<C>>;
+form_byte($\s) ->
+    <<"+">>;
+form_byte(C) ->
+    list_to_binary(io_lib:format("%~2.16.0B", [C])).

@@ -1,0 +1,226 @@
+%% @doc Checks instrumentation events in tests: the API of MongooseIM's
+%% big_tests `instrument_helper', run in the local node.
+%%
+%% `start/1' records the listed `{Event, Labels}'; assertions then look at
+%% what was emitted. `stop/0' fails the test if a recorded event was never
+%% asserted on (as MongooseIM's helper does), and logs declared events that
+%% were never emitted.
+-module(instrument_helper).
+
+%% setup and teardown
+-export([declared_events/2, start/1, start/2, stop/0]).
+%% assertions
+-export([assert/3, assert/4, assert_one/3,
+         assert_not_emitted/1, assert_not_emitted/2, assert_not_emitted/3,
+         wait_and_assert/3, wait_and_assert_new/3,
+         select/2, select_new/3, timestamp/0]).
+
+-type event_name() :: mongoose_instrument:event_name().
+-type labels() :: mongoose_instrument:labels().
+-type measurements() :: mongoose_instrument:measurements().
+-type check_fun() :: fun((measurements()) -> boolean()).
+-type event_count() :: non_neg_integer() | positive.
+-type opts() :: #{min_timestamp => integer(),
+                  retries => non_neg_integer(),
+                  delay => non_neg_integer(),
+                  expected_count => event_count()}.
+-type status() :: untested | tested | negative.
+
+-export_type([check_fun/0, opts/0]).
+
+-define(STATUS_TABLE, instrument_event_status_table).
+-define(HOLDER, instrument_helper_status_holder).
+
+%%--------------------------------------------------------------------
+%% Setup and teardown
+%%--------------------------------------------------------------------
+
+%% @doc The `{Event, Labels}' pairs `Module:instrumentation(Args...)' declares.
+-spec declared_events([module()] | module(), list()) -> [{event_name(), labels()}].
+declared_events(Modules, Args) when is_list(Modules) ->
+    lists:flatmap(fun(Module) -> declared_events(Module, Args) end, Modules);
+declared_events(Module, Args) ->
+    [{Event, Labels} || {Event, Labels, _Config} <- apply(Module, instrumentation, Args)].
+
+-spec start([{event_name(), labels()}]) -> ok.
+start(DeclaredEvents) ->
+    start(DeclaredEvents, []).
+
+%% @doc Records `DeclaredEvents' (which must be asserted on if emitted) and
+%% `NegativeEvents' (which tests expect not to be emitted).
+-spec start([{event_name(), labels()}], [{event_name(), labels()}]) -> ok.
+start(DeclaredEvents, NegativeEvents) ->
+    start_status_table(),
+    ets:insert(?STATUS_TABLE, [{Event, negative} || Event <- NegativeEvents]),
+    ets:insert(?STATUS_TABLE, [{Event, untested} || Event <- DeclaredEvents]),
+    mongoose_instrument:start_recording(DeclaredEvents ++ NegativeEvents).
+
+-spec stop() -> ok.
+stop() ->
+    #{tested := Tested, untested := Untested, negative := Negative} = classify_events(),
+    Logged = mongoose_instrument:recorded_keys(),
+    mongoose_instrument:stop_recording(),
+    stop_status_table(),
+    ct:log("Tested instrumentation events:~n~p", [lists:sort(Tested)]),
+    verify_unlogged((Untested -- Logged) -- Negative),
+    verify_logged_but_untested((Logged -- Tested) -- Negative).
+
+%%--------------------------------------------------------------------
+%% Assertions
+%%--------------------------------------------------------------------
+
+%% @doc At least one emission of the event has measurements matching `CheckF'.
+-spec assert(event_name(), labels(), check_fun()) -> ok.
+assert(Event, Labels, CheckF) ->
+    assert(Event, Labels, CheckF, #{}).
+
+%% @doc Exactly one emission matches.
+-spec assert_one(event_name(), labels(), check_fun()) -> ok.
+assert_one(Event, Labels, CheckF) ->
+    assert(Event, Labels, CheckF, #{expected_count => 1}).
+
+%% @doc No emission matches.
+-spec assert_not_emitted(event_name(), labels(), check_fun()) -> ok.
+assert_not_emitted(Event, Labels, CheckF) ->
+    assert(Event, Labels, CheckF, #{expected_count => 0}).
+
+-spec assert_not_emitted(event_name(), labels()) -> ok.
+assert_not_emitted(Event, Labels) ->
+    assert_not_emitted(Event, Labels, fun(_) -> true end).
+
+-spec assert_not_emitted([{event_name(), labels()}]) -> ok.
+assert_not_emitted(Events) ->
+    lists:foreach(fun({Event, Labels}) -> assert_not_emitted(Event, Labels) end, Events).
+
+%% @doc Polls (50 times, every 100 ms) until a matching emission exists.
+-spec wait_and_assert(event_name(), labels(), check_fun()) -> ok.
+wait_and_assert(Event, Labels, CheckF) ->
+    assert(Event, Labels, CheckF, #{retries => 50, delay => 100}).
+
+%% @doc Like wait_and_assert/3, ignoring emissions from before the call.
+-spec wait_and_assert_new(event_name(), labels(), check_fun()) -> ok.
+wait_and_assert_new(Event, Labels, CheckF) ->
+    assert(Event, Labels, CheckF,
+           #{min_timestamp => timestamp(), retries => 50, delay => 100}).
+
+%% @doc The number of emissions matching `CheckF' must be `expected_count'
+%% (default: positive). `CheckF' may return a boolean or fail with
+%% `function_clause' (meaning false), so one clause is enough.
+-spec assert(event_name(), labels(), check_fun(), opts()) -> ok.
+assert(Event, Labels, CheckF, Opts) ->
+    Defaults = #{retries => 0, delay => 1000, expected_count => positive},
+    assert_loop(Event, Labels, CheckF, maps:merge(Defaults, Opts)).
+
+%% @doc Measurements recorded for the event, oldest first.
+-spec select(event_name(), labels()) -> [measurements()].
+select(Event, Labels) ->
+    mongoose_instrument:recorded(Event, Labels).
+
+-spec select_new(event_name(), labels(), integer()) -> [measurements()].
+select_new(Event, Labels, Timestamp) ->
+    mongoose_instrument:recorded_since(Event, Labels, Timestamp).
+
+-spec timestamp() -> integer().
+timestamp() ->
+    mongoose_instrument:timestamp().
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+-spec assert_loop(event_name(), labels(), check_fun(), opts()) -> ok.
+assert_loop(Event, Labels, CheckF, Opts) ->
+    #{retries := Retries, delay := Delay, expected_count := Expected} = Opts,
+    All = case Opts of
+              #{min_timestamp := Since} -> select_new(Event, Labels, Since);
+              #{} -> select(Event, Labels)
+          end,
+    Matching = lists:filter(fun(M) -> matches(CheckF, M) end, All),
+    case check(Matching, Expected) of
+        false when Retries > 0 ->
+            timer:sleep(Delay),
+            assert_loop(Event, Labels, CheckF, Opts#{retries := Retries - 1});
+        true when Matching =:= [] ->
+            ok; % a non-emitted event is not marked as tested
+        true ->
+            ct:log("Matching measurements for event ~p with labels ~p:~n~p",
+                   [Event, Labels, Matching]),
+            ets:insert(?STATUS_TABLE, {{Event, Labels}, tested}),
+            ok;
+        false ->
+            ct:log("Assertion failed for event ~p with labels ~p.~nMatching measurements:~n~p~n~n"
+                   "Other measurements:~n~p", [Event, Labels, Matching, All -- Matching]),
+            ct:fail("Incorrect number of instrumentation events - matched: ~p, expected: ~p",
+                    [length(Matching), Expected])
+    end.
+
+-spec matches(check_fun(), measurements()) -> boolean().
+matches(CheckF, Measurements) ->
+    try CheckF(Measurements) catch error:function_clause -> false end.
+
+-spec check([measurements()], event_count()) -> boolean().
+check(Matching, positive) -> Matching =/= [];
+check(Matching, Count) -> length(Matching) =:= Count.
+
+-spec classify_events() -> #{status() := [{event_name(), labels()}]}.
+classify_events() ->
+    ets:foldl(fun({Event, Status}, Acc) -> Acc#{Status := [Event | maps:get(Status, Acc)]} end,
+              #{tested => [], untested => [], negative => []}, ?STATUS_TABLE).
+
+%% Declared events are not all covered by tests: only log them.
+-spec verify_unlogged([{event_name(), labels()}]) -> ok.
+verify_unlogged([]) ->
+    ok;
+verify_unlogged(Events) ->
+    ct:log("Instrumentation events that were not logged - functionality not covered by tests:~n~p",
+           [lists:sort(Events)]).
+
+%% An emitted event nobody asserted on is a gap in a test: fail.
+-spec verify_logged_but_untested([{event_name(), labels()}]) -> ok.
+verify_logged_but_untested([]) ->
+    ok;
+verify_logged_but_untested(Events) ->
+    ct:fail("Instrumentation events that were logged, but not tested:~n~p~n"
+            "You need to test them with ~p:assert/3", [lists:sort(Events), ?MODULE]).
+
+%% The status table must outlive the process calling start/1 (in common_test
+%% that is init_per_suite's process), so a holder process owns it.
+-spec start_status_table() -> ok.
+start_status_table() ->
+    stop_status_table(),
+    Parent = self(),
+    Ref = make_ref(),
+    Pid = spawn(fun() -> hold_status_table(Parent, Ref) end),
+    MRef = monitor(process, Pid),
+    receive
+        {Ref, ready} -> demonitor(MRef, [flush]), ok;
+        {'DOWN', MRef, process, Pid, Reason} -> error({status_table_not_started, Reason})
+    after 5000 ->
+            error(status_table_start_timeout)
+    end.
+
+-spec hold_status_table(pid(), reference()) -> ok.
+hold_status_table(Parent, Ref) ->
+    register(?HOLDER, self()),
+    ets:new(?STATUS_TABLE, [named_table, public]),
+    Parent ! {Ref, ready},
+    receive
+        {stop, From, StopRef} -> From ! {StopRef, stopped}, ok
+    end.
+
+-spec stop_status_table() -> ok.
+stop_status_table() ->
+    case whereis(?HOLDER) of
+        undefined ->
+            ok;
+        Pid ->
+            Ref = make_ref(),
+            MRef = monitor(process, Pid),
+            Pid ! {stop, self(), Ref},
+            receive
+                {'DOWN', MRef, process, Pid, _} -> ok
+            after 5000 ->
+                    exit(Pid, kill), ok
+            end,
+            receive {Ref, stopped} -> ok after 0 -> ok end
+    end.

@@ -1,0 +1,286 @@
+%% @doc The test host's `mongoose_instrument', with MongooseIM's API.
+%%
+%% Events are declared with `set_up/1,3' (gen_mod does it from a module's
+%% `instrumentation/1') and emitted with `execute/3' or `span/4,5,6'. As in
+%% MongooseIM, declaring an event twice or with other label keys fails, and
+%% emitting an undeclared event raises `#{what := event_not_registered}'.
+%%
+%% MongooseIM passes measurements to handler modules (prometheus, exometer,
+%% log); the test host has one built-in handler instead, the recorder that
+%% `instrument_helper' turns on for the events a test declares. `execute/3' is
+%% one ETS lookup, plus one insert while the event is recorded, so it stays
+%% cheap enough for benchmarks. Probes (`probe' in the config) are accepted
+%% but never run.
+-module(mongoose_instrument).
+
+-behaviour(gen_server).
+
+%% MongooseIM's API
+-export([start_link/0, persist/0,
+         set_up/1, set_up/3, tear_down/1, tear_down/2,
+         span/4, span/5, span/6, execute/3]).
+
+%% Recording, for instrument_helper only (test host extension)
+-export([start_recording/1, stop_recording/0, recorded/2, recorded_since/3,
+         recorded_keys/0, timestamp/0]).
+
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-include_lib("kernel/include/logger.hrl").
+
+-type event_name() :: atom().
+-type labels() :: #{host_type => mongooseim:host_type(),
+                    pool_tag => atom(),
+                    pool_type => atom(),
+                    atom() => term()}.
+-type label_key() :: atom().
+-type label_value() :: term().
+-type metric_name() :: atom().
+-type metric_type() :: gauge | counter | spiral | histogram.
+-type metrics() :: #{metric_name() => metric_type()}.
+-type measurements() :: #{atom() => term()}.
+-type probe_config() :: #{module := module(), interval => pos_integer(), extra => map()}.
+-type config() :: #{metrics => metrics(), loglevel => logger:level(),
+                    probe => probe_config()}.
+-type spec() :: {event_name(), labels(), config()}.
+-type execution_time() :: integer().
+-type measure_fun(Result) :: fun((execution_time(), Result) -> measurements()).
+
+-export_type([event_name/0, labels/0, label_key/0, label_value/0, config/0,
+              measurements/0, spec/0, metrics/0, metric_name/0, metric_type/0,
+              probe_config/0]).
+
+%% {{EventName, Labels}, Config, Recorded :: boolean()}
+-define(REGISTRY, mongoose_instrument_registry).
+%% ordered_set of {{{EventName, Labels}, Seq}, Measurements, Timestamp}
+-define(RECORDED, mongoose_instrument_recorded).
+
+-type state() :: #{declared := [{event_name(), labels()}] | off}.
+
+%%--------------------------------------------------------------------
+%% API
+%%--------------------------------------------------------------------
+
+-spec start_link() -> gen_server:start_ret().
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc A no-op here: lookups always read the shared ETS table.
+-spec persist() -> ok.
+persist() ->
+    ok.
+
+-spec set_up([spec()]) -> ok.
+set_up(Specs) ->
+    lists:foreach(fun({Event, Labels, Config}) -> set_up(Event, Labels, Config) end, Specs).
+
+-spec tear_down([spec()]) -> ok.
+tear_down(Specs) ->
+    lists:foreach(fun({Event, Labels, _Config}) -> tear_down(Event, Labels) end, Specs).
+
+%% @doc Declares an event; fails if it is declared already, if its label keys
+%% differ from those of the same event with other labels, or if a probe has
+%% non-gauge metrics.
+-spec set_up(event_name(), labels(), config()) -> ok.
+set_up(Event, Labels, Config) when is_atom(Event), is_map(Labels), is_map(Config) ->
+    case gen_server:call(?MODULE, {set_up, Event, Labels, Config}) of
+        ok -> ok;
+        {error, ErrorMap} -> error(ErrorMap)
+    end.
+
+%% @doc Idempotent.
+-spec tear_down(event_name(), labels()) -> ok.
+tear_down(Event, Labels) ->
+    gen_server:call(?MODULE, {tear_down, Event, Labels}).
+
+-spec span(event_name(), labels(), fun(() -> Result), measure_fun(Result)) -> Result.
+span(Event, Labels, F, MeasureF) ->
+    span(Event, Labels, F, [], MeasureF).
+
+%% @doc Runs `F(Args...)', timing it in microseconds, and emits
+%% `MeasureF(Time, Result)'. Fails before running F if the event is unknown.
+-spec span(event_name(), labels(), fun((...) -> Result), list(), measure_fun(Result)) -> Result.
+span(Event, Labels, F, Args, MeasureF) ->
+    Recorded = lookup(Event, Labels),
+    {Time, Result} = timer:tc(F, Args),
+    emit(Event, Labels, MeasureF(Time, Result), Recorded),
+    Result.
+
+-spec span(event_name(), labels(), module(), atom(), list(), measure_fun(Result)) -> Result.
+span(Event, Labels, Mod, F, Args, MeasureF) ->
+    Recorded = lookup(Event, Labels),
+    {Time, Result} = timer:tc(Mod, F, Args),
+    emit(Event, Labels, MeasureF(Time, Result), Recorded),
+    Result.
+
+-spec execute(event_name(), labels(), measurements()) -> ok.
+execute(Event, Labels, Measurements) ->
+    emit(Event, Labels, Measurements, lookup(Event, Labels)).
+
+%%--------------------------------------------------------------------
+%% Recording (test host extension, used by instrument_helper)
+%%--------------------------------------------------------------------
+
+%% @doc Records every later emission of the listed events (declared now or
+%% later), dropping what was recorded before.
+-spec start_recording([{event_name(), labels()}]) -> ok.
+start_recording(Declared) when is_list(Declared) ->
+    gen_server:call(?MODULE, {start_recording, Declared}).
+
+-spec stop_recording() -> ok.
+stop_recording() ->
+    gen_server:call(?MODULE, stop_recording).
+
+%% @doc Recorded measurements of an event, oldest first.
+-spec recorded(event_name(), labels()) -> [measurements()].
+recorded(Event, Labels) ->
+    select([{{{{Event, Labels}, '_'}, '$1', '_'}, [], ['$1']}]).
+
+%% @doc Like recorded/2, for emissions at or after `timestamp()' value `Since'.
+-spec recorded_since(event_name(), labels(), integer()) -> [measurements()].
+recorded_since(Event, Labels, Since) ->
+    select([{{{{Event, Labels}, '_'}, '$1', '$2'}, [{'>=', '$2', Since}], ['$1']}]).
+
+%% @doc The `{Event, Labels}' keys with at least one recorded emission.
+-spec recorded_keys() -> [{event_name(), labels()}].
+recorded_keys() ->
+    lists:usort(select([{{{'$1', '_'}, '_', '_'}, [], ['$1']}])).
+
+-spec timestamp() -> integer().
+timestamp() ->
+    erlang:monotonic_time().
+
+%%--------------------------------------------------------------------
+%% gen_server callbacks
+%%--------------------------------------------------------------------
+
+-spec init([]) -> {ok, state()}.
+init([]) ->
+    ets:new(?REGISTRY, [named_table, protected, {read_concurrency, true}]),
+    {ok, #{declared => off}}.
+
+-spec handle_call(term(), gen_server:from(), state()) -> {reply, term(), state()}.
+handle_call({set_up, Event, Labels, Config}, _From, #{declared := Declared} = State) ->
+    case check_set_up(Event, Labels, Config) of
+        ok ->
+            ets:insert(?REGISTRY, {{Event, Labels}, Config, is_declared(Event, Labels, Declared)}),
+            {reply, ok, State};
+        {error, _} = Error ->
+            {reply, Error, State}
+    end;
+handle_call({tear_down, Event, Labels}, _From, State) ->
+    ets:delete(?REGISTRY, {Event, Labels}),
+    {reply, ok, State};
+handle_call({start_recording, Declared}, _From, State) ->
+    reset_recorded_table(),
+    set_recorded_flags(Declared),
+    {reply, ok, State#{declared := Declared}};
+handle_call(stop_recording, _From, State) ->
+    set_recorded_flags(off),
+    delete_recorded_table(),
+    {reply, ok, State#{declared := off}};
+handle_call(Request, From, State) ->
+    ?LOG_WARNING(#{what => unexpected_call, msg => Request, call_from => From}),
+    {reply, {error, #{what => unexpected_call, request => Request}}, State}.
+
+-spec handle_cast(term(), state()) -> {noreply, state()}.
+handle_cast(Msg, State) ->
+    ?LOG_WARNING(#{what => unexpected_cast, msg => Msg}),
+    {noreply, State}.
+
+-spec handle_info(term(), state()) -> {noreply, state()}.
+handle_info(Info, State) ->
+    ?LOG_WARNING(#{what => unexpected_info, msg => Info}),
+    {noreply, State}.
+
+-spec terminate(term(), state()) -> ok.
+terminate(_Reason, _State) ->
+    ok.
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+%% The hot path: one lookup in the registry.
+-spec lookup(event_name(), labels()) -> boolean().
+lookup(Event, Labels) ->
+    try ets:lookup_element(?REGISTRY, {Event, Labels}, 3) of
+        Recorded -> Recorded
+    catch
+        error:badarg ->
+            error(#{what => event_not_registered, event_name => Event, labels => Labels})
+    end.
+
+-spec emit(event_name(), labels(), measurements(), boolean()) -> ok.
+emit(_Event, _Labels, _Measurements, false) ->
+    ok;
+emit(Event, Labels, Measurements, true) ->
+    Key = {{Event, Labels}, erlang:unique_integer([monotonic])},
+    %% the table may be gone if recording stopped since the lookup
+    try ets:insert(?RECORDED, {Key, Measurements, timestamp()}) of
+        true -> ok
+    catch
+        error:badarg -> ok
+    end.
+
+-spec check_set_up(event_name(), labels(), config()) -> ok | {error, map()}.
+check_set_up(Event, Labels, Config) ->
+    Existing = ets:match(?REGISTRY, {{Event, '$1'}, '_', '_'}),
+    LabelKeys = lists:sort(maps:keys(Labels)),
+    case {lists:member([Labels], Existing), Existing} of
+        {true, _} ->
+            {error, #{what => event_already_registered, event_name => Event, labels => Labels}};
+        {false, [[Other] | _]} ->
+            case lists:sort(maps:keys(Other)) of
+                LabelKeys -> check_probe_metrics(Event, Labels, Config);
+                OtherKeys -> {error, #{what => inconsistent_labels, event_name => Event,
+                                       labels => Labels, existing_label_keys => OtherKeys}}
+            end;
+        {false, []} ->
+            check_probe_metrics(Event, Labels, Config)
+    end.
+
+-spec check_probe_metrics(event_name(), labels(), config()) -> ok | {error, map()}.
+check_probe_metrics(Event, Labels, #{probe := _, metrics := Metrics}) ->
+    case maps:filter(fun(_Name, Type) -> Type =/= gauge end, Metrics) of
+        Improper when map_size(Improper) =:= 0 ->
+            ok;
+        Improper ->
+            {error, #{what => non_gauge_metrics_in_probe, event_name => Event,
+                      labels => Labels, improper_metrics => Improper}}
+    end;
+check_probe_metrics(_Event, _Labels, _Config) ->
+    ok.
+
+-spec is_declared(event_name(), labels(), [{event_name(), labels()}] | off) -> boolean().
+is_declared(_Event, _Labels, off) ->
+    false;
+is_declared(Event, Labels, Declared) ->
+    lists:member({Event, Labels}, Declared).
+
+-spec set_recorded_flags([{event_name(), labels()}] | off) -> ok.
+set_recorded_flags(Declared) ->
+    lists:foreach(fun({{Event, Labels} = Key, _Config, _}) ->
+                          ets:update_element(?REGISTRY, Key,
+                                             {3, is_declared(Event, Labels, Declared)})
+                  end, ets:tab2list(?REGISTRY)).
+
+-spec reset_recorded_table() -> ok.
+reset_recorded_table() ->
+    delete_recorded_table(),
+    ets:new(?RECORDED, [named_table, public, ordered_set, {write_concurrency, true}]),
+    ok.
+
+-spec delete_recorded_table() -> ok.
+delete_recorded_table() ->
+    case ets:whereis(?RECORDED) of
+        undefined -> ok;
+        _ -> ets:delete(?RECORDED), ok
+    end.
+
+-spec select(ets:match_spec()) -> [term()].
+select(MatchSpec) ->
+    case ets:whereis(?RECORDED) of
+        undefined -> [];
+        _ -> ets:select(?RECORDED, MatchSpec)
+    end.

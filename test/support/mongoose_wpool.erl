@@ -1,0 +1,247 @@
+%% @doc The test host's `mongoose_wpool': the configured outgoing pools,
+%% registered the way MongooseIM registers them, without its workers.
+%%
+%% Our product runs its own pools (in Rust) from the `outgoing_pools' config,
+%% so here a pool is a record in the `mongoose_wpool' ETS table plus an idle
+%% placeholder process under ejabberd_sup standing for the pool supervisor
+%% (`start' returns `{ok, Pid}' as MongooseIM does). Pools with scope
+%% `host_type' are expanded per host type; lookups fall back from a host type
+%% to `global'. Each pool's instrumentation is set up as in MongooseIM: the
+%% type's callback module `mongoose_wpool_<Type>:instrumentation/2' when it
+%% exists, plus the queue-length probe event.
+-module(mongoose_wpool).
+
+-export([ensure_started/0,
+         start_configured_pools/0, start_configured_pools/1, start_configured_pools/2,
+         start/2, start/3, start/4, start/5,
+         stop/0, stop/1, stop/2, stop/3,
+         get_pool_settings/3, get_pools/0, is_configured/1, make_pool_name/3,
+         expand_pools/3, instrumentation/3]).
+%% placeholder process entry points
+-export([start_placeholder/1, placeholder_init/1]).
+
+-include_lib("kernel/include/logger.hrl").
+
+-record(mongoose_wpool, {name :: pool_name(),
+                         atom_name :: proc_name(),
+                         strategy :: atom() | fun(),
+                         call_timeout :: pos_integer()}).
+
+-type pool_type() :: redis | http | rdbms | cassandra | elastic | generic | rabbit | ldap.
+-type scope() :: global | host_type | mongooseim:host_type().
+-type tag() :: atom().
+-type proc_name() :: atom().
+-type pool_name() :: {pool_type(), mongooseim:host_type_or_global(), tag()}.
+-type pool_opts() :: [{atom(), term()}].
+-type conn_opts() :: map().
+-type pool_map_in() :: #{type := pool_type(), scope := scope(), tag := tag(),
+                         opts := map(), conn_opts := conn_opts()}.
+-type pool_map() :: #{type := pool_type(), host_type := mongooseim:host_type_or_global(),
+                      tag := tag(), opts := pool_opts(), conn_opts := conn_opts()}.
+-type start_result() :: {ok, pid()} | {error, term()}.
+
+-export_type([pool_type/0, tag/0, scope/0, proc_name/0, pool_name/0, pool_opts/0,
+              conn_opts/0]).
+
+%%--------------------------------------------------------------------
+%% Starting
+%%--------------------------------------------------------------------
+
+%% @doc Creates the pool table (inherited by ejabberd_sup).
+-spec ensure_started() -> ok.
+ensure_started() ->
+    ejabberd_sup:create_ets_table(?MODULE, [named_table, public, {read_concurrency, true},
+                                            {keypos, #mongoose_wpool.name}]).
+
+%% @doc Starts every pool of `outgoing_pools' (and of `{outgoing_pools,
+%% HostType}' if set) for all host types.
+-spec start_configured_pools() -> [start_result()].
+start_configured_pools() ->
+    start_configured_pools(mongoose_config:get_opt(outgoing_pools)).
+
+-spec start_configured_pools([pool_map_in()]) -> [start_result()].
+start_configured_pools(Pools) ->
+    start_configured_pools(Pools, all_host_types()).
+
+-spec start_configured_pools([pool_map_in()], [mongooseim:host_type()]) -> [start_result()].
+start_configured_pools(Pools, HostTypes) ->
+    PerHostType = lists:append([mongoose_config:get_opt({outgoing_pools, HT}, [])
+                                || HT <- HostTypes]),
+    [start(Pool) || Pool <- expand_pools(Pools, PerHostType, HostTypes)].
+
+-spec start(pool_map()) -> start_result().
+start(#{type := Type, host_type := HostType, tag := Tag, opts := Opts, conn_opts := ConnOpts}) ->
+    start(Type, HostType, Tag, Opts, ConnOpts).
+
+-spec start(pool_type(), pool_opts()) -> start_result().
+start(Type, Opts) ->
+    start(Type, global, Opts).
+
+-spec start(pool_type(), mongooseim:host_type_or_global(), pool_opts()) -> start_result().
+start(Type, HostType, Opts) ->
+    start(Type, HostType, default, Opts).
+
+-spec start(pool_type(), mongooseim:host_type_or_global(), tag(), pool_opts()) ->
+          start_result().
+start(Type, HostType, Tag, Opts) ->
+    start(Type, HostType, Tag, Opts, #{}).
+
+-spec start(pool_type(), mongooseim:host_type_or_global(), tag(), pool_opts(), conn_opts()) ->
+          start_result().
+start(Type, HostType, Tag, Opts, _ConnOpts) ->
+    ensure_started(),
+    Name = {Type, HostType, Tag},
+    AtomName = make_pool_name(Type, HostType, Tag),
+    mongoose_instrument:set_up(instrumentation(Type, HostType, Tag)),
+    Spec = #{id => {?MODULE, Name}, start => {?MODULE, start_placeholder, [AtomName]},
+             restart => temporary, shutdown => 5000, type => worker, modules => [?MODULE]},
+    case supervisor:start_child(ejabberd_sup, Spec) of
+        {ok, Pid} ->
+            ets:insert(?MODULE, #mongoose_wpool{
+                                   name = Name, atom_name = AtomName,
+                                   strategy = proplists:get_value(strategy, Opts, best_worker),
+                                   call_timeout = proplists:get_value(call_timeout, Opts, 5000)}),
+            {ok, Pid};
+        Error ->
+            mongoose_instrument:tear_down(instrumentation(Type, HostType, Tag)),
+            Error
+    end.
+
+%%--------------------------------------------------------------------
+%% Stopping
+%%--------------------------------------------------------------------
+
+-spec stop() -> [ok].
+stop() ->
+    [stop(Type, HostType, Tag) || {Type, HostType, Tag} <- get_pools()].
+
+-spec stop(pool_type()) -> ok.
+stop(Type) ->
+    stop(Type, global).
+
+-spec stop(pool_type(), mongooseim:host_type_or_global()) -> ok.
+stop(Type, HostType) ->
+    stop(Type, HostType, default).
+
+-spec stop(pool_type(), mongooseim:host_type_or_global(), tag()) -> ok.
+stop(Type, HostType, Tag) ->
+    Name = {Type, HostType, Tag},
+    try
+        ets:delete(?MODULE, Name),
+        ejabberd_sup:stop_child({?MODULE, Name}),
+        mongoose_instrument:tear_down(instrumentation(Type, HostType, Tag))
+    catch
+        Class:Reason:Stacktrace ->
+            ?LOG_ERROR(#{what => pool_stop_failed, pool_type => Type, server => HostType,
+                         pool_tag => Tag, pool_key => Name, class => Class, reason => Reason,
+                         stacktrace => Stacktrace})
+    end.
+
+%%--------------------------------------------------------------------
+%% Lookups
+%%--------------------------------------------------------------------
+
+%% @doc The pool's record for the host type, else the global one, else
+%% `undefined'.
+-spec get_pool_settings(pool_type(), mongooseim:host_type_or_global(), tag()) ->
+          #mongoose_wpool{} | undefined.
+get_pool_settings(Type, HostType, Tag) ->
+    case lookup({Type, HostType, Tag}) of
+        [] when is_binary(HostType) -> get_pool_settings(Type, global, Tag);
+        [] -> undefined;
+        [Pool] -> Pool
+    end.
+
+-spec get_pools() -> [pool_name()].
+get_pools() ->
+    case ets:whereis(?MODULE) of
+        undefined -> [];
+        _ -> [Name || #mongoose_wpool{name = Name} <- ets:tab2list(?MODULE)]
+    end.
+
+-spec is_configured(pool_type()) -> boolean().
+is_configured(Type) ->
+    lists:any(fun(#{type := T}) -> T =:= Type end, mongoose_config:get_opt(outgoing_pools)).
+
+%% @doc MongooseIM's registered name of a pool: `mongoose_wpool$Type$Host$Tag'.
+-spec make_pool_name(pool_type(), scope(), tag()) -> proc_name().
+make_pool_name(Type, HostType, Tag) when is_atom(HostType) ->
+    make_pool_name(Type, atom_to_binary(HostType, utf8), Tag);
+make_pool_name(Type, HostType, Tag) when is_binary(HostType) ->
+    binary_to_atom(<<"mongoose_wpool$", (atom_to_binary(Type, utf8))/binary, $$,
+                     HostType/binary, $$, (atom_to_binary(Tag, utf8))/binary>>, utf8).
+
+%% @doc Pools with scope `host_type' become one per host type (unless a
+%% host-type specific pool of the same type and tag exists); `scope' becomes
+%% `host_type' and the options a key-value list.
+-spec expand_pools([pool_map_in()], [pool_map_in()], [mongooseim:host_type()]) -> [pool_map()].
+expand_pools(Pools, PerHostType, HostTypes) ->
+    Specific = [{Type, HT, Tag} || #{type := Type, scope := HT, tag := Tag} <- PerHostType],
+    Expanded = lists:flatmap(
+                 fun(#{type := Type, scope := host_type, tag := Tag} = Pool) ->
+                         [Pool#{scope := HT} || HT <- HostTypes,
+                                                not lists:member({Type, HT, Tag}, Specific)];
+                    (Pool) ->
+                         [Pool]
+                 end, Pools),
+    [prepare_pool_map(Pool) || Pool <- PerHostType ++ Expanded].
+
+%% @doc The instrumentation events of a pool.
+-spec instrumentation(pool_type(), mongooseim:host_type_or_global(), tag()) ->
+          [mongoose_instrument:spec()].
+instrumentation(Type, HostType, Tag) ->
+    Callback = list_to_atom("mongoose_wpool_" ++ atom_to_list(Type)),
+    _ = code:ensure_loaded(Callback),
+    FromCallback = case erlang:function_exported(Callback, instrumentation, 2) of
+                       true -> Callback:instrumentation(HostType, Tag);
+                       false -> []
+                   end,
+    FromCallback ++ default_instrumentation(Type, HostType, Tag).
+
+%%--------------------------------------------------------------------
+%% Placeholder process
+%%--------------------------------------------------------------------
+
+%% @doc An idle process registered under the pool's name, standing for the
+%% pool supervisor; it exits when ejabberd_sup stops it.
+-spec start_placeholder(proc_name()) -> {ok, pid()}.
+start_placeholder(AtomName) ->
+    proc_lib:start_link(?MODULE, placeholder_init, [AtomName]).
+
+-spec placeholder_init(proc_name()) -> no_return().
+placeholder_init(AtomName) ->
+    register(AtomName, self()),
+    proc_lib:init_ack({ok, self()}),
+    placeholder_loop().
+
+-spec placeholder_loop() -> no_return().
+placeholder_loop() ->
+    receive _ -> placeholder_loop() end.
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+-spec prepare_pool_map(pool_map_in()) -> pool_map().
+prepare_pool_map(#{scope := HostType, opts := Opts} = Pool) ->
+    (maps:remove(scope, Pool))#{host_type => HostType, opts => maps:to_list(Opts)}.
+
+-spec default_instrumentation(pool_type(), mongooseim:host_type_or_global(), tag()) ->
+          [mongoose_instrument:spec()].
+default_instrumentation(Type, global, Tag) ->
+    [{wpool_global_queue_lengths, #{pool_type => Type, pool_tag => Tag},
+      #{probe => #{module => ?MODULE}, metrics => #{total => gauge}}}];
+default_instrumentation(Type, HostType, Tag) ->
+    [{wpool_queue_lengths, #{host_type => HostType, pool_type => Type, pool_tag => Tag},
+      #{probe => #{module => ?MODULE}, metrics => #{total => gauge}}}].
+
+-spec lookup(pool_name()) -> [#mongoose_wpool{}].
+lookup(Name) ->
+    case ets:whereis(?MODULE) of
+        undefined -> [];
+        _ -> ets:lookup(?MODULE, Name)
+    end.
+
+-spec all_host_types() -> [mongooseim:host_type()].
+all_host_types() ->
+    mongoose_config:get_opt(hosts) ++ mongoose_config:get_opt(host_types).
