@@ -8,6 +8,9 @@
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
 
+%% logger handler capturing warnings for a test case
+-export([log/2]).
+
 -export([full_config_is_processed_as_mongooseim_does/1,
          minimal_config_gets_mongooseim_defaults/1,
          processed_options_are_read_through_mongoose_config/1]).
@@ -54,6 +57,15 @@
          tls_option_values_are_validated/1,
          server_name_indication_is_validated/1,
          server_only_tls_option_is_rejected/1]).
+-export([operator_config_loads_with_our_module_options/1,
+         misspelled_top_level_section_is_rejected/1,
+         keys_of_unemulated_sections_are_checked/1,
+         mongooseim_module_is_accepted_but_not_started/1,
+         other_pool_types_get_generic_options/1,
+         general_backends_need_their_internal_database/1,
+         routing_modules_are_checked_and_left_out/1,
+         shapers_are_processed/1,
+         acl_and_access_are_processed_per_host_type/1]).
 -export([toml_syntax_error_is_a_config_error/1,
          missing_file_is_a_config_error/1,
          non_toml_file_is_a_config_error/1,
@@ -67,7 +79,7 @@
 
 all() ->
     [{group, full}, {group, general}, {group, modules}, {group, pools},
-     {group, tls}, {group, errors}].
+     {group, tls}, {group, mongooseim_sections}, {group, errors}].
 
 groups() ->
     [{full, [parallel], [full_config_is_processed_as_mongooseim_does,
@@ -116,6 +128,16 @@ groups() ->
                         tls_option_values_are_validated,
                         server_name_indication_is_validated,
                         server_only_tls_option_is_rejected]},
+     {mongooseim_sections, [parallel],
+      [operator_config_loads_with_our_module_options,
+       misspelled_top_level_section_is_rejected,
+       keys_of_unemulated_sections_are_checked,
+       mongooseim_module_is_accepted_but_not_started,
+       other_pool_types_get_generic_options,
+       general_backends_need_their_internal_database,
+       routing_modules_are_checked_and_left_out,
+       shapers_are_processed,
+       acl_and_access_are_processed_per_host_type]},
      {errors, [parallel], [toml_syntax_error_is_a_config_error,
                            missing_file_is_a_config_error,
                            non_toml_file_is_a_config_error,
@@ -214,6 +236,9 @@ full_config_is_processed_as_mongooseim_does(Config) ->
     Expected = [{default_server_domain, <<"localhost">>},
                 {hide_service_name, false},
                 {host_types, [<<"dyn">>]},
+                {sm_backend, mnesia},
+                {component_backend, mnesia},
+                {s2s_backend, mnesia},
                 {hosts, [<<"localhost">>, <<"example.com">>]},
                 {internal_databases, #{mnesia => #{}}},
                 {language, <<"pl">>},
@@ -233,6 +258,9 @@ minimal_config_gets_mongooseim_defaults(Config) ->
     Expected = [{default_server_domain, <<"localhost">>},
                 {hide_service_name, false},
                 {host_types, []},
+                {sm_backend, mnesia},
+                {component_backend, mnesia},
+                {s2s_backend, mnesia},
                 {hosts, [<<"localhost">>]},
                 {internal_databases, #{mnesia => #{}}},
                 {language, <<"en">>},
@@ -300,8 +328,12 @@ general_section_is_required(Config) ->
 unknown_general_option_is_rejected(Config) ->
     ?assertMatch(#{toml_path := "general", reason := unexpected_key, key := <<"loglvl">>},
                  the_error(Config, [general(), "loglvl = \"debug\"\n"])),
-    ?assertMatch(#{toml_path := "", reason := unexpected_key, key := <<"listen">>},
-                 the_error(Config, [general(), "[listen.c2s]\n"])).
+    ?assertMatch(#{toml_path := "general", reason := unexpected_key, key := <<"sm_backnd">>},
+                 the_error(Config, [general(), "sm_backnd = \"mnesia\"\n"])),
+    %% removed from MongooseIM in 6.2
+    ?assertMatch(#{toml_path := "general", reason := unexpected_key,
+                   key := <<"mongooseimctl_access_commands">>},
+                 the_error(Config, [general(), "mongooseimctl_access_commands = {}\n"])).
 
 general_option_with_wrong_type_is_rejected(Config) ->
     ?assertMatch(#{toml_path := "general.language", reason := wrong_type, expected := binary},
@@ -652,6 +684,210 @@ server_only_tls_option_is_rejected(Config) ->
                  tls_error(Config, ["dhfile = '", CA, "'"])).
 
 %%====================================================================
+%% MongooseIM's sections that our product does not use
+%%====================================================================
+
+operator_config_loads_with_our_module_options(Config) ->
+    Path = filename:join(?config(data_dir, Config), "operator_mongooseim.toml"),
+    {Opts, Warnings} = with_warnings(fun() -> mongoose_config_parser:parse_file(Path) end),
+    Handlers = [#{pool_name => push_gateway, path => <<"events">>,
+                  callback_module => mod_event_pusher_http_defaults}],
+    ?assertEqual(#{mod_event_pusher => #{http => #{handlers => Handlers}},
+                   mod_event_pusher_http => #{handlers => Handlers}},
+                 opt({modules, <<"chat.example.org">>}, Opts)),
+    %% host_config's modules replace the global ones; mod_disco is not started
+    ?assertEqual(#{}, opt({modules, <<"example.net">>}, Opts)),
+    ?assertEqual(lists:sort([{mod_disco, global}, {mod_roster, global}, {mod_presence, global},
+                             {mod_disco, <<"example.net">>}]),
+                 lists:sort([{M, HT} || #{module := M, host_type := HT} <- Warnings])),
+    ?assertMatch([#{type := http, tag := push_gateway, opts := #{workers := 4},
+                    conn_opts := #{host := "http://127.0.0.1:9090"}},
+                  #{type := rdbms, tag := default, scope := global,
+                    opts := #{workers := 8, call_timeout := 60000},
+                    conn_opts := #{driver := <<"pgsql">>, tls := #{required := true}}}],
+                 opt(outgoing_pools, Opts)),
+    ?assertEqual([<<"chat.example.org">>, <<"example.net">>], opt(hosts, Opts)),
+    ?assertEqual(notice, opt(loglevel, Opts)),
+    ?assertEqual({cets, cets, mnesia},
+                 {opt(sm_backend, Opts), opt(component_backend, Opts), opt(s2s_backend, Opts)}),
+    ?assertEqual(#{mnesia => #{}, cets => #{backend => rdbms, cluster_name => chat}},
+                 opt(internal_databases, Opts)),
+    ?assertEqual(#{normal => #{max_rate => 4096}, fast => #{max_rate => 65536}},
+                 opt(shaper, Opts)),
+    ?assertMatch(#{local := [#{match := current_domain}],
+                   admin := [#{user := <<"admin">>, server := <<"chat.example.org">>}]},
+                 opt({acl, <<"example.net">>}, Opts)),
+    ?assertEqual(#{c2s => [#{acl => all, value => allow}]},
+                 opt({access, <<"example.net">>}, Opts)),
+    ?assertMatch(#{c2s := [#{acl := blocked, value := deny}, _],
+                   max_user_sessions := [#{acl := all, value := 5}]},
+                 opt({access, <<"chat.example.org">>}, Opts)),
+    %% accepted with light checks, not kept
+    Unkept = [listen, auth, services, instrumentation, s2s, routing_modules],
+    ?assertEqual([], [K || {K, _} <- Opts,
+                           lists:member(K, Unkept) orelse
+                               (is_tuple(K) andalso lists:member(element(1, K), Unkept))]).
+
+misspelled_top_level_section_is_rejected(Config) ->
+    ?assertMatch(#{toml_path := "", reason := unexpected_key, key := <<"acess">>},
+                 the_error(Config, [general(), "[acess]\nc2s = []\n"])),
+    ?assertMatch(#{toml_path := "", reason := unexpected_key, key := <<"listener">>},
+                 the_error(Config, [general(), "[[listener.c2s]]\nport = 5222\n"])),
+    %% a global-only section is not allowed in host_config
+    ?assertMatch(#{toml_path := "host_config", reason := unexpected_key, key := <<"listen">>},
+                 the_error(Config, [general(), host_config("localhost",
+                                                           "[[host_config.listen.c2s]]\n"
+                                                           "port = 5222")])).
+
+keys_of_unemulated_sections_are_checked(Config) ->
+    Error = fun(Toml) -> path_and_reason(the_error(Config, [general(), Toml])) end,
+    ?assertEqual({"listen", unexpected_key}, Error("[[listen.c2ss]]\nport = 5222\n")),
+    ?assertEqual({"listen.c2s", wrong_node_type}, Error("[listen.c2s]\nport = 5222\n")),
+    ?assertEqual({"listen.c2s", missing_mandatory_keys}, Error("[[listen.c2s]]\nshaper = \"x\"\n")),
+    ?assertEqual({"auth", unexpected_key}, Error("[auth.ldapp]\n")),
+    ?assertEqual({"auth.methods", validate_enum_failed}, Error("[auth]\nmethods = [\"nis\"]\n")),
+    %% removed from MongooseIM in 6.2
+    ?assertEqual({"services", unexpected_key}, Error("[services.service_admin_extra]\n")),
+    ?assertEqual({"instrumentation", unexpected_key}, Error("[instrumentation.graphite]\n")),
+    ?assertEqual({"instrumentation.probe_interval", function_clause},
+                 Error("[instrumentation]\nprobe_interval = 0\n")),
+    ?assertEqual({"s2s.default_policy", validate_enum_failed},
+                 Error("[s2s]\ndefault_policy = \"maybe\"\n")),
+    ?assertEqual({"s2s", unexpected_key}, Error("[s2s.incoming]\n")),
+    %% below those keys, values are not checked
+    Opts = parse(Config, [general(), "[[listen.c2s]]\nport = 5222\nanything = {a = 1}\n"
+                                     "[auth.rdbms]\nwhatever = true\n"
+                                     "[s2s.outgoing]\nport = \"not checked\"\n"]),
+    ?assertEqual(false, lists:keymember(listen, 1, Opts)).
+
+mongooseim_module_is_accepted_but_not_started(Config) ->
+    Toml = ["[general]\nhosts = [\"a\", \"b\"]\ndefault_server_domain = \"a\"\n",
+            "[modules.mod_mam]\nbackend = \"rdbms\"\npm.archive_groupchats = false\n",
+            dummy_module("name = \"n\""),
+            host_config("b", "[host_config.modules.mod_roster]\nversioning = true")],
+    {Opts, Warnings} = with_warnings(fun() -> parse(Config, Toml) end),
+    ?assertEqual([mod_config_dummy], maps:keys(opt({modules, <<"a">>}, Opts))),
+    ?assertEqual(#{}, opt({modules, <<"b">>}, Opts)),
+    ?assertMatch([#{what := module_not_emulated, module := mod_mam, host_type := global},
+                  #{what := module_not_emulated, module := mod_roster, host_type := <<"b">>}],
+                 lists:sort(Warnings)),
+    %% its options are not logged (they may hold credentials)
+    ?assertEqual([], [W || W <- Warnings, maps:is_key(opts, W)]),
+    %% names that are neither loadable nor MongooseIM's are still rejected
+    ?assertMatch(#{toml_path := "modules", reason := module_not_found, module := mod_mamm},
+                 the_error(Config, [general(), "[modules.mod_mamm]\n"])),
+    ?assertMatch(#{toml_path := "modules.mod_mam", reason := wrong_node_type},
+                 the_error(Config, [general(), "[modules]\nmod_mam = 1\n"])).
+
+other_pool_types_get_generic_options(Config) ->
+    Pools = pools(Config, ["[outgoing_pools.cassandra.default]\n",
+                           "[outgoing_pools.elastic.default]\n",
+                           "[outgoing_pools.ldap.default]\nconnection.servers = [\"ldap\"]\n",
+                           "[outgoing_pools.rdbms.default]\nscope = \"host_type\"\n"
+                           "max_worker_queue_len = 10\n"
+                           "connection = {driver = \"mysql\", port = 3306, tls.required = true}\n",
+                           "[outgoing_pools.redis.global_distrib]\n"
+                           "strategy = \"random_worker\"\n"]),
+    ?assertEqual([#{type => cassandra, scope => global, tag => default, conn_opts => #{},
+                    opts => #{workers => 20, strategy => best_worker, call_timeout => 5000}},
+                  #{type => elastic, scope => global, tag => default, conn_opts => #{},
+                    opts => default_wpool_opts()},
+                  #{type => ldap, scope => global, tag => default,
+                    conn_opts => #{servers => [<<"ldap">>]}, opts => default_wpool_opts()},
+                  #{type => rdbms, scope => host_type, tag => default,
+                    conn_opts => #{driver => <<"mysql">>, port => 3306,
+                                   tls => #{required => true}},
+                    opts => #{workers => 10, strategy => best_worker, call_timeout => 60000,
+                              max_worker_queue_len => 10}},
+                  #{type => redis, scope => global, tag => global_distrib, conn_opts => #{},
+                    opts => #{workers => 10, strategy => random_worker, call_timeout => 5000}}],
+                 Pools),
+    %% the generic options are validated
+    ?assertMatch(#{toml_path := "outgoing_pools.redis.default.workers"},
+                 the_error(Config, [general(), "[outgoing_pools.redis.default]\nworkers = 0\n"])),
+    ?assertMatch(#{toml_path := "outgoing_pools.rdbms.default",
+                   reason := invalid_worker_pool_strategy_option},
+                 the_error(Config, [general(), "[outgoing_pools.rdbms.default]\n"
+                                               "strategy = \"next_worker\"\n"
+                                               "max_worker_queue_len = 1\n"])),
+    %% a pool of host_config belongs to its host type
+    Opts = parse(Config, [general(), host_config("localhost",
+                                                 "[host_config.outgoing_pools.redis.default]")]),
+    ?assertMatch([#{type := redis, scope := <<"localhost">>}],
+                 opt({outgoing_pools, <<"localhost">>}, Opts)).
+
+general_backends_need_their_internal_database(Config) ->
+    Opts = parse(Config, [general(), "sm_backend = \"cets\"\ncomponent_backend = \"cets\"\n"
+                                     "s2s_backend = \"cets\"\n[internal_databases.cets]\n"]),
+    ?assertEqual([cets, cets, cets],
+                 [opt(K, Opts) || K <- [sm_backend, component_backend, s2s_backend]]),
+    ?assertEqual(redis, opt(sm_backend, parse(Config, [general(), "sm_backend = \"redis\"\n"]))),
+    ?assertMatch([#{what := backend_requires_internal_database,
+                    missing := [#{option := sm_backend, backend := cets}]}],
+                 errors(Config, [general(), "sm_backend = \"cets\"\n"])),
+    %% with only cets configured, the mnesia defaults lack their database
+    ?assertMatch([#{what := backend_requires_internal_database,
+                    missing := [_, _, _]}],
+                 errors(Config, [general(), "[internal_databases.cets]\n"])),
+    ?assertMatch(#{toml_path := "general.s2s_backend", reason := validate_enum_failed},
+                 the_error(Config, [general(), "s2s_backend = \"redis\"\n"])).
+
+routing_modules_are_checked_and_left_out(Config) ->
+    Opts = parse(Config, [general(), "routing_modules = [\"mongoose_router_global\"]\n"]),
+    ?assertEqual(false, lists:keymember(routing_modules, 1, Opts)),
+    ?assertMatch(#{toml_path := "general.routing_modules", reason := wrong_node_type},
+                 the_error(Config, [general(), "routing_modules = \"mongoose_router_global\"\n"])),
+    ?assertMatch(#{toml_path := "general.routing_modules"},
+                 the_error(Config, [general(), "routing_modules = [\"\"]\n"])).
+
+shapers_are_processed(Config) ->
+    ?assertEqual(#{normal => #{max_rate => 1000}},
+                 opt(shaper, parse(Config, [general(), "[shaper.normal]\nmax_rate = 1000\n"]))),
+    ?assertEqual(false, lists:keymember(shaper, 1, parse(Config, general()))),
+    ?assertEqual({"shaper.normal", missing_mandatory_keys},
+                 path_and_reason(the_error(Config, [general(), "[shaper.normal]\n"]))),
+    ?assertEqual({"shaper.normal.max_rate", function_clause},
+                 path_and_reason(the_error(Config, [general(),
+                                                    "[shaper.normal]\nmax_rate = 0\n"]))),
+    ?assertMatch(#{toml_path := "shaper.normal", reason := unexpected_key, key := <<"rate">>},
+                 the_error(Config, [general(), "[shaper.normal]\nmax_rate = 1\nrate = 1\n"])),
+    ?assertMatch(#{toml_path := "host_config", reason := unexpected_key, key := <<"shaper">>},
+                 the_error(Config, [general(), host_config("localhost",
+                                                           "shaper.normal.max_rate = 1")])).
+
+acl_and_access_are_processed_per_host_type(Config) ->
+    Opts = parse(Config, ["[general]\nhosts = [\"a\", \"b\"]\ndefault_server_domain = \"a\"\n",
+                          "[acl]\nadmin = [{user = \"Alice\", match = \"all\"}, "
+                          "{server_glob = \"*.example.com\"}]\n",
+                          "[access]\nmax_user_sessions = [{acl = \"all\", value = 10}]\n"
+                          "register = [{acl = \"all\", value = \"deny\"}]\n",
+                          host_config("b", "access.register = [{acl = \"admin\", "
+                                           "value = \"allow\"}]")]),
+    Admin = [#{match => all, user => <<"alice">>},
+             #{match => current_domain, server_glob => <<"*.example.com">>}],
+    ?assertEqual(#{admin => Admin}, opt({acl, <<"a">>}, Opts)),
+    ?assertEqual(#{admin => Admin}, opt({acl, <<"b">>}, Opts)),
+    ?assertEqual(#{max_user_sessions => [#{acl => all, value => 10}],
+                   register => [#{acl => all, value => deny}]},
+                 opt({access, <<"a">>}, Opts)),
+    %% host_config replaces the whole section for its host type
+    ?assertEqual(#{register => [#{acl => admin, value => allow}]},
+                 opt({access, <<"b">>}, Opts)),
+    ?assertEqual({"acl.admin.match", validate_enum_failed},
+                 path_and_reason(the_error(Config, [general(),
+                                                    "[acl]\nadmin = [{match = \"some\"}]\n"]))),
+    ?assertEqual({"acl.admin", unexpected_key},
+                 path_and_reason(the_error(Config, [general(),
+                                                    "[acl]\nadmin = [{usr = \"x\"}]\n"]))),
+    ?assertEqual({"access.c2s", missing_mandatory_keys},
+                 path_and_reason(the_error(Config, [general(),
+                                                    "[access]\nc2s = [{acl = \"all\"}]\n"]))),
+    ?assertEqual({"access.c2s.value", wrong_type},
+                 path_and_reason(the_error(Config, [general(),
+                                                    "[access]\nc2s = [{acl = \"all\", "
+                                                    "value = 1.5}]\n"]))).
+
+%%====================================================================
 %% Errors
 %%====================================================================
 
@@ -701,7 +937,15 @@ secrets_are_not_in_errors(Config) ->
                           "tls.password = \"s3cret\"\ntls.verify_mode = \"x\"\n"]],
     [?assertMatch(#{toml_path := "outgoing_pools.rabbit.event_pusher.connection" ++ _}, E)
      || E <- Errors],
-    Text = lists:flatten(io_lib:format("~p", [Errors])),
+    %% secrets of MongooseIM's other sections
+    OtherErrors = [the_error(Config, [general(), Toml])
+                   || Toml <- ["[s2s]\nshared = 735323\n",
+                               "[s2s]\nshared = \"s3cret\"\nincoming = 1\n",
+                               "[[listen.component]]\npassword = \"s3cret\"\n",
+                               "[auth.jwt]\nsecret.value = \"s3cret\"\n[auth.nis]\n"]],
+    ?assertEqual(["s2s.shared", "s2s", "listen.component", "auth"],
+                 [P || #{toml_path := P} <- OtherErrors]),
+    Text = lists:flatten(io_lib:format("~p", [Errors ++ OtherErrors])),
     ?assertEqual(nomatch, string:find(Text, "s3cret")),
     ?assertEqual(nomatch, string:find(Text, "735323")).
 
@@ -793,6 +1037,35 @@ the_error(Config, Toml) ->
         [Error] -> Error;
         Errors -> ct:fail({expected_one_error, Errors})
     end.
+
+path_and_reason(#{toml_path := Path, reason := Reason}) ->
+    {Path, Reason}.
+
+%% Fun's result and the reports it logged as warnings.
+with_warnings(Fun) ->
+    Id = list_to_atom("config_warnings_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = logger:add_handler(Id, ?MODULE, #{level => warning, config => #{test_pid => self()}}),
+    try Fun() of
+        Result -> {Result, received_warnings()}
+    after
+        logger:remove_handler(Id)
+    end.
+
+received_warnings() ->
+    receive
+        {config_warning, Report} -> [Report | received_warnings()]
+    after 0 ->
+            []
+    end.
+
+%% @doc logger handler callback: sends the test case its own warnings (test
+%% cases run in parallel; handlers run in the process that logs).
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(#{msg := {report, Report}, meta := #{pid := Pid}}, #{config := #{test_pid := Pid}}) ->
+    Pid ! {config_warning, Report},
+    ok;
+log(_Event, _HandlerConfig) ->
+    ok.
 
 opt(Key, Opts) ->
     case lists:keyfind(Key, 1, Opts) of

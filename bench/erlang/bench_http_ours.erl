@@ -34,6 +34,7 @@ main([PortStr]) ->
         _ = bench_http_lib:sink_reset(Port),
         Cpu0 = bench_http_lib:cpu_us(),
         Run = bench_http_lib:run_callers(Callers, PerCaller, fun new_acc/1, fun run_hook/1),
+        CpuCallers = bench_http_lib:cpu_us(),
         Waited = bench_http_lib:wait_for_sink(Port, Sent, ?SINK_DEADLINE_MS),
         Cpu1 = bench_http_lib:cpu_us(),
         {Counted, Bytes} = bench_http_lib:sink_count(Port),
@@ -44,8 +45,12 @@ main([PortStr]) ->
         Result = bench_http_lib:summarize(Sent, Run, End, Cpu1 - Cpu0),
         CallersSeconds = erlang:convert_time_unit(maps:get(done, Run) - maps:get(start, Run),
                                                   native, microsecond) / 1.0e6,
+        %% Where the CPU went: while the callers ran (hooks, NIF submits, and
+        %% whatever the pool did meanwhile), then until the sink had it all.
         bench_http_lib:report(a, Result#{sink_count => Counted, sink_bytes => Bytes,
-                                         callers_seconds => CallersSeconds}),
+                                         callers_seconds => CallersSeconds,
+                                         cpu_us_per_event_callers => (CpuCallers - Cpu0) / Sent,
+                                         cpu_us_per_event_drain => (Cpu1 - CpuCallers) / Sent}),
         shutdown()
     after
         file:delete(Toml)

@@ -98,6 +98,11 @@ handle_cast(Msg, State) ->
 handle_info({mongoose_event_pusher_nif, results, Results}, State) ->
     handle_results(Results, State),
     {noreply, State};
+handle_info({mongoose_event_pusher_nif, event, EventTag, Event}, State = #state{key = Key}) ->
+    %% Pool-level events (e.g. a broker connection opened or lost), tagged at
+    %% pool start with {Module, Ctx}.
+    handle_event(Key, EventTag, Event),
+    {noreply, State};
 handle_info({mongoose_event_pusher_nif, panic, Where}, State = #state{key = Key}) ->
     ?LOG_ERROR(#{what => event_pusher_pool_task_panicked, pool => Key, where => Where,
                  text => <<"A Rust task of the pool panicked and was restarted">>}),
@@ -170,3 +175,18 @@ handle_result(Key, {{Module, Ctx}, Outcome}) when is_atom(Module) ->
 handle_result(Key, {Tag, Outcome}) ->
     ?LOG_WARNING(#{what => event_pusher_pool_unknown_tag, pool => Key, tag => Tag,
                    outcome => Outcome}).
+
+-spec handle_event(key(), term(), term()) -> ok.
+handle_event(Key, {Module, Ctx}, Event) when is_atom(Module) ->
+    try
+        Module:handle_pool_event(Ctx, Event),
+        ok
+    catch
+        Class:Reason:Stacktrace ->
+            ?LOG_ERROR(#{what => event_pusher_pool_event_handler_failed, pool => Key,
+                         handler => Module, event => Event,
+                         class => Class, reason => Reason, stacktrace => Stacktrace})
+    end;
+handle_event(Key, EventTag, Event) ->
+    ?LOG_WARNING(#{what => event_pusher_pool_unknown_event_tag, pool => Key,
+                   tag => EventTag, event => Event}).

@@ -309,41 +309,6 @@ outgoing_pool_connection(<<"rabbit">>) ->
 outgoing_pool_connection(_Other) ->
     mongoose_config_spec_unemulated:pool_connection().
 
-%% path: shaper
-shaper() ->
-    MaxRate = #option{type = integer, validate = positive},
-    #section{items = #{default => #section{items = #{<<"max_rate">> => MaxRate},
-                                           required = all}},
-             validate_keys = non_empty,
-             wrap = global_config}.
-
-%% path: (host_config[].)acl
-acl() ->
-    #section{items = #{default => #list{items = acl_item()}},
-             wrap = host_config}.
-
-%% path: (host_config[].)acl.*[]
-acl_item() ->
-    Condition = #option{type = binary, process = fun ?MODULE:process_acl_condition/1},
-    Conditions = [<<"user">>, <<"server">>, <<"resource">>,
-                  <<"user_regexp">>, <<"server_regexp">>, <<"resource_regexp">>,
-                  <<"user_glob">>, <<"server_glob">>, <<"resource_glob">>],
-    Match = #option{type = atom,
-                    validate = {enum, [all, none, current_domain, any_hosted_domain]}},
-    #section{items = maps:from_list([{<<"match">>, Match} | [{C, Condition} || C <- Conditions]]),
-             defaults = #{<<"match">> => current_domain}}.
-
-%% path: (host_config[].)access
-access() ->
-    #section{items = #{default => #list{items = access_rule_item()}},
-             wrap = host_config}.
-
-%% path: (host_config[].)access.*[]
-access_rule_item() ->
-    #section{items = #{<<"acl">> => #option{type = atom, validate = non_empty},
-                       <<"value">> => #option{type = int_or_atom}},
-             required = all}.
-
 %% path: (host_config[].)outgoing_pools.rabbit.*.connection.reconnect
 rabbit_reconnect() ->
     #section{items = #{<<"attempts">> => #option{type = integer, validate = non_negative},
@@ -406,12 +371,48 @@ server_name_indication() ->
                           <<"protocol">> => default},
              include = always}.
 
+%% path: shaper
+shaper() ->
+    MaxRate = #option{type = integer, validate = positive},
+    #section{items = #{default => #section{items = #{<<"max_rate">> => MaxRate},
+                                           required = all}},
+             validate_keys = non_empty,
+             wrap = global_config}.
+
+%% path: (host_config[].)acl
+acl() ->
+    #section{items = #{default => #list{items = acl_item()}},
+             wrap = host_config}.
+
+%% path: (host_config[].)acl.*[]
+acl_item() ->
+    Condition = #option{type = binary, process = fun ?MODULE:process_acl_condition/1},
+    Conditions = [<<"user">>, <<"server">>, <<"resource">>,
+                  <<"user_regexp">>, <<"server_regexp">>, <<"resource_regexp">>,
+                  <<"user_glob">>, <<"server_glob">>, <<"resource_glob">>],
+    Match = #option{type = atom,
+                    validate = {enum, [all, none, current_domain, any_hosted_domain]}},
+    #section{items = maps:from_list([{<<"match">>, Match} | [{C, Condition} || C <- Conditions]]),
+             defaults = #{<<"match">> => current_domain}}.
+
+%% path: (host_config[].)access
+access() ->
+    #section{items = #{default => #list{items = access_rule_item()}},
+             wrap = host_config}.
+
+%% path: (host_config[].)access.*[]
+access_rule_item() ->
+    #section{items = #{<<"acl">> => #option{type = atom, validate = non_empty},
+                       <<"value">> => #option{type = int_or_atom}},
+             required = all}.
+
 %% Process callbacks
 
 %% @doc With dynamic domains (any `host_types'), every module configured
 %% globally or for a host type must list `dynamic_domains' in its
-%% supported_features/0. (The test host has no `auth' section, so no
-%% auth methods are checked.)
+%% supported_features/0. (The test host does not process `auth', so no auth
+%% methods are checked; MongooseIM modules not loadable here are already left
+%% out.)
 -spec process_dynamic_domains([{mongoose_config:key(), term()}]) ->
           [{mongoose_config:key(), term()}].
 process_dynamic_domains(Items) ->

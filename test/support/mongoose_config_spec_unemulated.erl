@@ -46,8 +46,9 @@ listen() ->
 auth() ->
     Methods = [anonymous, dummy, external, http, internal, jwt, ldap, pki, rdbms],
     MethodSections = maps:from_list([{atom_to_binary(M, utf8), raw_table()} || M <- Methods]),
-    #section{items = MethodSections#{<<"methods">> => #list{items = #option{type = atom,
-                                                                            validate = {enum, Methods}}},
+    %% MongooseIM accepts a method whose ejabberd_auth_<Method> module exists
+    MethodNames = #list{items = #option{type = atom, validate = {enum, Methods}}},
+    #section{items = MethodSections#{<<"methods">> => MethodNames,
                                      <<"password">> => raw_table(),
                                      <<"sasl_external">> => raw_list(),
                                      <<"sasl_external_common_name">> => raw_table(),

@@ -8,6 +8,7 @@
 //! servers without a BEAM.
 
 pub mod http;
+pub mod json;
 pub mod report;
 pub mod retry;
 pub mod runtime;

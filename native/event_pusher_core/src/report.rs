@@ -34,6 +34,13 @@ pub enum Outcome {
         reason: Cow<'static, str>,
         elapsed_us: u64,
     },
+    /// A message was accepted by the server (an AMQP confirm, or written to
+    /// the channel with confirms off; an SNS publish that succeeded). The
+    /// payload goes back for MongooseIM's `payload`/`size` measurements.
+    Published {
+        elapsed_us: u64,
+        payload: bytes::Bytes,
+    },
     /// The job was given up.
     Dropped(DropReason),
 }
@@ -43,6 +50,9 @@ pub enum Outcome {
 pub enum DropReason {
     RetriesExhausted,
     Closed,
+    /// The bounded queue was full (counted when a backend drops queued work
+    /// itself, e.g. while a broker is unreachable).
+    Overloaded,
 }
 
 /// What a job's tag must be: it is cloned for every attempt outcome but the

@@ -11,6 +11,7 @@ rustler::atoms! {
     response,
     dropped,
     retries_exhausted,
+    published,
     panic,
     // config keys and values
     base_url,

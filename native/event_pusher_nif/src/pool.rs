@@ -1,9 +1,12 @@
 //! The pool resource Erlang holds: a core HTTP pool plus its owner, closed
 //! when the owner dies (monitor) or when the last reference is collected.
 
+use crate::atoms;
+use crate::pools::ManagedPool;
+use crate::sink::CloseNotice;
 use crate::sink::TagBlob;
 use event_pusher_core::http::HttpPool;
-use rustler::{Env, LocalPid, Monitor, Resource};
+use rustler::{Atom, Env, LocalPid, Monitor, Resource};
 use std::time::Duration;
 
 /// Drain granted to a pool whose owner died without closing it: results can
@@ -20,5 +23,46 @@ impl Resource for PoolResource {
     // Runs on a scheduler thread: `close` only signals the pool's dispatcher.
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
         self.pool.close(OWNER_GONE_DRAIN, |_| {});
+    }
+}
+
+impl ManagedPool for PoolResource {
+    fn stats(&self) -> Vec<(Atom, u64)> {
+        let s = self.pool.stats();
+        let keys = [
+            atoms::submitted(),
+            atoms::sent(),
+            atoms::rejected(),
+            atoms::failed_attempts(),
+            atoms::retried(),
+            atoms::dropped_overloaded(),
+            atoms::dropped_closed(),
+            atoms::dropped_retries_exhausted(),
+            atoms::queued(),
+            atoms::in_flight(),
+            atoms::panics(),
+        ];
+        let values = [
+            s.submitted,
+            s.sent,
+            s.rejected,
+            s.failed_attempts,
+            s.retried,
+            s.dropped_overloaded,
+            s.dropped_closed,
+            s.dropped_retries_exhausted,
+            s.queued,
+            s.in_flight,
+            s.panics,
+        ];
+        keys.into_iter().zip(values).collect()
+    }
+
+    fn close(&self, drain: Duration, notice: CloseNotice) {
+        self.pool.close(drain, move |report| notice.send(report));
+    }
+
+    fn owner(&self) -> LocalPid {
+        self.owner
     }
 }

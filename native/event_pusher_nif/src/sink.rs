@@ -79,6 +79,18 @@ fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
             (atoms::dropped(), atoms::retries_exhausted()).encode(env)
         }
         Outcome::Dropped(DropReason::Closed) => (atoms::dropped(), atoms::closed()).encode(env),
+        Outcome::Dropped(DropReason::Overloaded) => {
+            (atoms::dropped(), atoms::overloaded()).encode(env)
+        }
+        Outcome::Published {
+            elapsed_us,
+            payload,
+        } => {
+            let mut bin = rustler::NewBinary::new(env, payload.len());
+            bin.as_mut_slice().copy_from_slice(payload);
+            let bin: rustler::Binary = bin.into();
+            (atoms::published(), *elapsed_us, bin).encode(env)
+        }
     }
 }
 
