@@ -2,9 +2,13 @@
 """Turns the HTTP benchmark's RESULT lines into the markdown table.
 
 Usage: http_table.py RESULTS_FILE
+       http_table.py --readme README.md TABLE_FILE
 Each line `RESULT row=<a|b|c|d> key=value ...` is one row; rows that did not
-run are left out, ratios needing a missing row print as "n/a".
+run are left out, ratios needing a missing row print as "n/a". The second form
+puts TABLE_FILE (the first form's output with its heading) between the
+README's `<!-- PERFORMANCE ... -->` and `<!-- /PERFORMANCE -->` markers.
 """
+import re
 import sys
 
 LABELS = {
@@ -107,7 +111,28 @@ def yes(flag):
     return "yes" if flag else "NO"
 
 
+def update_readme(readme, table_file):
+    with open(table_file, encoding="utf-8") as f:
+        table = f.read().strip()
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    block = re.compile(r"(<!-- PERFORMANCE[^\n]*-->\n).*?(<!-- /PERFORMANCE -->)", re.S)
+    if not block.search(text):
+        sys.exit(f"{readme}: no <!-- PERFORMANCE --> ... <!-- /PERFORMANCE --> block")
+    body = (
+        f"\n{table}\n\n"
+        "Reproduce with `scripts/bench_http.sh`; how each row is measured: "
+        "[bench/README.md](bench/README.md).\n\n"
+    )
+    text = block.sub(lambda m: m.group(1) + body + m.group(2), text, count=1)
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) == 4 and sys.argv[1] == "--readme":
+        update_readme(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 2:
+        main(sys.argv[1])
+    else:
         sys.exit(__doc__)
-    main(sys.argv[1])

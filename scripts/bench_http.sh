@@ -8,12 +8,21 @@
 # only, and installs nothing (scripts/setup.sh, if present, is offered when a
 # tool is missing). Runs in well under 3 minutes once built.
 #
+# Usage: scripts/bench_http.sh [--readme]   (--readme also puts the table in
+# README.md's Performance section)
 # Knobs (environment): BENCH_EVENTS=100000 BENCH_CALLERS=100 BENCH_WORKERS=10
 #   SINK_THREADS=1 (the sink's tokio workers; 1 leaves the other core(s) to
-#   the client measured), WRK_SECONDS=5, ROWS="c b a d".
+#   the client measured), WRK_SECONDS=5, ROWS="c b a d"; ERL_FLAGS reaches
+#   every BEAM (e.g. "+sbwt none").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+UPDATE_README=0
+case "${1:-}" in
+    --readme) UPDATE_README=1 ;;
+    "") ;;
+    *) printf 'usage: %s [--readme]\n' "$0" >&2; exit 2 ;;
+esac
 
 export BENCH_EVENTS=${BENCH_EVENTS:-100000}
 export BENCH_CALLERS=${BENCH_CALLERS:-100}
@@ -150,8 +159,16 @@ for row in $ROWS; do
 done
 
 {
-    echo "HTTP benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $BENCH_EVENTS events, $BENCH_CALLERS callers, $BENCH_WORKERS workers/connections, sink with $SINK_THREADS thread(s), load average before: $LOAD_BEFORE"
+    CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+    echo "One run of \`scripts/bench_http.sh\`, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores" \
+         "($CPU_MODEL), all on 127.0.0.1: $BENCH_EVENTS events, $BENCH_CALLERS callers," \
+         "$BENCH_WORKERS workers/connections, sink with $SINK_THREADS thread(s);" \
+         "load average before the run: $LOAD_BEFORE."
     echo
     python3 bench/http_table.py "$RESULTS"
 } | tee "$OUT/table.md"
+if [ "$UPDATE_README" = 1 ]; then
+    python3 bench/http_table.py --readme README.md "$OUT/table.md"
+    say "README.md: Performance section updated"
+fi
 say "raw results: $OUT"

@@ -18,5 +18,5 @@ rebar3 as test compile
 # distribution: the node opens no port of its own.
 exec erl -noshell -noinput \
     -pa _build/test/lib/*/ebin \
-    -pa _build/test/extras/test/support \
+    -pa _build/test/extras/test \
     -run ep_demo main "$config"

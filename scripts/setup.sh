@@ -15,6 +15,9 @@ APT_PACKAGES=(erlang-nox erlang-dev erlang-common-test rebar3 rabbitmq-server
               erlang-jiffy erlang-meck)
 # The Rust build links with the system C toolchain.
 command -v cc >/dev/null 2>&1 || APT_PACKAGES+=(gcc libc6-dev)
+# Python 3.11+ with pip: moto's server, and the test host parses TOML with tomllib.
+command -v "$PYTHON" >/dev/null 2>&1 || APT_PACKAGES+=(python3)
+"$PYTHON" -m pip --version >/dev/null 2>&1 || APT_PACKAGES+=(python3-pip)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -82,16 +85,10 @@ install_moto() {
     "$PYTHON" -c 'import moto.server' || { log "pip: moto[server] installed but not importable by $PYTHON"; return 1; }
 }
 
-check_tools() {
-    command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust (rustup) first"; exit 1; }
-    command -v "$PYTHON" >/dev/null 2>&1 || { log "$PYTHON not found: install Python 3.11+"; exit 1; }
-    # The test host parses TOML with Python's tomllib (3.11+).
-    "$PYTHON" -c 'import tomllib' 2>/dev/null || { log "$PYTHON has no tomllib: Python 3.11+ is needed"; exit 1; }
-}
-
 start=$SECONDS
-check_tools
+command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust (rustup) first"; exit 1; }
 install_apt_packages
+"$PYTHON" -c 'import tomllib' 2>/dev/null || { log "$PYTHON has no tomllib: Python 3.11+ is needed"; exit 1; }
 install_moto
 if [ "${1:-}" != "--no-services" ]; then
     bash scripts/services.sh start

@@ -79,12 +79,20 @@ config_metrics(HostType) ->
 %% Helpers
 %%--------------------------------------------------------------------
 
-%% The backends this application implements so far. MongooseIM also has
-%% `push', `rabbit' and `sns'; each is added here when its module lands, so a
-%% config naming a missing backend is rejected at parse time, not at start.
+%% MongooseIM's backends whose modules this build ships: a config naming a
+%% backend that is not (yet) implemented is rejected at parse time, naming
+%% its path, instead of failing at start.
 -spec configurable_backends() -> [backend()].
 configurable_backends() ->
-    [http].
+    [Backend || Backend <- [http, push, rabbit, sns],
+                is_available(backend_module(Backend))].
+
+-spec is_available(module()) -> boolean().
+is_available(Module) ->
+    case code:ensure_loaded(Module) of
+        {module, Module} -> erlang:function_exported(Module, config_spec, 0);
+        {error, _} -> false
+    end.
 
 -spec backend_module(backend()) -> module().
 backend_module(http) -> mod_event_pusher_http;

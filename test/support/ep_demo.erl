@@ -4,12 +4,13 @@
 %% talk in a room, go offline) and prints what each configured backend's
 %% server received.
 %%
-%% Each backend has four functions here, under its own banner:
+%% Each backend has five functions here, under its own banner:
 %% `start(Backend, Opts)' starts what receives its output (from the parsed
-%% config), `expected(Backend, Opts, Steps)' says how many deliveries the scenario
-%% should cause, `report(Backend, State, Expected)' waits for them and prints
-%% them, `stop(Backend, State)'. A backend the config does not enable is
-%% skipped.
+%% config), `instrumentation(Backend)' names the `mongoose_instrument' events
+%% to record, `expected(Backend, Opts, Steps)' says how many deliveries the
+%% scenario should cause, `report(Backend, State, Expected)' waits for them
+%% and prints them, `stop(Backend, State)'. A backend the config does not
+%% enable is skipped.
 -module(ep_demo).
 
 -export([main/1, run/1]).
@@ -36,7 +37,10 @@ main([ConfigPath]) ->
     Status = try run(ConfigPath) of
                  ok -> 0;
                  {error, _} -> 1
-             catch Class:Reason:Stacktrace ->
+             catch throw:{demo_error, Text} ->
+                 io:format("~ndemo: ~ts~n", [Text]),
+                 1;
+             Class:Reason:Stacktrace ->
                  io:format("~ndemo crashed: ~p:~p~n~p~n", [Class, Reason, Stacktrace]),
                  2
              end,
@@ -56,6 +60,8 @@ run(ConfigPath) ->
                         [ConfigPath, HostType, Backends])),
     Started = [{B, start(B, Opts)} || B <- Backends],
     ok = ep_test_host:boot(Toml),
+    ok = mongoose_instrument:start_recording(
+           lists:append([instrumentation(B) || B <- Backends])),
     Steps = scenario(),
     title("scenario"),
     lists:foreach(fun play/1, Steps),
@@ -73,7 +79,8 @@ is_configured(Backend, HostType, Opts) ->
     Modules = maps:get({modules, HostType}, Opts, #{}),
     maps:is_key(Backend, maps:get(mod_event_pusher, Modules, #{})).
 
-result_text({ok, N}) -> io_lib:format("ok: received all ~b expected deliveries", [N]);
+result_text({ok, {Got, Expected}}) ->
+    io_lib:format("ok: ~b deliveries received, ~b expected", [Got, Expected]);
 result_text({error, {Got, Expected}}) ->
     io_lib:format("FAILED: received ~b of ~b expected deliveries", [Got, Expected]).
 
@@ -125,11 +132,16 @@ play({groupchat, From, Room, Members, Body}) ->
 -spec start(backend(), map()) -> term().
 start(http, Opts) -> http_start(Opts).
 
+-spec instrumentation(backend()) -> [{mongoose_instrument:event_name(),
+                                      mongoose_instrument:labels()}].
+instrumentation(http) -> http_instrumentation().
+
 -spec expected(backend(), map(), [step()]) -> non_neg_integer().
 expected(http, Opts, Steps) -> http_expected(Opts, Steps).
 
+%% {ok | error, {Received, Expected}}
 -spec report(backend(), term(), non_neg_integer()) ->
-    {ok, non_neg_integer()} | {error, {non_neg_integer(), non_neg_integer()}}.
+    {ok | error, {non_neg_integer(), non_neg_integer()}}.
 report(http, State, Expected) -> http_report(State, Expected).
 
 -spec stop(backend(), term()) -> ok.
@@ -148,17 +160,16 @@ http_start(Opts) ->
 
 http_start_sink(Host) ->
     #{host := Ip, port := Port} = uri_string:parse(Host),
-    case Ip of
-        "127.0.0.1" -> ok;
-        "localhost" -> ok;
-        _ -> error({demo_needs_a_local_http_endpoint, Host})
-    end,
+    lists:member(Ip, ["127.0.0.1", "localhost"]) orelse
+        demo_error("the http pool's host ~s is not on 127.0.0.1: the demo serves it itself",
+                   [Host]),
     case ep_http_sink:start(#{port => Port}) of
         {ok, Sink} ->
             say("http: sink listening on ~s", [Host]),
             {Host, Sink};
         {error, Reason} ->
-            error({cannot_listen, Host, Reason, "is the port taken? change it in the config"})
+            demo_error("cannot listen on ~s (~p): is the port taken? "
+                       "Free it or change connection.host in the config", [Host, Reason])
     end.
 
 http_handlers(Opts) ->
@@ -166,29 +177,56 @@ http_handlers(Opts) ->
     EventPusher = maps:get(mod_event_pusher, Modules, #{}),
     maps:get(handlers, maps:get(http, EventPusher, #{}), []).
 
+http_instrumentation() ->
+    [{mod_event_pusher_http_sent, #{host_type => ep_test_host:host_type()}}].
+
 %% MongooseIM's default callback posts chat messages sent by a local user with a
-%% non-empty body, once per handler. (The demo's config uses the defaults.)
+%% non-empty body, once per handler that uses it. What a handler with its own
+%% callback module posts is printed, not checked.
 http_expected(Opts, Steps) ->
-    Handlers = length(http_handlers(Opts)),
-    Handlers * length([S || S = {send, _, _, <<"chat">>, Body} <- Steps, Body =/= <<>>]).
+    DefaultHandlers = [H || H = #{callback_module := mod_event_pusher_http_defaults}
+                                <- http_handlers(Opts)],
+    length(DefaultHandlers) *
+        length([ok || {send, _, _, <<"chat">>, Body} <- Steps, Body =/= <<>>]).
 
 http_report(Sinks, Expected) ->
-    title("http: what the HTTP server received"),
+    title("http: what the HTTP server received (in arrival order)"),
+    say("(the default callback posts chat messages sent by local users: "
+        "not groupchat, not messages as delivered to their recipients)", []),
     Requests = http_wait(Sinks, Expected),
     lists:foreach(fun http_print/1, Requests),
+    http_print_instrumentation(Expected),
     Got = length(Requests),
     case Got >= Expected of
-        true -> {ok, Got};
+        true -> {ok, {Got, Expected}};
         false -> {error, {Got, Expected}}
+    end.
+
+%% What MongooseIM's metrics would see: one event per attempt.
+http_print_instrumentation(Expected) ->
+    [{Event, Labels}] = http_instrumentation(),
+    Fetch = fun() -> mongoose_instrument:recorded(Event, Labels) end,
+    Measurements = wait_or_last(Fetch, Expected),
+    Codes = lists:usort([C || #{response_code := C} <- Measurements]),
+    ByCode = [{C, length([M || M = #{response_code := C1} <- Measurements, C1 =:= C])}
+              || C <- Codes],
+    Failures = length([M || M = #{failure_count := _} <- Measurements]),
+    Times = [T || #{response_time := T} <- Measurements],
+    LabelText = lists:join(", ", [io_lib:format("~s=~s", [K, V])
+                                  || {K, V} <- maps:to_list(Labels)]),
+    title(io_lib:format("http: instrumentation event ~s, labels ~s", [Event, LabelText])),
+    [say("response ~s: ~b", [C, N]) || {C, N} <- ByCode],
+    say("failures: ~b", [Failures]),
+    case Times of
+        [] -> ok;
+        _ -> say("response time: ~b us on average", [lists:sum(Times) div length(Times)])
     end.
 
 http_wait(Sinks, Expected) ->
     Fetch = fun() -> lists:append([[{Host, R} || R <- ep_http_sink:requests(Sink)]
                                    || {Host, Sink} <- Sinks])
             end,
-    try ep_wait:for(Fetch, fun(Rs) -> length(Rs) >= Expected end, ?WAIT_MS)
-    catch error:_ -> Fetch()
-    end.
+    wait_or_last(Fetch, Expected).
 
 http_print({Host, Req = #{method := Method, path := Path, body := Body}}) ->
     io:format("  ~s ~s~s~n    content-type: ~s~n    body: ~s~n",
@@ -208,6 +246,17 @@ http_stop(Sinks) ->
 %%====================================================================
 %% Helpers
 %%====================================================================
+
+%% Polls Fetch until it returns at least N items; past the deadline, returns
+%% what is there (the report then says what is missing).
+wait_or_last(Fetch, N) ->
+    try ep_wait:for(Fetch, fun(Items) -> length(Items) >= N end, ?WAIT_MS)
+    catch error:{wait_timeout, _} -> Fetch()
+    end.
+
+-spec demo_error(io:format(), [term()]) -> no_return().
+demo_error(Format, Args) ->
+    throw({demo_error, io_lib:format(Format, Args)}).
 
 title(Text) ->
     io:format("~n== ~ts~n", [Text]).
