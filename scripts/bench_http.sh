@@ -112,14 +112,17 @@ sink_get() { # prints "<requests> <bytes>" for GET $1 (/count or /reset)
     exec 3<&-
 }
 
+FAILED=""
 run_erl() { # row module, then its output goes to the results
     local module=$1
     ERL_CRASH_DUMP="$OUT/$module.crash.dump" timeout "$STEP_TIMEOUT" erl -noshell +pc unicode \
         -pa "$ROOT"/_build/test/lib/*/ebin -pa "$SUPPORT_EBIN" \
         -pa "$GUN_EBIN" -pa "$COWLIB_EBIN" -pa "$BENCH_EBIN" \
         -run "$module" main "$PORT" >"$OUT/$module.log" 2>&1 \
-        || { tail -30 "$OUT/$module.log" >&2; say "$module failed (log: $OUT/$module.log)"; return 0; }
-    grep '^RESULT ' "$OUT/$module.log" >>"$RESULTS" || say "$module printed no result"
+        || { tail -30 "$OUT/$module.log" >&2; say "$module failed (log: $OUT/$module.log)"
+             FAILED="$FAILED $module"; return 0; }
+    grep '^RESULT ' "$OUT/$module.log" >>"$RESULTS" \
+        || { say "$module printed no result"; FAILED="$FAILED $module"; }
 }
 
 for row in $ROWS; do
@@ -149,7 +152,7 @@ for row in $ROWS; do
             say "(d) Rust core HttpPool alone, $BENCH_EVENTS events"
             timeout "$STEP_TIMEOUT" target/release/bench_core "$PORT" >"$OUT/bench_core.log" 2>&1 \
                 && grep '^RESULT ' "$OUT/bench_core.log" >>"$RESULTS" \
-                || say "bench_core failed (log: $OUT/bench_core.log)"
+                || { say "bench_core failed (log: $OUT/bench_core.log)"; FAILED="$FAILED bench_core"; }
         else
             say "(d) skipped: bench_core did not build (see $OUT/build.log)"
         fi
@@ -167,8 +170,9 @@ done
     echo
     python3 bench/http_table.py "$RESULTS"
 } | tee "$OUT/table.md"
-if [ "$UPDATE_README" = 1 ]; then
+if [ "$UPDATE_README" = 1 ] && [ -z "$FAILED" ]; then
     python3 bench/http_table.py --readme README.md "$OUT/table.md"
     say "README.md: Performance section updated"
 fi
 say "raw results: $OUT"
+[ -z "$FAILED" ] || die "rows failed:$FAILED"

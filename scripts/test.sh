@@ -19,9 +19,9 @@ for arg in "$@"; do
     case "$arg" in
         --ct-only) run_cargo=no ;;
         --cargo-only) run_ct=no ;;
-        -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
         -*) echo "unknown option $arg" >&2; exit 2 ;;
-        *) suites+=("${arg%.erl}") ;;
+        *) suites+=("$(basename "${arg%.erl}")") ;;
     esac
 done
 

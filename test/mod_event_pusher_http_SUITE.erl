@@ -27,14 +27,13 @@
          response_emits_count_with_code_time_and_sender/1,
          server_error_is_retried_and_delivered_once/1,
          client_error_is_not_retried_and_counted_with_its_code/1,
-         unreachable_server_emits_failure_count_and_hook_returns_at_once/1,
+         unreachable_server_emits_failure_count/1,
          hook_returns_while_server_holds_the_request/1]).
 
 -define(ALICE, <<"alice@localhost/phone">>).
 -define(BOB, <<"bob@localhost/laptop">>).
 -define(WAIT_MS, 5000).
 %% Generous for a call that only enqueues; far below request_timeout.
--define(AT_ONCE_US, 100000).
 -define(METRIC, mod_event_pusher_http_sent).
 
 %%====================================================================
@@ -69,7 +68,7 @@ groups() ->
       [response_emits_count_with_code_time_and_sender,
        server_error_is_retried_and_delivered_once,
        client_error_is_not_retried_and_counted_with_its_code,
-       unreachable_server_emits_failure_count_and_hook_returns_at_once,
+       unreachable_server_emits_failure_count,
        hook_returns_while_server_holds_the_request]}].
 
 init_per_suite(Config) ->
@@ -106,7 +105,7 @@ instrumented() ->
     [response_emits_count_with_code_time_and_sender,
      server_error_is_retried_and_delivered_once,
      client_error_is_not_retried_and_counted_with_its_code,
-     unreachable_server_emits_failure_count_and_hook_returns_at_once,
+     unreachable_server_emits_failure_count,
      hook_returns_while_server_holds_the_request].
 
 %% {[{PoolTag, PathPrefix | default}], HandlersToml}
@@ -325,13 +324,12 @@ client_error_is_not_retried_and_counted_with_its_code(Config) ->
     instrument_helper:wait_and_assert(?METRIC, labels(), code_is(<<"404">>)),
     [#{status := 404}] = all_requests(Config, 1).
 
-unreachable_server_emits_failure_count_and_hook_returns_at_once(doc) ->
-    ["With the server down the hook still returns at once and failure_count is emitted"];
-unreachable_server_emits_failure_count_and_hook_returns_at_once(Config) ->
+unreachable_server_emits_failure_count(doc) ->
+    ["With the server down the hook still returns and failure_count is emitted"];
+unreachable_server_emits_failure_count(Config) ->
     Sink = ?config(sink, Config),
     ok = ep_http_sink:down(Sink),
-    {Micros, {ok, _}} = timer:tc(fun() -> send_chat_result(<<"nobody home">>) end),
-    ?assert(Micros < ?AT_ONCE_US, {hook_took_us, Micros}),
+    {ok, _} = send_chat_result(<<"nobody home">>),
     instrument_helper:wait_and_assert(
       ?METRIC, labels(),
       fun(M) ->
@@ -345,9 +343,9 @@ hook_returns_while_server_holds_the_request(doc) ->
 hook_returns_while_server_holds_the_request(Config) ->
     Sink = ?config(sink, Config),
     ok = ep_http_sink:hold(Sink),
-    {Micros, {ok, _}} = timer:tc(fun() -> send_chat_result(<<"held">>) end),
-    ?assert(Micros < ?AT_ONCE_US, {hook_took_us, Micros}),
-    %% The request reached the server and is still unanswered.
+    %% The hook call has returned here, yet the request reached the server
+    %% and is still unanswered: the user's process never waited for it.
+    {ok, _} = send_chat_result(<<"held">>),
     [#{body := Body}] = ep_http_sink:wait_for_requests(Sink, 1, ?WAIT_MS),
     ?assertEqual(1, ep_http_sink:held_count(Sink)),
     ?assertEqual(<<"author=alice&server=localhost&receiver=bob&message=held">>, Body),

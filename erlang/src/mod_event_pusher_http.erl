@@ -119,8 +119,8 @@ push_event(HookAcc, _Params, _Extra) ->
 %% Pool results
 %%--------------------------------------------------------------------
 
-%% @doc Reports one outcome of a request submitted by this module: each
-%% attempt that got a response or failed, and a request given up.
+%% @doc Reports one outcome of a request submitted by this module: its last
+%% attempt (a response or a failure), and whether it was given up.
 -spec handle_pool_result(ctx(), Outcome) -> ok when
       Outcome :: {response, 100..599, non_neg_integer()}
                | {error, binary(), non_neg_integer()}
@@ -133,8 +133,8 @@ handle_pool_result(Ctx = #{host_type := HostType, sender := Sender}, {error, Rea
                                   text => <<"mod_event_pusher_http HTTP call failed">>}),
     execute(HostType, #{failure_count => 1, sender => Sender});
 handle_pool_result(Ctx, {dropped, Reason}) ->
-    %% Every attempt was already counted; a request dropped at close may have
-    %% had none, so that one also counts as a failure.
+    %% The last attempt was already counted; a request dropped at close may
+    %% have had none, so that one also counts as a failure.
     dropped(Ctx, Reason, Reason =:= closed).
 
 %%--------------------------------------------------------------------

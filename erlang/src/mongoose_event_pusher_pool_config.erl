@@ -2,7 +2,7 @@
 %% it, into the configuration map the NIF's pool start functions take.
 -module(mongoose_event_pusher_pool_config).
 
--export([start_spec/1, queue_capacity/1, tls/1]).
+-export([start_spec/1, start_spec/2, queue_capacity/1, tls/1]).
 
 -export_type([pool_entry/0, start_spec/0]).
 
@@ -18,6 +18,9 @@
 %% Queue length when `max_worker_queue_len' is not set: large enough to absorb
 %% bursts, small enough to bound memory (a request is a few hundred bytes).
 -define(DEFAULT_QUEUE_CAPACITY, 65536).
+%% How long a publish may wait for the broker's confirm before it counts as
+%% timed out: amqp_client's wait_for_confirms default, which MongooseIM uses.
+-define(RABBIT_CONFIRM_TIMEOUT_MS, 60000).
 
 %% @doc The NIF call that starts a pool for this entry.
 -spec start_spec(pool_entry()) -> {ok, start_spec()} | {error, term()}.
@@ -25,6 +28,18 @@ start_spec(#{type := http} = Entry) ->
     {ok, {mongoose_event_pusher_nif, http_pool_start, [http(Entry)]}};
 start_spec(#{type := Type, tag := Tag}) ->
     {error, #{what => event_pusher_pool_type_unsupported, pool_type => Type, pool_tag => Tag}}.
+
+%% @doc The NIF call that starts the pool `Key' (as
+%% mongoose_event_pusher_pools names it) for this entry. A rabbit pool reports
+%% its connections as instrumentation events named after the pool's scope,
+%% which the entry alone does not give (scope `host_type' stands for each
+%% host type).
+-spec start_spec(mongoose_event_pusher_pool:key(), pool_entry()) ->
+          {ok, start_spec()} | {error, term()}.
+start_spec({rabbit, Scope, Tag}, #{type := rabbit} = Entry) ->
+    {ok, {mongoose_event_pusher_nif, rabbit_pool_start, [rabbit(Scope, Tag, Entry)]}};
+start_spec(_Key, Entry) ->
+    start_spec(Entry).
 
 %% @doc MongooseIM's `max_worker_queue_len' bounds the queue of each of the
 %% `workers'; the Rust pool has one queue feeding all of them, so its capacity
@@ -40,6 +55,7 @@ queue_capacity(_Opts) ->
 %% @doc MongooseIM's TLS section (`connection.tls') as the NIF's tls map.
 %% `ciphers' and `crl_files' are accepted by the config but not applied (the
 %% Rust TLS stack chooses its own cipher suites); setting them logs a warning.
+%% The same section serves http and rabbit pools.
 -spec tls(map()) -> map().
 tls(TLS) ->
     warn_ignored(TLS),
@@ -57,6 +73,31 @@ http(#{opts := Opts, conn_opts := ConnOpts}) ->
                workers => workers(Opts),
                request_timeout => maps:get(request_timeout, ConnOpts, 2000),
                queue_capacity => queue_capacity(Opts)},
+    case ConnOpts of
+        #{tls := TLS} -> Config#{tls => tls(TLS)};
+        #{} -> Config
+    end.
+
+%% MongooseIM's rabbit worker pool: `workers' AMQP connections, one channel
+%% each. Pool-level events go to mod_event_pusher_rabbit, the only user of
+%% rabbit pools (MongooseIM's rabbit backend requires the tag event_pusher).
+-spec rabbit(global | binary(), atom(), pool_entry()) -> map().
+rabbit(Scope, Tag, #{opts := Opts, conn_opts := ConnOpts}) ->
+    #{host := Host, port := Port, username := User, password := Password,
+      virtual_host := VHost, confirms_enabled := Confirms} = ConnOpts,
+    Reconnect = maps:get(reconnect, ConnOpts, #{}),
+    Config = #{host => to_binary(Host),
+               port => Port,
+               username => User,
+               password => Password,
+               virtual_host => VHost,
+               confirms_enabled => Confirms,
+               reconnect_attempts => maps:get(attempts, Reconnect, 0),
+               reconnect_delay => maps:get(delay, Reconnect, 2000),
+               workers => workers(Opts),
+               queue_capacity => queue_capacity(Opts),
+               confirm_timeout => ?RABBIT_CONFIRM_TIMEOUT_MS,
+               event_tag => {mod_event_pusher_rabbit, {Scope, Tag}}},
     case ConnOpts of
         #{tls := TLS} -> Config#{tls => tls(TLS)};
         #{} -> Config
@@ -87,7 +128,7 @@ warn_ignored(TLS) ->
         [] -> ok;
         _ -> ?LOG_WARNING(#{what => event_pusher_tls_options_ignored, options => Ignored,
                             text => <<"These TLS options are not applied by the event pusher's "
-                                      "HTTP client">>})
+                                      "Rust clients">>})
     end.
 
 -spec to_binary(binary() | string() | atom()) -> binary().

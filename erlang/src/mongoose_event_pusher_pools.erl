@@ -181,7 +181,7 @@ do_release(Binding) ->
 -spec ensure_owner(mongoose_event_pusher_pool:key(),
                    mongoose_event_pusher_pool_config:pool_entry()) -> ok | {error, term()}.
 ensure_owner(PoolKey, Entry) ->
-    case mongoose_event_pusher_pool_config:start_spec(Entry) of
+    case mongoose_event_pusher_pool_config:start_spec(PoolKey, Entry) of
         {ok, StartSpec} ->
             ChildSpec = mongoose_event_pusher_pool:child_spec(PoolKey, StartSpec),
             Result = case supervisor:start_child(mongoose_event_pusher_sup, ChildSpec) of

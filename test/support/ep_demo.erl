@@ -122,8 +122,9 @@ play({groupchat, From, Room, Members, Body}) ->
     Msg = ep_test_host:message(Room, <<"groupchat">>, Body),
     {ok, _} = ep_test_host:user_send_message(From, Msg),
     Occupant = jid:replace_resource(Room, From#jid.luser),
-    [{ok, _} = ep_test_host:filter_local_packet(Occupant, Member, Msg) || Member <- Members],
-    ok.
+    lists:foreach(fun(Member) ->
+                          {ok, _} = ep_test_host:filter_local_packet(Occupant, Member, Msg)
+                  end, Members).
 
 %%====================================================================
 %% Per-backend dispatch

@@ -85,6 +85,9 @@ pub(crate) enum Event<T> {
     Outcome(T, Outcome),
     Panic(&'static str),
     Closed(CloseReport, CloseCallback),
+    /// Runs a callback on the reporter thread, after the outcomes sent before
+    /// it (pool-level events such as a connection change, or an answer).
+    Call(Box<dyn FnOnce() + Send + 'static>),
 }
 
 /// The sending side held by a pool's tasks. Cloning is cheap.
@@ -127,6 +130,11 @@ impl<T: Send + 'static> Reporter<T> {
 
     pub fn closed(&self, report: CloseReport, done: CloseCallback) {
         let _ = self.tx.send(Event::Closed(report, done));
+    }
+
+    /// Runs `f` on the reporter thread once the outcomes before it are out.
+    pub fn call(&self, f: Box<dyn FnOnce() + Send + 'static>) {
+        let _ = self.tx.send(Event::Call(f));
     }
 }
 
@@ -182,6 +190,10 @@ fn handle<T, S: OutcomeSink<T>>(
         Event::Closed(report, done) => {
             flush(batch, sink, counters);
             guarded(counters, || done(report));
+        }
+        Event::Call(f) => {
+            flush(batch, sink, counters);
+            guarded(counters, f);
         }
     }
 }

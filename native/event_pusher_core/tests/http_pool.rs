@@ -56,7 +56,7 @@ fn delivers_a_post_with_concatenated_path_headers_and_body_bytes() {
 }
 
 #[test]
-fn server_error_then_success_is_delivered_once_with_both_attempts_reported() {
+fn server_error_then_success_is_delivered_once_and_only_the_last_attempt_reported() {
     let server = TestServer::start(Arc::new(|nth, _| {
         Reply::status(if nth == 0 { 500 } else { 200 })
     }));
@@ -66,8 +66,8 @@ fn server_error_then_success_is_delivered_once_with_both_attempts_reported() {
     j.retry_base = Duration::from_millis(5);
     pool.submit(j).expect("accepted");
 
-    let got = outcomes(&events.take(2));
-    assert_eq!((status(&got[0]), status(&got[1])), (500, 200));
+    let got = outcomes(&events.take(1));
+    assert_eq!(status(&got[0]), 200);
     events.assert_quiet(Duration::from_millis(100));
     assert_eq!(server.received().len(), 2);
     let stats = pool.stats();
@@ -103,13 +103,12 @@ fn retries_are_exhausted_on_repeated_server_errors() {
     j.max_retries = 2;
     pool.submit(j).expect("accepted");
 
-    let got = events.take(4);
+    let got = events.take(2);
     assert_eq!(
-        got[3],
+        got[1],
         Event::Outcome(9, Outcome::Dropped(DropReason::RetriesExhausted))
     );
-    let got = outcomes(&got[..3]);
-    assert!(got.iter().all(|o| status(o) == 503));
+    assert_eq!(status(&outcomes(&got[..1])[0]), 503);
     assert_eq!(server.received().len(), 3);
     let stats = pool.stats();
     assert_eq!(
@@ -139,11 +138,26 @@ fn a_timeout_is_retried_and_reported_with_its_time() {
     j.max_retries = 1;
     pool.submit(j).expect("accepted");
 
+    let got = outcomes(&events.take(1));
+    assert_eq!(status(&got[0]), 200);
+    assert_eq!(server.arrived(), 2);
+    assert_eq!((pool.stats().failed_attempts, pool.stats().retried), (1, 1));
+}
+
+#[test]
+fn a_timeout_is_reported_with_its_time() {
+    let server = TestServer::start(Arc::new(|_, _| {
+        Reply::status(200).after(Duration::from_millis(500))
+    }));
+    let mut cfg = config(server.url("/"));
+    cfg.request_timeout = Duration::from_millis(50);
+    let (pool, events) = start(cfg);
+    pool.submit(job(3, "slow")).expect("accepted");
+
     let got = outcomes(&events.take(2));
     assert_eq!(error_reason(&got[0]), "timeout");
     assert!(matches!(got[0], Outcome::Error { elapsed_us, .. } if elapsed_us >= 50_000));
-    assert_eq!(status(&got[1]), 200);
-    assert_eq!(server.arrived(), 2);
+    assert_eq!(got[1], Outcome::Dropped(DropReason::RetriesExhausted));
 }
 
 #[test]
@@ -156,15 +170,15 @@ fn a_zero_request_timeout_times_out_at_once_without_sending() {
     j.max_retries = 1;
     pool.submit(j).expect("accepted");
 
-    let got = outcomes(&events.take(3));
+    let got = outcomes(&events.take(2));
     assert_eq!(error_reason(&got[0]), "timeout");
-    assert_eq!(error_reason(&got[1]), "timeout");
-    assert_eq!(got[2], Outcome::Dropped(DropReason::RetriesExhausted));
+    assert_eq!(got[1], Outcome::Dropped(DropReason::RetriesExhausted));
     assert_eq!(server.arrived(), 0);
+    assert_eq!(pool.stats().failed_attempts, 2);
 }
 
 #[test]
-fn connection_refused_is_reported_for_each_attempt() {
+fn connection_refused_is_retried_then_reported() {
     // A port that was just free: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -175,10 +189,10 @@ fn connection_refused_is_reported_for_each_attempt() {
     j.max_retries = 1;
     pool.submit(j).expect("accepted");
 
-    let got = outcomes(&events.take(3));
+    let got = outcomes(&events.take(2));
     assert_eq!(error_reason(&got[0]), "connection_refused");
-    assert_eq!(error_reason(&got[1]), "connection_refused");
-    assert_eq!(got[2], Outcome::Dropped(DropReason::RetriesExhausted));
+    assert_eq!(got[1], Outcome::Dropped(DropReason::RetriesExhausted));
+    assert_eq!(pool.stats().failed_attempts, 2);
 }
 
 #[test]
@@ -334,11 +348,10 @@ fn an_attempt_panic_is_a_failed_attempt_that_is_retried() {
     j.max_retries = 1;
     pool.submit(j).expect("accepted");
 
-    let got = events.take(3);
+    let got = events.take(2);
     assert_eq!(got[0], Event::Panic("http_attempt"));
-    let got = outcomes(&got[1..]);
-    assert_eq!(error_reason(&got[0]), "panic");
-    assert_eq!(status(&got[1]), 200);
+    assert_eq!(status(&outcomes(&got[1..])[0]), 200);
+    assert_eq!(pool.stats().failed_attempts, 1);
     assert_eq!(pool.stats().panics, 1);
 }
 

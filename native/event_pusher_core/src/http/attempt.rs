@@ -1,5 +1,5 @@
 //! Running one job: attempts with a per-attempt timeout, retries with backoff,
-//! and the outcome of every attempt reported to the pool's reporter.
+//! and the outcome of the last attempt reported to the pool's reporter.
 
 use super::Job;
 use crate::report::{DropReason, Outcome, Reporter, Tag};
@@ -77,7 +77,9 @@ impl<T: Tag> Shared<T> {
             if attempt > job.max_retries {
                 return End::Exhausted(outcome);
             }
-            self.reporter.outcome(job.tag.clone(), outcome);
+            // Only a job's last attempt is reported: MongooseIM emits one
+            // instrumentation event per notification; retries are counted.
+            drop(outcome);
             let wait = backoff(job.retry_base, attempt);
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;

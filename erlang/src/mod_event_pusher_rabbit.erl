@@ -1,0 +1,341 @@
+%% @doc The RabbitMQ backend of the event pusher (SPEC.md §5).
+%%
+%% At start it acquires the shared Rust pool of `[outgoing_pools.rabbit.event_pusher]'
+%% and declares every configured exchange through it, waiting for the broker's
+%% answer. The `push_event' handler turns presence and (group)chat events into
+%% a routing key and the body's fields and hands them to the pool, which
+%% encodes the JSON and publishes; the user's process never waits for the
+%% broker. Outcomes come back to the pool's owner, which calls
+%% handle_pool_result/2 and handle_pool_event/2 here: they emit MongooseIM's
+%% `wpool_*_rabbit_*' instrumentation events and log failures.
+-module(mod_event_pusher_rabbit).
+
+%% No `-behaviour(gen_mod)': see mod_event_pusher.
+
+-include("mongoose.hrl").
+-include("jlib.hrl").
+-include("mongoose_config_spec.hrl").
+-include("mod_event_pusher_events.hrl").
+
+%% gen_mod callbacks
+-export([start/2, stop/1, hooks/1, config_spec/0, supported_features/0]).
+
+%% Hook handler
+-export([push_event/3]).
+
+%% Pool results and events (called by mongoose_event_pusher_pool)
+-export([handle_pool_result/2, handle_pool_event/2]).
+
+-type exchange_key() :: presence_exchange | chat_msg_exchange | groupchat_msg_exchange.
+-type exchange_opts() :: #{name := binary(), type := binary(), durable := boolean(),
+                           sent_topic => binary(), recv_topic => binary()}.
+%% What a result needs to name its instrumentation event: the pool's scope
+%% (`global', or the host type of a host-type pool) and tag.
+-type ctx() :: {global | mongooseim:host_type(), mongoose_event_pusher_pools:tag()}.
+-type failures() :: #{exchange_key() => #{name := binary(), reason := term()}}.
+-export_type([exchange_key/0, exchange_opts/0, ctx/0]).
+
+%% MongooseIM's rabbit backend always uses the pool of this tag.
+-define(POOL_TAG, event_pusher).
+%% How long the pool may take to connect and declare the exchanges; the
+%% receive allows a little more for the answer itself.
+-define(DECLARE_TIMEOUT_MS, 10000).
+-define(DECLARE_MARGIN_MS, 5000).
+
+%%--------------------------------------------------------------------
+%% gen_mod callbacks
+%%--------------------------------------------------------------------
+
+%% @doc Acquires the pool and declares the configured exchanges; a failure
+%% releases the pool and fails the start (MongooseIM: creating_exchanges_failed).
+-spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
+start(HostType, Opts) ->
+    Pool = acquire_pool(HostType),
+    case declare_exchanges(Pool, exchanges(Opts)) of
+        ok ->
+            {ok, {rabbit, Scope, ?POOL_TAG}} =
+                mongoose_event_pusher_pools:pool_key(rabbit, HostType, ?POOL_TAG),
+            persistent_term:put(ctx_key(HostType), {Scope, ?POOL_TAG}),
+            ok;
+        {error, Failures} ->
+            mongoose_event_pusher_pools:release(rabbit, HostType, ?POOL_TAG),
+            error(#{what => creating_exchanges_failed, host_type => HostType,
+                    failures => Failures})
+    end.
+
+-spec stop(mongooseim:host_type()) -> ok.
+stop(HostType) ->
+    _ = persistent_term:erase(ctx_key(HostType)),
+    mongoose_event_pusher_pools:release(rabbit, HostType, ?POOL_TAG).
+
+-spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
+hooks(HostType) ->
+    [{push_event, HostType, fun ?MODULE:push_event/3, #{}, 50}].
+
+-spec config_spec() -> mongoose_config_spec:config_section().
+config_spec() ->
+    #section{items = #{<<"presence_exchange">> => exchange_spec(<<"presence">>),
+                       <<"chat_msg_exchange">> => message_exchange_spec(<<"chat_msg">>),
+                       <<"groupchat_msg_exchange">> =>
+                           message_exchange_spec(<<"groupchat_msg">>)}}.
+
+-spec supported_features() -> [atom()].
+supported_features() ->
+    [dynamic_domains].
+
+%%--------------------------------------------------------------------
+%% Hook handler
+%%--------------------------------------------------------------------
+
+-spec push_event(mod_event_pusher:push_event_acc(), mod_event_pusher:push_event_params(),
+                 map()) -> {ok, mod_event_pusher:push_event_acc()}.
+push_event(HookAcc, #{event := Event}, #{host_type := HostType}) ->
+    case exchange_key(Event) of
+        skip ->
+            ok;
+        Key ->
+            case gen_mod:lookup_module_opt(HostType, ?MODULE, Key) of
+                {ok, ExchangeOpts} ->
+                    publish(HostType, Event, maps:get(metadata, HookAcc, #{}), ExchangeOpts);
+                {error, not_found} ->
+                    ok
+            end
+    end,
+    {ok, HookAcc}.
+
+%%--------------------------------------------------------------------
+%% Pool results and events
+%%--------------------------------------------------------------------
+
+%% @doc One outcome of a publish: accepted by the broker (with confirms: acked;
+%% without: written), nacked, unconfirmed in time, failed, or given up.
+-spec handle_pool_result(ctx(), Outcome) -> ok when
+      Outcome :: {published, non_neg_integer(), binary()}
+               | {error, binary(), non_neg_integer()}
+               | {dropped, atom()}.
+handle_pool_result(Ctx, {published, TimeUs, Payload}) ->
+    published(Ctx, #{count => 1, time => TimeUs, size => byte_size(Payload),
+                     payload => Payload});
+handle_pool_result(Ctx, {error, <<"confirm_timeout">> = Reason, _TimeUs}) ->
+    ?LOG_ERROR((log_meta(Ctx))#{what => rabbit_message_sent_failed, reason => Reason,
+                                text => <<"The broker did not confirm a message in time">>}),
+    published(Ctx, #{timeout => 1});
+handle_pool_result(Ctx, {error, Reason, _TimeUs}) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_message_sent_failed, reason => Reason}),
+    published(Ctx, #{failed => 1});
+handle_pool_result(Ctx, {dropped, Reason}) ->
+    dropped(Ctx, Reason).
+
+%% @doc A pool-level event: one of the pool's AMQP connections opened, closed
+%% or failed to open.
+-spec handle_pool_event(ctx(), {connection, opened | closed | {failed, binary()}}) -> ok.
+handle_pool_event(Ctx, {connection, opened}) ->
+    ?LOG_INFO((log_meta(Ctx))#{what => rabbit_connection_established}),
+    connections(Ctx, #{active => 1, opened => 1});
+handle_pool_event(Ctx, {connection, closed}) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_connection_closed}),
+    connections(Ctx, #{active => -1, closed => 1});
+handle_pool_event(Ctx, {connection, {failed, Reason}}) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_connection_failed, reason => Reason}),
+    connections(Ctx, #{failed => 1});
+handle_pool_event(Ctx, Event) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_unknown_pool_event, event => Event}).
+
+%%--------------------------------------------------------------------
+%% Config spec
+%%--------------------------------------------------------------------
+
+-spec exchange_spec(binary()) -> mongoose_config_spec:config_section().
+exchange_spec(DefaultName) ->
+    #section{items = #{<<"name">> => #option{type = binary, validate = non_empty},
+                       <<"type">> => #option{type = binary, validate = non_empty},
+                       <<"durable">> => #option{type = boolean}},
+             defaults = #{<<"name">> => DefaultName,
+                          <<"type">> => <<"topic">>,
+                          <<"durable">> => false}}.
+
+%% The topics' defaults derive from the exchange's default name, not from a
+%% configured one (MongooseIM's behaviour, which consumers' bindings rely on).
+-spec message_exchange_spec(binary()) -> mongoose_config_spec:config_section().
+message_exchange_spec(DefaultName) ->
+    Base = #section{items = Items, defaults = Defaults} = exchange_spec(DefaultName),
+    Topic = #option{type = binary, validate = non_empty},
+    Base#section{items = Items#{<<"sent_topic">> => Topic, <<"recv_topic">> => Topic},
+                 defaults = Defaults#{<<"sent_topic">> => <<DefaultName/binary, "_sent">>,
+                                      <<"recv_topic">> => <<DefaultName/binary, "_recv">>}}.
+
+%%--------------------------------------------------------------------
+%% Start: pool and exchanges
+%%--------------------------------------------------------------------
+
+-spec acquire_pool(mongooseim:host_type()) -> mongoose_event_pusher_pool:pool_ref().
+acquire_pool(HostType) ->
+    case mongoose_event_pusher_pools:acquire(rabbit, HostType, ?POOL_TAG) of
+        {ok, Pool} ->
+            Pool;
+        {error, Reason} ->
+            error(#{what => event_pusher_rabbit_pool_unavailable, host_type => HostType,
+                    pool => <<"outgoing_pools.rabbit.event_pusher">>, reason => Reason})
+    end.
+
+%% The configured exchanges, in a fixed order.
+-spec exchanges(gen_mod:module_opts()) -> [{exchange_key(), exchange_opts()}].
+exchanges(Opts) ->
+    [{Key, maps:get(Key, Opts)}
+     || Key <- [presence_exchange, chat_msg_exchange, groupchat_msg_exchange],
+        maps:is_key(Key, Opts)].
+
+-spec declare_exchanges(mongoose_event_pusher_pool:pool_ref(),
+                        [{exchange_key(), exchange_opts()}]) -> ok | {error, failures()}.
+declare_exchanges(_Pool, []) ->
+    ok;
+declare_exchanges(Pool, Exchanges) ->
+    %% Two keys may name the same exchange: declared once (a different type
+    %% for the same name is the broker's to refuse).
+    Declarations = lists:usort([{Name, Type, Durable}
+                                || {_, #{name := Name, type := Type, durable := Durable}}
+                                       <- Exchanges]),
+    Ref = make_ref(),
+    ok = mongoose_event_pusher_nif:rabbit_declare_exchanges(Pool, Ref, Declarations,
+                                                            ?DECLARE_TIMEOUT_MS),
+    receive
+        {mongoose_event_pusher_nif, declared, Ref, ok} ->
+            ok;
+        {mongoose_event_pusher_nif, declared, Ref, {error, Errors}} ->
+            {error, failures(Exchanges, Errors)}
+    after ?DECLARE_TIMEOUT_MS + ?DECLARE_MARGIN_MS ->
+            {error, failures(Exchanges, [{Name, timeout} || {Name, _, _} <- Declarations])}
+    end.
+
+%% The broker's reason for each configured exchange whose declaration failed.
+-spec failures([{exchange_key(), exchange_opts()}], [{binary(), term()}]) -> failures().
+failures(Exchanges, Errors) ->
+    maps:from_list([{Key, #{name => Name, reason => Reason}}
+                    || {Key, #{name := Name}} <- Exchanges,
+                       {FailedName, Reason} <- Errors, FailedName =:= Name]).
+
+%%--------------------------------------------------------------------
+%% Publishing
+%%--------------------------------------------------------------------
+
+-spec exchange_key(mod_event_pusher:event()) -> exchange_key() | skip.
+exchange_key(#user_status_event{}) -> presence_exchange;
+exchange_key(#chat_event{type = chat}) -> chat_msg_exchange;
+exchange_key(#chat_event{type = groupchat}) -> groupchat_msg_exchange;
+exchange_key(_) -> skip.
+
+-spec publish(mongooseim:host_type(), #user_status_event{} | #chat_event{},
+              mod_event_pusher:metadata(), exchange_opts()) -> ok.
+publish(HostType, Event, Metadata, ExchangeOpts = #{name := Exchange}) ->
+    case fields(Event) of
+        skip ->
+            ok;
+        Fields ->
+            RoutingKey = routing_key(Event, ExchangeOpts),
+            submit(HostType, {Exchange, RoutingKey, Fields, Metadata})
+    end.
+
+%% The body's fields (the pool writes them as JSON with the metadata merged).
+-spec fields(#user_status_event{} | #chat_event{}) -> [{atom(), binary() | boolean()}] | skip.
+fields(#user_status_event{jid = Jid, status = Status}) ->
+    [{user_id, full_jid(Jid)}, {present, Status =:= online}];
+fields(#chat_event{from = From, to = To, packet = Packet}) ->
+    case exml_query:path(Packet, [{element, <<"body">>}, cdata]) of
+        undefined ->
+            skip; % e.g. chat markers and chat states
+        Body ->
+            [{from_user_id, full_jid(From)}, {to_user_id, full_jid(To)}, {message, Body}]
+    end.
+
+-spec routing_key(#user_status_event{} | #chat_event{}, exchange_opts()) -> binary().
+routing_key(#user_status_event{jid = Jid}, _Opts) ->
+    bare_jid(Jid);
+routing_key(#chat_event{direction = in, from = From}, #{sent_topic := Topic}) ->
+    <<(bare_jid(From))/binary, ".", Topic/binary>>;
+routing_key(#chat_event{direction = out, to = To}, #{recv_topic := Topic}) ->
+    <<(bare_jid(To))/binary, ".", Topic/binary>>.
+
+-spec full_jid(jid:jid()) -> binary().
+full_jid(Jid) ->
+    jid:to_binary(jid:to_lower(Jid)).
+
+-spec bare_jid(jid:jid()) -> binary().
+bare_jid(Jid) ->
+    jid:to_binary(jid:to_lus(Jid)).
+
+%% Hands the message to the pool: O(1), never waits. A full queue or a closed
+%% pool is counted as a failed publish and logged.
+-spec submit(mongooseim:host_type(), {binary(), binary(), list(), map()}) -> ok.
+submit(HostType, {Exchange, RoutingKey, Fields, Metadata}) ->
+    Ctx = persistent_term:get(ctx_key(HostType), {global, ?POOL_TAG}),
+    Pool = mongoose_event_pusher_pools:lookup(rabbit, HostType, ?POOL_TAG),
+    Result = case Pool of
+                 undefined ->
+                     {error, pool_not_started};
+                 _ ->
+                     try
+                         mongoose_event_pusher_nif:rabbit_publish(
+                           Pool, {{?MODULE, Ctx}, Exchange, RoutingKey, Fields, Metadata})
+                     catch
+                         %% Metadata a JSON body cannot hold (e.g. a nested
+                         %% map from a user module).
+                         error:badarg -> {error, invalid_metadata}
+                     end
+             end,
+    case Result of
+        ok ->
+            ok;
+        {error, Reason} ->
+            ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_rabbit_dropped, reason => Reason,
+                                          host_type => HostType, exchange => Exchange,
+                                          routing_key => RoutingKey,
+                                          text => <<"An event was not queued for RabbitMQ">>}),
+            published(Ctx, #{failed => 1})
+    end.
+
+%%--------------------------------------------------------------------
+%% Instrumentation and logs
+%%--------------------------------------------------------------------
+
+-spec dropped(ctx(), atom()) -> ok.
+dropped(Ctx, Reason) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_rabbit_dropped, reason => Reason,
+                                  text => <<"The RabbitMQ pool gave up a message">>}),
+    published(Ctx, #{failed => 1}).
+
+%% MongooseIM's events of the rabbit wpool (mongoose_wpool_rabbit declares
+%% them when the pool starts): `wpool_global_rabbit_*' for a global pool,
+%% `wpool_rabbit_*' with a host_type label for a host type's pool.
+-spec published(ctx(), mongoose_instrument:measurements()) -> ok.
+published({global, _} = Ctx, Measurements) ->
+    execute(wpool_global_rabbit_messages_published, Ctx, Measurements);
+published(Ctx, Measurements) ->
+    execute(wpool_rabbit_messages_published, Ctx, Measurements).
+
+-spec connections(ctx(), mongoose_instrument:measurements()) -> ok.
+connections({global, _} = Ctx, Measurements) ->
+    execute(wpool_global_rabbit_connections, Ctx, Measurements);
+connections(Ctx, Measurements) ->
+    execute(wpool_rabbit_connections, Ctx, Measurements).
+
+%% An event is not declared when its pool was not started by mongoose_wpool
+%% (or is gone): nothing to count it in then.
+-spec execute(mongoose_instrument:event_name(), ctx(), mongoose_instrument:measurements()) -> ok.
+execute(Event, Ctx, Measurements) ->
+    try
+        mongoose_instrument:execute(Event, labels(Ctx), Measurements)
+    catch
+        error:#{what := event_not_registered} -> ok
+    end.
+
+-spec labels(ctx()) -> mongoose_instrument:labels().
+labels({global, Tag}) -> #{pool_tag => Tag};
+labels({HostType, Tag}) -> #{pool_tag => Tag, host_type => HostType}.
+
+-spec log_meta(ctx()) -> map().
+log_meta({Scope, Tag}) ->
+    #{pool_scope => Scope, pool_tag => Tag}.
+
+-spec ctx_key(mongooseim:host_type()) -> {module(), mongooseim:host_type()}.
+ctx_key(HostType) ->
+    {?MODULE, HostType}.

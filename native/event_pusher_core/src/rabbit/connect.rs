@@ -1,0 +1,117 @@
+//! Opening one AMQP connection: TCP (and TLS through our own rustls
+//! configuration, the one HTTP pools use) under lapin, bounded by
+//! [`CONNECT_TIMEOUT`], and readable reasons for every failure.
+//!
+//! The password lives only in the AMQP URI handed to lapin, which is never
+//! formatted: reasons are built from error kinds and the broker's text.
+
+use super::{RabbitPoolConfig, StartError, CONNECT_TIMEOUT};
+use crate::http::tls;
+use lapin::tcp::{AsyncTcpStream, RustlsConnector};
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{Connection, ConnectionProperties, ErrorKind};
+use std::net::SocketAddr;
+
+/// Name the broker shows for our connections.
+const CONNECTION_NAME: &str = "mongoose_event_pusher";
+
+/// Where and how a pool connects. Cheap to share (one per pool).
+pub(crate) struct Endpoint {
+    uri: AMQPUri,
+    tls: Option<RustlsConnector>,
+    /// `host:port`, for reasons (never the URI, which holds the password).
+    address: String,
+}
+
+impl Endpoint {
+    pub fn new(cfg: &RabbitPoolConfig) -> Result<Endpoint, StartError> {
+        let tls = match &cfg.tls {
+            Some(opts) => {
+                let mut config = tls::client_config(Some(opts), true)?;
+                // The shared builder offers HTTP/1.1; AMQP negotiates no ALPN.
+                config.alpn_protocols.clear();
+                Some(RustlsConnector::from(config))
+            }
+            None => None,
+        };
+        let uri = AMQPUri {
+            scheme: if tls.is_some() {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            },
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username: cfg.username.clone(),
+                    password: cfg.password.0.clone(),
+                },
+                host: cfg.host.clone(),
+                port: cfg.port,
+            },
+            vhost: cfg.virtual_host.clone(),
+            query: AMQPQueryString::default(),
+        };
+        Ok(Endpoint {
+            uri,
+            tls,
+            address: format!("{}:{}", cfg.host, cfg.port),
+        })
+    }
+
+    /// One connection attempt. Must run on the shared runtime (lapin binds
+    /// the connection's I/O to the current one).
+    pub async fn connect(&self) -> Result<Connection, String> {
+        let runtime = lapin::runtime::default_runtime().map_err(|e| reason(&e))?;
+        let tls = self.tls.clone();
+        let props = ConnectionProperties::default().with_connection_name(CONNECTION_NAME.into());
+        // Runs on lapin's I/O thread (inside our runtime's context).
+        let transport = async move |uri: AMQPUri, runtime| {
+            let host = uri.authority.host.as_str();
+            let open = async {
+                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, uri.authority.port))
+                    .await?
+                    .collect();
+                let stream = AsyncTcpStream::connect(&runtime, addrs).await?;
+                match &tls {
+                    Some(tls) => stream.into_rustls(tls, host).await,
+                    None => Ok(stream),
+                }
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
+                Ok(result) => result.map_err(lapin::Error::from),
+                Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
+            }
+        };
+        let connecting = Connection::connector(self.uri.clone(), runtime, transport, props);
+        match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(e)) => Err(format!("{}: {}", self.address, reason(&e))),
+            Err(_) => Err(format!("{}: timeout", self.address)),
+        }
+    }
+}
+
+/// A short reason a person can act on: the broker's own text for AMQP errors
+/// (`ACCESS_REFUSED - Login was refused...`, `PRECONDITION_FAILED - ...`),
+/// the OS error for I/O (`Connection refused (os error 111)`).
+pub(crate) fn reason(e: &lapin::Error) -> String {
+    match e.kind() {
+        ErrorKind::ProtocolError(amqp) => amqp.get_message().to_string(),
+        ErrorKind::IOError(io) => io_reason(io),
+        ErrorKind::RuntimeShutdownError(io) => format!("runtime shut down: {}", io_reason(io)),
+        _ => e.to_string(),
+    }
+}
+
+fn io_reason(io: &std::io::Error) -> String {
+    match io.kind() {
+        std::io::ErrorKind::TimedOut => "timeout".to_owned(),
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionAborted => {
+            // RabbitMQ closes the socket without a word when the handshake
+            // fails before authentication (e.g. a wrong virtual host is a
+            // protocol error, but a TLS port spoken to in plain is this).
+            format!("connection closed by the server ({io})")
+        }
+        _ => io.to_string(),
+    }
+}

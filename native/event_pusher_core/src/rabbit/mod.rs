@@ -1,0 +1,361 @@
+//! RabbitMQ pools: `workers` AMQP connections (one channel each, as in
+//! MongooseIM), a bounded queue in front of them, pipelined publishes with
+//! publisher confirms, reconnection with a fixed delay, and a bounded drain on
+//! close.
+//!
+//! [`RabbitPool::publish`] is O(1) and never waits: it picks the worker from
+//! the routing key (so one key always uses one channel and keeps its order),
+//! counts the message against the pool's bound and hands it over. Each worker
+//! (see [`worker`]) owns its connection and channel and publishes up to
+//! [`MAX_IN_FLIGHT`] messages at once; with confirms on a message counts as
+//! published only when the broker acks it, a nack or a confirm timeout
+//! republishes it (at most [`MAX_ATTEMPTS`] failed attempts), and a lost
+//! connection republishes everything unconfirmed on the next one.
+//!
+//! Reconnection policy (ours): after a lost connection the worker reconnects
+//! at once; after a failed attempt it waits `reconnect_delay` (at least
+//! [`MIN_RECONNECT_DELAY`]) and tries again, for as long as the pool lives.
+//! `reconnect_attempts` is MongooseIM's limit, after which its worker gives up
+//! and loses its queue; we never give up while the pool is open, so events
+//! wait in the bounded queue (beyond the bound `publish` says `Overloaded` and
+//! counts it) and are published once a connection is back. Every attempt that
+//! fails is reported as a `Failed` connection event.
+
+mod connect;
+mod counters;
+mod declare;
+mod supervisor;
+mod window;
+mod worker;
+
+use crate::http::tls::{self, TlsOptions};
+use crate::http::Secret;
+use crate::report::{OutcomeSink, Reporter, Tag};
+use crate::runtime;
+use bytes::Bytes;
+use lapin::types::ShortString;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub use counters::RabbitStats;
+pub use declare::{DeclareFailure, DeclareResult, ExchangeSpec};
+
+/// How long a pool whose handle was dropped without `close` keeps delivering.
+pub const DROP_DRAIN: Duration = Duration::from_secs(5);
+/// Publishes in flight (written and not yet confirmed) per channel.
+pub const MAX_IN_FLIGHT: usize = 1000;
+/// Failed attempts (nack, confirm timeout, channel error) after which a
+/// message is dropped as `RetriesExhausted`. A lost connection is not a
+/// failed attempt: those messages are republished whatever the count.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Floor of the wait between failed connection attempts, so a zero delay
+/// cannot spin.
+pub const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(100);
+/// Bound on one connection attempt (TCP, TLS and the AMQP handshake).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool's settings, already typed; [`RabbitPool::start`] validates them.
+#[derive(Debug, Clone)]
+pub struct RabbitPoolConfig {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    /// Never logged, never in an error or a `Debug` output.
+    pub password: Secret,
+    pub virtual_host: String,
+    /// Channels in confirm mode: a message counts once acked.
+    pub confirms_enabled: bool,
+    /// MongooseIM's give-up limit; see the module doc for what we do instead.
+    pub reconnect_attempts: u32,
+    /// Wait between failed connection attempts.
+    pub reconnect_delay: Duration,
+    /// AMQP connections (one channel each).
+    pub workers: usize,
+    /// Messages that may wait (all workers together); beyond it `Overloaded`.
+    pub queue_capacity: usize,
+    /// An unconfirmed publish older than this counts as failed and is republished.
+    pub confirm_timeout: Duration,
+    /// TLS (AMQPS) when present, with the same options as an HTTP pool.
+    pub tls: Option<TlsOptions>,
+}
+
+/// A change in one of the pool's connections (not tied to one message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// A worker connected and opened its channel.
+    Opened,
+    /// A connection that was open is gone (lost, or closed by `close`).
+    Closed,
+    /// A connection attempt failed; a person can read the reason.
+    Failed(String),
+}
+
+/// Where a pool's connection events go. Called on the pool's reporter thread,
+/// in order with the outcomes.
+pub trait PoolEvents: Send + 'static {
+    fn connection(&mut self, event: ConnectionEvent);
+}
+
+/// Why a pool could not start. Messages are for people and never hold secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot start the reporter thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why `publish` refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("overloaded")]
+    Overloaded,
+    #[error("closed")]
+    Closed,
+    /// The exchange name or routing key is longer than AMQP allows (255 bytes).
+    #[error("exchange or routing key longer than 255 bytes")]
+    TooLong,
+}
+
+/// A message inside the pool.
+pub(crate) struct Message<T> {
+    pub tag: T,
+    pub exchange: ShortString,
+    pub routing_key: ShortString,
+    pub body: Bytes,
+    /// Position in the worker's arrival order, kept across republishes.
+    pub order: u64,
+    /// Failed attempts so far (nack, confirm timeout, channel error).
+    pub failures: u32,
+}
+
+/// Requests to the pool's supervisor task.
+pub(crate) enum Control {
+    Close {
+        drain: Duration,
+        done: crate::report::CloseCallback,
+    },
+    Declare {
+        exchanges: Vec<ExchangeSpec>,
+        timeout: Duration,
+        done: declare::DeclareCallback,
+    },
+}
+
+/// What the workers, declarations and the supervisor of a pool share.
+pub(crate) struct Shared<T> {
+    pub endpoint: connect::Endpoint,
+    pub confirms: bool,
+    pub reconnect_delay: Duration,
+    pub confirm_timeout: Duration,
+    pub counters: Arc<counters::Counters>,
+    pub reporter: Reporter<T>,
+    pub events: Arc<Mutex<dyn PoolEvents>>,
+    pub links: declare::Links,
+}
+
+impl<T: Tag> Shared<T> {
+    /// Reports a connection event on the reporter thread, in order with outcomes.
+    pub fn connection_event(&self, event: ConnectionEvent) {
+        let events = self.events.clone();
+        self.reporter.call(Box::new(move || {
+            // A sink that panicked once keeps receiving events.
+            let mut events = events.lock().unwrap_or_else(|e| e.into_inner());
+            events.connection(event);
+        }));
+    }
+}
+
+/// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
+pub struct RabbitPool<T: Send + 'static> {
+    queues: Vec<mpsc::UnboundedSender<Message<T>>>,
+    control: mpsc::UnboundedSender<Control>,
+    closing: AtomicBool,
+    capacity: u64,
+    counters: Arc<counters::Counters>,
+    runtime: &'static tokio::runtime::Handle,
+}
+
+impl<T: Tag> RabbitPool<T> {
+    /// Starts a pool whose outcomes go to `sink` and connection events to
+    /// `events`; connects in the background. Reads TLS files: call it where
+    /// blocking for a few milliseconds is fine.
+    pub fn start<S: OutcomeSink<T>, E: PoolEvents>(
+        cfg: RabbitPoolConfig,
+        sink: S,
+        events: E,
+    ) -> Result<Self, StartError> {
+        validate(&cfg)?;
+        let endpoint = connect::Endpoint::new(&cfg)?;
+        let runtime = runtime::handle().map_err(StartError::Runtime)?;
+        let counters = Arc::new(counters::Counters::default());
+        let reporter = Reporter::spawn("event_pusher_rmq", sink, counters.reporter.clone())
+            .map_err(StartError::Thread)?;
+        let shared = Arc::new(Shared {
+            endpoint,
+            confirms: cfg.confirms_enabled,
+            reconnect_delay: cfg.reconnect_delay.max(MIN_RECONNECT_DELAY),
+            confirm_timeout: cfg.confirm_timeout,
+            counters: counters.clone(),
+            reporter,
+            events: Arc::new(Mutex::new(events)),
+            links: declare::Links::new(cfg.workers),
+        });
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let queues = supervisor::spawn(runtime, shared, control_rx, cfg.workers);
+        Ok(RabbitPool {
+            queues,
+            control,
+            closing: AtomicBool::new(false),
+            capacity: cfg.queue_capacity as u64,
+            counters,
+            runtime,
+        })
+    }
+
+    /// Queues a message for `exchange` with `routing_key`. O(1), never waits.
+    pub fn publish(
+        &self,
+        tag: T,
+        exchange: &str,
+        routing_key: &str,
+        body: Bytes,
+    ) -> Result<(), SubmitError> {
+        if self.closing.load(Ordering::Relaxed) {
+            return Err(SubmitError::Closed);
+        }
+        let (Ok(exchange), Ok(routing_key)) = (
+            ShortString::try_new(exchange),
+            ShortString::try_new(routing_key),
+        ) else {
+            return Err(SubmitError::TooLong);
+        };
+        if !self.counters.reserve(self.capacity) {
+            return Err(SubmitError::Overloaded);
+        }
+        let message = Message {
+            tag,
+            exchange,
+            routing_key,
+            body,
+            order: 0,
+            failures: 0,
+        };
+        let worker = self.worker_for(message.routing_key.as_str());
+        match self.queues[worker].send(message) {
+            Ok(()) => {
+                self.counters.accepted();
+                Ok(())
+            }
+            // The worker stopped taking messages: the pool is closing.
+            Err(_) => {
+                self.counters.unreserve();
+                Err(SubmitError::Closed)
+            }
+        }
+    }
+
+    /// The worker of a routing key: the same key always goes to the same
+    /// channel, which keeps its messages in order.
+    fn worker_for(&self, routing_key: &str) -> usize {
+        if self.queues.len() == 1 {
+            return 0;
+        }
+        // A fixed-key hasher: stable for the pool's life, no per-call seed.
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(routing_key);
+        (hash % self.queues.len() as u64) as usize
+    }
+}
+
+impl<T: Send + 'static> RabbitPool<T> {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RabbitStats {
+        self.counters.snapshot()
+    }
+
+    /// Declares `exchanges` on a live connection of the pool (waiting for one
+    /// for at most `timeout`, which also bounds the declarations), each on a
+    /// fresh channel; `done` runs on the reporter thread with the failures.
+    pub fn declare_exchanges(
+        &self,
+        exchanges: Vec<ExchangeSpec>,
+        timeout: Duration,
+        done: impl FnOnce(DeclareResult) + Send + 'static,
+    ) {
+        let command = Control::Declare {
+            exchanges,
+            timeout,
+            done: Box::new(done),
+        };
+        if let Err(mpsc::error::SendError(command)) = self.control.send(command) {
+            // The pool has finished: answer from the runtime, never the caller's thread.
+            if let Control::Declare {
+                exchanges, done, ..
+            } = command
+            {
+                self.runtime
+                    .spawn(async move { done(declare::all_failed(&exchanges, "closed")) });
+            }
+        }
+    }
+
+    /// Stops taking work at once; what is queued or in flight may still be
+    /// published within `drain`, the rest is dropped (reported and counted);
+    /// then the connections close and `done` runs on the reporter thread,
+    /// after the pool's last outcome. Closing again later only runs `done`.
+    pub fn close(&self, drain: Duration, done: impl FnOnce(crate::CloseReport) + Send + 'static) {
+        self.closing.store(true, Ordering::Relaxed);
+        let command = Control::Close {
+            drain,
+            done: Box::new(done),
+        };
+        if let Err(mpsc::error::SendError(command)) = self.control.send(command) {
+            if let Control::Close { done, .. } = command {
+                self.runtime
+                    .spawn(async move { done(crate::CloseReport::default()) });
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for RabbitPool<T> {
+    fn drop(&mut self) {
+        // Dropping the control sender tells the supervisor to close with
+        // DROP_DRAIN (unless `close` already asked it to).
+        self.closing.store(true, Ordering::Relaxed);
+    }
+}
+
+fn validate(cfg: &RabbitPoolConfig) -> Result<(), StartError> {
+    let invalid = |msg: &str| Err(StartError::InvalidConfig(msg.to_owned()));
+    if cfg.workers == 0 {
+        return invalid("workers must be at least 1");
+    }
+    // Each worker is a connection with its own I/O thread in lapin.
+    if cfg.workers > 1000 {
+        return invalid("workers must be at most 1000");
+    }
+    if cfg.queue_capacity == 0 {
+        return invalid("queue_capacity must be at least 1");
+    }
+    if cfg.confirm_timeout.is_zero() {
+        return invalid("confirm_timeout must be at least 1 ms");
+    }
+    if cfg.host.is_empty() {
+        return invalid("host must not be empty");
+    }
+    if cfg.port == 0 {
+        return invalid("port must be in 1..65535");
+    }
+    if cfg.virtual_host.is_empty() {
+        return invalid("virtual_host must not be empty");
+    }
+    Ok(())
+}

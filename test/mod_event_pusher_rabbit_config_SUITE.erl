@@ -1,0 +1,377 @@
+%% @doc The options of `[modules.mod_event_pusher.rabbit]' and
+%% `[outgoing_pools.rabbit.*]' are accepted, defaulted and rejected as
+%% MongooseIM does (SPEC.md §5), each error naming the option's TOML path; and
+%% a rabbit pool entry becomes the Rust pool's configuration.
+-module(mod_event_pusher_rabbit_config_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
+
+-export([rabbit_backend_without_exchanges_has_none/1,
+         empty_exchanges_get_mongooseim_defaults/1,
+         only_configured_exchanges_are_present/1,
+         every_exchange_option_is_accepted/1,
+         topics_keep_their_defaults_when_the_name_changes/1,
+         backend_module_gets_the_backend_options/1,
+         host_config_sets_exchanges_for_its_host_type/1,
+         empty_strings_are_rejected/1,
+         wrong_option_types_are_rejected/1,
+         presence_exchange_has_no_topics/1,
+         unknown_exchange_or_option_is_rejected/1]).
+-export([pool_gets_mongooseim_defaults/1,
+         every_pool_option_is_accepted/1,
+         bad_connection_options_are_rejected/1,
+         bad_generic_pool_options_are_rejected/1,
+         host_config_pool_belongs_to_its_host_type/1,
+         pool_entry_becomes_the_rust_pool_config/1,
+         host_type_pool_reports_under_its_host_type/1,
+         tls_section_is_passed_to_the_rust_pool/1]).
+
+-define(RABBIT, "modules.mod_event_pusher.rabbit").
+-define(CONN, "outgoing_pools.rabbit.event_pusher.connection").
+
+%%====================================================================
+%% Setup
+%%====================================================================
+
+all() ->
+    [{group, module_options}, {group, pool_options}].
+
+groups() ->
+    [{module_options, [parallel], [rabbit_backend_without_exchanges_has_none,
+                                   empty_exchanges_get_mongooseim_defaults,
+                                   only_configured_exchanges_are_present,
+                                   every_exchange_option_is_accepted,
+                                   topics_keep_their_defaults_when_the_name_changes,
+                                   backend_module_gets_the_backend_options,
+                                   host_config_sets_exchanges_for_its_host_type,
+                                   empty_strings_are_rejected,
+                                   wrong_option_types_are_rejected,
+                                   presence_exchange_has_no_topics,
+                                   unknown_exchange_or_option_is_rejected]},
+     {pool_options, [parallel], [pool_gets_mongooseim_defaults,
+                                 every_pool_option_is_accepted,
+                                 bad_connection_options_are_rejected,
+                                 bad_generic_pool_options_are_rejected,
+                                 host_config_pool_belongs_to_its_host_type,
+                                 pool_entry_becomes_the_rust_pool_config,
+                                 host_type_pool_reports_under_its_host_type,
+                                 tls_section_is_passed_to_the_rust_pool]}].
+
+init_per_suite(Config) ->
+    Dir = ?config(priv_dir, Config),
+    Files = [{F, filename:join(Dir, F)} || F <- ["ca.pem", "cert.pem", "key.pem"]],
+    [ok = file:write_file(Path, <<"test\n">>) || {_, Path} <- Files],
+    [{tls_files, maps:from_list(Files)} | Config].
+
+end_per_suite(_Config) ->
+    ok.
+
+%%====================================================================
+%% [modules.mod_event_pusher.rabbit]
+%%====================================================================
+
+rabbit_backend_without_exchanges_has_none(doc) ->
+    ["A rabbit backend with no exchange sections has no exchange options at all"];
+rabbit_backend_without_exchanges_has_none(Config) ->
+    ?assertEqual(#{}, rabbit_opts(Config, "[modules.mod_event_pusher.rabbit]\n")).
+
+empty_exchanges_get_mongooseim_defaults(doc) ->
+    ["Empty exchange sections get MongooseIM's names, type topic, non-durable and fixed topics"];
+empty_exchanges_get_mongooseim_defaults(Config) ->
+    ?assertEqual(#{presence_exchange => #{name => <<"presence">>, type => <<"topic">>,
+                                          durable => false},
+                   chat_msg_exchange => #{name => <<"chat_msg">>, type => <<"topic">>,
+                                          durable => false,
+                                          sent_topic => <<"chat_msg_sent">>,
+                                          recv_topic => <<"chat_msg_recv">>},
+                   groupchat_msg_exchange => #{name => <<"groupchat_msg">>,
+                                               type => <<"topic">>, durable => false,
+                                               sent_topic => <<"groupchat_msg_sent">>,
+                                               recv_topic => <<"groupchat_msg_recv">>}},
+                 rabbit_opts(Config, exchanges_toml([{"presence_exchange", ""},
+                                                     {"chat_msg_exchange", ""},
+                                                     {"groupchat_msg_exchange", ""}]))).
+
+only_configured_exchanges_are_present(doc) ->
+    ["Only the exchanges given in the config appear in the options"];
+only_configured_exchanges_are_present(Config) ->
+    ?assertEqual([presence_exchange],
+                 maps:keys(rabbit_opts(Config, exchanges_toml([{"presence_exchange", ""}])))),
+    ?assertEqual([groupchat_msg_exchange],
+                 maps:keys(rabbit_opts(Config,
+                                       exchanges_toml([{"groupchat_msg_exchange", ""}])))).
+
+every_exchange_option_is_accepted(doc) ->
+    ["Every exchange option is accepted and kept as a binary or boolean"];
+every_exchange_option_is_accepted(Config) ->
+    Toml = exchanges_toml(
+             [{"presence_exchange", "name = \"pres\"\ntype = \"fanout\"\ndurable = true"},
+              {"chat_msg_exchange", "name = \"chats\"\ntype = \"direct\"\ndurable = true\n"
+                                    "sent_topic = \"out\"\nrecv_topic = \"in\""},
+              {"groupchat_msg_exchange", "name = \"rooms\"\ntype = \"headers\"\n"
+                                         "durable = false\n"
+                                         "sent_topic = \"g_out\"\nrecv_topic = \"g_in\""}]),
+    ?assertEqual(#{presence_exchange => #{name => <<"pres">>, type => <<"fanout">>,
+                                          durable => true},
+                   chat_msg_exchange => #{name => <<"chats">>, type => <<"direct">>,
+                                          durable => true, sent_topic => <<"out">>,
+                                          recv_topic => <<"in">>},
+                   groupchat_msg_exchange => #{name => <<"rooms">>, type => <<"headers">>,
+                                               durable => false, sent_topic => <<"g_out">>,
+                                               recv_topic => <<"g_in">>}},
+                 rabbit_opts(Config, Toml)).
+
+topics_keep_their_defaults_when_the_name_changes(doc) ->
+    ["sent_topic and recv_topic default to chat_msg_* and groupchat_msg_* whatever the name"];
+topics_keep_their_defaults_when_the_name_changes(Config) ->
+    Opts = rabbit_opts(Config, exchanges_toml([{"chat_msg_exchange", "name = \"custom\""},
+                                               {"groupchat_msg_exchange",
+                                                "name = \"custom_room\""}])),
+    ?assertMatch(#{chat_msg_exchange := #{name := <<"custom">>,
+                                          sent_topic := <<"chat_msg_sent">>,
+                                          recv_topic := <<"chat_msg_recv">>},
+                   groupchat_msg_exchange := #{name := <<"custom_room">>,
+                                               sent_topic := <<"groupchat_msg_sent">>,
+                                               recv_topic := <<"groupchat_msg_recv">>}},
+                 Opts).
+
+backend_module_gets_the_backend_options(doc) ->
+    ["mod_event_pusher depends on mod_event_pusher_rabbit, which gets the rabbit options"];
+backend_module_gets_the_backend_options(Config) ->
+    Modules = modules(Config, exchanges_toml([{"presence_exchange", "name = \"p\""}])),
+    RabbitOpts = #{presence_exchange => #{name => <<"p">>, type => <<"topic">>,
+                                          durable => false}},
+    ?assertEqual(#{mod_event_pusher => #{rabbit => RabbitOpts},
+                   mod_event_pusher_rabbit => RabbitOpts},
+                 Modules).
+
+host_config_sets_exchanges_for_its_host_type(doc) ->
+    ["A host_config section configures the rabbit backend of its host type only"];
+host_config_sets_exchanges_for_its_host_type(Config) ->
+    Opts = parse(Config, ["[general]\nhosts = [\"a\", \"b\"]\ndefault_server_domain = \"a\"\n",
+                          exchanges_toml([{"presence_exchange", ""}]),
+                          "[[host_config]]\nhost_type = \"b\"\n",
+                          "[host_config.modules.mod_event_pusher.rabbit.chat_msg_exchange]\n"
+                          "name = \"b_chat\"\n"]),
+    ?assertMatch(#{mod_event_pusher := #{rabbit := #{presence_exchange := _}}},
+                 opt({modules, <<"a">>}, Opts)),
+    #{mod_event_pusher := #{rabbit := BOpts}, mod_event_pusher_rabbit := BOpts} =
+        opt({modules, <<"b">>}, Opts),
+    ?assertMatch([chat_msg_exchange], maps:keys(BOpts)),
+    ?assertMatch(#{chat_msg_exchange := #{name := <<"b_chat">>}}, BOpts).
+
+empty_strings_are_rejected(doc) ->
+    ["An empty name, type, sent_topic or recv_topic is rejected, naming its path"];
+empty_strings_are_rejected(Config) ->
+    [?assertEqual({Path, function_clause},
+                  path_and_reason(exchange_error(Config, Exchange, [Key, " = \"\""])))
+     || {Exchange, Key} <- [{"presence_exchange", "name"}, {"presence_exchange", "type"},
+                            {"chat_msg_exchange", "name"}, {"chat_msg_exchange", "sent_topic"},
+                            {"chat_msg_exchange", "recv_topic"},
+                            {"groupchat_msg_exchange", "type"},
+                            {"groupchat_msg_exchange", "sent_topic"},
+                            {"groupchat_msg_exchange", "recv_topic"}],
+        Path <- [?RABBIT "." ++ Exchange ++ "." ++ Key]].
+
+wrong_option_types_are_rejected(doc) ->
+    ["Options of the wrong TOML type are rejected, naming their path"];
+wrong_option_types_are_rejected(Config) ->
+    [?assertEqual({?RABBIT "." ++ Exchange ++ "." ++ Key, wrong_type},
+                  path_and_reason(exchange_error(Config, Exchange, [Key, " = ", Value])))
+     || {Exchange, Key, Value} <- [{"presence_exchange", "name", "1"},
+                                   {"presence_exchange", "type", "true"},
+                                   {"presence_exchange", "durable", "\"yes\""},
+                                   {"chat_msg_exchange", "sent_topic", "1"},
+                                   {"groupchat_msg_exchange", "recv_topic", "[\"a\"]"}]].
+
+presence_exchange_has_no_topics(doc) ->
+    ["sent_topic and recv_topic belong to the message exchanges only"];
+presence_exchange_has_no_topics(Config) ->
+    ?assertMatch(#{toml_path := ?RABBIT ".presence_exchange", reason := unexpected_key,
+                   key := <<"sent_topic">>},
+                 exchange_error(Config, "presence_exchange", "sent_topic = \"x\"")).
+
+unknown_exchange_or_option_is_rejected(doc) ->
+    ["An unknown exchange section or exchange option is rejected"];
+unknown_exchange_or_option_is_rejected(Config) ->
+    ?assertMatch(#{toml_path := ?RABBIT, reason := unexpected_key,
+                   key := <<"headline_exchange">>},
+                 exchange_error(Config, "headline_exchange", "name = \"h\"")),
+    ?assertMatch(#{toml_path := ?RABBIT ".chat_msg_exchange", reason := unexpected_key,
+                   key := <<"auto_delete">>},
+                 exchange_error(Config, "chat_msg_exchange", "auto_delete = true")),
+    ?assertMatch(#{toml_path := ?RABBIT ".presence_exchange", reason := wrong_node_type},
+                 the_error(Config, [general(), "[modules.mod_event_pusher.rabbit]\n"
+                                               "presence_exchange = \"presence\"\n"])).
+
+%%====================================================================
+%% [outgoing_pools.rabbit.*]
+%%====================================================================
+
+pool_gets_mongooseim_defaults(doc) ->
+    ["A pool with no options gets MongooseIM's connection and worker pool defaults"];
+pool_gets_mongooseim_defaults(Config) ->
+    ?assertEqual([#{type => rabbit, scope => global, tag => event_pusher,
+                    opts => #{workers => 10, strategy => best_worker, call_timeout => 5000},
+                    conn_opts => #{host => "localhost", port => 5672,
+                                   username => <<"guest">>, password => <<"guest">>,
+                                   virtual_host => <<"/">>, confirms_enabled => false,
+                                   reconnect => #{attempts => 0, delay => 2000}}}],
+                 pools(Config, "[outgoing_pools.rabbit.event_pusher]\n")).
+
+every_pool_option_is_accepted(doc) ->
+    ["Every connection, reconnect, TLS and worker pool option is accepted"];
+every_pool_option_is_accepted(Config) ->
+    #{"ca.pem" := CA, "cert.pem" := Cert, "key.pem" := Key} = ?config(tls_files, Config),
+    Toml = pool_toml("workers = 3\nstrategy = \"available_worker\"\ncall_timeout = 100\n"
+                     "max_worker_queue_len = 500\nscope = \"host_type\"",
+                     ["host = \"rabbit.example.com\"\nport = 5671\n"
+                      "username = \"pusher\"\npassword = \"secret\"\n"
+                      "virtual_host = \"vh1\"\nconfirms_enabled = true\n"
+                      "reconnect.attempts = 5\nreconnect.delay = 100\n"
+                      "tls.verify_mode = \"peer\"\n"
+                      "tls.cacertfile = '", CA, "'\n"
+                      "tls.certfile = '", Cert, "'\n"
+                      "tls.keyfile = '", Key, "'\n"
+                      "tls.versions = [\"tlsv1.2\"]\n"]),
+    ?assertEqual([#{type => rabbit, scope => host_type, tag => event_pusher,
+                    opts => #{workers => 3, strategy => available_worker, call_timeout => 100,
+                              max_worker_queue_len => 500},
+                    conn_opts => #{host => "rabbit.example.com", port => 5671,
+                                   username => <<"pusher">>, password => <<"secret">>,
+                                   virtual_host => <<"vh1">>, confirms_enabled => true,
+                                   reconnect => #{attempts => 5, delay => 100},
+                                   tls => #{verify_mode => peer, cacertfile => CA,
+                                            certfile => Cert, keyfile => Key,
+                                            versions => ['tlsv1.2'],
+                                            disconnect_on_failure => true,
+                                            crl_files => [],
+                                            server_name_indication =>
+                                                #{enabled => true, protocol => default}}}}],
+                 pools(Config, Toml)).
+
+bad_connection_options_are_rejected(doc) ->
+    ["Empty strings, bad ports, negative reconnect values and wrong types are rejected"];
+bad_connection_options_are_rejected(Config) ->
+    [?assertEqual(?CONN "." ++ Path,
+                  maps:get(toml_path, pool_error(Config, "", [Path, " = ", Value])))
+     || {Path, Value} <- [{"host", "\"\""}, {"port", "0"}, {"port", "65536"},
+                          {"port", "\"5672\""}, {"username", "\"\""}, {"password", "\"\""},
+                          {"virtual_host", "\"\""}, {"confirms_enabled", "\"yes\""},
+                          {"reconnect.attempts", "-1"}, {"reconnect.delay", "-1"}]].
+
+bad_generic_pool_options_are_rejected(doc) ->
+    ["Bad worker pool options of a rabbit pool are rejected as for any pool"];
+bad_generic_pool_options_are_rejected(Config) ->
+    [?assertEqual("outgoing_pools.rabbit.event_pusher." ++ Key,
+                  maps:get(toml_path, pool_error(Config, [Key, " = ", Value], "")))
+     || {Key, Value} <- [{"workers", "0"}, {"max_worker_queue_len", "-1"},
+                         {"scope", "\"everywhere\""}]].
+
+host_config_pool_belongs_to_its_host_type(doc) ->
+    ["A rabbit pool in host_config has the host type as its scope"];
+host_config_pool_belongs_to_its_host_type(Config) ->
+    Opts = parse(Config, [general(),
+                          "[[host_config]]\nhost_type = \"localhost\"\n"
+                          "[host_config.outgoing_pools.rabbit.event_pusher.connection]\n"
+                          "port = 5673\n"]),
+    ?assertMatch([#{type := rabbit, scope := <<"localhost">>, tag := event_pusher,
+                    conn_opts := #{port := 5673, host := "localhost"}}],
+                 opt({outgoing_pools, <<"localhost">>}, Opts)).
+
+pool_entry_becomes_the_rust_pool_config(doc) ->
+    ["A global pool's options map onto rabbit_pool_start's config: workers = connections, "
+     "the queue bounded by workers x max_worker_queue_len, events tagged with the scope"];
+pool_entry_becomes_the_rust_pool_config(Config) ->
+    [Entry] = pools(Config, pool_toml("workers = 4\nmax_worker_queue_len = 25",
+                                      "host = \"127.0.0.1\"\nport = 5673\n"
+                                      "username = \"u\"\npassword = \"p\"\n"
+                                      "virtual_host = \"vh\"\nconfirms_enabled = true\n"
+                                      "reconnect.attempts = 3\nreconnect.delay = 50")),
+    {ok, {mongoose_event_pusher_nif, rabbit_pool_start, [PoolConfig]}} =
+        mongoose_event_pusher_pool_config:start_spec({rabbit, global, event_pusher}, Entry),
+    ?assertEqual(#{host => <<"127.0.0.1">>, port => 5673, username => <<"u">>,
+                   password => <<"p">>, virtual_host => <<"vh">>, confirms_enabled => true,
+                   reconnect_attempts => 3, reconnect_delay => 50, workers => 4,
+                   queue_capacity => 100, confirm_timeout => 60000,
+                   event_tag => {mod_event_pusher_rabbit, {global, event_pusher}}},
+                 PoolConfig).
+
+host_type_pool_reports_under_its_host_type(doc) ->
+    ["A pool of scope host_type, started for a host type, tags its events with that host type"];
+host_type_pool_reports_under_its_host_type(Config) ->
+    [Entry] = pools(Config, pool_toml("scope = \"host_type\"", "")),
+    {ok, {_, rabbit_pool_start, [#{event_tag := Tag, queue_capacity := Capacity}]}} =
+        mongoose_event_pusher_pool_config:start_spec({rabbit, <<"localhost">>, event_pusher},
+                                                     Entry),
+    ?assertEqual({mod_event_pusher_rabbit, {<<"localhost">>, event_pusher}}, Tag),
+    ?assert(Capacity >= 10).
+
+tls_section_is_passed_to_the_rust_pool(doc) ->
+    ["The pool's TLS section reaches the Rust pool as the NIF's tls map"];
+tls_section_is_passed_to_the_rust_pool(Config) ->
+    #{"ca.pem" := CA} = ?config(tls_files, Config),
+    [Entry] = pools(Config, pool_toml("", ["port = 5671\ntls.verify_mode = \"none\"\n"
+                                           "tls.cacertfile = '", CA, "'\n"])),
+    {ok, {_, rabbit_pool_start, [#{tls := TLS}]}} =
+        mongoose_event_pusher_pool_config:start_spec({rabbit, global, event_pusher}, Entry),
+    ?assertEqual(#{verify_mode => none, cacertfile => list_to_binary(CA),
+                   server_name_indication => true}, TLS).
+
+%%====================================================================
+%% Helpers
+%%====================================================================
+
+general() ->
+    "[general]\nhosts = [\"localhost\"]\ndefault_server_domain = \"localhost\"\n".
+
+%% One `[modules.mod_event_pusher.rabbit.<exchange>]' table per entry.
+exchanges_toml(Exchanges) ->
+    [["[modules.mod_event_pusher.rabbit.", Name, "]\n", Body, "\n"] || {Name, Body} <- Exchanges].
+
+pool_toml(PoolBody, ConnBody) ->
+    ["[outgoing_pools.rabbit.event_pusher]\n", PoolBody, "\n",
+     "[outgoing_pools.rabbit.event_pusher.connection]\n", ConnBody, "\n"].
+
+modules(Config, Toml) ->
+    opt({modules, <<"localhost">>}, parse(Config, [general(), Toml])).
+
+rabbit_opts(Config, Toml) ->
+    #{mod_event_pusher := #{rabbit := Opts}} = modules(Config, Toml),
+    Opts.
+
+exchange_error(Config, Exchange, Body) ->
+    the_error(Config, [general(), exchanges_toml([{Exchange, Body}])]).
+
+pools(Config, Toml) ->
+    opt(outgoing_pools, parse(Config, [general(), Toml])).
+
+pool_error(Config, PoolBody, ConnBody) ->
+    the_error(Config, [general(), pool_toml(PoolBody, ConnBody)]).
+
+path_and_reason(#{toml_path := Path, reason := Reason}) ->
+    {Path, Reason}.
+
+parse(Config, Toml) ->
+    Name = "cfg_" ++ integer_to_list(erlang:unique_integer([positive])) ++ ".toml",
+    Path = filename:join(?config(priv_dir, Config), Name),
+    ok = file:write_file(Path, Toml),
+    mongoose_config_parser:parse_file(Path).
+
+%% The one error a config raises.
+the_error(Config, Toml) ->
+    try parse(Config, Toml) of
+        Opts -> ct:fail({config_accepted, Opts})
+    catch
+        error:{config_error, _Text, [Error]} -> Error;
+        error:{config_error, _Text, Errors} -> ct:fail({expected_one_error, Errors})
+    end.
+
+opt(Key, Opts) ->
+    case lists:keyfind(Key, 1, Opts) of
+        {Key, Value} -> Value;
+        false -> ct:fail({option_not_found, Key, Opts})
+    end.

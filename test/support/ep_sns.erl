@@ -1,0 +1,238 @@
+%% @doc The SNS side of the tests: moto's server (started by
+%% scripts/services.sh) with SNS topics, each with an SQS queue subscribed
+%% to it (raw message delivery, so message attributes arrive as SQS message
+%% attributes), and what those queues received.
+%%
+%% A registered process owns a Python port (ep_sns_moto.py, boto3) that does
+%% the AWS calls; it is not linked to its starter, so it outlives
+%% `init_per_suite'. Also here: waiting for this host type's Rust SNS pool to
+%% be idle.
+-module(ep_sns).
+
+-behaviour(gen_server).
+
+%% Service
+-export([start/0, stop/0, endpoint/0, region/0, account_id/0]).
+
+%% Topics and what arrived
+-export([topic/1, delete_topic/1, messages/1, wait_for_messages/3, no_more_messages/1]).
+
+%% The product's SNS pool
+-export([pool_stats/1, wait_pool_idle/2]).
+
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-type topic() :: #{name := binary(), topic_arn := binary(), queue_url := binary()}.
+%% What a subscriber got: the raw body, the body decoded as JSON (or
+%% `not_json'), and the SQS message attributes as `Name => {DataType, Value}'
+%% (a Binary value decoded).
+-type message() :: #{body := binary(), json := map() | not_json,
+                     attributes := #{binary() => {binary(), binary()}}}.
+-export_type([topic/0, message/0]).
+
+-define(CALL_TIMEOUT, 30000).
+-define(DEFAULT_MOTO_PORT, "4566").
+
+%%====================================================================
+%% Service
+%%====================================================================
+
+%% @doc Starts moto if it does not answer yet, and the client process.
+-spec start() -> ok.
+start() ->
+    ok = start_moto(),
+    case gen_server:start({local, ?MODULE}, ?MODULE, [], []) of
+        {ok, _Pid} -> ok;
+        {error, {already_started, _Pid}} -> ok
+    end.
+
+-spec stop() -> ok.
+stop() ->
+    case whereis(?MODULE) of
+        undefined -> ok;
+        _ -> gen_server:stop(?MODULE)
+    end.
+
+%% @doc moto's URL, for `sns_host'.
+-spec endpoint() -> string().
+endpoint() ->
+    "http://127.0.0.1:" ++ moto_port().
+
+%% @doc The region and account that moto's topics live in.
+-spec region() -> string().
+region() -> "us-east-1".
+
+-spec account_id() -> string().
+account_id() -> "123456789012".
+
+%%====================================================================
+%% Topics
+%%====================================================================
+
+%% @doc A fresh topic `<Prefix>-<unique>' with a queue of the same name
+%% subscribed to it (raw delivery).
+-spec topic(string() | binary()) -> topic().
+topic(Prefix) ->
+    Name = iolist_to_binary([Prefix, "-", integer_to_list(erlang:unique_integer([positive])),
+                             "-", os:getpid()]),
+    #{<<"topic_arn">> := Arn, <<"queue_url">> := Url} =
+        call(#{op => topic_with_queue, name => Name}),
+    #{name => Name, topic_arn => Arn, queue_url => Url}.
+
+-spec delete_topic(topic()) -> ok.
+delete_topic(#{topic_arn := Arn, queue_url := Url}) ->
+    true = call(#{op => delete_topic_with_queue, topic_arn => Arn, queue_url => Url}),
+    ok.
+
+%% @doc What arrived in the topic's queue since it was last read (read
+%% messages are deleted).
+-spec messages(topic()) -> [message()].
+messages(#{queue_url := Url}) ->
+    [message(M) || M <- call(#{op => receive_messages, queue_url => Url, max_messages => 1000})].
+
+%% @doc Reads the topic's queue until at least N messages arrived; returns
+%% every message read.
+-spec wait_for_messages(topic(), non_neg_integer(), timeout()) -> [message()].
+wait_for_messages(Topic, N, TimeoutMs) ->
+    Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
+    wait_for_messages(Topic, N, Deadline, []).
+
+%% @doc Fails if anything arrived in the topic's queue since it was read.
+-spec no_more_messages(topic()) -> ok.
+no_more_messages(Topic = #{name := Name}) ->
+    case messages(Topic) of
+        [] -> ok;
+        Unexpected -> error({unexpected_messages, Name, Unexpected})
+    end.
+
+%%====================================================================
+%% The product's pool
+%%====================================================================
+
+%% @doc The counters of HostType's SNS pool, or `undefined' if it does not run.
+-spec pool_stats(binary()) -> map() | undefined.
+pool_stats(HostType) ->
+    case mod_event_pusher_sns_pool:stats(HostType) of
+        {ok, Stats} -> Stats;
+        {error, not_started} -> undefined
+    end.
+
+%% @doc Waits until the pool holds nothing queued or in progress (waiting for
+%% a retry counts as in progress): what was submitted reached SNS or was
+%% dropped.
+-spec wait_pool_idle(binary(), timeout()) -> ok.
+wait_pool_idle(HostType, TimeoutMs) ->
+    ep_wait:until(fun() -> is_idle(pool_stats(HostType)) end, TimeoutMs,
+                  #{name => {sns_pool_idle, HostType}}).
+
+is_idle(#{queued := 0, in_flight := 0}) -> true;
+is_idle(_) -> false.
+
+%%====================================================================
+%% gen_server: owns the Python port
+%%====================================================================
+
+init([]) ->
+    Python = os:find_executable(os:getenv("PYTHON", "python3")),
+    Python =/= false orelse error(python3_not_found),
+    Port = open_port({spawn_executable, Python},
+                     [{args, [script(), endpoint()]}, {packet, 4}, binary, exit_status]),
+    {ok, #{port => Port}}.
+
+handle_call({request, Request}, _From, State = #{port := Port}) ->
+    true = port_command(Port, jiffy:encode(Request)),
+    receive
+        {Port, {data, Data}} ->
+            {reply, jiffy:decode(Data, [return_maps]), State};
+        {Port, {exit_status, Status}} ->
+            {stop, {moto_client_exited, Status}, {error, {moto_client_exited, Status}}, State}
+    after ?CALL_TIMEOUT ->
+            {stop, moto_client_timeout, {error, moto_client_timeout}, State}
+    end.
+
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+handle_info({Port, {exit_status, Status}}, State = #{port := Port}) ->
+    {stop, {moto_client_exited, Status}, State};
+handle_info(_Info, State) ->
+    {noreply, State}.
+
+terminate(_Reason, #{port := Port}) ->
+    catch port_close(Port),
+    ok.
+
+%%====================================================================
+%% Helpers
+%%====================================================================
+
+call(Request) ->
+    case gen_server:call(?MODULE, {request, Request}, ?CALL_TIMEOUT + 5000) of
+        #{<<"ok">> := Result} -> Result;
+        #{<<"error">> := Text} -> error({moto_request_failed, Request, Text});
+        {error, Reason} -> error({moto_request_failed, Request, Reason})
+    end.
+
+wait_for_messages(Topic = #{name := Name}, N, Deadline, Acc) ->
+    All = Acc ++ messages(Topic),
+    case length(All) >= N of
+        true ->
+            All;
+        false ->
+            case erlang:monotonic_time(millisecond) >= Deadline of
+                true -> error({wait_timeout, #{topic => Name, expected => N, got => All}});
+                false ->
+                    %% A short pause between polls, not a wait for the result.
+                    receive after 20 -> ok end,
+                    wait_for_messages(Topic, N, Deadline, All)
+            end
+    end.
+
+message(#{<<"body">> := Body, <<"attributes">> := Attrs}) ->
+    Json = try jiffy:decode(Body, [return_maps]) of
+               Map when is_map(Map) -> Map;
+               _ -> not_json
+           catch
+               _:_ -> not_json
+           end,
+    #{body => Body, json => Json,
+      attributes => maps:map(fun(_Name, #{<<"type">> := Type, <<"value">> := Value}) ->
+                                     {Type, attribute_value(Type, Value)}
+                             end, Attrs)}.
+
+attribute_value(<<"Binary", _/binary>>, Base64) -> base64:decode(Base64);
+attribute_value(_Type, Value) -> Value.
+
+moto_port() ->
+    case os:getenv("MOTO_PORT") of
+        false -> ?DEFAULT_MOTO_PORT;
+        "" -> ?DEFAULT_MOTO_PORT;
+        Port -> Port
+    end.
+
+%% The sources, not the build dir: the script is not compiled.
+support_dir() ->
+    filename:dirname(proplists:get_value(source, ?MODULE:module_info(compile))).
+
+script() ->
+    filename:join(support_dir(), "ep_sns_moto.py").
+
+%% scripts/services.sh starts moto unless it answers already.
+start_moto() ->
+    Script = filename:join([support_dir(), "..", "..", "scripts", "services.sh"]),
+    Bash = os:find_executable("bash"),
+    Port = open_port({spawn_executable, Bash},
+                     [{args, [Script, "start", "moto"]}, exit_status, stderr_to_stdout, binary]),
+    collect_exit(Port, []).
+
+collect_exit(Port, Output) ->
+    receive
+        {Port, {data, Data}} ->
+            collect_exit(Port, [Output, Data]);
+        {Port, {exit_status, 0}} ->
+            ok;
+        {Port, {exit_status, Status}} ->
+            error({moto_start_failed, Status, iolist_to_binary(Output)})
+    after 180000 ->
+            error({moto_start_timeout, iolist_to_binary(Output)})
+    end.

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""SNS/SQS client for the tests (test/support/ep_sns.erl runs it as a port).
+
+Reads requests and writes replies as JSON, each framed by a 4-byte big-endian
+length ({packet, 4} on the Erlang side). A request is {"op": Name, ...args};
+a reply is {"ok": Result} or {"error": Text}. Talks to moto at the endpoint
+given as the first argument, with the region and dummy credentials moto
+accepts (it checks no signature).
+"""
+import base64
+import json
+import struct
+import sys
+
+import boto3
+
+REGION = "us-east-1"
+
+
+def client(service, endpoint):
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id="ep-test", aws_secret_access_key="ep-test")
+
+
+class Moto:
+    def __init__(self, endpoint):
+        self.sns = client("sns", endpoint)
+        self.sqs = client("sqs", endpoint)
+
+    def create_topic(self, name):
+        return self.sns.create_topic(Name=name)["TopicArn"]
+
+    def create_queue(self, name):
+        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return {"url": url, "arn": arn}
+
+    def subscribe_queue(self, topic_arn, queue_arn, raw):
+        attrs = {"RawMessageDelivery": "true" if raw else "false"}
+        return self.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                                  Attributes=attrs, ReturnSubscriptionArn=True)["SubscriptionArn"]
+
+    def topic_with_queue(self, name, raw=True):
+        """A topic and a queue of the same name, the queue subscribed to it."""
+        topic_arn = self.create_topic(name)
+        queue = self.create_queue(name)
+        self.subscribe_queue(topic_arn, queue["arn"], raw)
+        return {"topic_arn": topic_arn, "queue_url": queue["url"]}
+
+    def receive_messages(self, queue_url, max_messages=10):
+        """Messages now in the queue (up to max_messages), deleted once read."""
+        got = []
+        while len(got) < max_messages:
+            resp = self.sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=min(10, max_messages - len(got)),
+                WaitTimeSeconds=0, MessageAttributeNames=["All"])
+            msgs = resp.get("Messages", [])
+            if not msgs:
+                break
+            for m in msgs:
+                got.append({"body": m["Body"], "attributes": attributes(m)})
+            self.sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                         for i, m in enumerate(msgs)])
+        return got
+
+    def delete_topic_with_queue(self, topic_arn, queue_url):
+        self.sns.delete_topic(TopicArn=topic_arn)
+        self.sqs.delete_queue(QueueUrl=queue_url)
+        return True
+
+
+def attributes(message):
+    """SQS message attributes as {Name: {"type", "value"}}; a Binary value is
+    given base64-encoded (JSON has no bytes)."""
+    out = {}
+    for name, attr in message.get("MessageAttributes", {}).items():
+        if "BinaryValue" in attr:
+            value = base64.b64encode(attr["BinaryValue"]).decode()
+        else:
+            value = attr.get("StringValue")
+        out[name] = {"type": attr["DataType"], "value": value}
+    return out
+
+
+def read_exact(stream, n):
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def main():
+    moto = Moto(sys.argv[1])
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        header = read_exact(stdin, 4)
+        if header is None:
+            return  # the port was closed
+        request = json.loads(read_exact(stdin, struct.unpack(">I", header)[0]))
+        op = request.pop("op")
+        try:
+            reply = {"ok": getattr(moto, op)(**request)}
+        except Exception as e:  # reported to the test, which fails with it
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        data = json.dumps(reply).encode()
+        stdout.write(struct.pack(">I", len(data)) + data)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
