@@ -130,14 +130,19 @@ for row in $ROWS; do
     case $row in
     c)
         say "(c) wrk -t2 -c10 -d${WRK_SECONDS}s"
-        wrk -t2 -c10 -d"${WRK_SECONDS}s" --latency -s bench/wrk/post.lua \
-            "http://127.0.0.1:$PORT/notify" >"$OUT/wrk.log" 2>&1 || die "wrk failed: $(cat "$OUT/wrk.log")"
+        # In a subshell, `times` then reports wrk's CPU time alone (2nd line).
+        (wrk -t2 -c10 -d"${WRK_SECONDS}s" --latency -s bench/wrk/post.lua \
+             "http://127.0.0.1:$PORT/notify" >"$OUT/wrk.log" 2>&1 && times >"$OUT/wrk.times") \
+            || die "wrk failed: $(cat "$OUT/wrk.log")"
         read -r count bytes < <(sink_get /count)
-        awk -v count="$count" -v bytes="$bytes" '
+        cpu_s=$(sed -n 2p "$OUT/wrk.times" | awk '{ t = 0; for (i = 1; i <= 2; i++) {
+                    split($i, p, /[ms]/); t += p[1] * 60 + p[2] } print t }')
+        awk -v count="$count" -v bytes="$bytes" -v cpu_s="$cpu_s" '
             /^Requests\/sec:/ { rps = $2 }
             /Non-2xx/ { bad = $NF }
-            END { printf "RESULT row=c events_per_s=%s sink_count=%s sink_bytes=%s non_2xx=%d\n",
-                         rps, count, bytes, bad }' "$OUT/wrk.log" >>"$RESULTS"
+            END { printf "RESULT row=c events_per_s=%s sink_count=%s sink_bytes=%s non_2xx=%d" \
+                         " cpu_us_per_event=%.2f\n", rps, count, bytes, bad, cpu_s * 1e6 / count }' \
+            "$OUT/wrk.log" >>"$RESULTS"
         ;;
     b)
         say "(b) MongooseIM's way: $BENCH_CALLERS callers, $BENCH_WORKERS gun workers, $BENCH_EVENTS events"

@@ -34,6 +34,9 @@ log() { printf '[test] %s\n' "$*" >&2; }
 strip_ansi() { sed -e 's/\x1b\[[0-9;]*m//g' -e 's/[[:space:]]*$//'; }
 
 bash scripts/setup.sh || { log "setup failed"; exit 1; }
+# setup.sh started RabbitMQ and moto: the Rust tests that need them must run,
+# not skip, from here on.
+export EP_REQUIRE_RABBIT=1 EP_REQUIRE_MOTO=1
 mkdir -p "$LOG_DIR"
 
 total_passed=0 total_failed=0 total_skipped=0 any_failed=no

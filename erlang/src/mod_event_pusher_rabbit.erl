@@ -297,11 +297,17 @@ submit(HostType, {Exchange, RoutingKey, Fields, Metadata}) ->
 %% Instrumentation and logs
 %%--------------------------------------------------------------------
 
+%% Each failed attempt of a message given up after its retries was reported
+%% already; a message dropped by a closing pool may have had none, so that
+%% one counts as failed.
 -spec dropped(ctx(), atom()) -> ok.
 dropped(Ctx, Reason) ->
     ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_rabbit_dropped, reason => Reason,
                                   text => <<"The RabbitMQ pool gave up a message">>}),
-    published(Ctx, #{failed => 1}).
+    case Reason of
+        retries_exhausted -> ok;
+        _ -> published(Ctx, #{failed => 1})
+    end.
 
 %% MongooseIM's events of the rabbit wpool (mongoose_wpool_rabbit declares
 %% them when the pool starts): `wpool_global_rabbit_*' for a global pool,

@@ -8,11 +8,14 @@
 -module(mongoose_event_pusher_nif).
 
 -export([http_pool_start/2, http_submit/2, pool_stats/1, pool_close/3]).
+-export([sns_pool_start/2, sns_publish/2]).
 -export_type([pool/0, http_pool_config/0, tls_config/0, http_job/0, outcome/0,
               stats/0]).
 
 -on_load(init/0).
 -nifs([http_pool_start/2, http_submit/2, pool_stats/1, pool_close/3]).
+-nifs([sns_pool_start/2, sns_publish/2]).
+-export_type([sns_pool_config/0, sns_job/0, sns_attribute/0]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -43,6 +46,24 @@
                    dropped_retries_exhausted | queued | in_flight | panics
                    => non_neg_integer()}.
 
+%% SNS (doc/architecture.md, "The sns pool"). endpoint: a URL, or a bare
+%% host meaning https://Host. request_timeout: ms for one request, default 10000.
+-type sns_pool_config() :: #{endpoint := binary(),
+                             region := binary(),
+                             access_key_id := binary(),
+                             secret_access_key := binary(),
+                             pool_size := pos_integer(),
+                             retry_count := non_neg_integer(),
+                             retry_time_ms := non_neg_integer(),
+                             batching := boolean(),
+                             queue_capacity := pos_integer(),
+                             request_timeout => non_neg_integer()}.
+%% {Tag, TopicArn, Fields, Metadata, Attributes}; Fields and Metadata as for
+%% event_pusher_core::json ([{Key, Value}] or maps).
+-type sns_job() :: {Tag :: term(), TopicArn :: binary(), Fields :: map() | list(),
+                    Metadata :: map() | list(), [sns_attribute()]}.
+-type sns_attribute() :: {Name :: binary(), {string | binary | number, binary()}}.
+
 %%--------------------------------------------------------------------
 %% NIFs (replaced when the library loads)
 %%--------------------------------------------------------------------
@@ -62,6 +83,15 @@ pool_stats(_Pool) ->
 
 -spec pool_close(pool(), Ref :: reference(), DrainMs :: non_neg_integer()) -> ok.
 pool_close(_Pool, _Ref, _DrainMs) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+-spec sns_pool_start(Owner :: pid(), sns_pool_config()) ->
+          {ok, pool()} | {error, Reason :: binary()}.
+sns_pool_start(_Owner, _Config) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+-spec sns_publish(pool(), sns_job()) -> ok | {error, overloaded | closed}.
+sns_publish(_Pool, _Job) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 
 %%--------------------------------------------------------------------

@@ -17,7 +17,8 @@
 %% Consuming
 -export([subscribe/2, recv/2, recv_until/2, recv_none/2, get_all/2]).
 %% Exchanges
--export([exchange_exists/2, exchange_is/4, delete_exchange/2, list_exchanges/0]).
+-export([declare_exchange/4, exchange_exists/2, exchange_is/4, delete_exchange/2,
+         list_exchanges/0]).
 %% The broker
 -export([rabbitmqctl/1, stop_app/0, start_app/1]).
 
@@ -224,6 +225,13 @@ props(#'P_basic'{} = Props) ->
 %%====================================================================
 %% Exchanges
 %%====================================================================
+
+%% @doc Declares an exchange (not auto-deleted, not internal).
+-spec declare_exchange(conn(), binary(), binary(), boolean()) -> ok.
+declare_exchange(#{channel := Ch}, Name, Type, Durable) ->
+    #'exchange.declare_ok'{} =
+        call(Ch, #'exchange.declare'{exchange = Name, type = Type, durable = Durable}),
+    ok.
 
 %% @doc Whether the exchange exists (a passive declare, on a channel of its
 %% own: a missing exchange closes the channel).

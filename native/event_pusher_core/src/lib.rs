@@ -9,9 +9,11 @@
 
 pub mod http;
 pub mod json;
+pub mod rabbit;
 pub mod report;
 pub mod retry;
 pub mod runtime;
+pub mod sns;
 pub mod stats;
 
 pub use bytes::Bytes;

@@ -14,6 +14,10 @@ use std::net::SocketAddr;
 
 /// Name the broker shows for our connections.
 const CONNECTION_NAME: &str = "mongoose_event_pusher";
+/// Heartbeat interval proposed to the broker, in seconds: amqp_client's
+/// default (MongooseIM's client). It also bounds how long lapin's heartbeat
+/// task lingers after a connection closed (half of it).
+const HEARTBEAT_S: u16 = 10;
 
 /// Where and how a pool connects. Cheap to share (one per pool).
 pub(crate) struct Endpoint {
@@ -49,7 +53,10 @@ impl Endpoint {
                 port: cfg.port,
             },
             vhost: cfg.virtual_host.clone(),
-            query: AMQPQueryString::default(),
+            query: AMQPQueryString {
+                heartbeat: Some(HEARTBEAT_S),
+                ..AMQPQueryString::default()
+            },
         };
         Ok(Endpoint {
             uri,

@@ -159,6 +159,9 @@ pub(crate) struct Shared<T> {
     pub reporter: Reporter<T>,
     pub events: Arc<Mutex<dyn PoolEvents>>,
     pub links: declare::Links,
+    /// Test hook: the next worker to loop panics.
+    #[cfg(feature = "test-hooks")]
+    pub fault: Arc<AtomicBool>,
 }
 
 impl<T: Tag> Shared<T> {
@@ -181,6 +184,8 @@ pub struct RabbitPool<T: Send + 'static> {
     capacity: u64,
     counters: Arc<counters::Counters>,
     runtime: &'static tokio::runtime::Handle,
+    #[cfg(feature = "test-hooks")]
+    fault: Arc<AtomicBool>,
 }
 
 impl<T: Tag> RabbitPool<T> {
@@ -198,6 +203,8 @@ impl<T: Tag> RabbitPool<T> {
         let counters = Arc::new(counters::Counters::default());
         let reporter = Reporter::spawn("event_pusher_rmq", sink, counters.reporter.clone())
             .map_err(StartError::Thread)?;
+        #[cfg(feature = "test-hooks")]
+        let fault = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             endpoint,
             confirms: cfg.confirms_enabled,
@@ -207,6 +214,8 @@ impl<T: Tag> RabbitPool<T> {
             reporter,
             events: Arc::new(Mutex::new(events)),
             links: declare::Links::new(cfg.workers),
+            #[cfg(feature = "test-hooks")]
+            fault: fault.clone(),
         });
         let (control, control_rx) = mpsc::unbounded_channel();
         let queues = supervisor::spawn(runtime, shared, control_rx, cfg.workers);
@@ -217,6 +226,8 @@ impl<T: Tag> RabbitPool<T> {
             capacity: cfg.queue_capacity as u64,
             counters,
             runtime,
+            #[cfg(feature = "test-hooks")]
+            fault,
         })
     }
 
@@ -322,6 +333,14 @@ impl<T: Send + 'static> RabbitPool<T> {
                     .spawn(async move { done(crate::CloseReport::default()) });
             }
         }
+    }
+}
+
+#[cfg(feature = "test-hooks")]
+impl<T: Send + 'static> RabbitPool<T> {
+    /// Test hook: make a worker panic once, the next time it loops.
+    pub fn inject_worker_panic(&self) {
+        self.fault.store(true, Ordering::SeqCst);
     }
 }
 

@@ -1,0 +1,149 @@
+%% @doc The BEAM rows of the SNS benchmark (scripts/bench_sns.sh).
+%%
+%% `erl -run bench_sns main MODE ENDPOINT TOPIC EVENTS CALLERS POOL_SIZE'
+%% boots the test host as MongooseIM boots, then CALLERS processes run the
+%% `user_send_message' hook (a chat message with a body, as a user's c2s
+%% runs it) EVENTS times in all, each call timed. MODE:
+%%   ours_batching, ours_single: mod_event_pusher_sns with publish_batching
+%%     true / false and pool_size POOL_SIZE;
+%%   mim: MongooseIM's way (bench_sns_mim): the hook casts to POOL_SIZE
+%%     workers that publish one synchronous request per notification.
+%% The clock stops when SNS accepted every notification. Prints one line:
+%% `RESULT row=MODE events=.. publishes_per_s=.. requests=.. requests_per_s=..
+%%  call_p50_us=.. call_p99_us=.. cpu_us_per_event=.. dropped=..'.
+-module(bench_sns).
+
+-export([main/1]).
+
+-define(WARMUP_EVENTS, 200).
+-define(DEADLINE_MS, 120000).
+-define(POLL_MS, 2).
+-define(REGION, "us-east-1").
+-define(ACCOUNT, "123456789012").
+-define(BODY, <<"Hello from the benchmark">>).
+
+-spec main([string()]) -> no_return().
+main([Mode, Endpoint, Topic, Events, Callers, PoolSize]) ->
+    ok = logger:set_primary_config(level, warning),
+    Status = try
+                 run(list_to_atom(Mode), Endpoint, Topic, list_to_integer(Events),
+                     list_to_integer(Callers), list_to_integer(PoolSize)),
+                 0
+             catch
+                 Class:Reason:Stacktrace ->
+                     io:format(standard_error, "bench_sns ~s failed: ~p:~p~n~p~n",
+                               [Mode, Class, Reason, Stacktrace]),
+                     1
+             end,
+    halt(Status).
+
+run(Mode, Endpoint, Topic, Events, Callers, PoolSize) ->
+    HostType = ep_test_host:host_type(),
+    ok = ep_test_host:boot([ep_test_host:general_toml(), toml(Mode, Endpoint, Topic, PoolSize)]),
+    TopicArn = "arn:aws:sns:" ++ ?REGION ++ ":" ++ ?ACCOUNT ++ ":" ++ Topic,
+    case Mode of
+        mim -> ok = bench_sns_mim:start(HostType, Endpoint, TopicArn, PoolSize);
+        _ -> ok
+    end,
+    Messages = messages(),
+    _ = call_hooks(Messages, ?WARMUP_EVENTS),
+    {Warm, _} = wait_finished(Mode, HostType, ?WARMUP_EVENTS),
+    WarmRequests = requests(Mode, HostType),
+    Cpu0 = cpu_us(),
+    T0 = erlang:monotonic_time(microsecond),
+    Costs = run_callers(Messages, Events, Callers),
+    {Done, Dropped} = wait_finished(Mode, HostType, Warm + Events),
+    Elapsed = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+    Cpu = cpu_us() - Cpu0,
+    Requests = requests(Mode, HostType) - WarmRequests,
+    Sorted = lists:sort(Costs),
+    io:format("RESULT row=~s events=~b publishes_per_s=~b requests=~b requests_per_s=~b "
+              "call_p50_us=~.2f call_p99_us=~.2f cpu_us_per_event=~.1f dropped=~b~n",
+              [Mode, Events, round((Done - Warm) / Elapsed), Requests, round(Requests / Elapsed),
+               percentile(Sorted, 0.50), percentile(Sorted, 0.99), Cpu / Events, Dropped]),
+    case Mode of
+        mim -> bench_sns_mim:stop();
+        _ -> ok
+    end,
+    ok = ep_test_host:shutdown().
+
+toml(mim, _Endpoint, _Topic, _PoolSize) ->
+    %% The event pusher without a backend of ours: bench_sns_mim handles the hook.
+    "[modules.mod_event_pusher]\n";
+toml(Mode, Endpoint, Topic, PoolSize) ->
+    ["[modules.mod_event_pusher.sns]\n",
+     "  pm_messages_topic = \"", Topic, "\"\n",
+     "  sns_host = \"", Endpoint, "\"\n",
+     "  region = \"", ?REGION, "\"\n",
+     "  access_key_id = \"bench\"\n",
+     "  secret_access_key = \"bench-secret\"\n",
+     "  account_id = \"", ?ACCOUNT, "\"\n",
+     "  pool_size = ", integer_to_list(PoolSize), "\n",
+     "  publish_batching = ", atom_to_list(Mode =:= ours_batching), "\n"].
+
+%% A chat message from alice to bob, as her client sends it.
+messages() ->
+    Alice = ep_test_host:jid(<<"alice@localhost/phone">>),
+    Bob = ep_test_host:jid(<<"bob@localhost/laptop">>),
+    {Alice, ep_test_host:message(Bob, <<"chat">>, ?BODY)}.
+
+%% Runs the hook N times; returns each call's time in ns.
+call_hooks({From, Msg}, N) ->
+    [begin
+         T = erlang:monotonic_time(nanosecond),
+         {ok, _} = ep_test_host:user_send_message(From, Msg),
+         erlang:monotonic_time(nanosecond) - T
+     end || _ <- lists:seq(1, N)].
+
+run_callers(Messages, Events, Callers) ->
+    Self = self(),
+    Shares = [Events div Callers + case I =< Events rem Callers of true -> 1; false -> 0 end
+              || I <- lists:seq(1, Callers)],
+    Pids = [spawn_link(fun() -> Self ! {costs, self(), call_hooks(Messages, Share)} end)
+            || Share <- Shares],
+    lists:append([receive {costs, Pid, Costs} -> Costs end || Pid <- Pids]).
+
+%% {Finished, Dropped}: notifications SNS accepted (plus those given up).
+wait_finished(Mode, HostType, Expected) ->
+    Deadline = erlang:monotonic_time(millisecond) + ?DEADLINE_MS,
+    wait_finished(Mode, HostType, Expected, Deadline).
+
+wait_finished(Mode, HostType, Expected, Deadline) ->
+    {Published, Dropped} = progress(Mode, HostType),
+    case Published + Dropped >= Expected of
+        true ->
+            {Published + Dropped, Dropped};
+        false ->
+            erlang:monotonic_time(millisecond) < Deadline
+                orelse error({unfinished, Published, Dropped, Expected}),
+            receive after ?POLL_MS -> ok end,
+            wait_finished(Mode, HostType, Expected, Deadline)
+    end.
+
+progress(mim, _HostType) ->
+    {bench_sns_mim:done(), 0};
+progress(_Ours, HostType) ->
+    {ok, #{published := P, dropped_retries_exhausted := D1, dropped_closed := D2,
+           dropped_overloaded := D3}} = mod_event_pusher_sns_pool:stats(HostType),
+    {P, D1 + D2 + D3}.
+
+requests(mim, _HostType) ->
+    bench_sns_mim:requests();
+requests(_Ours, HostType) ->
+    {ok, #{requests := R}} = mod_event_pusher_sns_pool:stats(HostType),
+    R.
+
+%% User + system CPU time of this OS process (schedulers and Rust threads), µs.
+cpu_us() ->
+    {ok, Stat} = file:read_file("/proc/self/stat"),
+    [_, Rest] = binary:split(Stat, <<") ">>),
+    Fields = binary:split(Rest, <<" ">>, [global]),
+    %% utime and stime: fields 14 and 15 of the file, 12 and 13 after the name.
+    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
+    Ticks * 10000.
+
+percentile([], _P) ->
+    0.0;
+percentile(Sorted, P) ->
+    I = round((length(Sorted) - 1) * P) + 1,
+    lists:nth(I, Sorted) / 1000.

@@ -1,0 +1,514 @@
+//! Test support for the rabbit pool: the real RabbitMQ on 127.0.0.1:5672
+//! (guest/guest), a consumer that reads what the broker routed (with lapin,
+//! on the pool's runtime), and a sink that collects a pool's outcomes,
+//! connection events, declaration answers and close notices in order.
+#![allow(dead_code)] // each test binary uses a different part
+
+use crossbeam_channel::{Receiver, Sender};
+use event_pusher_core::http::Secret;
+use event_pusher_core::rabbit::{
+    ConnectionEvent, DeclareResult, PoolEvents, RabbitPool, RabbitPoolConfig,
+};
+use event_pusher_core::{runtime, CloseReport, Outcome, OutcomeSink};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+pub const BROKER: &str = "127.0.0.1:5672";
+pub const AMQP_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Whether the broker answers. Without it the tests skip (with a message)
+/// unless `EP_REQUIRE_RABBIT` is set, as the test script sets it.
+pub fn broker_available(test: &str) -> bool {
+    let up = std::net::TcpStream::connect_timeout(
+        &BROKER.parse().expect("address"),
+        Duration::from_secs(1),
+    )
+    .is_ok();
+    if !up {
+        assert!(
+            std::env::var_os("EP_REQUIRE_RABBIT").is_none(),
+            "{test}: no RabbitMQ at {BROKER} and EP_REQUIRE_RABBIT is set \
+             (start it with `bash scripts/services.sh start rabbitmq`)"
+        );
+        eprintln!("SKIPPED {test}: no RabbitMQ at {BROKER} (bash scripts/services.sh start rabbitmq)");
+    }
+    up
+}
+
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    runtime::handle().expect("runtime").block_on(f)
+}
+
+/// A name unique to this test run, for exchanges and queues.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "ep_test_{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn config(workers: usize, confirms: bool) -> RabbitPoolConfig {
+    RabbitPoolConfig {
+        host: "127.0.0.1".into(),
+        port: 5672,
+        username: "guest".into(),
+        password: Secret("guest".into()),
+        virtual_host: "/".into(),
+        confirms_enabled: confirms,
+        reconnect_attempts: 0,
+        reconnect_delay: Duration::from_millis(200),
+        workers,
+        queue_capacity: 10_000,
+        confirm_timeout: Duration::from_secs(5),
+        tls: None,
+    }
+}
+
+/// Everything a pool told us, in the order it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Outcome(u64, Outcome),
+    Panic(&'static str),
+    Connection(ConnectionEvent),
+    Declared(DeclareResult),
+    Closed(CloseReport),
+}
+
+pub struct ChanSink {
+    tx: Sender<Event>,
+    _alive: Arc<()>,
+}
+
+impl OutcomeSink<u64> for ChanSink {
+    fn results(&mut self, batch: &mut Vec<(u64, Outcome)>) {
+        for (tag, outcome) in batch.drain(..) {
+            let _ = self.tx.send(Event::Outcome(tag, outcome));
+        }
+    }
+    fn panicked(&mut self, location: &'static str) {
+        let _ = self.tx.send(Event::Panic(location));
+    }
+}
+
+pub struct ChanEvents(Sender<Event>);
+
+impl PoolEvents for ChanEvents {
+    fn connection(&mut self, event: ConnectionEvent) {
+        let _ = self.0.send(Event::Connection(event));
+    }
+}
+
+pub struct Collector {
+    rx: Receiver<Event>,
+    tx: Sender<Event>,
+    sink_alive: std::sync::Weak<()>,
+}
+
+impl Collector {
+    pub fn new() -> (Collector, ChanSink, ChanEvents) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let alive = Arc::new(());
+        let collector = Collector {
+            rx,
+            tx: tx.clone(),
+            sink_alive: Arc::downgrade(&alive),
+        };
+        let sink = ChanSink {
+            tx: tx.clone(),
+            _alive: alive,
+        };
+        (collector, sink, ChanEvents(tx))
+    }
+
+    pub fn on_close(&self) -> impl FnOnce(CloseReport) + Send + 'static {
+        let tx = self.tx.clone();
+        move |report| {
+            let _ = tx.send(Event::Closed(report));
+        }
+    }
+
+    pub fn on_declared(&self) -> impl FnOnce(DeclareResult) + Send + 'static {
+        let tx = self.tx.clone();
+        move |result| {
+            let _ = tx.send(Event::Declared(result));
+        }
+    }
+
+    /// The next event, failing the test after [`DEADLINE`].
+    pub fn next(&self) -> Event {
+        self.rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|e| panic!("no event arrived: {e}"))
+    }
+
+    /// Events until `pred` holds for one (returned last), failing after [`DEADLINE`].
+    pub fn until(&self, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Vec<Event> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut got = Vec::new();
+        loop {
+            match self.rx.recv_deadline(deadline) {
+                Ok(event) => {
+                    let done = pred(&event);
+                    got.push(event);
+                    if done {
+                        return got;
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {what}; got {got:?}"),
+            }
+        }
+    }
+
+    /// Waits for the declaration answer (other events before it are returned too).
+    pub fn declared(&self) -> (DeclareResult, Vec<Event>) {
+        let mut events = self.until("declared", |e| matches!(e, Event::Declared(_)));
+        match events.pop() {
+            Some(Event::Declared(result)) => (result, events),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Waits for `n` outcomes, setting aside every other event.
+    pub fn outcomes(&self, n: usize) -> (Vec<(u64, Outcome)>, Vec<Event>) {
+        let mut outcomes = Vec::new();
+        let mut others = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        while outcomes.len() < n {
+            match self.rx.recv_deadline(deadline) {
+                Ok(Event::Outcome(tag, outcome)) => outcomes.push((tag, outcome)),
+                Ok(other) => others.push(other),
+                Err(_) => panic!(
+                    "only {} of {n} outcomes arrived; other events {others:?}",
+                    outcomes.len()
+                ),
+            }
+        }
+        (outcomes, others)
+    }
+
+    pub fn assert_quiet(&self, wait: Duration) {
+        if let Ok(event) = self.rx.recv_timeout(wait) {
+            panic!("unexpected event {event:?}");
+        }
+    }
+
+    /// Waits until the pool's reporter thread has ended (it drops the sink).
+    pub fn wait_reporter_gone(&self) {
+        wait_until("reporter thread ends", || {
+            self.sink_alive.strong_count() == 0
+        });
+    }
+}
+
+/// Polls `cond` until it holds, failing the test after [`DEADLINE`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Starts a pool with a collector.
+pub fn start(cfg: RabbitPoolConfig) -> (RabbitPool<u64>, Collector) {
+    let (collector, sink, events) = Collector::new();
+    let pool = RabbitPool::start(cfg, sink, events).expect("pool starts");
+    (pool, collector)
+}
+
+/// Closes a pool and returns everything it reported until its close notice.
+pub fn close(pool: &RabbitPool<u64>, events: &Collector, drain: Duration) -> (CloseReport, Vec<Event>) {
+    pool.close(drain, events.on_close());
+    let mut got = events.until("closed", |e| matches!(e, Event::Closed(_)));
+    match got.pop() {
+        Some(Event::Closed(report)) => (report, got),
+        _ => unreachable!(),
+    }
+}
+
+/// One message as the broker delivered it.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub exchange: String,
+    pub routing_key: String,
+    pub properties: BasicProperties,
+    pub body: Vec<u8>,
+}
+
+/// A test connection to the broker, for declaring and consuming.
+pub struct TestBroker {
+    connection: Connection,
+}
+
+impl TestBroker {
+    pub fn connect() -> TestBroker {
+        let connection = block_on(async {
+            let props = ConnectionProperties::default().with_connection_name("ep_test_consumer".into());
+            Connection::connect(AMQP_URI, props).await
+        })
+        .expect("test connection to the broker");
+        TestBroker { connection }
+    }
+
+    /// Declares an exchange as the test wants it (on its own channel).
+    pub fn declare_exchange(&self, name: &str, kind: ExchangeKind, durable: bool) -> Result<(), String> {
+        block_on(async {
+            let ch = self.connection.create_channel().await.map_err(|e| e.to_string())?;
+            let options = ExchangeDeclareOptions {
+                durable,
+                ..Default::default()
+            };
+            let result = ch
+                .exchange_declare(name.into(), kind, options, FieldTable::default())
+                .await
+                .map_err(|e| e.to_string());
+            let _ = ch.close(200, "OK".into()).await;
+            result
+        })
+    }
+
+    pub fn delete_exchange(&self, name: &str) {
+        block_on(async {
+            if let Ok(ch) = self.connection.create_channel().await {
+                let _ = ch.exchange_delete(name.into(), ExchangeDeleteOptions::default()).await;
+                let _ = ch.close(200, "OK".into()).await;
+            }
+        });
+    }
+
+    /// An exclusive queue bound to `exchange` with `binding_key`, consumed
+    /// at once (auto-ack); `arguments` are the queue's (e.g. x-max-length).
+    pub fn queue(&self, exchange: &str, binding_key: &str, arguments: FieldTable) -> TestQueue {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let name = block_on(async {
+            let ch = self.connection.create_channel().await.expect("channel");
+            let queue = ch
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    },
+                    arguments,
+                )
+                .await
+                .expect("queue declared");
+            let name = queue.name().to_string();
+            ch.queue_bind(
+                name.as_str().into(),
+                exchange.into(),
+                binding_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue bound");
+            (ch, name)
+        });
+        let (ch, name) = name;
+        let consumer = block_on(ch.basic_consume(
+            name.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        ))
+        .expect("consuming");
+        runtime::handle().expect("runtime").spawn(async move {
+            let _channel = ch; // keeps the channel open while consuming
+            let mut consumer = consumer;
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let got = Got {
+                    exchange: delivery.exchange.to_string(),
+                    routing_key: delivery.routing_key.to_string(),
+                    properties: delivery.properties.clone(),
+                    body: delivery.data,
+                };
+                if tx.send(got).is_err() {
+                    break;
+                }
+            }
+        });
+        TestQueue { name, rx }
+    }
+}
+
+impl TestBroker {
+    /// A queue bound to `exchange` that nobody consumes (e.g. to fill it up).
+    pub fn idle_queue(&self, exchange: &str, binding_key: &str, arguments: FieldTable) -> String {
+        block_on(async {
+            let ch = self.connection.create_channel().await.expect("channel");
+            let queue = ch
+                .queue_declare(
+                    "".into(),
+                    QueueDeclareOptions {
+                        exclusive: true,
+                        auto_delete: true,
+                        ..Default::default()
+                    },
+                    arguments,
+                )
+                .await
+                .expect("queue declared");
+            let name = queue.name().to_string();
+            ch.queue_bind(
+                name.as_str().into(),
+                exchange.into(),
+                binding_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue bound");
+            name
+        })
+    }
+}
+
+pub struct TestQueue {
+    pub name: String,
+    rx: Receiver<Got>,
+}
+
+impl TestQueue {
+    /// The next `n` deliveries, failing after [`DEADLINE`].
+    pub fn take(&self, n: usize) -> Vec<Got> {
+        let deadline = Instant::now() + DEADLINE;
+        (0..n)
+            .map(|i| {
+                self.rx
+                    .recv_deadline(deadline)
+                    .unwrap_or_else(|e| panic!("delivery {i} of {n} did not arrive: {e}"))
+            })
+            .collect()
+    }
+
+    /// Deliveries until `done` says the set is complete.
+    pub fn take_until(&self, mut done: impl FnMut(&[Got]) -> bool) -> Vec<Got> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut got = Vec::new();
+        while !done(&got) {
+            match self.rx.recv_deadline(deadline) {
+                Ok(d) => got.push(d),
+                Err(_) => panic!("timed out after {} deliveries", got.len()),
+            }
+        }
+        got
+    }
+
+    pub fn assert_quiet(&self, wait: Duration) {
+        if let Ok(got) = self.rx.recv_timeout(wait) {
+            panic!("unexpected delivery {got:?}");
+        }
+    }
+}
+
+/// Closes every broker connection our pools opened (by their connection
+/// name), leaving the test consumer's alone, as a broker restart would.
+pub fn close_pool_connections() -> usize {
+    let out = rabbitmqctl(&["list_connections", "-q", "--no-table-headers", "pid", "client_properties"]);
+    let mut closed = 0;
+    for line in out.lines() {
+        if !line.contains("\"mongoose_event_pusher\"") {
+            continue;
+        }
+        let Some(pid) = line.split_whitespace().next() else { continue };
+        rabbitmqctl(&["close_connection", pid, "test: closed by the broker"]);
+        closed += 1;
+    }
+    closed
+}
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new("bash")
+        .arg(root.join("scripts/services.sh"))
+        .arg("ctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A TCP proxy in front of the broker that the test can cut (every proxied
+/// connection dies at once, as when a network or the broker fails) and
+/// disable (new connections are dropped right after accept) and enable again.
+pub struct Proxy {
+    pub port: u16,
+    enabled: Arc<std::sync::atomic::AtomicBool>,
+    cut: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Proxy {
+    pub fn start() -> Proxy {
+        let listener = block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let enabled = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let cut = Arc::new(std::sync::Mutex::new(tokio_util::sync::CancellationToken::new()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (en, ct, st) = (enabled.clone(), cut.clone(), stop.clone());
+        runtime::handle().expect("runtime").spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = st.cancelled() => return,
+                    a = listener.accept() => a,
+                };
+                let Ok((mut client, _)) = accepted else { continue };
+                if !en.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection end
+                }
+                let token = ct.lock().unwrap().clone();
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(BROKER).await else { return };
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        _ = st.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            port,
+            enabled,
+            cut,
+            stop,
+        }
+    }
+
+    /// Kills every proxied connection and refuses new ones until `enable`.
+    pub fn outage(&self) {
+        self.enabled.store(false, Ordering::SeqCst);
+        let mut cut = self.cut.lock().unwrap();
+        cut.cancel();
+        *cut = tokio_util::sync::CancellationToken::new();
+    }
+
+    pub fn enable(&self) {
+        self.enabled.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

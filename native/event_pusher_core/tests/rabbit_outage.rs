@@ -1,0 +1,168 @@
+//! Outages mid-stream: the broker closes the pool's connections (as an
+//! operator or a node shutdown would), or the network to it fails for a
+//! while (a proxy the test cuts). The workers reconnect and, with confirms
+//! on, every message arrives at least once. Alone in its binary, cases one
+//! at a time, because closing connections by name touches every pool.
+
+mod rabbit_common;
+
+use bytes::Bytes;
+use event_pusher_core::rabbit::ConnectionEvent;
+use event_pusher_core::Outcome;
+use lapin::types::FieldTable;
+use lapin::ExchangeKind;
+use rabbit_common::*;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn numbered(n: u64) -> Bytes {
+    Bytes::from(format!("{{\"n\":{n}}}"))
+}
+
+fn number(body: &[u8]) -> u64 {
+    std::str::from_utf8(body)
+        .expect("utf8")
+        .trim_start_matches("{\"n\":")
+        .trim_end_matches('}')
+        .parse()
+        .expect("a numbered body")
+}
+
+/// Deliveries until every number in 0..total arrived at least once.
+fn distinct_numbers(queue: &TestQueue, total: u64) -> Vec<Got> {
+    let mut seen = HashSet::new();
+    let mut last = 0;
+    queue.take_until(|got| {
+        for g in &got[last..] {
+            let n = number(&g.body);
+            assert!(n < total, "unexpected number {n}");
+            seen.insert(n);
+        }
+        last = got.len();
+        seen.len() as u64 == total
+    })
+}
+
+/// One case at a time: each closes every pool connection on the broker.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+#[test]
+fn after_the_broker_closes_the_connections_every_message_arrives_at_least_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !broker_available("outage") {
+        return;
+    }
+    let broker = TestBroker::connect();
+    let exchange = unique("outage");
+    broker
+        .declare_exchange(&exchange, ExchangeKind::Topic, false)
+        .expect("exchange");
+    let queue = broker.queue(&exchange, "#", FieldTable::default());
+    let (pool, events) = start(config(2, true));
+    let pool = Arc::new(pool);
+    wait_until("both connections open", || pool.stats().connections_opened == 2);
+
+    // Publish until told to stop, a little slower than the pool can go,
+    // so the outage lands in the middle of the stream.
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (pool, exchange, stop) = (pool.clone(), exchange.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let key = format!("user{}@localhost", n % 5);
+                // A full queue says so at once: back off and try again.
+                while let Err(e) = pool.publish(n, &exchange, &key, numbered(n)) {
+                    assert_eq!(e, event_pusher_core::rabbit::SubmitError::Overloaded);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                n += 1;
+                if n % 20 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            n
+        })
+    };
+    wait_until("a part of the stream published", || pool.stats().published >= 2000);
+    let closed = close_pool_connections();
+    assert_eq!(closed, 2, "our two connections were found and closed");
+    wait_until("both reconnected", || pool.stats().connections_opened >= 4);
+    let after = pool.stats().submitted;
+    wait_until("more published after", || pool.stats().published >= after + 2000);
+    stop.store(true, Ordering::SeqCst);
+    let total = publisher.join().expect("publisher");
+
+    let got = distinct_numbers(&queue, total);
+    assert!(got.len() as u64 >= total);
+    assert!(got.iter().all(|g| g.routing_key.ends_with("@localhost")));
+
+    // Each message was reported published once, whatever it took.
+    let (outcomes, others) = events.outcomes(total as usize);
+    let mut tags = HashSet::new();
+    for (tag, outcome) in &outcomes {
+        assert!(matches!(outcome, Outcome::Published { .. }), "{outcome:?}");
+        assert!(tags.insert(*tag), "tag {tag} published twice");
+    }
+    let s = pool.stats();
+    eprintln!("after the outage: {s:?}; {} deliveries for {total} messages", got.len());
+    assert_eq!(s.published, total);
+    assert!(s.connections_opened >= 4, "{s:?}");
+    let count = |event: ConnectionEvent| others.iter().filter(|e| **e == Event::Connection(event.clone())).count();
+    assert!(count(ConnectionEvent::Closed) >= 2, "{others:?}");
+    assert!(count(ConnectionEvent::Opened) >= 4, "{others:?}");
+    assert_eq!((s.queued, s.in_flight, s.dropped_closed), (0, 0, 0));
+    assert_eq!(s.submitted, total);
+
+    let (report, _) = close(&pool, &events, Duration::from_secs(5));
+    assert_eq!(report.dropped, 0);
+    broker.delete_exchange(&exchange);
+}
+
+#[test]
+fn messages_published_during_a_network_outage_wait_and_go_out_after_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !broker_available("network_outage") {
+        return;
+    }
+    let broker = TestBroker::connect();
+    let exchange = unique("network");
+    broker
+        .declare_exchange(&exchange, ExchangeKind::Topic, false)
+        .expect("exchange");
+    let queue = broker.queue(&exchange, "#", FieldTable::default());
+    let proxy = Proxy::start();
+    let mut cfg = config(2, true);
+    cfg.port = proxy.port;
+    cfg.reconnect_delay = Duration::from_millis(100);
+    let (pool, events) = start(cfg);
+    wait_until("both connections open", || pool.stats().connections_opened == 2);
+
+    let total: u64 = 6000;
+    for n in 0..total / 2 {
+        pool.publish(n, &exchange, &format!("u{}", n % 9), numbered(n)).expect("accepted");
+    }
+    proxy.outage();
+    // While the broker is unreachable: the queue keeps what comes.
+    for n in total / 2..total {
+        pool.publish(n, &exchange, &format!("u{}", n % 9), numbered(n)).expect("accepted");
+    }
+    wait_until("a failed reconnection", || pool.stats().connections_failed >= 2);
+    assert!(pool.stats().published < total, "the outage held some messages back");
+    proxy.enable();
+
+    let got = distinct_numbers(&queue, total);
+    let (outcomes, others) = events.outcomes(total as usize);
+    assert!(outcomes.iter().all(|(_, o)| matches!(o, Outcome::Published { .. })));
+    let s = pool.stats();
+    eprintln!("after the network outage: {s:?}; {} deliveries for {total} messages", got.len());
+    assert_eq!(s.published, total);
+    assert!(others
+        .iter()
+        .any(|e| matches!(e, Event::Connection(ConnectionEvent::Failed(_)))));
+    let (report, _) = close(&pool, &events, Duration::from_secs(5));
+    assert_eq!(report.dropped, 0);
+    broker.delete_exchange(&exchange);
+}

@@ -1,0 +1,112 @@
+//! 100 SNS pool start/close cycles against moto leave no threads, file
+//! descriptors or heap behind. Alone in its binary so that no other test
+//! runs threads or sockets at the same time.
+
+mod common;
+mod sns_common;
+
+use common::{wait_until, Collector, Event};
+use event_pusher_core::sns::SnsPool;
+use event_pusher_core::Outcome;
+use sns_common::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Counts live heap bytes so the test can compare before and after.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn count(dir: &str) -> usize {
+    std::fs::read_dir(dir).expect("procfs").count()
+}
+
+fn all_published(events: &[Event]) -> bool {
+    events
+        .iter()
+        .all(|e| matches!(e, Event::Outcome(_, Outcome::Published { .. })))
+}
+
+/// One pool's life: start, publish some notifications (batched and not),
+/// then close it (or drop it, as when its owner dies), and wait until its
+/// reporter thread has gone.
+fn cycle(endpoint: &str, topic: &str, i: usize) {
+    let (events, sink) = Collector::new();
+    let mut cfg = config(endpoint);
+    cfg.pool_size = 3;
+    cfg.batching = i % 4 < 2;
+    let pool = SnsPool::start(cfg, sink).expect("pool starts");
+    for tag in 0..10 {
+        pool.publish(job(tag, topic, r#"{"leak":true}"#))
+            .expect("accepted");
+    }
+    if i.is_multiple_of(2) {
+        pool.close(Duration::from_secs(5), events.on_close());
+        let got = events.take(11);
+        assert!(all_published(&got[..10]), "{got:?}");
+        assert!(matches!(got[10], Event::Closed(_)));
+    } else {
+        assert!(all_published(&events.take(10)));
+        drop(pool);
+    }
+    events.wait_reporter_gone();
+}
+
+#[test]
+fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
+    let Some(moto) = moto() else { return };
+    let (topic, _queue) = moto.topic_with_queue("leak");
+    // Warm up: the runtime and lazily created statics of the SDK.
+    for i in 0..4 {
+        cycle(&moto.url, &topic, i);
+    }
+    let threads = count("/proc/self/task");
+    let fds = count("/proc/self/fd");
+    let heap = LIVE.load(Relaxed);
+
+    for i in 0..100 {
+        cycle(&moto.url, &topic, i);
+    }
+
+    wait_until("threads back to the baseline", || {
+        count("/proc/self/task") <= threads
+    });
+    wait_until("fds back to the baseline", || count("/proc/self/fd") <= fds);
+    // Connection tasks end shortly after their pool: give them time to free.
+    let mut grown = 0;
+    for _ in 0..250 {
+        grown = LIVE.load(Relaxed) - heap;
+        if grown < 64 * 1024 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        grown < 64 * 1024,
+        "heap grew by {grown} bytes over 100 cycles"
+    );
+    eprintln!(
+        "threads {threads} -> {}, fds {fds} -> {}, heap delta {grown} bytes",
+        count("/proc/self/task"),
+        count("/proc/self/fd")
+    );
+}
