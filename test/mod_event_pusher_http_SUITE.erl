@@ -28,7 +28,15 @@
          server_error_is_retried_and_delivered_once/1,
          client_error_is_not_retried_and_counted_with_its_code/1,
          unreachable_server_emits_failure_count/1,
-         hook_returns_while_server_holds_the_request/1]).
+         hook_returns_while_server_holds_the_request/1,
+         host_with_a_trailing_slash_adds_no_second_slash/1,
+         host_with_a_path_contributes_only_its_origin/1,
+         module_starts_without_its_pool_and_requests_fail/1,
+         pool_configured_after_start_is_used_by_the_next_request/1,
+         crashing_callback_is_logged_and_other_handlers_still_run/1,
+         header_http_cannot_carry_is_logged_and_counted_as_failure/1]).
+%% logger handler used to observe the module's logs
+-export([log/2]).
 
 -define(ALICE, <<"alice@localhost/phone">>).
 -define(BOB, <<"bob@localhost/laptop">>).
@@ -42,7 +50,7 @@
 
 all() ->
     [{group, default_callbacks}, {group, custom_callbacks}, {group, urls},
-     {group, handlers}, {group, delivery}].
+     {group, handlers}, {group, delivery}, {group, pool_lifecycle}, {group, failures}].
 
 groups() ->
     [{default_callbacks, [],
@@ -60,7 +68,9 @@ groups() ->
       [prefix_api_and_path_slash_notify_post_to_apinotify,
        prefix_api_slash_and_path_notify_post_to_api_notify,
        default_prefix_and_path_slash_notify_post_to_notify,
-       default_prefix_and_default_path_post_to_root]},
+       default_prefix_and_default_path_post_to_root,
+       host_with_a_trailing_slash_adds_no_second_slash,
+       host_with_a_path_contributes_only_its_origin]},
      {handlers, [],
       [two_handlers_on_two_pools_both_receive,
        two_handlers_on_one_pool_post_to_both_paths]},
@@ -69,7 +79,13 @@ groups() ->
        server_error_is_retried_and_delivered_once,
        client_error_is_not_retried_and_counted_with_its_code,
        unreachable_server_emits_failure_count,
-       hook_returns_while_server_holds_the_request]}].
+       hook_returns_while_server_holds_the_request]},
+     {pool_lifecycle, [],
+      [module_starts_without_its_pool_and_requests_fail,
+       pool_configured_after_start_is_used_by_the_next_request]},
+     {failures, [],
+      [crashing_callback_is_logged_and_other_handlers_still_run,
+       header_http_cannot_carry_is_logged_and_counted_as_failure]}].
 
 init_per_suite(Config) ->
     Config.
@@ -77,21 +93,34 @@ init_per_suite(Config) ->
 end_per_suite(_Config) ->
     ok.
 
-%% Each case boots its own node from its own TOML against fresh sinks.
+%% Each case boots its own node from its own TOML against fresh sinks. A
+%% pool spec {Tag, Prefix, HostSuffix} appends HostSuffix to the sink's URL
+%% in `connection.host'; cases in late_pool_cases() get their sink but no
+%% pool in the TOML.
 init_per_testcase(Case, Config) ->
     {PoolSpecs, HandlersToml} = setup(Case),
-    Sinks = [begin {ok, S} = ep_http_sink:start(), {Tag, S} end || {Tag, _} <- PoolSpecs],
-    Pools = [pool_toml(Tag, proplists:get_value(Tag, Sinks), Prefix)
-             || {Tag, Prefix} <- PoolSpecs],
-    ok = ep_test_host:boot([ep_test_host:general_toml(), Pools,
+    Sinks = [begin {ok, S} = ep_http_sink:start(), {element(1, Spec), S} end
+             || Spec <- PoolSpecs],
+    Pools = [pool_toml(Spec, proplists:get_value(element(1, Spec), Sinks))
+             || Spec <- PoolSpecs],
+    ok = start_log_capture(),
+    ok = mock_callbacks(Case),
+    BootPools = case lists:member(Case, late_pool_cases()) of
+                    true -> [];
+                    false -> Pools
+                end,
+    ok = ep_test_host:boot([ep_test_host:general_toml(), BootPools,
                             "[modules.mod_event_pusher.http]\n", HandlersToml]),
     case lists:member(Case, instrumented()) of
         true -> instrument_helper:start([{?METRIC, #{host_type => ep_test_host:host_type()}}]);
         false -> ok
     end,
-    [{sinks, Sinks}, {sink, element(2, hd(Sinks))} | Config].
+    [{sinks, Sinks}, {sink, element(2, hd(Sinks))}, {pools_toml, Pools} | Config].
 
 end_per_testcase(Case, Config) ->
+    _ = logger:remove_handler(?MODULE),
+    _ = [meck:unload(M) || M <- [ep_http_crashing_callback, ep_http_bad_header_callback],
+                           lists:member(M, meck:mocked())],
     [ok = ep_http_sink:up(S) || {_, S} <- ?config(sinks, Config)],
     [ok = ep_http_sink:release(S) || {_, S} <- ?config(sinks, Config)],
     ep_test_host:shutdown(),
@@ -102,7 +131,10 @@ end_per_testcase(Case, Config) ->
     end.
 
 instrumented() ->
-    [response_emits_count_with_code_time_and_sender,
+    [module_starts_without_its_pool_and_requests_fail,
+     pool_configured_after_start_is_used_by_the_next_request,
+     header_http_cannot_carry_is_logged_and_counted_as_failure,
+     response_emits_count_with_code_time_and_sender,
      server_error_is_retried_and_delivered_once,
      client_error_is_not_retried_and_counted_with_its_code,
      unreachable_server_emits_failure_count,
@@ -125,12 +157,49 @@ setup(default_prefix_and_default_path_post_to_root) ->
 setup(two_handlers_on_two_pools_both_receive) ->
     {[{"pool_a", default}, {"pool_b", default}],
      handlers([#{pool_name => "pool_a", path => "/a"}, #{pool_name => "pool_b", path => "/b"}])};
+setup(host_with_a_trailing_slash_adds_no_second_slash) ->
+    {[{"http_pool", default, "/"}], handlers([#{path => "/notify"}])};
+setup(host_with_a_path_contributes_only_its_origin) ->
+    {[{"http_pool", "/api/", "/base/ignored"}], handlers([#{path => "notify"}])};
+setup(crashing_callback_is_logged_and_other_handlers_still_run) ->
+    {[{"http_pool", default}],
+     handlers([#{path => "/crash", callback_module => "ep_http_crashing_callback"},
+               #{path => "/fine"}])};
+setup(header_http_cannot_carry_is_logged_and_counted_as_failure) ->
+    {[{"http_pool", default}],
+     handlers([#{path => "/bad", callback_module => "ep_http_bad_header_callback"},
+               #{path => "/fine"}])};
 setup(two_handlers_on_one_pool_post_to_both_paths) ->
     {[{"http_pool", default}], handlers([#{path => "/one"}, #{path => "/two"}])};
 setup(_DefaultCallbackOrDeliveryCase) ->
     {[{"http_pool", default}], handlers([#{path => "/notify"}])}.
 
-pool_toml(Tag, Sink, Prefix) ->
+late_pool_cases() ->
+    [module_starts_without_its_pool_and_requests_fail,
+     pool_configured_after_start_is_used_by_the_next_request].
+
+%% Callback modules whose callbacks fail, made with meck before the boot
+%% (the config checks that `callback_module' can be loaded).
+mock_callbacks(crashing_callback_is_logged_and_other_handlers_still_run) ->
+    mock_callback(ep_http_crashing_callback, fun(_, _, _, _, _, _, _) -> error(boom) end);
+mock_callbacks(header_http_cannot_carry_is_logged_and_counted_as_failure) ->
+    mock_callback(ep_http_bad_header_callback, fun(_, _, _, _, _, _, _) -> <<"x">> end,
+                  fun(_, _, _, _, _, _, _) -> [{<<"bad header">>, <<"v">>}] end);
+mock_callbacks(_Case) ->
+    ok.
+
+mock_callback(Module, PrepareBody) ->
+    mock_callback(Module, PrepareBody, fun(_, _, _, _, _, _, _) -> [] end).
+
+mock_callback(Module, PrepareBody, PrepareHeaders) ->
+    ok = meck:new(Module, [non_strict, no_link]),
+    ok = meck:expect(Module, should_make_req, fun(_, _, _, _, _, _) -> true end),
+    ok = meck:expect(Module, prepare_body, PrepareBody),
+    ok = meck:expect(Module, prepare_headers, PrepareHeaders).
+
+pool_toml({Tag, Prefix}, Sink) ->
+    pool_toml({Tag, Prefix, ""}, Sink);
+pool_toml({Tag, Prefix, HostSuffix}, Sink) ->
     PrefixLine = case Prefix of
                      default -> "";
                      _ -> ["    path_prefix = \"", Prefix, "\"\n"]
@@ -138,7 +207,7 @@ pool_toml(Tag, Sink, Prefix) ->
     ["[outgoing_pools.http.", Tag, "]\n",
      "  workers = 2\n",
      "  [outgoing_pools.http.", Tag, ".connection]\n",
-     "    host = \"", ep_http_sink:url(Sink), "\"\n",
+     "    host = \"", ep_http_sink:url(Sink), HostSuffix, "\"\n",
      PrefixLine,
      "    request_timeout = 2000\n\n"].
 
@@ -354,8 +423,109 @@ hook_returns_while_server_holds_the_request(Config) ->
     instrument_helper:wait_and_assert(?METRIC, labels(), code_is(<<"200">>)).
 
 %%====================================================================
+%% URLs from connection.host
+%%====================================================================
+
+host_with_a_trailing_slash_adds_no_second_slash(doc) ->
+    ["host \"http://h:p/\", the default prefix and path \"/notify\" post to /notify, not //notify"];
+host_with_a_trailing_slash_adds_no_second_slash(Config) ->
+    assert_posted_to(Config, <<"/notify">>).
+
+host_with_a_path_contributes_only_its_origin(doc) ->
+    ["host \"http://h:p/base/ignored\" with prefix \"/api/\" and path \"notify\" posts to /api/notify"];
+host_with_a_path_contributes_only_its_origin(Config) ->
+    assert_posted_to(Config, <<"/api/notify">>).
+
+%%====================================================================
+%% Pool lifecycle
+%%====================================================================
+
+module_starts_without_its_pool_and_requests_fail(doc) ->
+    ["A handler naming a pool that is not configured does not fail the start; each request "
+     "fails with pool_not_started, a warning and failure_count = 1"];
+module_starts_without_its_pool_and_requests_fail(Config) ->
+    ?assert(gen_mod:is_loaded(ep_test_host:host_type(), mod_event_pusher_http)),
+    #{reason := Why} = wait_for_log(event_pusher_http_pool_unavailable),
+    ?assertMatch(#{what := event_pusher_pool_not_found}, Why),
+    {ok, _} = send_chat_result(<<"lost">>),
+    instrument_helper:wait_and_assert(?METRIC, labels(), fun is_alice_failure/1),
+    ?assertMatch(#{reason := pool_not_started, sender := <<"alice">>},
+                 wait_for_log(event_pusher_http_req_failed)),
+    ?assertEqual([], ep_http_sink:requests(?config(sink, Config))).
+
+pool_configured_after_start_is_used_by_the_next_request(doc) ->
+    ["A pool added to the config and started after the module started is acquired by the "
+     "next request, which is delivered"];
+pool_configured_after_start_is_used_by_the_next_request(Config) ->
+    {ok, _} = send_chat_result(<<"before">>),
+    instrument_helper:wait_and_assert(?METRIC, labels(), fun is_alice_failure/1),
+    %% What MongooseIM's suites do: put the pool in the config, start it.
+    [Pool] = parse_pools(?config(pools_toml, Config), Config),
+    ok = mongoose_config:set_opts((mongoose_config:get_opts())#{outgoing_pools => [Pool]}),
+    _ = mongoose_wpool:start_configured_pools([Pool]),
+    send_chat(<<"after">>),
+    [#{path := <<"/notify">>, body := Body}] = all_requests(Config, 1),
+    ?assertEqual(<<"author=alice&server=localhost&receiver=bob&message=after">>, Body),
+    instrument_helper:wait_and_assert(?METRIC, labels(), code_is(<<"200">>)),
+    %% Acquired once: stopping the module releases it and the pool closes.
+    ok = ep_test_host:shutdown(),
+    ?assertEqual(undefined, ep_test_host:http_pool_stats(http_pool)).
+
+%%====================================================================
+%% Failures in callbacks
+%%====================================================================
+
+crashing_callback_is_logged_and_other_handlers_still_run(doc) ->
+    ["A callback that crashes (here prepare_body) is logged; the other handler still posts "
+     "and the hook returns ok"];
+crashing_callback_is_logged_and_other_handlers_still_run(Config) ->
+    {ok, _} = send_chat_result(<<"survives">>),
+    ?assertMatch(#{callback_module := ep_http_crashing_callback, reason := boom},
+                 wait_for_log(event_pusher_http_handler_failed)),
+    [#{path := <<"/fine">>}] = all_requests(Config, 1).
+
+header_http_cannot_carry_is_logged_and_counted_as_failure(doc) ->
+    ["A header name HTTP cannot carry is logged as a handler failure and counted as "
+     "failure_count; the other handler still posts"];
+header_http_cannot_carry_is_logged_and_counted_as_failure(Config) ->
+    {ok, _} = send_chat_result(<<"bad header">>),
+    ?assertMatch(#{reason := invalid_request, path := <<"bad">>},
+                 wait_for_log(event_pusher_http_handler_failed)),
+    instrument_helper:wait_and_assert(?METRIC, labels(), fun is_alice_failure/1),
+    [#{path := <<"/fine">>}] = all_requests(Config, 1).
+
+%%====================================================================
 %% Helpers
 %%====================================================================
+
+is_alice_failure(M) ->
+    maps:get(failure_count, M, undefined) =:= 1 andalso
+        maps:get(sender, M, undefined) =:= <<"alice">>.
+
+%% The `outgoing_pools' entries of a TOML snippet, as the parser makes them.
+parse_pools(PoolsToml, Config) ->
+    Path = filename:join(?config(priv_dir, Config), "late_pool.toml"),
+    ok = file:write_file(Path, [ep_test_host:general_toml(), PoolsToml]),
+    proplists:get_value(outgoing_pools, mongoose_config_parser:parse_file(Path)).
+
+%% Log events of this node are sent to the test case's process.
+start_log_capture() ->
+    _ = logger:remove_handler(?MODULE),
+    ok = logger:add_handler(?MODULE, ?MODULE, #{level => all, config => #{pid => self()}}).
+
+%% logger handler callback
+log(#{msg := {report, Report}}, #{config := #{pid := Pid}}) when is_map(Report) ->
+    Pid ! {?MODULE, log, Report},
+    ok;
+log(_Event, _HandlerConfig) ->
+    ok.
+
+wait_for_log(What) ->
+    receive
+        {?MODULE, log, Report = #{what := What}} -> Report
+    after ?WAIT_MS ->
+            ct:fail({log_not_seen, What})
+    end.
 
 alice() -> ep_test_host:jid(?ALICE).
 bob() -> ep_test_host:jid(?BOB).

@@ -306,12 +306,12 @@ wrong_credentials_fail_start_with_the_broker_refusal(Config) ->
 
 user_going_online_publishes_presence_true_under_bare_jid(doc) ->
     ["An online user status is published to the presence exchange under the bare JID, "
-     "as {\"present\":true,\"user_id\":<full jid>} with no AMQP properties"];
+     "as {\"user_id\":<full jid>,\"present\":true} with no AMQP properties"];
 user_going_online_publishes_presence_true_under_bare_jid(_Config) ->
     {ok, _} = ep_test_host:user_available(alice()),
     [Msg] = ep_amqp:recv(1, ?WAIT_MS),
     assert_msg(<<"presence">>, <<"alice@localhost">>,
-               <<"{\"present\":true,\"user_id\":\"alice@localhost/phone\"}">>, Msg).
+               <<"{\"user_id\":\"alice@localhost/phone\",\"present\":true}">>, Msg).
 
 user_going_offline_publishes_presence_false(doc) ->
     ["An offline user status is published with \"present\":false"];
@@ -319,7 +319,7 @@ user_going_offline_publishes_presence_false(_Config) ->
     {ok, _} = ep_test_host:unset_presence(alice(), <<"bye">>),
     [Msg] = ep_amqp:recv(1, ?WAIT_MS),
     assert_msg(<<"presence">>, <<"alice@localhost">>,
-               <<"{\"present\":false,\"user_id\":\"alice@localhost/phone\"}">>, Msg).
+               <<"{\"user_id\":\"alice@localhost/phone\",\"present\":false}">>, Msg).
 
 chat_message_sent_is_published_under_sender_sent_topic(doc) ->
     ["A chat message a user sends goes to chat_msg under <sender bare jid>.chat_msg_sent"];
@@ -327,8 +327,8 @@ chat_message_sent_is_published_under_sender_sent_topic(_Config) ->
     send_chat(<<"Hi Bob!">>),
     [Msg] = ep_amqp:recv(1, ?WAIT_MS),
     assert_msg(<<"chat_msg">>, <<"alice@localhost.chat_msg_sent">>,
-               <<"{\"from_user_id\":\"alice@localhost/phone\",\"message\":\"Hi Bob!\","
-                 "\"to_user_id\":\"bob@localhost\"}">>, Msg).
+               <<"{\"to_user_id\":\"bob@localhost\",\"message\":\"Hi Bob!\","
+                 "\"from_user_id\":\"alice@localhost/phone\"}">>, Msg).
 
 chat_message_received_is_published_under_recipient_recv_topic(doc) ->
     ["A chat message delivered to a user goes to chat_msg under "
@@ -337,8 +337,8 @@ chat_message_received_is_published_under_recipient_recv_topic(_Config) ->
     deliver(alice(), bob(), <<"chat">>, <<"Hi Bob!">>),
     [Msg] = ep_amqp:recv(1, ?WAIT_MS),
     assert_msg(<<"chat_msg">>, <<"bob@localhost.chat_msg_recv">>,
-               <<"{\"from_user_id\":\"alice@localhost/phone\",\"message\":\"Hi Bob!\","
-                 "\"to_user_id\":\"bob@localhost/laptop\"}">>, Msg).
+               <<"{\"to_user_id\":\"bob@localhost/laptop\",\"message\":\"Hi Bob!\","
+                 "\"from_user_id\":\"alice@localhost/phone\"}">>, Msg).
 
 groupchat_message_sent_is_published_under_sender_sent_topic(doc) ->
     ["A groupchat message a user sends to a room goes to groupchat_msg under "
@@ -348,8 +348,8 @@ groupchat_message_sent_is_published_under_sender_sent_topic(_Config) ->
                 alice(), ep_test_host:message(room(), <<"groupchat">>, <<"Hi room">>)),
     [Msg] = ep_amqp:recv(1, ?WAIT_MS),
     assert_msg(<<"groupchat_msg">>, <<"alice@localhost.groupchat_msg_sent">>,
-               <<"{\"from_user_id\":\"alice@localhost/phone\",\"message\":\"Hi room\","
-                 "\"to_user_id\":\"room@muc.localhost\"}">>, Msg).
+               <<"{\"to_user_id\":\"room@muc.localhost\",\"message\":\"Hi room\","
+                 "\"from_user_id\":\"alice@localhost/phone\"}">>, Msg).
 
 groupchat_message_received_is_published_under_recipient_recv_topic(doc) ->
     ["A groupchat message the room delivers to a member goes to groupchat_msg under "
@@ -359,8 +359,8 @@ groupchat_message_received_is_published_under_recipient_recv_topic(_Config) ->
     deliver(Occupant, bob(), <<"groupchat">>, <<"Hi room">>),
     [Msg] = ep_amqp:recv(1, ?WAIT_MS),
     assert_msg(<<"groupchat_msg">>, <<"bob@localhost.groupchat_msg_recv">>,
-               <<"{\"from_user_id\":\"room@muc.localhost/alice\",\"message\":\"Hi room\","
-                 "\"to_user_id\":\"bob@localhost/laptop\"}">>, Msg).
+               <<"{\"to_user_id\":\"bob@localhost/laptop\",\"message\":\"Hi room\","
+                 "\"from_user_id\":\"room@muc.localhost/alice\"}">>, Msg).
 
 jids_are_lowercased_in_body_and_routing_key(doc) ->
     ["User and server parts are lowercased in bodies and routing keys; resources keep case"];
@@ -372,10 +372,10 @@ jids_are_lowercased_in_body_and_routing_key(_Config) ->
                                              <<"chat">>, <<"x">>)),
     [Presence, Chat] = ep_amqp:recv(2, ?WAIT_MS),
     assert_msg(<<"presence">>, <<"alice@localhost">>,
-               <<"{\"present\":true,\"user_id\":\"alice@localhost/Phone\"}">>, Presence),
+               <<"{\"user_id\":\"alice@localhost/Phone\",\"present\":true}">>, Presence),
     assert_msg(<<"chat_msg">>, <<"alice@localhost.chat_msg_sent">>,
-               <<"{\"from_user_id\":\"alice@localhost/Phone\",\"message\":\"x\","
-                 "\"to_user_id\":\"bob@localhost\"}">>, Chat).
+               <<"{\"to_user_id\":\"bob@localhost\",\"message\":\"x\","
+                 "\"from_user_id\":\"alice@localhost/Phone\"}">>, Chat).
 
 message_text_is_json_escaped_as_jiffy_does(doc) ->
     ["Quotes, backslashes and control characters are escaped, slashes and UTF-8 kept, "
@@ -387,9 +387,9 @@ message_text_is_json_escaped_as_jiffy_does(_Config) ->
     Jiffy = jiffy:encode(#{from_user_id => ?ALICE, to_user_id => <<"bob@localhost">>,
                            message => Text}),
     ?assertEqual(Jiffy, Payload),
-    ?assertEqual(<<"{\"from_user_id\":\"alice@localhost/phone\",\"message\":"
+    ?assertEqual(<<"{\"to_user_id\":\"bob@localhost\",\"message\":"
                    "\"zażółć ❤ \\\"q\\\" back\\\\slash </tag>\\n\\ttab\","
-                   "\"to_user_id\":\"bob@localhost\"}"/utf8>>, Payload).
+                   "\"from_user_id\":\"alice@localhost/phone\"}"/utf8>>, Payload).
 
 empty_body_is_published_as_empty_message(doc) ->
     ["A message with an empty <body/> is published with \"message\":\"\""];
@@ -397,8 +397,8 @@ empty_body_is_published_as_empty_message(_Config) ->
     send_chat(<<>>),
     [Msg] = ep_amqp:recv(1, ?WAIT_MS),
     assert_msg(<<"chat_msg">>, <<"alice@localhost.chat_msg_sent">>,
-               <<"{\"from_user_id\":\"alice@localhost/phone\",\"message\":\"\","
-                 "\"to_user_id\":\"bob@localhost\"}">>, Msg).
+               <<"{\"to_user_id\":\"bob@localhost\",\"message\":\"\","
+                 "\"from_user_id\":\"alice@localhost/phone\"}">>, Msg).
 
 message_without_body_is_not_published(doc) ->
     ["Chat and groupchat messages without <body> (markers, chat states) are not published"];
@@ -493,8 +493,8 @@ filter_module_lets_only_presences_through_with_metadata(_Config) ->
     {ok, _} = ep_test_host:user_available(alice()),
     [Msg] = ep_amqp:recv(1, ?WAIT_MS),
     assert_msg(<<"presence">>, <<"alice@localhost">>,
-               <<"{\"filtered_by\":\"ep_filter_module\",\"kind\":\"status\",\"present\":true,"
-                 "\"user_id\":\"alice@localhost/phone\",\"version\":1}">>, Msg),
+               <<"{\"version\":1,\"user_id\":\"alice@localhost/phone\",\"present\":true,"
+                 "\"kind\":\"status\",\"filtered_by\":\"ep_filter_module\"}">>, Msg),
     assert_only_marker_arrives(2).
 
 metadata_wins_on_a_clash_and_literals_stay_json(doc) ->
@@ -508,9 +508,9 @@ metadata_wins_on_a_clash_and_literals_stay_json(_Config) ->
         send_chat(<<"from the body">>),
         [Msg] = ep_amqp:recv(1, ?WAIT_MS),
         assert_msg(<<"chat_msg">>, <<"alice@localhost.chat_msg_sent">>,
-                   <<"{\"flag\":false,\"from_user_id\":\"alice@localhost/phone\","
-                     "\"message\":\"from metadata\",\"n\":42,\"nothing\":null,\"seen\":true,"
-                     "\"source\":\"some_atom\",\"to_user_id\":\"bob@localhost\"}">>, Msg)
+                   <<"{\"to_user_id\":\"bob@localhost\",\"source\":\"some_atom\","
+                     "\"seen\":true,\"nothing\":null,\"n\":42,\"message\":\"from metadata\","
+                     "\"from_user_id\":\"alice@localhost/phone\",\"flag\":false}">>, Msg)
     after
         gen_hook:delete_handlers([Handler]),
         gen_hook:reload_hooks()

@@ -11,6 +11,8 @@
 -define(HOST, <<"localhost">>).
 -define(WARMUP_EVENTS, 2000).
 -define(SINK_DEADLINE_MS, 60000).
+%% The warm-up is small: if it has not arrived by then, the path is broken.
+-define(WARMUP_DEADLINE_MS, 10000).
 
 %% Args: [SinkPort]. Events, callers and workers come from BENCH_EVENTS,
 %% BENCH_CALLERS and BENCH_WORKERS.
@@ -34,7 +36,10 @@ main([PortStr]) ->
         Prepare = fun(_) -> Acc end,
         Warmup = Callers * max(1, ?WARMUP_EVENTS div Callers),
         _ = bench_http_lib:run_callers(Callers, Warmup div Callers, Prepare, fun run_hook/1),
-        {ok, _} = bench_http_lib:wait_for_sink(Port, Warmup, ?SINK_DEADLINE_MS),
+        case bench_http_lib:wait_for_sink(Port, Warmup, ?WARMUP_DEADLINE_MS) of
+            {ok, _} -> ok;
+            {timeout, Got} -> error({warmup_not_delivered, #{sent => Warmup, sink_count => Got}})
+        end,
         _ = bench_http_lib:sink_reset(Port),
         Cpu0 = bench_http_lib:cpu_us(),
         Run = bench_http_lib:run_callers(Callers, PerCaller, Prepare, fun run_hook/1),

@@ -1,9 +1,12 @@
-%% @doc The event pusher: turns server events into `push_event' hook runs that
-%% the configured backends (`mod_event_pusher_<backend>') handle.
+%% @doc Entry point of the event pusher. Server hooks become events
+%% (`mod_event_pusher_hook_translator'); each event runs the `push_event'
+%% hook, where user modules may filter it or add metadata and the configured
+%% backends (`mod_event_pusher_<backend>', priority 50) deliver it.
 %%
-%% Options are `#{Backend => BackendOpts}'; every configured backend is a hard
-%% dependency started with its own options, so this module only registers the
-%% hooks that produce events (see `mod_event_pusher_hook_translator').
+%% The module's options map each configured backend to that backend's own
+%% options. Backends are started as hard dependencies with those options,
+%% so this module has no state of its own: it only subscribes the
+%% translator's handlers, through gen_mod's `hooks/1'.
 -module(mod_event_pusher).
 
 %% No `-behaviour(gen_mod)': the behaviour module is MongooseIM's and is not on
@@ -13,11 +16,11 @@
 -include("mod_event_pusher_events.hrl").
 -include("mongoose_config_spec.hrl").
 
-%% API
+%% Running an event through the backends
 -export([push_event/2]).
 
 %% gen_mod callbacks
--export([deps/2, start/2, stop/1, config_spec/0, supported_features/0]).
+-export([deps/2, start/2, stop/1, hooks/1, config_spec/0, supported_features/0]).
 
 %% mongoose_module_metrics callback
 -export([config_metrics/1]).
@@ -30,72 +33,83 @@
 -export_type([backend/0, event/0, metadata/0, push_event_acc/0, push_event_params/0]).
 
 %%--------------------------------------------------------------------
-%% API
+%% Running an event through the backends
 %%--------------------------------------------------------------------
 
-%% @doc Runs the `push_event' hook for Event and returns the resulting
-%% mongoose_acc (backends may have stored data in its `event_pusher' namespace).
+%% @doc Runs the `push_event' hook for Event (hook accumulator
+%% `#{acc => Acc, metadata => #{}}', params `#{event => Event}') and gives
+%% back the mongoose_acc it ends with: backends may have written to its
+%% `event_pusher' namespace.
 -spec push_event(mongoose_acc:t(), event()) -> mongoose_acc:t().
 push_event(Acc, Event) ->
-    #{acc := ResultAcc} = mongoose_hooks:push_event(Acc, Event),
-    ResultAcc.
+    Outcome = mongoose_hooks:push_event(Acc, Event),
+    maps:get(acc, Outcome).
 
 %%--------------------------------------------------------------------
 %% gen_mod callbacks
 %%--------------------------------------------------------------------
 
+%% @doc Every configured backend, started first with its own options; one
+%% that cannot start keeps the event pusher from starting.
 -spec deps(mongooseim:host_type(), gen_mod:module_opts()) -> gen_mod_deps:deps().
 deps(_HostType, Opts) ->
-    [{backend_module(Backend), BackendOpts, hard}
-     || {Backend, BackendOpts} <- lists:sort(maps:to_list(Opts))].
+    [{Module, maps:get(Backend, Opts), hard}
+     || {Backend, Module} <- backends(), maps:is_key(Backend, Opts)].
 
+%% @doc Nothing to set up: the backends are dependencies and the hook
+%% handlers come from hooks/1.
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
-start(HostType, _Opts) ->
-    mod_event_pusher_hook_translator:add_hooks(HostType).
+start(_HostType, _Opts) ->
+    ok.
 
 -spec stop(mongooseim:host_type()) -> ok.
-stop(HostType) ->
-    mod_event_pusher_hook_translator:delete_hooks(HostType).
+stop(_HostType) ->
+    ok.
 
+%% @doc The handlers that turn server hooks into events; gen_mod adds them
+%% once start/2 has returned and removes them before stop/1.
+-spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
+hooks(HostType) ->
+    mod_event_pusher_hook_translator:hook_handlers(HostType).
+
+%% @doc One subsection per backend, each described by its module.
 -spec config_spec() -> mongoose_config_spec:config_section().
 config_spec() ->
-    Items = [{atom_to_binary(Backend, utf8), (backend_module(Backend)):config_spec()}
-             || Backend <- configurable_backends()],
-    #section{items = maps:from_list(Items)}.
+    #section{items = maps:from_list([{atom_to_binary(Backend, utf8), Module:config_spec()}
+                                     || {Backend, Module} <- backends(), ships(Module)])}.
 
 -spec supported_features() -> [atom()].
 supported_features() ->
     [dynamic_domains].
 
-%% @doc Reports which backends are configured (MongooseIM's system metrics).
+%% @doc Which backends are configured, for MongooseIM's system metrics.
 -spec config_metrics(mongooseim:host_type()) -> [{atom(), atom()}].
 config_metrics(HostType) ->
-    case gen_mod:get_module_opts(HostType, ?MODULE) of
-        Opts when map_size(Opts) =:= 0 -> [{none, none}];
-        Opts -> [{backend, Backend} || Backend <- lists:sort(maps:keys(Opts))]
+    Opts = gen_mod:get_module_opts(HostType, ?MODULE),
+    Configured = [Backend || {Backend, _} <- backends(), maps:is_key(Backend, Opts)],
+    case Configured of
+        [] -> [{none, none}];
+        _ -> [{backend, Backend} || Backend <- Configured]
     end.
 
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
 
-%% MongooseIM's backends whose modules this build ships: a config naming a
-%% backend that is not (yet) implemented is rejected at parse time, naming
-%% its path, instead of failing at start.
--spec configurable_backends() -> [backend()].
-configurable_backends() ->
-    [Backend || Backend <- [http, push, rabbit, sns],
-                is_available(backend_module(Backend))].
+%% MongooseIM's backends and their modules, in the order they start.
+-spec backends() -> [{backend(), module()}].
+backends() ->
+    [{http, mod_event_pusher_http},
+     {push, mod_event_pusher_push},
+     {rabbit, mod_event_pusher_rabbit},
+     {sns, mod_event_pusher_sns}].
 
--spec is_available(module()) -> boolean().
-is_available(Module) ->
+%% Only backends whose module is in this build can be configured: a config
+%% naming another is rejected at parse time (naming its TOML path) rather
+%% than failing at start.
+-spec ships(module()) -> boolean().
+ships(Module) ->
     case code:ensure_loaded(Module) of
         {module, Module} -> erlang:function_exported(Module, config_spec, 0);
         {error, _} -> false
     end.
-
--spec backend_module(backend()) -> module().
-backend_module(http) -> mod_event_pusher_http;
-backend_module(push) -> mod_event_pusher_push;
-backend_module(rabbit) -> mod_event_pusher_rabbit;
-backend_module(sns) -> mod_event_pusher_sns.

@@ -33,6 +33,9 @@
 %% What the pool's owner needs to report a result.
 -type ctx() :: #{host_type := mongooseim:host_type(), sender := jid:luser(),
                  pool_name := atom(), path := binary()}.
+%% What http_submit/2 takes.
+-type request() :: {{module(), ctx()}, Path :: binary(), [{binary(), binary()}], Body :: binary(),
+                    MaxRetries :: non_neg_integer(), RetryBaseMs :: non_neg_integer()}.
 -export_type([handler_opts/0, ctx/0]).
 
 -callback should_make_req(Acc :: mongoose_acc:t(), Dir :: in | out, Packet :: exml:element(),
@@ -54,21 +57,49 @@
 -define(DEFAULT_MAX_RETRIES, 2).
 -define(DEFAULT_RETRY_BASE_DELAY, 100).
 
+%% The holds of a host type: #{PoolName => atomics_ref()}.
+-define(HOLDS(HostType), {?MODULE, holds, HostType}).
+%% Slots of a hold: its state, and the earliest time (now_ms/0) of the next
+%% lazy acquire.
+-define(STATE, 1).
+-define(NEXT_TRY, 2).
+%% States: the pool is not ours; ours (one user of it); a process is
+%% acquiring it; the module stopped.
+-define(FREE, 0).
+-define(HELD, 1).
+-define(ACQUIRING, 2).
+-define(STOPPED, 3).
+%% A configured pool that failed to start is tried again after this long.
+-define(LAZY_RETRY_MS, 1000).
+
 %%--------------------------------------------------------------------
 %% gen_mod callbacks
 %%--------------------------------------------------------------------
 
-%% @doc Acquires the pool of every handler; fails, naming the pool, if one is
-%% not configured (releasing what was already acquired).
+%% @doc Acquires the pool of every handler. A pool that cannot be acquired
+%% (not in `outgoing_pools', or failing to start) does not fail the start,
+%% as in MongooseIM: a warning is logged, each request to it fails with
+%% `pool_not_started', and once the pool is configured the next request
+%% acquires it (see `lazy_submit/5').
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, #{handlers := Handlers}) ->
-    acquire_pools(HostType, pool_names(Handlers), []).
+    Holds = maps:from_list([{Pool, hold_at_start(HostType, Pool)} || Pool <- pool_names(Handlers)]),
+    persistent_term:put(?HOLDS(HostType), Holds).
 
+%% @doc Releases every pool this host type holds, however it was acquired.
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
-    Handlers = gen_mod:get_module_opt(HostType, ?MODULE, handlers, []),
-    lists:foreach(fun(Pool) -> mongoose_event_pusher_pools:release(http, HostType, Pool) end,
-                  pool_names(Handlers)).
+    Holds = persistent_term:get(?HOLDS(HostType), #{}),
+    %% Marked stopped first: a lazy acquire finishing after this gives its
+    %% pool back instead of keeping it.
+    maps:foreach(fun(Pool, Hold) ->
+                         case atomics:exchange(Hold, ?STATE, ?STOPPED) of
+                             ?HELD -> mongoose_event_pusher_pools:release(http, HostType, Pool);
+                             _ -> ok
+                         end
+                 end, Holds),
+    _ = persistent_term:erase(?HOLDS(HostType)),
+    ok.
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
 hooks(HostType) ->
@@ -108,7 +139,8 @@ push_event(HookAcc = #{acc := Acc},
     %% in the accumulator they get.
     CallbackAcc = mongoose_acc:set(event_pusher, metadata,
                                    maps:get(metadata, HookAcc, #{}), Acc),
-    Handlers = gen_mod:get_module_opt(HostType, ?MODULE, handlers),
+    %% The default covers an event still running while the module stops.
+    Handlers = gen_mod:get_module_opt(HostType, ?MODULE, handlers, []),
     lists:foreach(fun(Opts) -> run_handler(HostType, CallbackAcc, Dir, From, To, Packet, Opts) end,
                   Handlers),
     {ok, HookAcc};
@@ -128,10 +160,8 @@ push_event(HookAcc, _Params, _Extra) ->
 handle_pool_result(#{host_type := HostType, sender := Sender}, {response, Status, TimeUs}) ->
     execute(HostType, #{count => 1, response_time => TimeUs, sender => Sender,
                         response_code => integer_to_binary(Status)});
-handle_pool_result(Ctx = #{host_type := HostType, sender := Sender}, {error, Reason, _TimeUs}) ->
-    ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_http_req_failed, reason => Reason,
-                                  text => <<"mod_event_pusher_http HTTP call failed">>}),
-    execute(HostType, #{failure_count => 1, sender => Sender});
+handle_pool_result(Ctx, {error, Reason, _TimeUs}) ->
+    req_failed(Ctx, Reason);
 handle_pool_result(Ctx, {dropped, Reason}) ->
     %% The last attempt was already counted; a request dropped at close may
     %% have had none, so that one also counts as a failure.
@@ -159,32 +189,112 @@ handler_config_spec() ->
 pool_names(Handlers) ->
     lists:usort([Pool || #{pool_name := Pool} <- Handlers]).
 
--spec acquire_pools(mongooseim:host_type(), [atom()], [atom()]) -> ok.
-acquire_pools(_HostType, [], _Acquired) ->
-    ok;
-acquire_pools(HostType, [Pool | Rest], Acquired) ->
+%%--------------------------------------------------------------------
+%% Pools held by a host type
+%%
+%% Each pool a host type's handlers name has a hold: a small atomics array
+%% (in a persistent_term written at start and erased at stop) saying whether
+%% this host type owns one user of the pool. Requests read it only when the
+%% pool is not running, so the usual path stays two persistent_term reads.
+%%--------------------------------------------------------------------
+
+-spec hold_at_start(mongooseim:host_type(), atom()) -> atomics:atomics_ref().
+hold_at_start(HostType, Pool) ->
+    Hold = atomics:new(2, [{signed, true}]),
     case mongoose_event_pusher_pools:acquire(http, HostType, Pool) of
         {ok, _Ref} ->
-            acquire_pools(HostType, Rest, [Pool | Acquired]);
+            atomics:put(Hold, ?STATE, ?HELD);
         {error, Reason} ->
-            lists:foreach(fun(P) -> mongoose_event_pusher_pools:release(http, HostType, P) end,
-                          Acquired),
-            error(#{what => event_pusher_http_pool_unavailable, host_type => HostType,
-                    pool => <<"outgoing_pools.http.", (atom_to_binary(Pool, utf8))/binary>>,
-                    reason => Reason})
+            ?LOG_WARNING(#{what => event_pusher_http_pool_unavailable, host_type => HostType,
+                           pool => pool_path(Pool), reason => Reason,
+                           text => <<"Requests to this pool fail until it is configured; "
+                                     "the first request after that starts it">>})
+    end,
+    Hold.
+
+-spec pool_path(atom()) -> binary().
+pool_path(Pool) ->
+    <<"outgoing_pools.http.", (atom_to_binary(Pool, utf8))/binary>>.
+
+%% The pool is not running for this host type. If it is configured by now
+%% (e.g. added after the module started), one request claims the hold and a
+%% new process acquires the pool and sends that request: the caller (a
+%% user's process) never waits for a pool to start. Anything else, including
+%% requests made while that acquire runs, fails as in MongooseIM.
+-spec no_pool(request(), ctx()) -> ok.
+no_pool(Request, Ctx = #{host_type := HostType, pool_name := Pool}) ->
+    Hold = maps:get(Pool, persistent_term:get(?HOLDS(HostType), #{}), undefined),
+    case may_acquire_lazily(Hold, HostType, Pool)
+        andalso atomics:compare_exchange(Hold, ?STATE, ?FREE, ?ACQUIRING) =:= ok of
+        true ->
+            _ = proc_lib:spawn(fun() -> lazy_submit(Hold, Request, Ctx) end),
+            ok;
+        false ->
+            req_failed(Ctx, pool_not_started)
     end.
 
-%% One handler's failure (e.g. a callback crash) is logged and does not keep
-%% the other handlers from running.
+-spec may_acquire_lazily(atomics:atomics_ref() | undefined, mongooseim:host_type(), atom()) ->
+          boolean().
+may_acquire_lazily(undefined, _HostType, _Pool) ->
+    false;
+may_acquire_lazily(Hold, HostType, Pool) ->
+    atomics:get(Hold, ?STATE) =:= ?FREE
+        andalso now_ms() >= atomics:get(Hold, ?NEXT_TRY)
+        andalso element(1, mongoose_event_pusher_pools:pool_key(http, HostType, Pool)) =:= ok.
+
+%% Runs in its own process; the hold is ?ACQUIRING until it ends.
+-spec lazy_submit(atomics:atomics_ref(), request(), ctx()) -> ok.
+lazy_submit(Hold, Request, Ctx = #{host_type := HostType, pool_name := Pool}) ->
+    Acquired = try mongoose_event_pusher_pools:acquire(http, HostType, Pool)
+               catch Class:Reason -> {error, {Class, Reason}}
+               end,
+    case Acquired of
+        {ok, PoolRef} ->
+            case atomics:compare_exchange(Hold, ?STATE, ?ACQUIRING, ?HELD) of
+                ok ->
+                    ?LOG_INFO(#{what => event_pusher_http_pool_acquired, host_type => HostType,
+                                pool => pool_path(Pool)}),
+                    submit(PoolRef, Request, Ctx);
+                _Stopped ->
+                    %% The module stopped meanwhile: the pool is not ours to keep.
+                    mongoose_event_pusher_pools:release(http, HostType, Pool),
+                    req_failed(Ctx, pool_not_started)
+            end;
+        {error, Why} ->
+            %% A configured pool that fails to start is tried again at most
+            %% once per ?LAZY_RETRY_MS, not for every request.
+            atomics:put(Hold, ?NEXT_TRY, now_ms() + ?LAZY_RETRY_MS),
+            _ = atomics:compare_exchange(Hold, ?STATE, ?ACQUIRING, ?FREE),
+            ?LOG_WARNING(#{what => event_pusher_http_pool_unavailable, host_type => HostType,
+                           pool => pool_path(Pool), reason => Why}),
+            req_failed(Ctx, pool_not_started)
+    end.
+
+%% Milliseconds since the node started: never negative, unlike monotonic
+%% time, so a fresh hold (0) allows an attempt at once.
+-spec now_ms() -> non_neg_integer().
+now_ms() ->
+    erlang:monotonic_time(millisecond)
+        - erlang:convert_time_unit(erlang:system_info(start_time), native, millisecond).
+
+%%--------------------------------------------------------------------
+%% Requests
+%%--------------------------------------------------------------------
+
+%% Everything a handler does for one event: its callbacks and the submit.
+%% A crash anywhere in it (a callback, a header that is not text, a request
+%% the NIF refuses) is logged and ends only this handler's part.
 -spec run_handler(mongooseim:host_type(), mongoose_acc:t(), in | out, jid:jid(), jid:jid(),
                   exml:element(), handler_opts()) -> ok.
 run_handler(HostType, Acc, Dir, From, To, Packet, Opts = #{callback_module := Mod}) ->
-    try Mod:should_make_req(Acc, Dir, Packet, From, To, Opts) of
-        true ->
-            Message = exml_query:path(Packet, [{element, <<"body">>}, cdata], <<>>),
-            make_req(HostType, Acc, Dir, From, To, Message, Opts);
-        _ ->
-            ok
+    try
+        case Mod:should_make_req(Acc, Dir, Packet, From, To, Opts) of
+            true ->
+                Message = exml_query:path(Packet, [{element, <<"body">>}, cdata], <<>>),
+                make_req(HostType, Acc, Dir, From, To, Message, Opts);
+            _ ->
+                ok
+        end
     catch
         Class:Reason:Stacktrace ->
             ?LOG_ERROR(#{what => event_pusher_http_handler_failed, host_type => HostType,
@@ -207,16 +317,34 @@ make_req(HostType, Acc, Dir, #jid{lserver = Host, luser = Sender}, #jid{luser = 
     Request = {{?MODULE, Ctx}, Path, Headers, Body,
                maps:get(max_retries, Opts, ?DEFAULT_MAX_RETRIES),
                maps:get(retry_base_delay, Opts, ?DEFAULT_RETRY_BASE_DELAY)},
-    submit(mongoose_event_pusher_pools:lookup(http, HostType, PoolName), Request, Ctx).
+    case mongoose_event_pusher_pools:lookup(http, HostType, PoolName) of
+        undefined -> no_pool(Request, Ctx);
+        Pool -> submit(Pool, Request, Ctx)
+    end.
 
--spec submit(mongoose_event_pusher_pool:pool_ref() | undefined, tuple(), ctx()) -> ok.
-submit(undefined, _Request, Ctx) ->
-    dropped(Ctx, pool_not_started, true);
+-spec submit(mongoose_event_pusher_pool:pool_ref(), request(), ctx()) -> ok.
 submit(Pool, Request, Ctx) ->
-    case mongoose_event_pusher_nif:http_submit(Pool, Request) of
+    try mongoose_event_pusher_nif:http_submit(Pool, Request) of
         ok -> ok;
         {error, Reason} -> dropped(Ctx, Reason, true)
+    catch
+        error:badarg ->
+            %% A header name or value HTTP cannot carry, or a path no request
+            %% line can hold: nothing was sent; counted as a failed request.
+            ?LOG_ERROR((log_meta(Ctx))#{what => event_pusher_http_handler_failed,
+                                        reason => invalid_request,
+                                        text => <<"The request built by the callback module "
+                                                  "cannot be sent over HTTP">>}),
+            execute(maps:get(host_type, Ctx), #{failure_count => 1,
+                                                sender => maps:get(sender, Ctx)})
     end.
+
+%% MongooseIM's log and measurement for a request that got no response.
+-spec req_failed(ctx(), term()) -> ok.
+req_failed(Ctx = #{host_type := HostType, sender := Sender}, Reason) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_http_req_failed, reason => Reason,
+                                  text => <<"mod_event_pusher_http HTTP call failed">>}),
+    execute(HostType, #{failure_count => 1, sender => Sender}).
 
 -spec dropped(ctx(), atom(), boolean()) -> ok.
 dropped(Ctx = #{host_type := HostType, sender := Sender}, Reason, CountFailure) ->

@@ -9,13 +9,17 @@
 
 -export([http_pool_start/2, http_submit/2, pool_stats/1, pool_close/3]).
 -export([sns_pool_start/2, sns_publish/2]).
+-export([rabbit_pool_start/2, rabbit_declare_exchanges/4, rabbit_publish/2]).
 -export_type([pool/0, http_pool_config/0, tls_config/0, http_job/0, outcome/0,
               stats/0]).
 
 -on_load(init/0).
 -nifs([http_pool_start/2, http_submit/2, pool_stats/1, pool_close/3]).
 -nifs([sns_pool_start/2, sns_publish/2]).
+-nifs([rabbit_pool_start/2, rabbit_declare_exchanges/4, rabbit_publish/2]).
 -export_type([sns_pool_config/0, sns_job/0, sns_attribute/0]).
+-export_type([rabbit_pool_config/0, rabbit_exchange/0, rabbit_message/0,
+              rabbit_pool_event/0, rabbit_declare_result/0]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -64,6 +68,34 @@
                     Metadata :: map() | list(), [sns_attribute()]}.
 -type sns_attribute() :: {Name :: binary(), {string | binary | number, binary()}}.
 
+%% RabbitMQ (doc/architecture.md, "The rabbit pool"). workers: AMQP
+%% connections, one channel each; reconnect_delay and confirm_timeout in ms;
+%% event_tag comes back with every pool-level event:
+%%   {mongoose_event_pusher_nif, event, EventTag, rabbit_pool_event()}
+%% and a declaration is answered with
+%%   {mongoose_event_pusher_nif, declared, Ref, rabbit_declare_result()}
+-type rabbit_pool_config() :: #{host := binary(),
+                                port := 1..65535,
+                                username := binary(),
+                                password := binary(),
+                                virtual_host := binary(),
+                                confirms_enabled := boolean(),
+                                reconnect_attempts := non_neg_integer(),
+                                reconnect_delay := non_neg_integer(),
+                                workers := pos_integer(),
+                                queue_capacity := pos_integer(),
+                                confirm_timeout := pos_integer(),
+                                event_tag := term(),
+                                tls => tls_config()}.
+%% {Name, Type, Durable}, e.g. {<<"presence">>, <<"topic">>, false}
+-type rabbit_exchange() :: {Name :: binary(), Type :: binary(), Durable :: boolean()}.
+%% {Tag, Exchange, RoutingKey, Fields, Metadata}; the body is the JSON object
+%% of Fields with Metadata merged over them (as for event_pusher_core::json).
+-type rabbit_message() :: {Tag :: term(), Exchange :: binary(), RoutingKey :: binary(),
+                           Fields :: map() | list(), Metadata :: map() | list()}.
+-type rabbit_pool_event() :: {connection, opened | closed | {failed, Reason :: binary()}}.
+-type rabbit_declare_result() :: ok | {error, [{Name :: binary(), Reason :: binary()}]}.
+
 %%--------------------------------------------------------------------
 %% NIFs (replaced when the library loads)
 %%--------------------------------------------------------------------
@@ -92,6 +124,23 @@ sns_pool_start(_Owner, _Config) ->
 
 -spec sns_publish(pool(), sns_job()) -> ok | {error, overloaded | closed}.
 sns_publish(_Pool, _Job) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+%% Returns at once; the pool connects in the background. DirtyIo (reads TLS files).
+-spec rabbit_pool_start(Owner :: pid(), rabbit_pool_config()) ->
+          {ok, pool()} | {error, Reason :: binary()}.
+rabbit_pool_start(_Owner, _Config) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+%% Declares on a live connection (waiting for one at most TimeoutMs, which
+%% also bounds the declarations); the owner gets the declared message.
+-spec rabbit_declare_exchanges(pool(), Ref :: reference(), [rabbit_exchange()],
+                               TimeoutMs :: non_neg_integer()) -> ok.
+rabbit_declare_exchanges(_Pool, _Ref, _Exchanges, _TimeoutMs) ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+-spec rabbit_publish(pool(), rabbit_message()) -> ok | {error, overloaded | closed}.
+rabbit_publish(_Pool, _Message) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 
 %%--------------------------------------------------------------------

@@ -65,11 +65,15 @@ tls(TLS) ->
 %% Helpers
 %%--------------------------------------------------------------------
 
+%% MongooseIM's HTTP client connects to the scheme, host and port of
+%% `connection.host' and sends `path_prefix ++ path' as the request path: any
+%% path in `host' is not used. So the URL is the host's origin followed by
+%% the prefix (the handler's path is appended per request).
 -spec http(pool_entry()) -> map().
 http(#{opts := Opts, conn_opts := ConnOpts}) ->
     #{host := Host} = ConnOpts,
     Prefix = maps:get(path_prefix, ConnOpts, <<"/">>),
-    Config = #{base_url => <<(to_binary(Host))/binary, (to_binary(Prefix))/binary>>,
+    Config = #{base_url => <<(origin(to_binary(Host)))/binary, (to_binary(Prefix))/binary>>,
                workers => workers(Opts),
                request_timeout => maps:get(request_timeout, ConnOpts, 2000),
                queue_capacity => queue_capacity(Opts)},
@@ -107,6 +111,22 @@ rabbit(Scope, Tag, #{opts := Opts, conn_opts := ConnOpts}) ->
 workers(Opts) ->
     maps:get(workers, Opts, 10).
 
+%% `scheme://[userinfo@]host[:port]' of a URL; a text that does not parse as
+%% one is kept whole, for the pool start to refuse it with a readable reason.
+-spec origin(binary()) -> binary().
+origin(Host) ->
+    case uri_string:parse(Host) of
+        #{scheme := _, host := _} = Parsed ->
+            Parts = maps:filter(fun(_Key, Value) -> Value =/= undefined end,
+                                maps:with([scheme, userinfo, host, port], Parsed)),
+            case uri_string:recompose(Parts#{path => <<>>}) of
+                Origin when is_binary(Origin) -> Origin;
+                _Error -> Host
+            end;
+        _NotAUrl ->
+            Host
+    end.
+
 -spec tls_opt({atom(), term()}) -> [{atom(), term()}].
 tls_opt({verify_mode, Mode}) ->
     [{verify_mode, Mode}];
@@ -115,8 +135,14 @@ tls_opt({Key, File}) when Key =:= cacertfile; Key =:= certfile;
     [{Key, to_binary(File)}];
 tls_opt({versions, Versions}) ->
     [{versions, [to_binary(V) || V <- Versions]}];
+tls_opt({server_name_indication, #{enabled := true, host := SNIHost}}) ->
+    %% The name sent and matched instead of the URL's host (as Erlang's ssl
+    %% does with `{server_name_indication, Host}').
+    [{server_name_indication, true}, {sni_host, to_binary(SNIHost)}];
 tls_opt({server_name_indication, #{enabled := Enabled}}) ->
     [{server_name_indication, Enabled}];
+tls_opt({disconnect_on_failure, false}) ->
+    [{disconnect_on_failure, false}];
 tls_opt({_Ignored, _}) ->
     [].
 
@@ -129,6 +155,15 @@ warn_ignored(TLS) ->
         _ -> ?LOG_WARNING(#{what => event_pusher_tls_options_ignored, options => Ignored,
                             text => <<"These TLS options are not applied by the event pusher's "
                                       "Rust clients">>})
+    end,
+    case TLS of
+        #{disconnect_on_failure := false} ->
+            ?LOG_WARNING(#{what => event_pusher_tls_verification_not_enforced,
+                           verify_mode => maps:get(verify_mode, TLS, peer),
+                           text => <<"disconnect_on_failure = false: connections go on even "
+                                     "when the server's certificate fails verification">>});
+        #{} ->
+            ok
     end.
 
 -spec to_binary(binary() | string() | atom()) -> binary().

@@ -2,19 +2,34 @@
 %% children the test host needs (`gen_hook', `mongoose_instrument'); other
 %% services and our application's supervisors are added with `start_child/1'.
 %%
-%% A test boots the host with `ensure_started/0', which leaves the supervisor
-%% unlinked from the caller, so that it outlives common_test's per-suite and
-%% per-case processes; `stop/0' takes it down.
+%% The host starts itself: the functions of the boot sequence (SPEC.md §1:
+%% `mongoose_config:set_opts/1', `mongoose_wpool:start_configured_pools/0',
+%% `mongoose_modules:start/0', `gen_hook:reload_hooks/0'...) call
+%% `ensure_started/0', which starts the supervisor unless it runs, unlinked
+%% from the caller and with the `user' group leader, so that it outlives
+%% common_test's per-suite and per-case processes. `stop/0' takes it down.
+%%
+%% MongooseIM's unit tests start `gen_hook' and `mongoose_instrument' on
+%% their own (`start_link/0', linked to a helper process). Both styles mix:
+%% a child whose name is taken when the supervisor starts it is `ignore'd
+%% (the test's process serves), a test's `start_link/0' first stops the
+%% supervisor's own child (`release_child/1'), and `ensure_started/0'
+%% restarts a child that no longer runs (the test's process is gone).
 -module(ejabberd_sup).
 
 -behaviour(supervisor).
 
 -export([start_link/0, init/1]).
--export([start_child/1, start_child/2, stop_child/1, create_ets_table/2]).
+-export([start_child/1, start_child/2, stop_child/1, create_ets_table/2,
+         start_linked_child/2]).
 %% test host extensions
--export([ensure_started/0, stop/0]).
+-export([ensure_started/0, stop/0, release_child/1]).
 
 -include_lib("kernel/include/logger.hrl").
+
+%% The children every host runs; ensure_started/0 keeps them running.
+-define(CORE_CHILDREN, [gen_hook, mongoose_instrument]).
+-define(START_TIMEOUT, 60000).
 
 -spec start_link() -> supervisor:startlink_ret().
 start_link() ->
@@ -25,21 +40,21 @@ init(noargs) ->
     %% created here so that the supervisor owns it (no heir transfer later)
     mongoose_wpool:ensure_started(),
     {ok, {#{strategy => one_for_one, intensity => 10, period => 1},
-          [worker_spec(gen_hook), worker_spec(mongoose_instrument)]}}.
+          [worker_spec(Module) || Module <- ?CORE_CHILDREN]}}.
 
-%% @doc Starts the supervisor unless it runs, not linked to the caller.
+%% @doc Starts the supervisor unless it runs (not linked to the caller) and
+%% restarts a core child that is not running. Cheap when all runs: a few
+%% `whereis/1' calls.
 -spec ensure_started() -> {ok, pid()}.
 ensure_started() ->
     case whereis(?MODULE) of
         undefined ->
-            case start_link() of
-                {ok, Pid} ->
-                    unlink(Pid),
-                    {ok, Pid};
-                {error, {already_started, Pid}} ->
-                    {ok, Pid}
-            end;
+            start_detached();
+        Self when Self =:= self() ->
+            %% called from our own init (mongoose_wpool:ensure_started/0)
+            {ok, Self};
         Pid ->
+            ensure_core_children(Pid),
             {ok, Pid}
     end.
 
@@ -65,14 +80,42 @@ stop() ->
             end
     end.
 
+%% @doc Lets a test start its own `Module' (a core child, e.g. `gen_hook'):
+%% stops the supervisor's instance if it is the one holding the name. The
+%% child spec stays, so `ensure_started/0' restarts it once the test's
+%% process is gone. A no-op inside the supervisor (its own restarts).
+-spec release_child(module()) -> ok.
+release_child(Module) ->
+    case whereis(?MODULE) of
+        undefined ->
+            ok;
+        Self when Self =:= self() ->
+            ok;
+        Sup ->
+            Registered = whereis(Module),
+            Children = try supervisor:which_children(Sup) catch exit:_ -> [] end,
+            case lists:keyfind(Module, 1, Children) of
+                {Module, Registered, _, _} when is_pid(Registered) ->
+                    _ = supervisor:terminate_child(Sup, Module),
+                    ok;
+                _ ->
+                    ok
+            end
+    end.
+
 -spec start_child(supervisor:child_spec()) -> {ok, pid()}.
 start_child(ChildSpec) ->
     start_child(?MODULE, ChildSpec).
 
 %% @doc Starts a child, raising `{start_child_failed, Result, ChildSpec}' on
-%% any result but `{ok, Pid}', as MongooseIM does.
--spec start_child(supervisor:sup_ref(), supervisor:child_spec()) -> {ok, pid()}.
+%% any result but `{ok, Pid}', as MongooseIM does. Starts the host first
+%% when the child goes under it.
+-spec start_child(atom() | pid(), supervisor:child_spec()) -> {ok, pid()}.
 start_child(SupName, ChildSpec) ->
+    _ = case SupName of
+            ?MODULE -> ensure_started();
+            _ -> ok
+        end,
     case supervisor:start_child(SupName, ChildSpec) of
         {ok, Pid} ->
             {ok, Pid};
@@ -101,6 +144,87 @@ create_ets_table(Name, Opts) ->
             ok
     end.
 
+%% @doc The start function of a core child: `ignore' when its name is taken
+%% (a test started it itself), else `Module:start_link(Args...)'.
+-spec start_linked_child(module(), list()) -> {ok, pid()} | ignore | {error, term()}.
+start_linked_child(Module, Args) ->
+    case whereis(Module) of
+        undefined -> erlang:apply(Module, start_link, Args);
+        _TestOwned -> ignore
+    end.
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+%% The supervisor is started by a short-lived process that unlinks from it,
+%% so no caller's exit takes it down; the `user' group leader keeps its
+%% output away from a test case's group leader, which ends with the case.
+-spec start_detached() -> {ok, pid()}.
+start_detached() ->
+    Caller = self(),
+    Ref = make_ref(),
+    GroupLeader = case whereis(user) of
+                      undefined -> group_leader();
+                      User -> User
+                  end,
+    {Starter, MRef} =
+        spawn_monitor(fun() ->
+                              group_leader(GroupLeader, self()),
+                              Result = start_link(),
+                              case Result of
+                                  {ok, Pid} -> unlink(Pid);
+                                  _ -> ok
+                              end,
+                              Caller ! {Ref, Result}
+                      end),
+    receive
+        {Ref, {ok, Pid}} ->
+            erlang:demonitor(MRef, [flush]),
+            {ok, Pid};
+        {Ref, {error, {already_started, Pid}}} ->
+            %% another process started it meanwhile
+            erlang:demonitor(MRef, [flush]),
+            {ok, Pid};
+        {Ref, Error} ->
+            erlang:demonitor(MRef, [flush]),
+            erlang:error(#{what => host_supervisor_start_failed, reason => Error});
+        {'DOWN', MRef, process, Starter, Reason} ->
+            erlang:error(#{what => host_supervisor_start_failed, reason => Reason})
+    after ?START_TIMEOUT ->
+            erlang:error(#{what => host_supervisor_start_timeout})
+    end.
+
+%% A core child stopped by release_child/1, or ignored because a test's
+%% process held its name, does not run once that process is gone.
+-spec ensure_core_children(pid()) -> ok.
+ensure_core_children(Sup) ->
+    lists:foreach(fun(Module) ->
+                          case whereis(Module) of
+                              undefined -> restart_core_child(Sup, Module);
+                              _ -> ok
+                          end
+                  end, ?CORE_CHILDREN).
+
+-spec restart_core_child(pid(), module()) -> ok.
+restart_core_child(Sup, Module) ->
+    try supervisor:restart_child(Sup, Module) of
+        {ok, _} -> ok;
+        {ok, _, _} -> ok;
+        {error, running} -> ok;
+        {error, restarting} -> ok;
+        {error, Reason} ->
+            ?LOG_WARNING(#{what => host_child_restart_failed, child => Module,
+                           reason => Reason}),
+            ok
+    catch
+        exit:Reason ->
+            %% the supervisor stopped meanwhile
+            ?LOG_WARNING(#{what => host_child_restart_failed, child => Module,
+                           reason => Reason}),
+            ok
+    end.
+
 -spec with_heir(pid() | undefined, list()) -> list().
 with_heir(Sup, Opts) when is_pid(Sup), Sup =/= self() ->
     case lists:keymember(heir, 1, Opts) of
@@ -112,5 +236,5 @@ with_heir(_Sup, Opts) ->
 
 -spec worker_spec(module()) -> supervisor:child_spec().
 worker_spec(Module) ->
-    #{id => Module, start => {Module, start_link, []}, restart => permanent,
-      shutdown => 5000, type => worker, modules => [Module]}.
+    #{id => Module, start => {?MODULE, start_linked_child, [Module, []]},
+      restart => permanent, shutdown => 5000, type => worker, modules => [Module]}.

@@ -19,7 +19,7 @@
 -export([start/0, stop/0, endpoint/0, port/0, region/0, account_id/0]).
 
 %% Topics and what arrived
--export([topic/1, topic/2, delete_topic/1, messages/1, wait_for_messages/3, no_more_messages/1]).
+-export([topic/1, topic/2, named_topic/2, delete_topic/1, messages/1, wait_for_messages/3, no_more_messages/1]).
 
 %% The product's SNS pool
 -export([pool_stats/1, wait_pool_idle/2]).
@@ -88,9 +88,15 @@ topic(Prefix) ->
 %% @doc `raw_delivery => false': the queue gets SNS's notification envelope.
 -spec topic(string() | binary(), #{raw_delivery => boolean()}) -> topic().
 topic(Prefix, Opts) ->
+    named_topic([Prefix, "-", integer_to_list(erlang:unique_integer([positive])),
+                 "-", os:getpid()], Opts).
+
+%% @doc The topic `Name' (created unless it exists) with a queue of the same
+%% name subscribed to it (e.g. the topics a config names, for the demo).
+-spec named_topic(iodata(), #{raw_delivery => boolean()}) -> topic().
+named_topic(NameParts, Opts) ->
     Raw = maps:get(raw_delivery, Opts, true),
-    Name = iolist_to_binary([Prefix, "-", integer_to_list(erlang:unique_integer([positive])),
-                             "-", os:getpid()]),
+    Name = iolist_to_binary(NameParts),
     #{<<"topic_arn">> := Arn, <<"queue_url">> := Url} =
         call(#{op => topic_with_queue, name => Name, raw => Raw}),
     #{name => Name, topic_arn => Arn, queue_url => Url, raw_delivery => Raw}.
@@ -149,6 +155,7 @@ is_idle(_) -> false.
 %% gen_server: owns the Python port
 %%====================================================================
 
+-spec init([]) -> {ok, #{port := port()}}.
 init([]) ->
     Python = os:find_executable(os:getenv("PYTHON", "python3")),
     Python =/= false orelse error(python3_not_found),
@@ -156,6 +163,8 @@ init([]) ->
                      [{args, [script(), endpoint()]}, {packet, 4}, binary, exit_status]),
     {ok, #{port => Port}}.
 
+-spec handle_call({request, map()}, gen_server:from(), map()) ->
+          {reply, term(), map()} | {stop, term(), term(), map()}.
 handle_call({request, Request}, _From, State = #{port := Port}) ->
     true = port_command(Port, jiffy:encode(Request)),
     receive
@@ -167,14 +176,17 @@ handle_call({request, Request}, _From, State = #{port := Port}) ->
             {stop, moto_client_timeout, {error, moto_client_timeout}, State}
     end.
 
+-spec handle_cast(term(), map()) -> {noreply, map()}.
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
+-spec handle_info(term(), map()) -> {noreply, map()} | {stop, term(), map()}.
 handle_info({Port, {exit_status, Status}}, State = #{port := Port}) ->
     {stop, {moto_client_exited, Status}, State};
 handle_info(_Info, State) ->
     {noreply, State}.
 
+-spec terminate(term(), map()) -> ok.
 terminate(_Reason, #{port := Port}) ->
     catch port_close(Port),
     ok.

@@ -42,10 +42,13 @@ class Moto:
                                   Attributes=attrs, ReturnSubscriptionArn=True)["SubscriptionArn"]
 
     def topic_with_queue(self, name, raw=True):
-        """A topic and a queue of the same name, the queue subscribed to it."""
+        """A topic and a queue of the same name, the queue subscribed to it
+        (once: creating what exists already changes nothing)."""
         topic_arn = self.create_topic(name)
         queue = self.create_queue(name)
-        self.subscribe_queue(topic_arn, queue["arn"], raw)
+        subscribed = self.sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
+        if not any(s["Endpoint"] == queue["arn"] for s in subscribed):
+            self.subscribe_queue(topic_arn, queue["arn"], raw)
         return {"topic_arn": topic_arn, "queue_url": queue["url"]}
 
     def receive_messages(self, queue_url, max_messages=10):

@@ -59,6 +59,7 @@ refused(Proxy) ->
 %% gen_server
 %%====================================================================
 
+-spec init(inet:port_number()) -> {ok, map()}.
 init(UpstreamPort) ->
     process_flag(trap_exit, true),
     {ok, Listen} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}}, {active, false},
@@ -69,6 +70,7 @@ init(UpstreamPort) ->
     {ok, #{listen => Listen, port => Port, upstream => UpstreamPort, mode => up,
            acceptor => Acceptor, relays => [], requests => [], refused => 0}}.
 
+-spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
 handle_call(port, _From, State = #{port := Port}) ->
     {reply, Port, State};
 handle_call({mode, down}, _From, State = #{relays := Relays}) ->
@@ -92,14 +94,17 @@ handle_call({accepted, Socket}, _From, State = #{mode := up, upstream := Upstrea
     Pid ! {socket, Socket},
     {reply, ok, State#{relays := [Pid | Relays]}}.
 
+-spec handle_cast({request, request()}, map()) -> {noreply, map()}.
 handle_cast({request, Request}, State = #{requests := Requests}) ->
     {noreply, State#{requests := [Request | Requests]}}.
 
+-spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info({'EXIT', Pid, _Reason}, State = #{relays := Relays}) ->
     {noreply, State#{relays := lists:delete(Pid, Relays)}};
 handle_info(_Info, State) ->
     {noreply, State}.
 
+-spec terminate(term(), map()) -> ok.
 terminate(_Reason, #{listen := Listen, relays := Relays, acceptor := Acceptor}) ->
     exit(Acceptor, kill),
     [exit(Pid, kill) || Pid <- Relays],

@@ -5,6 +5,10 @@
 %% `persistent_term' by `reload_hooks/0', so handlers added or deleted take
 %% effect only at the next reload (mongoose_modules reloads after run-time
 %% changes, the boot sequence once after starting modules).
+%%
+%% The host starts itself: adding handlers or reloading starts ejabberd_sup
+%% (and this server under it) if needed. A test may also start its own
+%% server with `start_link/0', as MongooseIM's unit tests do.
 -module(gen_hook).
 
 -behaviour(gen_server).
@@ -51,8 +55,11 @@
 %% API
 %%--------------------------------------------------------------------
 
+%% @doc Starts the server linked to the caller; one started by the host's
+%% supervisor is stopped first (its handlers go with it).
 -spec start_link() -> gen_server:start_ret().
 start_link() ->
+    ok = ejabberd_sup:release_child(?MODULE),
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
 -spec add_handler(hook_name(), hook_tag(), hook_fn(), hook_extra(), pos_integer()) -> ok.
@@ -70,10 +77,19 @@ add_handlers(HookTuples) ->
     lists:foreach(fun(Tuple) -> call({add_handler, key(Tuple), make_handler(Tuple)}) end,
                   HookTuples).
 
+%% @doc Deleting from a server that does not run is a no-op: a new one would
+%% have no handlers either.
 -spec delete_handlers(hook_list()) -> ok.
 delete_handlers(HookTuples) ->
-    lists:foreach(fun(Tuple) -> call({delete_handler, key(Tuple), make_handler(Tuple)}) end,
-                  HookTuples).
+    Handlers = [{key(Tuple), make_handler(Tuple)} || Tuple <- HookTuples],
+    case whereis(?MODULE) of
+        undefined ->
+            ok;
+        _ ->
+            lists:foreach(fun({Key, Handler}) ->
+                                  gen_server:call(?MODULE, {delete_handler, Key, Handler})
+                          end, Handlers)
+    end.
 
 %% @doc Runs the handlers of `HookName' for `Tag' by ascending priority.
 %% `{ok, Acc}' passes Acc on, `{stop, Acc}' ends the run; a crashing handler is
@@ -154,8 +170,11 @@ terminate(_Reason, _State) ->
 %% Helpers
 %%--------------------------------------------------------------------
 
+%% Starts the host first if it does not run (the boot sequence needs no
+%% explicit start).
 -spec call(term()) -> ok.
 call(Request) ->
+    {ok, _} = ejabberd_sup:ensure_started(),
     gen_server:call(?MODULE, Request).
 
 -spec run_handlers([#hook_handler{}], hook_acc(), hook_params(), key()) -> hook_fn_ret().

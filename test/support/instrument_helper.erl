@@ -8,7 +8,7 @@
 -module(instrument_helper).
 
 %% setup and teardown
--export([declared_events/2, start/1, start/2, stop/0]).
+-export([declared_events/1, declared_events/2, start/1, start/2, stop/0]).
 %% assertions
 -export([assert/3, assert/4, assert_one/3,
          assert_not_emitted/1, assert_not_emitted/2, assert_not_emitted/3,
@@ -34,6 +34,14 @@
 %%--------------------------------------------------------------------
 %% Setup and teardown
 %%--------------------------------------------------------------------
+
+%% @doc `declared_events(Modules, [HostType])' for the host type MongooseIM's
+%% big tests use (`domain_helper:host_type()'): here the first of `hosts' ++
+%% `host_types' in the config, or `<<"localhost">>' (the big tests' host
+%% type) before a config is set.
+-spec declared_events([module()] | module()) -> [{event_name(), labels()}].
+declared_events(Modules) ->
+    declared_events(Modules, [default_host_type()]).
 
 %% @doc The `{Event, Labels}' pairs `Module:instrumentation(Args...)' declares.
 -spec declared_events([module()] | module(), list()) -> [{event_name(), labels()}].
@@ -127,6 +135,18 @@ timestamp() ->
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
+
+-spec default_host_type() -> mongooseim:host_type().
+default_host_type() ->
+    HostTypes = try
+                    mongoose_config:get_opt(hosts, []) ++ mongoose_config:get_opt(host_types, [])
+                catch
+                    error:badarg -> [] % no config set
+                end,
+    case HostTypes of
+        [HostType | _] -> HostType;
+        [] -> <<"localhost">>
+    end.
 
 -spec assert_loop(event_name(), labels(), check_fun(), opts()) -> ok.
 assert_loop(Event, Labels, CheckF, Opts) ->

@@ -56,8 +56,13 @@ get_config_path() ->
               end,
     application:get_env(mongooseim, config, Default).
 
+%% @doc Stores the options. The first step of the boot sequence after
+%% parsing, so it also starts the host's processes (ejabberd_sup) unless
+%% they run: a test boots with no start call of its own, as MongooseIM's
+%% node has them running by then.
 -spec set_opts(#{key() => value()}) -> ok.
 set_opts(Opts) ->
+    {ok, _} = ejabberd_sup:ensure_started(),
     persistent_term:put(?MODULE, Opts).
 
 -spec get_opts() -> #{key() => value()}.

@@ -1,7 +1,8 @@
 %% @doc Test host: MongooseIM's config file parser.
 %%
 %% `parse_file/1' returns the processed options as `[{Key, Value}]', ready for
-%% `mongoose_config:set_opts(maps:from_list(Opts))'. A bad config raises
+%% `mongoose_config:set_opts(maps:from_list(Opts))'; it takes a file path, or
+%% the TOML text itself (test host extension). A bad config raises
 %% `error({config_error, Text, Errors})', as MongooseIM's test build does (its
 %% production build logs the errors and halts the node); each error is a map
 %% with `class => error', `what', `text', `reason' and, for a node of the file,
@@ -30,10 +31,75 @@
 -type opts() :: [{mongoose_config:key(), mongoose_config:value()}].
 -type state() :: #state{}.
 
--spec parse_file(file:filename_all()) -> opts().
-parse_file(FileName) ->
+%% @doc The processed options of a TOML config file. The test host also
+%% takes the TOML text itself (test host extension): an argument that names
+%% no existing file but holds a newline, `=' or `[' is parsed as TOML (through
+%% a temporary file, as the node reads its config).
+-spec parse_file(file:filename_all() | unicode:chardata()) -> opts().
+parse_file(FileNameOrToml) ->
+    case classify(FileNameOrToml) of
+        {toml, Toml} -> parse_text(Toml);
+        file -> parse_path(FileNameOrToml)
+    end.
+
+-spec parse_path(file:filename_all()) -> opts().
+parse_path(FileName) ->
     Parser = parser_module(filename:extension(FileName)),
     get_opts(Parser:parse_file(FileName)).
+
+-spec parse_text(binary()) -> opts().
+parse_text(Toml) ->
+    Path = temp_file_name(),
+    ok = file:write_file(Path, Toml),
+    try
+        parse_path(Path)
+    after
+        _ = file:delete(Path)
+    end.
+
+%% A path of an existing file is a file; otherwise text that a path would
+%% hardly hold (a newline, `=', `[') is TOML, and the rest a missing file
+%% (which the parser reports as such).
+-spec classify(file:filename_all() | unicode:chardata()) -> file | {toml, binary()}.
+classify(Arg) ->
+    case is_existing_file(Arg) of
+        true ->
+            file;
+        false ->
+            case to_text(Arg) of
+                {ok, Text} ->
+                    case binary:match(Text, [<<"\n">>, <<"=">>, <<"[">>]) of
+                        nomatch -> file;
+                        _ -> {toml, Text}
+                    end;
+                error ->
+                    file
+            end
+    end.
+
+-spec to_text(term()) -> {ok, binary()} | error.
+to_text(Arg) ->
+    try unicode:characters_to_binary(Arg) of
+        Text when is_binary(Text) -> {ok, Text};
+        _Incomplete -> error
+    catch
+        error:badarg -> error
+    end.
+
+-spec is_existing_file(term()) -> boolean().
+is_existing_file(Arg) ->
+    try
+        filelib:is_regular(Arg)
+    catch
+        _:_ -> false
+    end.
+
+-spec temp_file_name() -> file:filename().
+temp_file_name() ->
+    Dir = os:getenv("TMPDIR", "/tmp"),
+    Name = io_lib:format("mongooseim_config_~s_~p.toml",
+                         [os:getpid(), erlang:unique_integer([positive])]),
+    filename:join(Dir, lists:flatten(Name)).
 
 parser_module(Ext) ->
     case string:lowercase(unicode:characters_to_list(Ext)) of

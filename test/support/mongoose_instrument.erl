@@ -11,6 +11,10 @@
 %% one ETS lookup, plus one insert while the event is recorded, so it stays
 %% cheap enough for benchmarks. Probes (`probe' in the config) are accepted
 %% but never run.
+%%
+%% The host starts itself: declaring events or recording starts ejabberd_sup
+%% (and this server under it) if needed. A test may also start its own
+%% server with `start_link/0', as MongooseIM's unit tests do.
 -module(mongoose_instrument).
 
 -behaviour(gen_server).
@@ -61,8 +65,11 @@
 %% API
 %%--------------------------------------------------------------------
 
+%% @doc Starts the server linked to the caller; one started by the host's
+%% supervisor is stopped first (its declared events go with it).
 -spec start_link() -> gen_server:start_ret().
 start_link() ->
+    ok = ejabberd_sup:release_child(?MODULE),
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
 %% @doc A no-op here: lookups always read the shared ETS table.
@@ -83,15 +90,19 @@ tear_down(Specs) ->
 %% non-gauge metrics.
 -spec set_up(event_name(), labels(), config()) -> ok.
 set_up(Event, Labels, Config) when is_atom(Event), is_map(Labels), is_map(Config) ->
-    case gen_server:call(?MODULE, {set_up, Event, Labels, Config}) of
+    case call({set_up, Event, Labels, Config}) of
         ok -> ok;
         {error, ErrorMap} -> error(ErrorMap)
     end.
 
-%% @doc Idempotent.
+%% @doc Idempotent; a no-op when the server does not run (a new one would
+%% have no events either).
 -spec tear_down(event_name(), labels()) -> ok.
 tear_down(Event, Labels) ->
-    gen_server:call(?MODULE, {tear_down, Event, Labels}).
+    case whereis(?MODULE) of
+        undefined -> ok;
+        _ -> gen_server:call(?MODULE, {tear_down, Event, Labels})
+    end.
 
 -spec span(event_name(), labels(), fun(() -> Result), measure_fun(Result)) -> Result.
 span(Event, Labels, F, MeasureF) ->
@@ -125,11 +136,15 @@ execute(Event, Labels, Measurements) ->
 %% later), dropping what was recorded before.
 -spec start_recording([{event_name(), labels()}]) -> ok.
 start_recording(Declared) when is_list(Declared) ->
-    gen_server:call(?MODULE, {start_recording, Declared}).
+    call({start_recording, Declared}).
 
+%% @doc A no-op when the server does not run (nothing is recorded).
 -spec stop_recording() -> ok.
 stop_recording() ->
-    gen_server:call(?MODULE, stop_recording).
+    case whereis(?MODULE) of
+        undefined -> ok;
+        _ -> gen_server:call(?MODULE, stop_recording)
+    end.
 
 %% @doc Recorded measurements of an event, oldest first.
 -spec recorded(event_name(), labels()) -> [measurements()].
@@ -200,6 +215,13 @@ terminate(_Reason, _State) ->
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
+
+%% Starts the host first if it does not run (the boot sequence needs no
+%% explicit start).
+-spec call(term()) -> term().
+call(Request) ->
+    {ok, _} = ejabberd_sup:ensure_started(),
+    gen_server:call(?MODULE, Request).
 
 %% The hot path: one lookup in the registry.
 -spec lookup(event_name(), labels()) -> boolean().

@@ -17,9 +17,11 @@
 
 -export_type([module_opts/0, module_map/0]).
 
-%% @doc Starts every configured module, dependencies first.
+%% @doc Starts every configured module, dependencies first (and the host's
+%% processes first, unless they run).
 -spec start() -> ok.
 start() ->
+    {ok, _} = ejabberd_sup:ensure_started(),
     lists:foreach(
       fun(HostType) ->
               [{ok, _} = gen_mod:start_module(HostType, Module, Opts)

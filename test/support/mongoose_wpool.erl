@@ -9,6 +9,11 @@
 %% to `global'. Each pool's instrumentation is set up as in MongooseIM: the
 %% type's callback module `mongoose_wpool_<Type>:instrumentation/2' when it
 %% exists, plus the queue-length probe event.
+%%
+%% Starting a pool that runs already replaces it (MongooseIM fails on its
+%% instrumentation, `event_already_registered'): a test may boot the host
+%% again in the same node after the shutdown of SPEC.md §1, which leaves the
+%% pools running. The host's processes are started on demand.
 -module(mongoose_wpool).
 
 -export([ensure_started/0,
@@ -47,9 +52,11 @@
 %% Starting
 %%--------------------------------------------------------------------
 
-%% @doc Creates the pool table (inherited by ejabberd_sup).
+%% @doc Starts the host unless it runs and creates the pool table (owned or
+%% inherited by ejabberd_sup).
 -spec ensure_started() -> ok.
 ensure_started() ->
+    {ok, _} = ejabberd_sup:ensure_started(),
     ejabberd_sup:create_ets_table(?MODULE, [named_table, public, {read_concurrency, true},
                                             {keypos, #mongoose_wpool.name}]).
 
@@ -65,6 +72,7 @@ start_configured_pools(Pools) ->
 
 -spec start_configured_pools([pool_map_in()], [mongooseim:host_type()]) -> [start_result()].
 start_configured_pools(Pools, HostTypes) ->
+    ok = ensure_started(),
     PerHostType = lists:append([mongoose_config:get_opt({outgoing_pools, HT}, [])
                                 || HT <- HostTypes]),
     [start(Pool) || Pool <- expand_pools(Pools, PerHostType, HostTypes)].
@@ -89,9 +97,10 @@ start(Type, HostType, Tag, Opts) ->
 -spec start(pool_type(), mongooseim:host_type_or_global(), tag(), pool_opts(), conn_opts()) ->
           start_result().
 start(Type, HostType, Tag, Opts, _ConnOpts) ->
-    ensure_started(),
+    ok = ensure_started(),
     Name = {Type, HostType, Tag},
     AtomName = make_pool_name(Type, HostType, Tag),
+    ok = stop_if_running(Type, HostType, Tag),
     mongoose_instrument:set_up(instrumentation(Type, HostType, Tag)),
     Spec = #{id => {?MODULE, Name}, start => {?MODULE, start_placeholder, [AtomName]},
              restart => temporary, shutdown => 5000, type => worker, modules => [?MODULE]},
@@ -221,6 +230,20 @@ placeholder_loop() ->
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
+
+%% A pool of that name from an earlier boot (or start) is replaced.
+-spec stop_if_running(pool_type(), mongooseim:host_type_or_global(), tag()) -> ok.
+stop_if_running(Type, HostType, Tag) ->
+    Running = lookup({Type, HostType, Tag}) =/= []
+        orelse whereis(make_pool_name(Type, HostType, Tag)) =/= undefined,
+    case Running of
+        true ->
+            ?LOG_INFO(#{what => pool_replaced, pool_type => Type, server => HostType,
+                        pool_tag => Tag}),
+            stop(Type, HostType, Tag);
+        false ->
+            ok
+    end.
 
 -spec prepare_pool_map(pool_map_in()) -> pool_map().
 prepare_pool_map(#{scope := HostType, opts := Opts} = Pool) ->

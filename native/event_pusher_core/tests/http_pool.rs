@@ -386,9 +386,10 @@ fn bad_config_values_are_errors_not_panics() {
     assert_eq!(err.to_string(), "workers must be at least 1");
 
     for (url, expected) in [
+        ("not a url", "base_url is not a valid URL: no scheme://"),
         (
-            "not a url",
-            "base_url is not a valid URL: relative URL without a base",
+            "http://user:secret@h:port/",
+            "base_url is not a valid URL: invalid authority",
         ),
         (
             "ftp://host/",
@@ -404,11 +405,75 @@ fn bad_config_values_are_errors_not_panics() {
 }
 
 #[test]
-fn a_path_that_breaks_the_url_is_refused() {
+fn a_path_no_request_line_can_carry_is_refused() {
     let server = TestServer::replying(200);
     let (pool, _events) = start(config(server.url("")));
+    let long = format!("/{}", "a".repeat(70_000));
+    assert_eq!(pool.submit(job(1, &long)), Err(SubmitError::InvalidPath));
+    // A path that would change the authority of a parsed URL is only a path.
+    pool.submit(job(2, ":notaport/x")).expect("accepted");
+}
+
+/// Reads one HTTP/1.1 request from a raw socket (head and Content-Length
+/// body), answers 200 and returns the bytes exactly as they arrived.
+fn raw_server() -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let handle = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut buf).expect("read");
+            assert!(n > 0, "connection closed early: {got:?}");
+            got.extend_from_slice(&buf[..n]);
+            let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().expect("length"));
+            if got.len() >= end + 4 + length {
+                break;
+            }
+        }
+        conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .expect("write");
+        got
+    });
+    (url, handle)
+}
+
+#[test]
+fn the_request_on_the_wire_is_byte_exact_with_title_case_header_names() {
+    let (url, server) = raw_server();
+    let (pool, events) = start(config(format!("{url}/api/")));
+    let mut j = job(1, "x/../y/%41?q=a b");
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    j.headers = headers;
+    j.body = Bytes::from_static(b"author=alice");
+    pool.submit(j).expect("accepted");
+    assert_eq!(status(&outcomes(&events.take(1))[0]), 200);
+
+    let wire = String::from_utf8(server.join().expect("server")).expect("utf8");
+    let host = url.trim_start_matches("http://");
     assert_eq!(
-        pool.submit(job(1, ":notaport/x")),
-        Err(SubmitError::InvalidPath)
+        wire,
+        format!(
+            "POST /api/x/../y/%41?q=a%20b HTTP/1.1\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\
+             Host: {host}\r\n\
+             Content-Length: 12\r\n\
+             \r\n\
+             author=alice"
+        )
     );
 }

@@ -56,7 +56,8 @@ fn cycle(exchange: &str, i: usize) {
     assert_eq!(declared, Ok(()));
     for tag in 0..10u64 {
         let body = Bytes::from(format!("{{\"n\":{tag}}}"));
-        pool.publish(tag, exchange, &format!("k{tag}"), body).expect("accepted");
+        pool.publish(tag, exchange, &format!("k{tag}"), body)
+            .expect("accepted");
     }
     let (outcomes, _) = events.outcomes(10);
     assert!(outcomes
@@ -106,7 +107,9 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     wait_until("fds back to the baseline", || count("/proc/self/fd") <= fds);
     // lapin's heartbeat task of a closed connection ends at its next tick
     // (half the 10 s heartbeat): wait for the tasks, then the heap.
-    wait_until("runtime tasks back to the baseline", || alive_tasks() <= tasks);
+    wait_until("runtime tasks back to the baseline", || {
+        alive_tasks() <= tasks
+    });
     let mut grown = 0;
     for _ in 0..500 {
         grown = LIVE.load(Relaxed) - heap;
@@ -115,7 +118,10 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(grown < 64 * 1024, "heap grew by {grown} bytes over 100 cycles");
+    assert!(
+        grown < 64 * 1024,
+        "heap grew by {grown} bytes over 100 cycles"
+    );
     eprintln!(
         "threads {threads} -> {}, fds {fds} -> {}, tasks {tasks} -> {}, heap delta {grown} bytes",
         count("/proc/self/task"),

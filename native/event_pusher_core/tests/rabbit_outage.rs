@@ -62,7 +62,9 @@ fn after_the_broker_closes_the_connections_every_message_arrives_at_least_once()
     let queue = broker.queue(&exchange, "#", FieldTable::default());
     let (pool, events) = start(config(2, true));
     let pool = Arc::new(pool);
-    wait_until("both connections open", || pool.stats().connections_opened == 2);
+    wait_until("both connections open", || {
+        pool.stats().connections_opened == 2
+    });
 
     // Publish until told to stop, a little slower than the pool can go,
     // so the outage lands in the middle of the stream.
@@ -79,19 +81,23 @@ fn after_the_broker_closes_the_connections_every_message_arrives_at_least_once()
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 n += 1;
-                if n % 20 == 0 {
+                if n.is_multiple_of(20) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
             n
         })
     };
-    wait_until("a part of the stream published", || pool.stats().published >= 2000);
+    wait_until("a part of the stream published", || {
+        pool.stats().published >= 2000
+    });
     let closed = close_pool_connections();
     assert_eq!(closed, 2, "our two connections were found and closed");
     wait_until("both reconnected", || pool.stats().connections_opened >= 4);
     let after = pool.stats().submitted;
-    wait_until("more published after", || pool.stats().published >= after + 2000);
+    wait_until("more published after", || {
+        pool.stats().published >= after + 2000
+    });
     stop.store(true, Ordering::SeqCst);
     let total = publisher.join().expect("publisher");
 
@@ -107,10 +113,18 @@ fn after_the_broker_closes_the_connections_every_message_arrives_at_least_once()
         assert!(tags.insert(*tag), "tag {tag} published twice");
     }
     let s = pool.stats();
-    eprintln!("after the outage: {s:?}; {} deliveries for {total} messages", got.len());
+    eprintln!(
+        "after the outage: {s:?}; {} deliveries for {total} messages",
+        got.len()
+    );
     assert_eq!(s.published, total);
     assert!(s.connections_opened >= 4, "{s:?}");
-    let count = |event: ConnectionEvent| others.iter().filter(|e| **e == Event::Connection(event.clone())).count();
+    let count = |event: ConnectionEvent| {
+        others
+            .iter()
+            .filter(|e| **e == Event::Connection(event.clone()))
+            .count()
+    };
     assert!(count(ConnectionEvent::Closed) >= 2, "{others:?}");
     assert!(count(ConnectionEvent::Opened) >= 4, "{others:?}");
     assert_eq!((s.queued, s.in_flight, s.dropped_closed), (0, 0, 0));
@@ -138,26 +152,40 @@ fn messages_published_during_a_network_outage_wait_and_go_out_after_it() {
     cfg.port = proxy.port;
     cfg.reconnect_delay = Duration::from_millis(100);
     let (pool, events) = start(cfg);
-    wait_until("both connections open", || pool.stats().connections_opened == 2);
+    wait_until("both connections open", || {
+        pool.stats().connections_opened == 2
+    });
 
     let total: u64 = 6000;
     for n in 0..total / 2 {
-        pool.publish(n, &exchange, &format!("u{}", n % 9), numbered(n)).expect("accepted");
+        pool.publish(n, &exchange, &format!("u{}", n % 9), numbered(n))
+            .expect("accepted");
     }
     proxy.outage();
     // While the broker is unreachable: the queue keeps what comes.
     for n in total / 2..total {
-        pool.publish(n, &exchange, &format!("u{}", n % 9), numbered(n)).expect("accepted");
+        pool.publish(n, &exchange, &format!("u{}", n % 9), numbered(n))
+            .expect("accepted");
     }
-    wait_until("a failed reconnection", || pool.stats().connections_failed >= 2);
-    assert!(pool.stats().published < total, "the outage held some messages back");
+    wait_until("a failed reconnection", || {
+        pool.stats().connections_failed >= 2
+    });
+    assert!(
+        pool.stats().published < total,
+        "the outage held some messages back"
+    );
     proxy.enable();
 
     let got = distinct_numbers(&queue, total);
     let (outcomes, others) = events.outcomes(total as usize);
-    assert!(outcomes.iter().all(|(_, o)| matches!(o, Outcome::Published { .. })));
+    assert!(outcomes
+        .iter()
+        .all(|(_, o)| matches!(o, Outcome::Published { .. })));
     let s = pool.stats();
-    eprintln!("after the network outage: {s:?}; {} deliveries for {total} messages", got.len());
+    eprintln!(
+        "after the network outage: {s:?}; {} deliveries for {total} messages",
+        got.len()
+    );
     assert_eq!(s.published, total);
     assert!(others
         .iter()

@@ -77,7 +77,10 @@ fn publish_arrives_exactly(confirms: bool) {
     let online = presence_body("alice@localhost/res1", true);
     let chat = Bytes::from(encode_object(
         vec![
-            ("from_user_id".into(), Field::Str("alice@localhost/res1".into())),
+            (
+                "from_user_id".into(),
+                Field::Str("alice@localhost/res1".into()),
+            ),
             ("to_user_id".into(), Field::Str("bob@localhost/res2".into())),
             ("message".into(), Field::Str("zażółć \"gęślą\"".into())),
         ],
@@ -100,7 +103,12 @@ fn publish_arrives_exactly(confirms: bool) {
     );
     for g in &got {
         // No content type, no delivery mode (transient), nothing at all.
-        assert_eq!(g.properties, BasicProperties::default(), "{:?}", g.properties);
+        assert_eq!(
+            g.properties,
+            BasicProperties::default(),
+            "{:?}",
+            g.properties
+        );
     }
 
     let (outcomes, others) = events.outcomes(2);
@@ -155,14 +163,17 @@ fn many_messages_in_flight_all_confirmed_in_order_per_routing_key() {
     for n in 0..per_key {
         for (k, key) in keys.iter().enumerate() {
             let tag = n * keys.len() as u64 + k as u64;
-            pool.publish(tag, &exchange, key, numbered(n)).expect("accepted");
+            pool.publish(tag, &exchange, key, numbered(n))
+                .expect("accepted");
         }
     }
     let total = per_key as usize * keys.len();
     let got = queue.take(total);
     let mut next: HashMap<&str, u64> = HashMap::new();
     for g in &got {
-        let expected = next.entry(keys.iter().find(|k| **k == g.routing_key).unwrap()).or_default();
+        let expected = next
+            .entry(keys.iter().find(|k| **k == g.routing_key).unwrap())
+            .or_default();
         assert_eq!(number(&g.body), *expected, "order of {}", g.routing_key);
         *expected += 1;
     }
@@ -171,7 +182,10 @@ fn many_messages_in_flight_all_confirmed_in_order_per_routing_key() {
         .iter()
         .all(|(_, o)| matches!(o, Outcome::Published { .. })));
     let s = pool.stats();
-    assert_eq!((s.published, s.confirmed, s.nacked), (total as u64, total as u64, 0));
+    assert_eq!(
+        (s.published, s.confirmed, s.nacked),
+        (total as u64, total as u64, 0)
+    );
     assert_eq!(s.connections_opened, 3);
     assert_balanced(&s);
     close(&pool, &events, Duration::from_secs(5));
@@ -204,11 +218,17 @@ fn declare_creates_exchanges_with_their_type_and_durability() {
     let other_type = broker
         .declare_exchange(&topic, ExchangeKind::Direct, false)
         .unwrap_err();
-    assert!(other_type.contains("inequivalent arg 'type'"), "{other_type}");
+    assert!(
+        other_type.contains("inequivalent arg 'type'"),
+        "{other_type}"
+    );
     let other_durability = broker
         .declare_exchange(&fanout, ExchangeKind::Fanout, false)
         .unwrap_err();
-    assert!(other_durability.contains("inequivalent arg 'durable'"), "{other_durability}");
+    assert!(
+        other_durability.contains("inequivalent arg 'durable'"),
+        "{other_durability}"
+    );
     broker.delete_exchange(&topic);
     broker.delete_exchange(&fanout);
     close(&pool, &events, Duration::from_secs(5));
@@ -258,13 +278,18 @@ fn declare_on_a_wrong_port_says_connection_refused() {
     cfg.port = 1;
     let (pool, events) = start(cfg);
     let x = unique("decl_port");
-    pool.declare_exchanges(vec![spec(&x, "topic", false)], Duration::from_secs(5), events.on_declared());
+    pool.declare_exchanges(
+        vec![spec(&x, "topic", false)],
+        Duration::from_secs(5),
+        events.on_declared(),
+    );
     let (result, before) = events.declared();
     let failures = result.expect_err("no connection");
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].exchange, x);
     assert!(
-        failures[0].reason.contains("127.0.0.1:1") && failures[0].reason.contains("Connection refused"),
+        failures[0].reason.contains("127.0.0.1:1")
+            && failures[0].reason.contains("Connection refused"),
         "{}",
         failures[0].reason
     );
@@ -289,7 +314,11 @@ fn declare_with_bad_credentials_says_access_refused_and_hides_the_password() {
     assert!(!format!("{cfg:?}").contains("s3cret"));
     let (pool, events) = start(cfg);
     let x = unique("decl_creds");
-    pool.declare_exchanges(vec![spec(&x, "topic", false)], Duration::from_secs(5), events.on_declared());
+    pool.declare_exchanges(
+        vec![spec(&x, "topic", false)],
+        Duration::from_secs(5),
+        events.on_declared(),
+    );
     let (result, before) = events.declared();
     let failures = result.expect_err("refused");
     assert!(
@@ -311,10 +340,18 @@ fn declare_without_a_connection_in_time_times_out() {
     // here; a zero timeout asks before any worker had a chance to connect.
     let (pool, events) = start(config(1, false));
     let x = unique("decl_zero");
-    pool.declare_exchanges(vec![spec(&x, "topic", false)], Duration::ZERO, events.on_declared());
+    pool.declare_exchanges(
+        vec![spec(&x, "topic", false)],
+        Duration::ZERO,
+        events.on_declared(),
+    );
     let (result, _) = events.declared();
     let failures = result.expect_err("no time");
-    assert!(failures[0].reason.contains("timeout"), "{}", failures[0].reason);
+    assert!(
+        failures[0].reason.contains("timeout"),
+        "{}",
+        failures[0].reason
+    );
     close(&pool, &events, Duration::from_secs(5));
 }
 
@@ -331,14 +368,22 @@ fn a_nacked_message_is_republished_then_dropped_after_the_last_attempt() {
     // A queue that holds one message and nacks publishes beyond it.
     let mut args = FieldTable::default();
     args.insert("x-max-length".into(), AMQPValue::LongInt(1));
-    args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
     broker.idle_queue(&exchange, "#", args);
     let (pool, events) = start(config(1, true));
-    pool.publish(1, &exchange, "k", numbered(1)).expect("accepted");
+    pool.publish(1, &exchange, "k", numbered(1))
+        .expect("accepted");
     let (first, _) = events.outcomes(1);
-    assert!(matches!(first[0], (1, Outcome::Published { .. })), "{first:?}");
+    assert!(
+        matches!(first[0], (1, Outcome::Published { .. })),
+        "{first:?}"
+    );
 
-    pool.publish(2, &exchange, "k", numbered(2)).expect("accepted");
+    pool.publish(2, &exchange, "k", numbered(2))
+        .expect("accepted");
     let attempts = event_pusher_core::rabbit::MAX_ATTEMPTS as usize;
     let (outcomes, _) = events.outcomes(attempts + 1);
     for (tag, outcome) in &outcomes[..attempts] {
@@ -374,7 +419,8 @@ fn a_publish_the_broker_refuses_is_given_up_and_the_channel_is_replaced() {
     let queue = broker.queue(&exchange, "#", FieldTable::default());
     let (pool, events) = start(config(1, true));
     let missing = unique("missing");
-    pool.publish(1, &missing, "k", numbered(1)).expect("accepted");
+    pool.publish(1, &missing, "k", numbered(1))
+        .expect("accepted");
     let attempts = event_pusher_core::rabbit::MAX_ATTEMPTS as usize;
     let (outcomes, _) = events.outcomes(attempts + 1);
     for (_, outcome) in &outcomes[..attempts] {
@@ -388,7 +434,8 @@ fn a_publish_the_broker_refuses_is_given_up_and_the_channel_is_replaced() {
         (1, Outcome::Dropped(DropReason::RetriesExhausted))
     );
     // The connection stayed; a fresh channel carries the next message.
-    pool.publish(2, &exchange, "k", numbered(2)).expect("accepted");
+    pool.publish(2, &exchange, "k", numbered(2))
+        .expect("accepted");
     assert_eq!(number(&queue.take(1)[0].body), 2);
     let s = pool.stats();
     assert_eq!(s.connections_opened, 1);
@@ -407,9 +454,13 @@ fn beyond_the_queue_bound_publish_is_overloaded_and_counted() {
     cfg.queue_capacity = 3;
     let (pool, events) = start(cfg);
     for tag in 0..3 {
-        pool.publish(tag, "x", "k", numbered(tag)).expect("accepted");
+        pool.publish(tag, "x", "k", numbered(tag))
+            .expect("accepted");
     }
-    assert_eq!(pool.publish(3, "x", "k", numbered(3)), Err(SubmitError::Overloaded));
+    assert_eq!(
+        pool.publish(3, "x", "k", numbered(3)),
+        Err(SubmitError::Overloaded)
+    );
     let s = pool.stats();
     assert_eq!((s.submitted, s.queued, s.dropped_overloaded), (3, 3, 1));
 
@@ -423,7 +474,10 @@ fn beyond_the_queue_bound_publish_is_overloaded_and_counted() {
         })
         .collect();
     assert_eq!(dropped, vec![0, 1, 2]);
-    assert_eq!(pool.publish(9, "x", "k", numbered(9)), Err(SubmitError::Closed));
+    assert_eq!(
+        pool.publish(9, "x", "k", numbered(9)),
+        Err(SubmitError::Closed)
+    );
     let s = pool.stats();
     assert_eq!(s.dropped_closed, 3);
     assert_balanced(&s);
@@ -433,8 +487,14 @@ fn beyond_the_queue_bound_publish_is_overloaded_and_counted() {
 fn too_long_names_are_refused_at_publish() {
     let (pool, events) = start(config(1, false));
     let long = "x".repeat(256);
-    assert_eq!(pool.publish(1, &long, "k", numbered(1)), Err(SubmitError::TooLong));
-    assert_eq!(pool.publish(1, "x", &long, numbered(1)), Err(SubmitError::TooLong));
+    assert_eq!(
+        pool.publish(1, &long, "k", numbered(1)),
+        Err(SubmitError::TooLong)
+    );
+    assert_eq!(
+        pool.publish(1, "x", &long, numbered(1)),
+        Err(SubmitError::TooLong)
+    );
     assert_eq!(pool.stats().submitted, 0);
     close(&pool, &events, Duration::ZERO);
 }
@@ -490,7 +550,8 @@ fn dropping_the_handle_closes_the_pool_after_delivering() {
     let queue = broker.queue(&exchange, "#", FieldTable::default());
     let (pool, events) = start(config(1, true));
     for n in 0..100 {
-        pool.publish(n, &exchange, "k", numbered(n)).expect("accepted");
+        pool.publish(n, &exchange, "k", numbered(n))
+            .expect("accepted");
     }
     drop(pool);
     assert_eq!(queue.take(100).len(), 100);
@@ -510,13 +571,16 @@ fn a_worker_panic_is_reported_and_the_worker_carries_on() {
         .expect("exchange");
     let queue = broker.queue(&exchange, "#", FieldTable::default());
     let (pool, events) = start(config(1, true));
-    pool.publish(1, &exchange, "k", numbered(1)).expect("accepted");
+    pool.publish(1, &exchange, "k", numbered(1))
+        .expect("accepted");
     assert_eq!(number(&queue.take(1)[0].body), 1);
     pool.inject_worker_panic();
-    pool.publish(2, &exchange, "k", numbered(2)).expect("accepted");
+    pool.publish(2, &exchange, "k", numbered(2))
+        .expect("accepted");
     let got = events.until("the panic", |e| matches!(e, Event::Panic(_)));
     assert_eq!(got.last(), Some(&Event::Panic("rabbit_worker")));
-    pool.publish(3, &exchange, "k", numbered(3)).expect("accepted");
+    pool.publish(3, &exchange, "k", numbered(3))
+        .expect("accepted");
     let rest: Vec<u64> = queue
         .take_until(|g| g.iter().any(|g| number(&g.body) == 3))
         .iter()

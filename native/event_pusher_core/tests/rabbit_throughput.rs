@@ -28,16 +28,26 @@ fn run(workers: usize, confirms: bool, total: u64) -> f64 {
     let mut cfg = config(workers, confirms);
     cfg.queue_capacity = 100_000;
     let (pool, events) = start(cfg);
-    wait_until("connected", || pool.stats().connections_opened == workers as u64);
+    wait_until("connected", || {
+        pool.stats().connections_opened == workers as u64
+    });
     let body = Bytes::from(encode_object(
         vec![
-            ("from_user_id".into(), Field::Str("alice@localhost/res1".into())),
+            (
+                "from_user_id".into(),
+                Field::Str("alice@localhost/res1".into()),
+            ),
             ("to_user_id".into(), Field::Str("bob@localhost/res2".into())),
-            ("message".into(), Field::Str("Hello, this is a chat message body".into())),
+            (
+                "message".into(),
+                Field::Str("Hello, this is a chat message body".into()),
+            ),
         ],
         vec![],
     ));
-    let keys: Vec<String> = (0..100).map(|i| format!("user{i}@localhost.chat_msg_sent")).collect();
+    let keys: Vec<String> = (0..100)
+        .map(|i| format!("user{i}@localhost.chat_msg_sent"))
+        .collect();
     let started = Instant::now();
     let mut n = 0;
     while n < total {
@@ -46,9 +56,17 @@ fn run(workers: usize, confirms: bool, total: u64) -> f64 {
             Err(_) => std::thread::sleep(Duration::from_micros(200)),
         }
     }
+    if std::env::var("EP_TPUT_DEBUG").is_ok() {
+        for _ in 0..10 {
+            eprintln!("{:?}", pool.stats());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
     let (outcomes, _) = events.outcomes(total as usize);
     let rate = total as f64 / started.elapsed().as_secs_f64();
-    assert!(outcomes.iter().all(|(_, o)| matches!(o, Outcome::Published { .. })));
+    assert!(outcomes
+        .iter()
+        .all(|(_, o)| matches!(o, Outcome::Published { .. })));
     close(&pool, &events, Duration::from_secs(5));
     broker.delete_exchange(&exchange);
     rate
@@ -60,10 +78,15 @@ fn throughput() {
     if !broker_available("throughput") {
         return;
     }
-    let total = std::env::var("EP_TPUT_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(200_000);
+    let total = std::env::var("EP_TPUT_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
     let rows = [(1, false), (1, true), (10, false), (10, true)];
     // EP_TPUT_ROW=1 runs only the second row, for profiling.
-    let only: Option<usize> = std::env::var("EP_TPUT_ROW").ok().and_then(|r| r.parse().ok());
+    let only: Option<usize> = std::env::var("EP_TPUT_ROW")
+        .ok()
+        .and_then(|r| r.parse().ok());
     for (i, (workers, confirms)) in rows.into_iter().enumerate() {
         if only.is_some_and(|o| o != i) {
             continue;

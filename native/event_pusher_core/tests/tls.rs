@@ -223,6 +223,46 @@ fn sni_is_sent_unless_disabled() {
 }
 
 #[test]
+fn sni_host_replaces_the_name_sent_and_checked() {
+    let pki = Pki::new("sni_host");
+    let server = pki.server(false, false, false);
+    let tls = |sni_host: &str, sni: bool| TlsOptions {
+        cacertfile: pki.file("ca.pem"),
+        server_name_indication: sni,
+        sni_host: Some(sni_host.to_string()),
+        ..TlsOptions::default()
+    };
+    // Connecting to an IP sends no SNI; with a host set, that name is sent.
+    let url = https(&server, "127.0.0.1");
+    assert_eq!(status(&send_once(url.clone(), tls("localhost", true))), 200);
+    // The certificate is checked against the configured name, not the URL's.
+    let reason = error_reason(&send_once(url.clone(), tls("other.test", true)));
+    assert!(reason.contains("certificate"), "{reason}");
+    // SNI disabled: the host is ignored, as MongooseIM does.
+    assert_eq!(status(&send_once(url, tls("other.test", false))), 200);
+    // (The server records handshakes that completed: the refused one is not there.)
+    assert_eq!(server.sni(), [Some("localhost".to_string()), None]);
+}
+
+#[test]
+fn disconnect_on_failure_false_connects_despite_a_failed_check() {
+    let pki = Pki::new("no_disconnect");
+    let server = pki.server(false, false, false);
+    let tls = |disconnect_on_failure| TlsOptions {
+        cacertfile: pki.file("other_ca.pem"),
+        disconnect_on_failure,
+        ..TlsOptions::default()
+    };
+    let url = https(&server, "localhost");
+    assert!(matches!(
+        send_once(url.clone(), tls(true)),
+        Outcome::Error { .. }
+    ));
+    assert_eq!(status(&send_once(url, tls(false))), 200);
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
 fn versions_restrict_the_handshake() {
     let pki = Pki::new("versions");
     let server = pki.server(false, false, true);

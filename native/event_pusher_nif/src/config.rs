@@ -60,7 +60,7 @@ fn path(term: Term<'_>) -> NifResult<PathBuf> {
     Ok(PathBuf::from(OsStr::from_bytes(bytes.as_slice())))
 }
 
-fn decode_tls(map: Term<'_>) -> NifResult<Result<TlsOptions, String>> {
+pub(crate) fn decode_tls(map: Term<'_>) -> NifResult<Result<TlsOptions, String>> {
     if !map.is_map() {
         return Err(Error::BadArg);
     }
@@ -97,6 +97,18 @@ fn decode_tls(map: Term<'_>) -> NifResult<Result<TlsOptions, String>> {
     }
     if let Some(sni) = optional(map, atoms::server_name_indication()) {
         tls.server_name_indication = sni.decode()?;
+    }
+    // Keys named in place: atoms.rs is shared by every pool's decoder.
+    let env = map.get_env();
+    if let Some(host) = optional(map, Atom::from_str(env, "sni_host")?) {
+        let host: Binary = host.decode()?;
+        match std::str::from_utf8(host.as_slice()) {
+            Ok(host) => tls.sni_host = Some(host.to_owned()),
+            Err(_) => return Ok(Err("tls sni_host is not valid UTF-8".into())),
+        }
+    }
+    if let Some(disconnect) = optional(map, Atom::from_str(env, "disconnect_on_failure")?) {
+        tls.disconnect_on_failure = disconnect.decode()?;
     }
     Ok(Ok(tls))
 }

@@ -6,6 +6,7 @@ use crate::report::{DropReason, Outcome, Reporter, Tag};
 use crate::retry::backoff;
 use crate::stats::Counters;
 use futures_util::FutureExt;
+use http_body_util::{BodyExt, Full};
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::panic::AssertUnwindSafe;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What every job task of a pool shares (one `Arc` per pool).
 pub(crate) struct Shared<T> {
-    pub client: reqwest::Client,
+    pub client: super::Client,
     pub request_timeout: Duration,
     pub counters: std::sync::Arc<Counters>,
     pub reporter: Reporter<T>,
@@ -120,16 +121,18 @@ impl<T: Tag> Shared<T> {
         if self.request_timeout.is_zero() {
             return timeout_outcome(started);
         }
-        let mut request = reqwest::Request::new(reqwest::Method::POST, job.url.clone());
+        let mut request = http::Request::new(Full::new(job.body.clone()));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = job.uri.clone();
         *request.headers_mut() = job.headers.clone();
-        *request.body_mut() = Some(reqwest::Body::from(job.body.clone()));
         let exchange = async {
-            let mut response = self.client.execute(request).await?;
+            let response = self.client.request(request).await?;
             let status = response.status().as_u16();
             // Read the body to the end so the connection can be reused; a
             // broken body after the status line still counts as a response.
-            while let Ok(Some(_)) = response.chunk().await {}
-            Ok::<u16, reqwest::Error>(status)
+            let mut body = response.into_body();
+            while let Some(Ok(_)) = body.frame().await {}
+            Ok::<u16, hyper_util::client::legacy::Error>(status)
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok(status)) => Outcome::Response {
@@ -157,12 +160,9 @@ fn micros(started: Instant) -> u64 {
 }
 
 /// A short reason for a failed attempt: a fixed word for the common cases,
-/// otherwise the innermost cause. Never the URL (it may hold credentials).
-fn error_reason(e: reqwest::Error) -> Cow<'static, str> {
-    let e = e.without_url();
-    if e.is_timeout() {
-        return Cow::Borrowed("timeout");
-    }
+/// otherwise the innermost cause. Never the URL (hyper's errors do not hold
+/// it; it may hold credentials).
+fn error_reason(e: hyper_util::client::legacy::Error) -> Cow<'static, str> {
     let mut root: &(dyn StdError + 'static) = &e;
     while let Some(source) = root.source() {
         root = source;

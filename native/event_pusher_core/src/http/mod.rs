@@ -1,5 +1,11 @@
-//! HTTP pools: a bounded queue in front of a reqwest client, at most `workers`
+//! HTTP pools: a bounded queue in front of a hyper client, at most `workers`
 //! requests in flight, retries with backoff, and a bounded drain on close.
+//!
+//! The client is hyper's own (not reqwest): it writes the request target
+//! exactly as built by [`url`] (MongooseIM's client sends `path_prefix ++
+//! path` unchanged) and adds no headers of its own besides `Host` and
+//! `Content-Length`. Header names go out in title case (`Content-Type`), as
+//! MongooseIM's client writes the default header.
 //!
 //! [`HttpPool::submit`] is O(1) and never waits: it validates the request and
 //! `try_send`s it. A dispatcher task (see [`dispatch`]) moves jobs from the
@@ -15,15 +21,19 @@ use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
 use crate::runtime;
 use crate::stats::{Counters, Stats};
 use bytes::Bytes;
-use reqwest::header::HeaderMap;
-use reqwest::Url;
+use http::header::HeaderMap;
+use http::Uri;
+use http_body_util::Full;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use url::UrlBase;
 
-pub use reqwest::header;
+pub use http::header;
 pub use tls::{Secret, TlsOptions, VerifyMode};
 
 /// How long a pool whose handle was dropped without `close` (its owner died)
@@ -61,6 +71,10 @@ pub struct HttpJob<'a, T> {
     pub retry_base: Duration,
 }
 
+/// The HTTP client of a pool: plain HTTP or TLS, HTTP/1.1 keep-alive.
+pub(crate) type Client =
+    hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// Why a pool could not start. Messages are for people and never hold secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -68,8 +82,6 @@ pub enum StartError {
     InvalidConfig(String),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot start the reporter thread: {0}")]
@@ -83,7 +95,7 @@ pub enum SubmitError {
     Overloaded,
     #[error("closed")]
     Closed,
-    /// `base_url ++ path` is not a valid URL.
+    /// No HTTP request line can carry `base_url ++ path` (e.g. too long).
     #[error("invalid path")]
     InvalidPath,
 }
@@ -91,7 +103,7 @@ pub enum SubmitError {
 /// A job inside the pool: validated and ready to send.
 pub(crate) struct Job<T> {
     tag: T,
-    url: Url,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
     max_retries: u32,
@@ -120,20 +132,8 @@ impl<T: Tag> HttpPool<T> {
     /// Starts a pool whose outcomes go to `sink`. Reads TLS files: call it
     /// where blocking for a few milliseconds is fine.
     pub fn start<S: OutcomeSink<T>>(cfg: HttpPoolConfig, sink: S) -> Result<Self, StartError> {
-        let url = validate(&cfg)?;
-        let base_url = UrlBase::new(&cfg.base_url, url.clone());
-        let tls = tls::client_config(cfg.tls.as_ref(), url.scheme() == "https")?;
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .http1_only()
-            .pool_max_idle_per_host(cfg.workers)
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .retry(reqwest::retry::never())
-            .build()
-            .map_err(|e| StartError::Client(e.without_url().to_string()))?;
+        let base_url = validate(&cfg)?;
+        let client = client(&cfg, &base_url)?;
         let runtime = runtime::handle().map_err(StartError::Runtime)?;
         let counters = Arc::new(Counters::default());
         let reporter = Reporter::spawn("event_pusher_rep", sink, counters.clone())
@@ -169,13 +169,13 @@ impl<T: Tag> HttpPool<T> {
         if self.closing.load(Ordering::Relaxed) {
             return Err(self.refuse(SubmitError::Closed));
         }
-        let url = self
+        let uri = self
             .base_url
             .with(job.path)
             .ok_or(SubmitError::InvalidPath)?;
         let job = Job {
             tag: job.tag,
-            url,
+            uri,
             headers: job.headers,
             body: job.body,
             max_retries: job.max_retries,
@@ -247,7 +247,38 @@ impl<T: Send + 'static> Drop for HttpPool<T> {
     }
 }
 
-fn validate(cfg: &HttpPoolConfig) -> Result<Url, StartError> {
+/// Keep-alive HTTP/1.1 over TCP (no proxy, no redirects, no retries of its
+/// own besides a request that never left on a reused connection), TLS for
+/// `https`, with the server name of `server_name_indication.host` if set.
+fn client(cfg: &HttpPoolConfig, base_url: &UrlBase) -> Result<Client, StartError> {
+    let https = base_url.is_https();
+    let tls_config = tls::client_config(cfg.tls.as_ref(), https)?;
+    let server_name = match &cfg.tls {
+        Some(opts) if https => tls::server_name_override(opts)?,
+        _ => None,
+    };
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config)
+        .https_or_http();
+    let builder = match server_name {
+        Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
+        None => builder,
+    };
+    let connector = builder.enable_http1().wrap_connector(tcp);
+    Ok(
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_max_idle_per_host(cfg.workers)
+            .pool_timer(TokioTimer::new())
+            .http1_title_case_headers(true)
+            .build(connector),
+    )
+}
+
+fn validate(cfg: &HttpPoolConfig) -> Result<UrlBase, StartError> {
     let invalid = |msg: String| Err(StartError::InvalidConfig(msg));
     if cfg.workers == 0 {
         return invalid("workers must be at least 1".into());
@@ -266,15 +297,5 @@ fn validate(cfg: &HttpPoolConfig) -> Result<Url, StartError> {
         return invalid("workers is too large".into());
     }
     // Parse errors never echo the URL, which may hold credentials.
-    let url = match Url::parse(&cfg.base_url) {
-        Ok(url) => url,
-        Err(e) => return invalid(format!("base_url is not a valid URL: {e}")),
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        return invalid("base_url must start with http:// or https://".into());
-    }
-    if url.host().is_none() {
-        return invalid("base_url has no host".into());
-    }
-    Ok(url)
+    UrlBase::parse(&cfg.base_url).map_err(|e| StartError::InvalidConfig(e.to_string()))
 }

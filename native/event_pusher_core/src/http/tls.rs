@@ -2,7 +2,9 @@
 //!
 //! Mirrors MongooseIM's TLS options as far as rustls allows: `verify_mode`
 //! (`peer`, `selfsigned_peer`, `none`), `cacertfile`, `certfile` + `keyfile`
-//! (PEM), `versions` and `server_name_indication`. What rustls cannot do (an
+//! (PEM), `versions`, `disconnect_on_failure` and `server_name_indication`
+//! (`enabled`, and `host`, which replaces the name sent and checked, as
+//! Erlang's `{server_name_indication, Host}` does). What rustls cannot do (an
 //! encrypted private key, TLS 1.0/1.1 only) is a start error, never a
 //! weaker connection. Errors name files, never the password.
 
@@ -58,6 +60,15 @@ pub struct TlsOptions {
     /// Allowed versions, MongooseIM's names (`tlsv1.2`, `tlsv1.3`); empty means both.
     pub versions: Vec<String>,
     pub server_name_indication: bool,
+    /// `server_name_indication.host`: the name sent in SNI and matched
+    /// against the certificate instead of the URL's host (only while
+    /// `server_name_indication` is on). Applied by the HTTP pool's connector
+    /// (see [`server_name_override`]).
+    pub sni_host: Option<String>,
+    /// `false`: a certificate that fails verification is accepted anyway
+    /// (MongooseIM connects and only records the failure). The handshake's
+    /// signatures are still checked.
+    pub disconnect_on_failure: bool,
 }
 
 impl Default for TlsOptions {
@@ -70,6 +81,8 @@ impl Default for TlsOptions {
             password: None,
             versions: Vec::new(),
             server_name_indication: true,
+            sni_host: None,
+            disconnect_on_failure: true,
         }
     }
 }
@@ -93,6 +106,28 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The server name that replaces the URL's host in the handshake, if any:
+/// `sni_host` while SNI is enabled (MongooseIM ignores the host when SNI is
+/// disabled).
+pub fn server_name_override(opts: &TlsOptions) -> Result<Option<ServerName<'static>>, TlsError> {
+    match (&opts.sni_host, opts.server_name_indication) {
+        (Some(host), true) => {
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            ServerName::try_from(host.to_owned())
+                .map(Some)
+                .map_err(|_| {
+                    TlsError::Invalid(format!(
+                        "server_name_indication.host {host:?} is not a DNS name or an IP address"
+                    ))
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The client configuration for a pool. `https` says whether the pool's URL
 /// needs TLS at all: a plain-HTTP pool without a TLS section reads no files.
 pub fn client_config(opts: Option<&TlsOptions>, https: bool) -> Result<ClientConfig, TlsError> {
@@ -106,7 +141,7 @@ pub fn client_config(opts: Option<&TlsOptions>, https: bool) -> Result<ClientCon
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| TlsError::Invalid(e.to_string()))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match opts.verify_mode {
+    let mut verifier: Arc<dyn ServerCertVerifier> = match opts.verify_mode {
         VerifyMode::None => Arc::new(AcceptAny(provider.clone())),
         _ if !need_roots => Arc::new(AcceptAny(provider.clone())),
         VerifyMode::Peer => {
@@ -131,6 +166,9 @@ pub fn client_config(opts: Option<&TlsOptions>, https: bool) -> Result<ClientCon
             })
         }
     };
+    if !opts.disconnect_on_failure {
+        verifier = Arc::new(AcceptOnFailure(verifier));
+    }
     let builder = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier);
@@ -147,7 +185,8 @@ pub fn client_config(opts: Option<&TlsOptions>, https: bool) -> Result<ClientCon
         (None, None) => builder.with_no_client_auth(),
     };
     config.enable_sni = opts.server_name_indication;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No ALPN, as MongooseIM's clients offer none (hyper-rustls also wants
+    // an empty list for an HTTP/1-only connector).
     Ok(config)
 }
 
@@ -299,6 +338,50 @@ impl ServerCertVerifier for AcceptAny {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `disconnect_on_failure = false`: the certificate check runs, and its
+/// failure is ignored (as MongooseIM's verify_fun does); the handshake
+/// signatures are checked by the inner verifier as usual.
+#[derive(Debug)]
+struct AcceptOnFailure(Arc<dyn ServerCertVerifier>);
+
+impl ServerCertVerifier for AcceptOnFailure {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let checked =
+            self.0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now);
+        Ok(checked.unwrap_or_else(|_| ServerCertVerified::assertion()))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 

@@ -305,15 +305,14 @@ impl<T: Send + 'static> RabbitPool<T> {
             timeout,
             done: Box::new(done),
         };
-        if let Err(mpsc::error::SendError(command)) = self.control.send(command) {
-            // The pool has finished: answer from the runtime, never the caller's thread.
-            if let Control::Declare {
-                exchanges, done, ..
-            } = command
-            {
-                self.runtime
-                    .spawn(async move { done(declare::all_failed(&exchanges, "closed")) });
-            }
+        // Refused only once the pool has finished: answer from the runtime,
+        // never on the caller's thread.
+        if let Err(mpsc::error::SendError(Control::Declare {
+            exchanges, done, ..
+        })) = self.control.send(command)
+        {
+            self.runtime
+                .spawn(async move { done(declare::all_failed(&exchanges, "closed")) });
         }
     }
 
@@ -327,11 +326,10 @@ impl<T: Send + 'static> RabbitPool<T> {
             drain,
             done: Box::new(done),
         };
-        if let Err(mpsc::error::SendError(command)) = self.control.send(command) {
-            if let Control::Close { done, .. } = command {
-                self.runtime
-                    .spawn(async move { done(crate::CloseReport::default()) });
-            }
+        if let Err(mpsc::error::SendError(Control::Close { done, .. })) = self.control.send(command)
+        {
+            self.runtime
+                .spawn(async move { done(crate::CloseReport::default()) });
         }
     }
 }

@@ -12,11 +12,9 @@
 
 use super::connect::reason;
 use super::window::Window;
-use super::{
-    ConnectionEvent, Message, Shared, MAX_ATTEMPTS, MAX_IN_FLIGHT, CONNECT_TIMEOUT,
-};
-use crate::report::{DropReason, Outcome, Tag};
+use super::{ConnectionEvent, Message, Shared, CONNECT_TIMEOUT, MAX_ATTEMPTS, MAX_IN_FLIGHT};
 use crate::rabbit::counters::bump;
+use crate::report::{DropReason, Outcome, Tag};
 use bytes::Bytes;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, Stream, StreamExt};
@@ -140,10 +138,7 @@ impl<T: Tag> Worker<T> {
                     break;
                 }
             }
-            let has_channel = match &self.link {
-                None => None,
-                Some(link) => Some(link.channel.is_some()),
-            };
+            let has_channel = self.link.as_ref().map(|link| link.channel.is_some());
             match has_channel {
                 None => self.establish().await,
                 Some(false) => self.reopen_channel().await,
@@ -296,7 +291,11 @@ impl<T: Tag> Worker<T> {
                 }
             }
             #[cfg(feature = "test-hooks")]
-            if self.shared.fault.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if self
+                .shared
+                .fault
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
                 panic!("injected worker panic");
             }
             self.publish_retries().await;
@@ -360,7 +359,9 @@ impl<T: Tag> Worker<T> {
     async fn publish_retries(&mut self) {
         let has_channel = self.link.as_ref().is_some_and(|l| l.channel.is_some());
         while has_channel && self.window.len() < MAX_IN_FLIGHT && self.broken.is_none() {
-            let Some(message) = self.retry.pop_front() else { return };
+            let Some(message) = self.retry.pop_front() else {
+                return;
+            };
             bump(&self.shared.counters.republished);
             self.publish(message).await;
         }
@@ -390,7 +391,9 @@ impl<T: Tag> Worker<T> {
         let counters = &self.shared.counters;
         let failure: Cow<'static, str> = match settled {
             Settled::Acked | Settled::Written => {
-                let Some(sent) = self.window.take(seq) else { return };
+                let Some(sent) = self.window.take(seq) else {
+                    return;
+                };
                 if matches!(settled, Settled::Acked) {
                     bump(&counters.confirmed);
                 }
@@ -443,7 +446,11 @@ impl<T: Tag> Worker<T> {
         }
         if !link.connection.status().connected() {
             self.broken = Some(Broken::Connection);
-        } else if !link.channel.as_ref().is_some_and(|c| c.status().connected()) {
+        } else if !link
+            .channel
+            .as_ref()
+            .is_some_and(|c| c.status().connected())
+        {
             self.broken = Some(Broken::Channel("channel closed by the broker".into()));
         }
     }

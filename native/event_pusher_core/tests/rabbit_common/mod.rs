@@ -40,7 +40,9 @@ pub fn broker_available(test: &str) -> bool {
             "{test}: no RabbitMQ at {BROKER} and EP_REQUIRE_RABBIT is set \
              (start it with `bash scripts/services.sh start rabbitmq`)"
         );
-        eprintln!("SKIPPED {test}: no RabbitMQ at {BROKER} (bash scripts/services.sh start rabbitmq)");
+        eprintln!(
+            "SKIPPED {test}: no RabbitMQ at {BROKER} (bash scripts/services.sh start rabbitmq)"
+        );
     }
     up
 }
@@ -229,7 +231,11 @@ pub fn start(cfg: RabbitPoolConfig) -> (RabbitPool<u64>, Collector) {
 }
 
 /// Closes a pool and returns everything it reported until its close notice.
-pub fn close(pool: &RabbitPool<u64>, events: &Collector, drain: Duration) -> (CloseReport, Vec<Event>) {
+pub fn close(
+    pool: &RabbitPool<u64>,
+    events: &Collector,
+    drain: Duration,
+) -> (CloseReport, Vec<Event>) {
     pool.close(drain, events.on_close());
     let mut got = events.until("closed", |e| matches!(e, Event::Closed(_)));
     match got.pop() {
@@ -255,7 +261,8 @@ pub struct TestBroker {
 impl TestBroker {
     pub fn connect() -> TestBroker {
         let connection = block_on(async {
-            let props = ConnectionProperties::default().with_connection_name("ep_test_consumer".into());
+            let props =
+                ConnectionProperties::default().with_connection_name("ep_test_consumer".into());
             Connection::connect(AMQP_URI, props).await
         })
         .expect("test connection to the broker");
@@ -263,9 +270,18 @@ impl TestBroker {
     }
 
     /// Declares an exchange as the test wants it (on its own channel).
-    pub fn declare_exchange(&self, name: &str, kind: ExchangeKind, durable: bool) -> Result<(), String> {
+    pub fn declare_exchange(
+        &self,
+        name: &str,
+        kind: ExchangeKind,
+        durable: bool,
+    ) -> Result<(), String> {
         block_on(async {
-            let ch = self.connection.create_channel().await.map_err(|e| e.to_string())?;
+            let ch = self
+                .connection
+                .create_channel()
+                .await
+                .map_err(|e| e.to_string())?;
             let options = ExchangeDeclareOptions {
                 durable,
                 ..Default::default()
@@ -282,7 +298,9 @@ impl TestBroker {
     pub fn delete_exchange(&self, name: &str) {
         block_on(async {
             if let Ok(ch) = self.connection.create_channel().await {
-                let _ = ch.exchange_delete(name.into(), ExchangeDeleteOptions::default()).await;
+                let _ = ch
+                    .exchange_delete(name.into(), ExchangeDeleteOptions::default())
+                    .await;
                 let _ = ch.close(200, "OK".into()).await;
             }
         });
@@ -421,13 +439,21 @@ impl TestQueue {
 /// Closes every broker connection our pools opened (by their connection
 /// name), leaving the test consumer's alone, as a broker restart would.
 pub fn close_pool_connections() -> usize {
-    let out = rabbitmqctl(&["list_connections", "-q", "--no-table-headers", "pid", "client_properties"]);
+    let out = rabbitmqctl(&[
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
     let mut closed = 0;
     for line in out.lines() {
         if !line.contains("\"mongoose_event_pusher\"") {
             continue;
         }
-        let Some(pid) = line.split_whitespace().next() else { continue };
+        let Some(pid) = line.split_whitespace().next() else {
+            continue;
+        };
         rabbitmqctl(&["close_connection", pid, "test: closed by the broker"]);
         closed += 1;
     }
@@ -442,7 +468,11 @@ fn rabbitmqctl(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("rabbitmqctl runs");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -461,7 +491,9 @@ impl Proxy {
         let listener = block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let enabled = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let cut = Arc::new(std::sync::Mutex::new(tokio_util::sync::CancellationToken::new()));
+        let cut = Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let stop = tokio_util::sync::CancellationToken::new();
         let (en, ct, st) = (enabled.clone(), cut.clone(), stop.clone());
         runtime::handle().expect("runtime").spawn(async move {
@@ -470,14 +502,18 @@ impl Proxy {
                     _ = st.cancelled() => return,
                     a = listener.accept() => a,
                 };
-                let Ok((mut client, _)) = accepted else { continue };
+                let Ok((mut client, _)) = accepted else {
+                    continue;
+                };
                 if !en.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees the connection end
                 }
                 let token = ct.lock().unwrap().clone();
                 let st = st.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(BROKER).await else { return };
+                    let Ok(mut server) = tokio::net::TcpStream::connect(BROKER).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = token.cancelled() => {}
                         _ = st.cancelled() => {}

@@ -1,0 +1,2 @@
+%% `-include_lib("mongooseim/include/jlib.hrl")': the test host's copy.
+-include("../../jlib.hrl").

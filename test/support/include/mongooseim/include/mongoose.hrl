@@ -1,0 +1,2 @@
+%% `-include_lib("mongooseim/include/mongoose.hrl")': the test host's copy.
+-include("../../mongoose.hrl").
