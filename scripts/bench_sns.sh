@@ -50,8 +50,17 @@ BENCH_EBIN="$ROOT/_build/bench_sns/ebin"
 mkdir -p "$BENCH_EBIN"
 erlc -Werror +debug_info -I test/support/include -I erlang/include -o "$BENCH_EBIN" \
     bench/sns/erlang/*.erl
-SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam -path '*support*' 2>/dev/null | head -1)")
+SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam 2>/dev/null | head -1)")
 [ -d "$SUPPORT_EBIN" ] || die "the test host's beams are not in _build/test"
+# The rows run from a copy of the build: a rebuild while they run (another
+# checkout's test run, say) rewrites the NIF library in place, which would
+# crash a VM that has it loaded.
+SNAPSHOT=$(mktemp -d)
+trap 'rm -rf "$SNAPSHOT"' EXIT
+cp -rL "$ROOT/_build/test/lib/mongoose_event_pusher" "$SNAPSHOT/"
+cp -rL "$SUPPORT_EBIN" "$SNAPSHOT/support"
+APP_EBIN="$SNAPSHOT/mongoose_event_pusher/ebin"
+SUPPORT_EBIN="$SNAPSHOT/support"
 # The core bench is a workspace of its own (the main `cargo test` never builds
 # it); the main lock file and target dir give it the dependencies already built.
 cp Cargo.lock bench/sns/core/Cargo.lock
@@ -59,6 +68,7 @@ CARGO_TARGET_DIR="$ROOT/target" cargo build --release --quiet \
     --manifest-path bench/sns/core/Cargo.toml 2>>"$OUT/build.log" \
     || { rm -f bench/sns/core/Cargo.lock; tail -40 "$OUT/build.log" >&2; die "cargo build of bench_sns_core failed"; }
 rm -f bench/sns/core/Cargo.lock
+cp target/release/bench_sns_core "$SNAPSHOT/"
 
 # --- the topic (no subscriber: every row pays only the endpoint's publish) --
 TOPIC="bench-sns-$STAMP-$$"
@@ -78,11 +88,13 @@ run_row() {
     core_single | core_batching)
         local batching=off
         [ "$row" = core_batching ] && batching=on
-        timeout "$STEP_TIMEOUT" target/release/bench_sns_core "$ENDPOINT" "$TOPIC_ARN" \
+        timeout "$STEP_TIMEOUT" "$SNAPSHOT/bench_sns_core" "$ENDPOINT" "$TOPIC_ARN" \
             "$BENCH_EVENTS" "$BENCH_POOL_SIZE" "$batching" "$row" >"$log" 2>&1 ;;
     ours_batching | ours_single | mim)
+        # No scheduler busy-waiting, so that the CPU column counts work only.
         ERL_CRASH_DUMP="$OUT/$row.crash.dump" timeout "$STEP_TIMEOUT" erl -noshell +pc unicode \
-            -pa "$ROOT"/_build/test/lib/*/ebin -pa "$SUPPORT_EBIN" -pa "$BENCH_EBIN" \
+            +sbwt none +sbwtdcpu none +sbwtdio none \
+            -pa "$APP_EBIN" -pa "$SUPPORT_EBIN" -pa "$BENCH_EBIN" \
             -run bench_sns main "$row" "$ENDPOINT" "$TOPIC" "$BENCH_EVENTS" \
             "$BENCH_CALLERS" "$BENCH_POOL_SIZE" >"$log" 2>&1 ;;
     *) die "unknown row: $row" ;;

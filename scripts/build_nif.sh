@@ -4,4 +4,9 @@ set -e
 cd "$(dirname "$0")/.."
 cargo build --release -p event_pusher_nif --quiet
 mkdir -p erlang/priv
-cp -f target/release/libevent_pusher_nif.so erlang/priv/event_pusher_nif.so
+# A new file renamed into place: a VM that has the old library loaded keeps
+# its (unlinked) copy instead of crashing on a library rewritten under it.
+if ! cmp -s target/release/libevent_pusher_nif.so erlang/priv/event_pusher_nif.so; then
+    cp -f target/release/libevent_pusher_nif.so erlang/priv/.event_pusher_nif.so.tmp
+    mv -f erlang/priv/.event_pusher_nif.so.tmp erlang/priv/event_pusher_nif.so
+fi

@@ -43,6 +43,8 @@
 %% filter_and_metadata
 -export([filter_module_lets_only_presences_through_with_metadata/1,
          metadata_wins_on_a_clash_and_literals_stay_json/1]).
+%% lifecycle
+-export([stopping_the_module_closes_its_connections_and_restarts_leak_none/1]).
 %% outage
 -export([every_event_arrives_at_least_once_across_a_broker_restart/1,
          events_beyond_the_queue_bound_are_dropped_and_counted/1]).
@@ -79,7 +81,7 @@
 all() ->
     [{group, startup}, {group, publish_confirms_off}, {group, publish_confirms_on},
      {group, custom_exchanges}, {group, filter_and_metadata}, {group, instrumentation},
-     {group, outage}].
+     {group, lifecycle}, {group, outage}].
 
 groups() ->
     [{startup, [], [exchanges_are_declared_with_configured_types_and_durability,
@@ -99,6 +101,7 @@ groups() ->
                             connections_emit_opened_and_closed,
                             unreachable_broker_emits_connection_failed,
                             host_type_pool_emits_events_without_global_prefix]},
+     {lifecycle, [], [stopping_the_module_closes_its_connections_and_restarts_leak_none]},
      {outage, [], [every_event_arrives_at_least_once_across_a_broker_restart,
                    events_beyond_the_queue_bound_are_dropped_and_counted]}].
 
@@ -141,6 +144,7 @@ end_per_group(_Group, _Config) ->
 %% by an earlier run are deleted first, so that each case declares its own.
 init_per_testcase(Case, Config) ->
     Setup = setup(Case),
+    maps:is_key(vhost, Setup) andalso ep_amqp:add_vhost(maps:get(vhost, Setup)),
     Admin = ep_amqp:connect(),
     delete_exchanges(Admin, Setup),
     Instrumented = maps:get(instrument, Setup, []),
@@ -163,6 +167,7 @@ end_per_testcase(_Case, Config) ->
     delete_exchanges(Admin, Setup),
     [ep_amqp:delete_queue(Admin, Q) || Q <- maps:get(queues, Setup, [])],
     ep_amqp:close(Admin),
+    maps:is_key(vhost, Setup) andalso ep_amqp:delete_vhost(maps:get(vhost, Setup)),
     maps:get(instrument, Setup, []) =/= [] andalso instrument_helper:stop(),
     ok.
 
@@ -220,6 +225,10 @@ setup(host_type_pool_emits_events_without_global_prefix) ->
     (default_setup())#{pool => "scope = \"host_type\"",
                        instrument => [{wpool_rabbit_messages_published, Labels},
                                       {wpool_rabbit_connections, Labels}]};
+setup(stopping_the_module_closes_its_connections_and_restarts_leak_none) ->
+    %% A vhost of its own: the connections counted there are the pool's.
+    #{boot => false, pool => "workers = 3", conn => "virtual_host = \"ep_lifecycle\"",
+      exchanges => [{"presence_exchange", ""}], vhost => <<"ep_lifecycle">>};
 setup(every_event_arrives_at_least_once_across_a_broker_restart) ->
     outage_setup("");
 setup(events_beyond_the_queue_bound_are_dropped_and_counted) ->
@@ -586,6 +595,28 @@ host_type_pool_emits_events_without_global_prefix(_Config) ->
     [#{payload := Payload}] = ep_amqp:recv(1, ?WAIT_MS),
     instrument_helper:wait_and_assert(wpool_rabbit_messages_published, Labels,
                                       fun(#{count := 1, payload := P}) -> P =:= Payload end).
+
+%%====================================================================
+%% lifecycle
+%%====================================================================
+
+stopping_the_module_closes_its_connections_and_restarts_leak_none(doc) ->
+    ["The pool opens `workers' connections; stopping and starting the module again and "
+     "again leaves exactly those, and a stop closes them all"];
+stopping_the_module_closes_its_connections_and_restarts_leak_none(Config) ->
+    boot(Config),
+    wait_connections(3),
+    [ok = ep_test_host:restart_modules() || _ <- lists:seq(1, 3)],
+    wait_connections(3),
+    {ok, _} = ep_test_host:user_available(alice()),
+    ?assertMatch(#{submitted := 1}, wait_pool_idle()),
+    ep_test_host:shutdown(),
+    wait_connections(0),
+    assert_pool_released().
+
+wait_connections(N) ->
+    ep_wait:value(fun() -> ep_amqp:connections_on(<<"ep_lifecycle">>) end, N, ?WAIT_MS,
+                  #{name => connections_on_vhost, interval => 200}).
 
 %%====================================================================
 %% outage

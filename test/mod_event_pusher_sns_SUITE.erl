@@ -321,7 +321,7 @@ custom_plugin_guid_is_used_for_every_user_id(Config) ->
 
 custom_plugin_presence_attributes_arrive_typed(doc) ->
     ["message_attributes/3 gets the topic ARN, the JID and IsOnline; charlist, number and "
-     "binary values arrive as String, Number and Binary attributes; other values are left out"];
+     "binary values arrive as String, Number and Binary attributes"];
 custom_plugin_presence_attributes_arrive_typed(Config) ->
     {ok, _} = ep_test_host:unset_presence(alice(), <<>>),
     [#{attributes := Attrs}] = all_messages(Config, presence, 1),
@@ -540,8 +540,8 @@ burst(Config) ->
                  lists:sort([M || #{json := #{<<"message">> := M}} <- Messages])),
     Requests = ep_sns_proxy:requests(?config(proxy, Config)),
     %% The pool counts what the endpoint saw.
-    {ok, #{requests := Counted}} = mod_event_pusher_sns_pool:stats(ep_test_host:host_type()),
-    ?assertEqual(length(Requests), Counted),
+    {ok, Stats} = mod_event_pusher_sns_pool:stats(ep_test_host:host_type()),
+    ?assertEqual(length(Requests), maps:get(requests, Stats, undefined)),
     Requests.
 
 %%--------------------------------------------------------------------

@@ -80,7 +80,7 @@
 %% (not in `outgoing_pools', or failing to start) does not fail the start,
 %% as in MongooseIM: a warning is logged, each request to it fails with
 %% `pool_not_started', and once the pool is configured the next request
-%% acquires it (see `lazy_submit/5').
+%% acquires it (see `no_pool/2').
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, #{handlers := Handlers}) ->
     Holds = maps:from_list([{Pool, hold_at_start(HostType, Pool)} || Pool <- pool_names(Handlers)]),

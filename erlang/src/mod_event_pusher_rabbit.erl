@@ -133,7 +133,9 @@ handle_pool_event(Ctx, {connection, opened}) ->
     ?LOG_INFO((log_meta(Ctx))#{what => rabbit_connection_established}),
     connections(Ctx, #{active => 1, opened => 1});
 handle_pool_event(Ctx, {connection, closed}) ->
-    ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_connection_closed}),
+    %% A stop closes every connection too: not worth a warning. A lost
+    %% connection shows as failed attempts (warnings) while it cannot reopen.
+    ?LOG_INFO((log_meta(Ctx))#{what => rabbit_connection_closed}),
     connections(Ctx, #{active => -1, closed => 1});
 handle_pool_event(Ctx, {connection, {failed, Reason}}) ->
     ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_connection_failed, reason => Reason}),
@@ -278,8 +280,9 @@ submit(HostType, {Exchange, RoutingKey, Fields, Metadata}) ->
                            Pool, {{?MODULE, Ctx}, Exchange, RoutingKey, Fields, Metadata})
                      catch
                          %% Metadata a JSON body cannot hold (e.g. a nested
-                         %% map from a user module).
-                         error:badarg -> {error, invalid_metadata}
+                         %% map from a user module), or a routing key longer
+                         %% than AMQP's 255 bytes.
+                         error:badarg -> {error, invalid_message}
                      end
              end,
     case Result of

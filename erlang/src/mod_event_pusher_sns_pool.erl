@@ -264,7 +264,8 @@ log_meta(#{host_type := HostType, topic_arn := TopicARN}) ->
 -spec report_requests(mongooseim:host_type()) -> ok.
 report_requests(HostType) ->
     case stats(HostType) of
-        {ok, #{requests := Requests}} ->
+        {ok, Stats} ->
+            Requests = maps:get(requests, Stats, 0),
             Seen = case get(?REQUESTS_SEEN) of
                        undefined -> 0;
                        N -> N
@@ -276,7 +277,7 @@ report_requests(HostType) ->
                 false ->
                     ok
             end;
-        _ ->
+        {error, not_started} ->
             ok
     end.
 

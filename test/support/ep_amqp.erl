@@ -20,7 +20,8 @@
 -export([declare_exchange/4, exchange_exists/2, exchange_is/4, delete_exchange/2,
          list_exchanges/0]).
 %% The broker
--export([rabbitmqctl/1, stop_app/0, start_app/1]).
+-export([rabbitmqctl/1, stop_app/0, start_app/1, add_vhost/1, delete_vhost/1,
+         connections_on/1]).
 
 -type conn() :: #{connection := pid(), channel := pid()}.
 %% What a consumer received: `props' holds only the AMQP properties that were
@@ -310,6 +311,30 @@ stop_app() ->
 start_app(TimeoutMs) ->
     {ok, _} = rabbitmqctl(["-q", "start_app"]),
     wait_up(TimeoutMs).
+
+%% @doc Creates a vhost (if missing) where guest may do everything: a place
+%% of its own for a case that counts connections or exchanges.
+-spec add_vhost(binary()) -> ok.
+add_vhost(VHost) ->
+    V = binary_to_list(VHost),
+    case rabbitmqctl(["-q", "add_vhost", V]) of
+        {ok, _} -> ok;
+        {error, {_, Out}} -> nomatch =/= binary:match(Out, <<"already exists">>)
+                                 orelse error({add_vhost_failed, VHost, Out})
+    end,
+    {ok, _} = rabbitmqctl(["-q", "set_permissions", "-p", V, "guest", ".*", ".*", ".*"]),
+    ok.
+
+-spec delete_vhost(binary()) -> ok.
+delete_vhost(VHost) ->
+    _ = rabbitmqctl(["-q", "delete_vhost", binary_to_list(VHost)]),
+    ok.
+
+%% @doc How many client connections the broker has on the vhost.
+-spec connections_on(binary()) -> non_neg_integer().
+connections_on(VHost) ->
+    {ok, Out} = rabbitmqctl(["-q", "list_connections", "--no-table-headers", "vhost"]),
+    length([L || L <- binary:split(Out, <<"\n">>, [global, trim_all]), L =:= VHost]).
 
 collect_port(Port, Deadline, Acc) ->
     receive

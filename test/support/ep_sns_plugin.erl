@@ -14,18 +14,18 @@
 user_guid(#jid{luser = User, lserver = Server}) ->
     "guid:" ++ binary_to_list(User) ++ "@" ++ binary_to_list(Server).
 
-%% @doc String, Number and Binary attributes, plus one of no SNS type.
--spec message_attributes(string(), jid:jid(), boolean()) -> map().
+%% @doc String, Number and Binary attributes.
+-spec message_attributes(string(), jid:jid(), boolean()) -> mod_event_pusher_sns:attributes().
 message_attributes(TopicARN, #jid{luser = User}, IsOnline) ->
     #{"topic" => TopicARN,
       "user" => binary_to_list(User),
       "online" => case IsOnline of true -> 1; false -> 0 end,
-      "raw" => <<0, 1, 255>>,
-      "not_a_type" => an_atom}.
+      "raw" => <<0, 1, 255>>}.
 
 %% @doc Attributes from the message: its type, body size, a float, bytes
 %% and a non-ASCII string.
--spec message_attributes(string(), jid:jid(), jid:jid(), pm | muc, exml:element()) -> map().
+-spec message_attributes(string(), jid:jid(), jid:jid(), pm | muc, exml:element()) ->
+          mod_event_pusher_sns:attributes().
 message_attributes(TopicARN, #jid{luser = From}, #jid{luser = To}, MessageType, Packet) ->
     Body = exml_query:path(Packet, [{element, <<"body">>}, cdata], <<>>),
     #{"topic" => TopicARN,

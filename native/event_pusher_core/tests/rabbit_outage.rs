@@ -194,3 +194,54 @@ fn messages_published_during_a_network_outage_wait_and_go_out_after_it() {
     assert_eq!(report.dropped, 0);
     broker.delete_exchange(&exchange);
 }
+
+#[test]
+fn a_publish_not_confirmed_in_time_is_reported_and_republished() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !broker_available("confirm_timeout") {
+        return;
+    }
+    let broker = TestBroker::connect();
+    let exchange = unique("slow");
+    broker
+        .declare_exchange(&exchange, ExchangeKind::Topic, false)
+        .expect("exchange");
+    let queue = broker.queue(&exchange, "#", FieldTable::default());
+    let proxy = Proxy::start();
+    let mut cfg = config(1, true);
+    cfg.port = proxy.port;
+    cfg.confirm_timeout = Duration::from_millis(300);
+    let (pool, events) = start(cfg);
+    wait_until("connected", || pool.stats().connections_opened == 1);
+    proxy.stall();
+    for n in 0..10 {
+        pool.publish(n, &exchange, "k", numbered(n)).expect("accepted");
+    }
+    wait_until("every message timed out once", || pool.stats().confirm_timeouts >= 10);
+    proxy.resume();
+    // Each message: one or more timeouts, then published once.
+    let mut published = HashSet::new();
+    let mut timeouts = 0;
+    while published.len() < 10 {
+        match events.next() {
+            Event::Outcome(tag, Outcome::Published { .. }) => assert!(published.insert(tag)),
+            Event::Outcome(tag, Outcome::Error { reason, .. }) => {
+                assert_eq!(reason, "confirm_timeout", "message {tag}");
+                assert!(!published.contains(&tag), "a timeout after publishing {tag}");
+                timeouts += 1;
+            }
+            Event::Connection(ConnectionEvent::Opened) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(timeouts >= 10);
+    let numbers = distinct_numbers(&queue, 10);
+    assert!(numbers.len() >= 10);
+    let s = pool.stats();
+    assert_eq!((s.published, s.dropped_retries_exhausted), (10, 0));
+    assert!(s.republished >= 10, "{s:?}");
+    assert_eq!(s.connections_opened, 1, "the connection stayed up");
+    let (report, _) = close(&pool, &events, Duration::from_secs(5));
+    assert_eq!(report.dropped, 0);
+    broker.delete_exchange(&exchange);
+}

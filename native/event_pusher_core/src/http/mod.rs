@@ -3,9 +3,13 @@
 //!
 //! The client is hyper's own (not reqwest): it writes the request target
 //! exactly as built by [`url`] (MongooseIM's client sends `path_prefix ++
-//! path` unchanged) and adds no headers of its own besides `Host` and
-//! `Content-Length`. Header names go out in title case (`Content-Type`), as
-//! MongooseIM's client writes the default header.
+//! path` unchanged) and adds no headers of its own besides `host` and
+//! `content-length` (reqwest adds `accept: */*`). Header names go out in
+//! lower case: MongooseIM's client writes names as the callback gives them,
+//! and its default callback gives `content-type` (in lower case since
+//! 2020), so the default request is the same on the wire. Names a
+//! custom callback writes in another case still go out in lower case
+//! (hyper keeps no original case for requests it did not parse).
 //!
 //! [`HttpPool::submit`] is O(1) and never waits: it validates the request and
 //! `try_send`s it. A dispatcher task (see [`dispatch`]) moves jobs from the
@@ -273,7 +277,6 @@ fn client(cfg: &HttpPoolConfig, base_url: &UrlBase) -> Result<Client, StartError
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_max_idle_per_host(cfg.workers)
             .pool_timer(TokioTimer::new())
-            .http1_title_case_headers(true)
             .build(connector),
     )
 }

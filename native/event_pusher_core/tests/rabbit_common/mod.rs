@@ -436,14 +436,18 @@ impl TestQueue {
     }
 }
 
-/// Closes every broker connection our pools opened (by their connection
-/// name), leaving the test consumer's alone, as a broker restart would.
+/// Closes the broker connections this test process's pools opened (by their
+/// connection name and their port: other processes may run pools on the
+/// same broker), leaving the test consumer's alone, as a broker would when
+/// an operator closes them or the node shuts down.
 pub fn close_pool_connections() -> usize {
+    let ours = local_ports_to_broker();
     let out = rabbitmqctl(&[
         "list_connections",
         "-q",
         "--no-table-headers",
         "pid",
+        "peer_port",
         "client_properties",
     ]);
     let mut closed = 0;
@@ -451,13 +455,46 @@ pub fn close_pool_connections() -> usize {
         if !line.contains("\"mongoose_event_pusher\"") {
             continue;
         }
-        let Some(pid) = line.split_whitespace().next() else {
+        let mut words = line.split_whitespace();
+        let (Some(pid), Some(port)) = (words.next(), words.next()) else {
             continue;
         };
+        if !port.parse().is_ok_and(|p: u16| ours.contains(&p)) {
+            continue;
+        }
         rabbitmqctl(&["close_connection", pid, "test: closed by the broker"]);
         closed += 1;
     }
     closed
+}
+
+/// Local ports of this process's TCP connections to the broker.
+fn local_ports_to_broker() -> std::collections::HashSet<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("procfs")
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            link.strip_prefix("socket:[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(str::to_owned)
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/self/net/tcp").expect("procfs");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, inode) = (cols.get(1)?, cols.get(2)?, cols.get(9)?);
+            // 127.0.0.1:5672 as the kernel writes it.
+            if *remote != "0100007F:1628" || !inodes.contains(*inode) {
+                return None;
+            }
+            u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+        })
+        .collect()
 }
 
 fn rabbitmqctl(args: &[&str]) -> String {
@@ -477,11 +514,13 @@ fn rabbitmqctl(args: &[&str]) -> String {
 }
 
 /// A TCP proxy in front of the broker that the test can cut (every proxied
-/// connection dies at once, as when a network or the broker fails) and
-/// disable (new connections are dropped right after accept) and enable again.
+/// connection dies at once, as when a network or the broker fails), disable
+/// (new connections are dropped right after accept) and enable again, or
+/// stall (nothing flows from the broker to the client until `resume`).
 pub struct Proxy {
     pub port: u16,
     enabled: Arc<std::sync::atomic::AtomicBool>,
+    stalled: Arc<std::sync::atomic::AtomicBool>,
     cut: Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
     stop: tokio_util::sync::CancellationToken,
 }
@@ -491,33 +530,50 @@ impl Proxy {
         let listener = block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let enabled = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cut = Arc::new(std::sync::Mutex::new(
             tokio_util::sync::CancellationToken::new(),
         ));
         let stop = tokio_util::sync::CancellationToken::new();
-        let (en, ct, st) = (enabled.clone(), cut.clone(), stop.clone());
+        let (en, sl, ct, st) = (enabled.clone(), stalled.clone(), cut.clone(), stop.clone());
         runtime::handle().expect("runtime").spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     _ = st.cancelled() => return,
                     a = listener.accept() => a,
                 };
-                let Ok((mut client, _)) = accepted else {
-                    continue;
-                };
+                let Ok((client, _)) = accepted else { continue };
                 if !en.load(Ordering::SeqCst) {
                     continue; // dropped: the client sees the connection end
                 }
                 let token = ct.lock().unwrap().clone();
-                let st = st.clone();
+                let (st, sl) = (st.clone(), sl.clone());
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(BROKER).await else {
+                    let Ok(server) = tokio::net::TcpStream::connect(BROKER).await else {
                         return;
+                    };
+                    let (mut client_rx, mut client_tx) = client.into_split();
+                    let (mut server_rx, mut server_tx) = server.into_split();
+                    let up = tokio::io::copy(&mut client_rx, &mut server_tx);
+                    let down = async {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            while sl.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            let n = server_rx.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<(), std::io::Error>(());
+                            }
+                            client_tx.write_all(&buf[..n]).await?;
+                        }
                     };
                     tokio::select! {
                         _ = token.cancelled() => {}
                         _ = st.cancelled() => {}
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = up => {}
+                        _ = down => {}
                     }
                 });
             }
@@ -525,6 +581,7 @@ impl Proxy {
         Proxy {
             port,
             enabled,
+            stalled,
             cut,
             stop,
         }
@@ -540,6 +597,15 @@ impl Proxy {
 
     pub fn enable(&self) {
         self.enabled.store(true, Ordering::SeqCst);
+    }
+
+    /// Holds back everything the broker sends (confirms included).
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
     }
 }
 
