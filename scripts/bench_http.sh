@@ -13,7 +13,10 @@
 # Knobs (environment): BENCH_EVENTS=100000 BENCH_CALLERS=100 BENCH_WORKERS=10
 #   SINK_THREADS=1 (the sink's tokio workers; 1 leaves the other core(s) to
 #   the client measured), WRK_SECONDS=5, ROWS="c b a d"; ERL_FLAGS reaches
-#   every BEAM (e.g. "+sbwt none").
+#   every BEAM (e.g. "+sbwt none"); OURS_LIB=DIR runs row (a) with the
+#   application in DIR/mongoose_event_pusher/{ebin,priv} instead of this
+#   build, and CORE_BIN=FILE runs row (d) with that bench_core binary (copies
+#   of an earlier build, to compare before/after: bench/ab_http.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -113,11 +116,18 @@ sink_get() { # prints "<requests> <bytes>" for GET $1 (/count or /reset)
 }
 
 FAILED=""
+OURS_PA=()
+if [ -n "${OURS_LIB:-}" ]; then
+    [ -f "$OURS_LIB/mongoose_event_pusher/ebin/mod_event_pusher_http.beam" ] \
+        || die "OURS_LIB=$OURS_LIB holds no mongoose_event_pusher/ebin"
+    # Last -pa is searched first: its beams, and (code:priv_dir) its NIF, win.
+    OURS_PA=(-pa "$OURS_LIB/mongoose_event_pusher/ebin")
+fi
 run_erl() { # row module, then its output goes to the results
     local module=$1
     ERL_CRASH_DUMP="$OUT/$module.crash.dump" timeout "$STEP_TIMEOUT" erl -noshell +pc unicode \
         -pa "$ROOT"/_build/test/lib/*/ebin -pa "$SUPPORT_EBIN" \
-        -pa "$GUN_EBIN" -pa "$COWLIB_EBIN" -pa "$BENCH_EBIN" \
+        -pa "$GUN_EBIN" -pa "$COWLIB_EBIN" -pa "$BENCH_EBIN" "${OURS_PA[@]}" \
         -run "$module" main "$PORT" >"$OUT/$module.log" 2>&1 \
         || { tail -30 "$OUT/$module.log" >&2; say "$module failed (log: $OUT/$module.log)"
              FAILED="$FAILED $module"; return 0; }
@@ -155,7 +165,8 @@ for row in $ROWS; do
     d)
         if [ "$HAVE_CORE_BENCH" = 1 ]; then
             say "(d) Rust core HttpPool alone, $BENCH_EVENTS events"
-            timeout "$STEP_TIMEOUT" target/release/bench_core "$PORT" >"$OUT/bench_core.log" 2>&1 \
+            timeout "$STEP_TIMEOUT" "${CORE_BIN:-target/release/bench_core}" "$PORT" \
+                >"$OUT/bench_core.log" 2>&1 \
                 && grep '^RESULT ' "$OUT/bench_core.log" >>"$RESULTS" \
                 || { say "bench_core failed (log: $OUT/bench_core.log)"; FAILED="$FAILED bench_core"; }
         else

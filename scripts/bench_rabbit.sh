@@ -8,6 +8,8 @@
 # Usage: scripts/bench_rabbit.sh
 # Knobs (environment):
 #   BENCH_EVENTS=100000 BENCH_CALLERS=100
+#   BENCH_REPEAT=1: runs of every row, interleaved; the table shows each row's
+#     median run (by events/s), which steadies numbers on a shared machine
 #   ROWS="ours:off:10 ours:on:10 mim:off:1 mim:off:10 mim:on:1 mim:on:10 mim:pipelined:1"
 #     (kind:confirms:workers; kind ours | mim, confirms off | on | pipelined)
 #   ERL_FLAGS reaches every BEAM (e.g. "+sbwt none").
@@ -19,6 +21,7 @@ ROOT=$(pwd)
 
 export BENCH_EVENTS=${BENCH_EVENTS:-100000}
 export BENCH_CALLERS=${BENCH_CALLERS:-100}
+BENCH_REPEAT=${BENCH_REPEAT:-1}
 ROWS=${ROWS:-"ours:off:10 ours:on:10 mim:off:1 mim:off:10 mim:on:1 mim:on:10 mim:pipelined:1"}
 STEP_TIMEOUT=300
 
@@ -70,9 +73,12 @@ run_row() { # kind confirms workers
     grep '^RESULT ' "$OUT/$name.log" >>"$RESULTS" || say "row $name printed no result"
 }
 
-for row in $ROWS; do
-    IFS=: read -r kind confirms workers <<<"$row"
-    run_row "$kind" "$confirms" "$workers"
+for run in $(seq 1 "$BENCH_REPEAT"); do
+    [ "$BENCH_REPEAT" = 1 ] || say "--- run $run of $BENCH_REPEAT"
+    for row in $ROWS; do
+        IFS=: read -r kind confirms workers <<<"$row"
+        run_row "$kind" "$confirms" "$workers"
+    done
 done
 if [ "$HAVE_LAPIN_BENCH" = 1 ]; then
     for confirms in off on; do
@@ -90,7 +96,8 @@ fi
     CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
     echo "One run of \`scripts/bench_rabbit.sh\`, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores" \
          "($CPU_MODEL), RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?')" \
-         "on 127.0.0.1: $BENCH_EVENTS events from $BENCH_CALLERS callers per row;" \
+         "on 127.0.0.1: $BENCH_EVENTS events from $BENCH_CALLERS callers per row" \
+         "(median of $BENCH_REPEAT run(s) per row);" \
          "load average before the run: $LOAD_BEFORE."
     echo
     python3 bench/rabbit/rabbit_table.py "$RESULTS"

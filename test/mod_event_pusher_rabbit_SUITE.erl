@@ -161,7 +161,8 @@ end_per_testcase(_Case, Config) ->
     ep_test_host:shutdown(),
     ep_filter_module:remove(?HOST_TYPE),
     Setup = ?config(setup, Config),
-    [ep_amqp:close(C) || C <- [?config(admin, Config) | proplists:get_all_values(consumer, Config)]],
+    Conns = [?config(admin, Config) | proplists:get_all_values(consumer, Config)],
+    [ep_amqp:close(C) || C <- Conns],
     %% A fresh connection: the outage closed the case's own.
     Admin = ep_amqp:connect(),
     delete_exchanges(Admin, Setup),
@@ -173,7 +174,9 @@ end_per_testcase(_Case, Config) ->
 
 %% #{pool => TOML lines of the pool, conn => of its connection,
 %%   exchanges => [{Key, TOML body}], boot => false (the case boots itself),
-%%   instrument => events to record, queues => durable queues to delete}
+%%   consume => false (no consumer of every exchange), instrument => events to
+%%   record, queues => durable queues to delete, also_delete => exchanges to
+%%   delete besides the configured ones, vhost => a vhost of the case's own}
 setup(exchanges_are_declared_with_configured_types_and_durability) ->
     #{boot => false,
       exchanges => [{"presence_exchange", "name = \"ep_types_presence\"\ntype = \"fanout\"\n"

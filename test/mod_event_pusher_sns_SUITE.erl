@@ -35,7 +35,8 @@
          zero_retry_time_retries_at_once_then_drops/1,
          burst_of_100_arrives_complete_in_fewer_than_20_requests/1,
          burst_of_100_without_batching_takes_100_requests/1,
-         restarted_module_publishes_through_a_new_pool/1]).
+         restarted_module_publishes_through_a_new_pool/1,
+         endpoint_the_pool_refuses_fails_the_start_with_its_reason/1]).
 
 -define(ALICE, <<"alice@localhost/phone">>).
 -define(BOB, <<"bob@localhost/laptop">>).
@@ -84,7 +85,8 @@ groups() ->
       [burst_of_100_arrives_complete_in_fewer_than_20_requests,
        burst_of_100_without_batching_takes_100_requests]},
      {lifecycle, [],
-      [restarted_module_publishes_through_a_new_pool]}].
+      [restarted_module_publishes_through_a_new_pool,
+       endpoint_the_pool_refuses_fails_the_start_with_its_reason]}].
 
 init_per_suite(Config) ->
     ok = ep_sns:start(),
@@ -108,9 +110,13 @@ init_per_testcase(Case, Config) ->
         true -> instrument_helper:start([{?METRIC, labels()}]);
         false -> ok
     end,
-    ok = ep_test_host:boot([ep_test_host:general_toml(),
-                            module_toml(Topics, ep_sns_proxy:url(Proxy), ExtraOpts)]),
-    [{topics, Topics}, {proxy, Proxy}, {setup, Setup} | Config].
+    Toml = [ep_test_host:general_toml(),
+            module_toml(Topics, maps:get(sns_host, Setup, ep_sns_proxy:url(Proxy)), ExtraOpts)],
+    case maps:get(boot, Setup, true) of
+        true -> ok = ep_test_host:boot(Toml);
+        false -> ok
+    end,
+    [{topics, Topics}, {proxy, Proxy}, {setup, Setup}, {toml, Toml} | Config].
 
 end_per_testcase(_Case, Config) ->
     Setup = ?config(setup, Config),
@@ -128,7 +134,7 @@ end_per_testcase(_Case, Config) ->
     end.
 
 %% #{topics := [Kind], opts := [{Key, TomlValue}], instrumented, capture_logs,
-%%   raw_delivery}
+%%   raw_delivery, sns_host (default: the proxy), boot (default true)}
 setup(events_without_a_configured_topic_are_not_published) ->
     #{topics => [pm], opts => []};
 setup(Case) when Case =:= custom_plugin_guid_is_used_for_every_user_id;
@@ -148,6 +154,9 @@ setup(endpoint_down_throughout_drops_counts_and_logs_without_secret) ->
 setup(zero_retry_time_retries_at_once_then_drops) ->
     #{topics => all_kinds(), instrumented => true,
       opts => [{publish_retry_count, "3"}, {publish_retry_time_ms, "0"}]};
+setup(endpoint_the_pool_refuses_fails_the_start_with_its_reason) ->
+    #{topics => [], opts => [], boot => false, sns_host => "http://not a host:80",
+      capture_logs => true};
 setup(burst_of_100_arrives_complete_in_fewer_than_20_requests) ->
     #{topics => all_kinds(), opts => [{publish_batching, "true"}]};
 setup(burst_of_100_without_batching_takes_100_requests) ->
@@ -464,6 +473,29 @@ restarted_module_publishes_through_a_new_pool(Config) ->
     send_chat(<<"after">>),
     ?assertMatch(#{<<"message">> := <<"after">>}, the_notification(Config, pm)).
 
+endpoint_the_pool_refuses_fails_the_start_with_its_reason(doc) ->
+    ["An sns_host the Rust pool cannot use fails the module's start with the pool's reason; "
+     "neither the error nor any log of ours (supervisor and crash reports included) holds "
+     "the secret key"];
+endpoint_the_pool_refuses_fails_the_start_with_its_reason(Config) ->
+    try ep_test_host:boot(?config(toml, Config)) of
+        ok -> ct:fail(module_started)
+    catch
+        error:Error ->
+            ?assertMatch(#{what := event_pusher_sns_pool_start_failed,
+                           host_type := <<"localhost">>,
+                           reason := <<"endpoint is not a valid URL", _/binary>>}, Error),
+            ?assertEqual(nomatch, binary:match(term_to_binary(Error), list_to_binary(?SECRET)))
+    end,
+    %% The host's gen_mod logs the options of a module that failed to start
+    %% (MongooseIM does so too); every other log event is ours to keep clean.
+    Logs = [E || E <- captured_logs(), not is_host_module_start_failure(E)],
+    ?assert(length(Logs) > 1),
+    [?assertEqual(nomatch, binary:match(Text, list_to_binary(?SECRET)), Text)
+     || Text <- [log_text(E) || E <- Logs]],
+    %% Nothing is left running: a valid config starts afterwards.
+    ?assertEqual({error, not_started}, mod_event_pusher_sns_pool:stats(ep_test_host:host_type())).
+
 %%====================================================================
 %% Helpers
 %%====================================================================
@@ -571,6 +603,9 @@ captured_logs() ->
 log(Event, #{config := #{table := Tab}}) ->
     ets:insert(Tab, {erlang:unique_integer([monotonic]), Event}),
     ok.
+
+is_host_module_start_failure(#{msg := {report, #{what := module_start_failed}}}) -> true;
+is_host_module_start_failure(_) -> false.
 
 %% The event as a log file would show it, and every term in it.
 log_text(Event) ->

@@ -47,6 +47,11 @@ main([PortStr]) ->
         Waited = bench_http_lib:wait_for_sink(Port, Sent, ?SINK_DEADLINE_MS),
         Cpu1 = bench_http_lib:cpu_us(),
         {Counted, Bytes} = bench_http_lib:sink_count(Port),
+        %% Retried attempts explain a sink count above the events sent.
+        Stats = case mongoose_event_pusher_pools:lookup(http, ?HOST, bench) of
+                    undefined -> #{};
+                    Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
+                end,
         End = case Waited of
                   {ok, T} -> T;
                   {timeout, _} -> erlang:monotonic_time()
@@ -59,7 +64,9 @@ main([PortStr]) ->
         bench_http_lib:report(a, Result#{sink_count => Counted, sink_bytes => Bytes,
                                          callers_seconds => CallersSeconds,
                                          cpu_us_per_event_callers => (CpuCallers - Cpu0) / Sent,
-                                         cpu_us_per_event_drain => (Cpu1 - CpuCallers) / Sent}),
+                                         cpu_us_per_event_drain => (Cpu1 - CpuCallers) / Sent,
+                                         retried => maps:get(retried, Stats, 0),
+                                         failed_attempts => maps:get(failed_attempts, Stats, 0)}),
         shutdown()
     after
         file:delete(Toml)

@@ -3,8 +3,9 @@
 %% it is cast inside handle_cast. Mode `off' publishes only (MongooseIM's
 %% default); `on' waits for the broker's confirm after every publish
 %% (MongooseIM with confirms_enabled); `pipelined' puts the channel in
-%% confirm mode but does not wait (acks are counted as they come): the best
-%% amqp_client can do with confirms, which MongooseIM does not do.
+%% confirm mode, casts each publish to the channel and does not wait (acks
+%% are counted as they come): the best amqp_client can do with confirms,
+%% which MongooseIM does not do.
 -module(bench_rabbit_mim_worker).
 
 -behaviour(gen_server).
@@ -48,10 +49,18 @@ handle_cast({publish, Exchange, RoutingKey, Json}, State = #{channel := Channel,
     Method = #'basic.publish'{exchange = Exchange, routing_key = RoutingKey},
     Msg = #amqp_msg{payload = Json},
     T0 = erlang:monotonic_time(),
-    ok = amqp_channel:call(Channel, Method, Msg),
     Result = case Mode of
-                 on -> amqp_channel:wait_for_confirms(Channel);
-                 _ -> true
+                 off ->
+                     ok = amqp_channel:call(Channel, Method, Msg),
+                     true;
+                 on ->
+                     ok = amqp_channel:call(Channel, Method, Msg),
+                     amqp_channel:wait_for_confirms(Channel);
+                 pipelined ->
+                     %% Not MongooseIM's call: the channel queues it and the
+                     %% worker moves on at once.
+                     ok = amqp_channel:cast(Channel, Method, Msg),
+                     true
              end,
     TimeUs = erlang:convert_time_unit(erlang:monotonic_time() - T0, native, microsecond),
     %% MongooseIM measures each publish into its wpool event (size is the

@@ -12,13 +12,21 @@ import sys
 
 
 def parse(path):
-    rows = []
+    """One row per row name, in first-seen order: its median run by events/s
+    (with BENCH_REPEAT > 1 each row ran several times)."""
+    runs = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.startswith("RESULT "):
                 continue
             fields = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
-            rows.append(fields)
+            runs.setdefault(fields["row"], []).append(fields)
+    rows = []
+    for same in runs.values():
+        same.sort(key=lambda r: num(r, "events_per_s") or 0)
+        median = dict(same[(len(same) - 1) // 2])
+        median["runs"] = str(len(same))
+        rows.append(median)
     return rows
 
 

@@ -30,9 +30,14 @@
                           max_retries => non_neg_integer(),
                           retry_base_delay => non_neg_integer(),
                           atom() => term()}.
-%% What the pool's owner needs to report a result.
--type ctx() :: #{host_type := mongooseim:host_type(), sender := jid:luser(),
-                 pool_name := atom(), path := binary()}.
+%% What the pool's owner needs to report a result. It travels with every
+%% request through the NIF and back (term_to_binary), so it is a small
+%% record: a map with its keys costs twice as much each way.
+-record(ctx, {host_type :: mongooseim:host_type(),
+              sender :: jid:luser(),
+              pool_name :: atom(),
+              path :: binary()}).
+-type ctx() :: #ctx{}.
 %% What http_submit/2 takes.
 -type request() :: {{module(), ctx()}, Path :: binary(), [{binary(), binary()}], Body :: binary(),
                     MaxRetries :: non_neg_integer(), RetryBaseMs :: non_neg_integer()}.
@@ -141,8 +146,7 @@ push_event(HookAcc = #{acc := Acc},
                                    maps:get(metadata, HookAcc, #{}), Acc),
     %% The default covers an event still running while the module stops.
     Handlers = gen_mod:get_module_opt(HostType, ?MODULE, handlers, []),
-    lists:foreach(fun(Opts) -> run_handler(HostType, CallbackAcc, Dir, From, To, Packet, Opts) end,
-                  Handlers),
+    run_handlers(Handlers, HostType, CallbackAcc, Dir, From, To, Packet),
     {ok, HookAcc};
 push_event(HookAcc, _Params, _Extra) ->
     {ok, HookAcc}.
@@ -157,7 +161,7 @@ push_event(HookAcc, _Params, _Extra) ->
       Outcome :: {response, 100..599, non_neg_integer()}
                | {error, binary(), non_neg_integer()}
                | {dropped, atom()}.
-handle_pool_result(#{host_type := HostType, sender := Sender}, {response, Status, TimeUs}) ->
+handle_pool_result(#ctx{host_type = HostType, sender = Sender}, {response, Status, TimeUs}) ->
     execute(HostType, #{count => 1, response_time => TimeUs, sender => Sender,
                         response_code => integer_to_binary(Status)});
 handle_pool_result(Ctx, {error, Reason, _TimeUs}) ->
@@ -222,7 +226,7 @@ pool_path(Pool) ->
 %% user's process) never waits for a pool to start. Anything else, including
 %% requests made while that acquire runs, fails as in MongooseIM.
 -spec no_pool(request(), ctx()) -> ok.
-no_pool(Request, Ctx = #{host_type := HostType, pool_name := Pool}) ->
+no_pool(Request, Ctx = #ctx{host_type = HostType, pool_name = Pool}) ->
     Hold = maps:get(Pool, persistent_term:get(?HOLDS(HostType), #{}), undefined),
     case may_acquire_lazily(Hold, HostType, Pool)
         andalso atomics:compare_exchange(Hold, ?STATE, ?FREE, ?ACQUIRING) =:= ok of
@@ -244,7 +248,7 @@ may_acquire_lazily(Hold, HostType, Pool) ->
 
 %% Runs in its own process; the hold is ?ACQUIRING until it ends.
 -spec lazy_submit(atomics:atomics_ref(), request(), ctx()) -> ok.
-lazy_submit(Hold, Request, Ctx = #{host_type := HostType, pool_name := Pool}) ->
+lazy_submit(Hold, Request, Ctx = #ctx{host_type = HostType, pool_name = Pool}) ->
     Acquired = try mongoose_event_pusher_pools:acquire(http, HostType, Pool)
                catch Class:Reason -> {error, {Class, Reason}}
                end,
@@ -281,6 +285,14 @@ now_ms() ->
 %% Requests
 %%--------------------------------------------------------------------
 
+-spec run_handlers([handler_opts()], mongooseim:host_type(), mongoose_acc:t(), in | out,
+                   jid:jid(), jid:jid(), exml:element()) -> ok.
+run_handlers([Opts | Handlers], HostType, Acc, Dir, From, To, Packet) ->
+    run_handler(HostType, Acc, Dir, From, To, Packet, Opts),
+    run_handlers(Handlers, HostType, Acc, Dir, From, To, Packet);
+run_handlers([], _HostType, _Acc, _Dir, _From, _To, _Packet) ->
+    ok.
+
 %% Everything a handler does for one event: its callbacks and the submit.
 %% A crash anywhere in it (a callback, a header that is not text, a request
 %% the NIF refuses) is logged and ends only this handler's part.
@@ -310,7 +322,7 @@ make_req(HostType, Acc, Dir, #jid{lserver = Host, luser = Sender}, #jid{luser = 
     Headers = [{to_binary(Name), to_binary(Value)}
                || {Name, Value} <- Mod:prepare_headers(Acc, Dir, Host, Message,
                                                        Sender, Receiver, Opts)],
-    Ctx = #{host_type => HostType, sender => Sender, pool_name => PoolName, path => Path},
+    Ctx = #ctx{host_type = HostType, sender = Sender, pool_name = PoolName, path = Path},
     ?LOG_INFO((log_meta(Ctx))#{what => event_pusher_http_req, receiver => Receiver,
                                direction => Dir, server => Host,
                                text => <<"mod_event_pusher_http queues an HTTP call">>}),
@@ -335,19 +347,18 @@ submit(Pool, Request, Ctx) ->
                                         reason => invalid_request,
                                         text => <<"The request built by the callback module "
                                                   "cannot be sent over HTTP">>}),
-            execute(maps:get(host_type, Ctx), #{failure_count => 1,
-                                                sender => maps:get(sender, Ctx)})
+            execute(Ctx#ctx.host_type, #{failure_count => 1, sender => Ctx#ctx.sender})
     end.
 
 %% MongooseIM's log and measurement for a request that got no response.
 -spec req_failed(ctx(), term()) -> ok.
-req_failed(Ctx = #{host_type := HostType, sender := Sender}, Reason) ->
+req_failed(Ctx = #ctx{host_type = HostType, sender = Sender}, Reason) ->
     ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_http_req_failed, reason => Reason,
                                   text => <<"mod_event_pusher_http HTTP call failed">>}),
     execute(HostType, #{failure_count => 1, sender => Sender}).
 
 -spec dropped(ctx(), atom(), boolean()) -> ok.
-dropped(Ctx = #{host_type := HostType, sender := Sender}, Reason, CountFailure) ->
+dropped(Ctx = #ctx{host_type = HostType, sender = Sender}, Reason, CountFailure) ->
     ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_http_dropped, reason => Reason,
                                   text => <<"mod_event_pusher_http gave up an HTTP call">>}),
     case CountFailure of
@@ -356,7 +367,7 @@ dropped(Ctx = #{host_type := HostType, sender := Sender}, Reason, CountFailure) 
     end.
 
 -spec log_meta(ctx()) -> map().
-log_meta(#{host_type := HostType, sender := Sender, pool_name := PoolName, path := Path}) ->
+log_meta(#ctx{host_type = HostType, sender = Sender, pool_name = PoolName, path = Path}) ->
     #{host_type => HostType, sender => Sender, pool_name => PoolName, path => Path}.
 
 %% A late result, after the module stopped on this host type, finds its event

@@ -108,7 +108,11 @@ supported_features() ->
 -spec push_event(mod_event_pusher:push_event_acc(), mod_event_pusher:push_event_params(),
                  map()) -> {ok, mod_event_pusher:push_event_acc()}.
 push_event(HookAcc, #{event := Event}, #{host_type := HostType}) ->
-    Opts = gen_mod:get_module_opts(HostType, ?MODULE),
+    %% Only what a notification needs: the credentials stay out of every
+    %% stack frame (and so out of any crash report) on this path.
+    Opts = maps:with([presence_updates_topic, pm_messages_topic, muc_messages_topic,
+                      plugin_module, region, account_id],
+                     gen_mod:get_module_opts(HostType, ?MODULE)),
     try
         handle_event(HostType, Opts, Event, maps:get(metadata, HookAcc, #{}))
     catch

@@ -157,7 +157,16 @@ log_closed(Key, Reason, timeout) ->
 
 -spec handle_results([{term(), term()}], #state{}) -> ok.
 handle_results(Results, #state{key = Key}) ->
-    lists:foreach(fun(Result) -> handle_result(Key, Result) end, Results).
+    handle_each(Results, Key).
+
+%% A batch holds up to 256 results and this runs for every one of them: a
+%% plain loop, no closure.
+-spec handle_each([{term(), term()}], key()) -> ok.
+handle_each([Result | Results], Key) ->
+    handle_result(Key, Result),
+    handle_each(Results, Key);
+handle_each([], _Key) ->
+    ok.
 
 %% A failing result handler must not take the pool down: it is logged and the
 %% batch goes on.

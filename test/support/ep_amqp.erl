@@ -15,7 +15,7 @@
 %% Queues
 -export([declare_queue/3, temp_queue/1, bind/4, purge/2, delete_queue/2, queue_length/2]).
 %% Consuming
--export([subscribe/2, recv/2, recv_until/2, recv_none/2, get_all/2]).
+-export([subscribe/2, recv/2, recv_until/2, get_all/2]).
 %% Exchanges
 -export([declare_exchange/4, exchange_exists/2, exchange_is/4, delete_exchange/2,
          list_exchanges/0]).
@@ -144,7 +144,7 @@ queue_length(#{channel := Ch}, Queue) ->
 %%====================================================================
 
 %% @doc Subscribes the calling process to `Queue' (auto-ack); deliveries
-%% arrive in its mailbox and are read with recv/2, recv_until/2, recv_none/2.
+%% arrive in its mailbox and are read with recv/2 and recv_until/2.
 -spec subscribe(conn(), binary()) -> binary().
 subscribe(#{channel := Ch}, Queue) ->
     #'basic.consume_ok'{consumer_tag = Tag} =
@@ -166,16 +166,6 @@ recv(N, TimeoutMs) ->
 -spec recv_until(fun((msg()) -> boolean()), timeout()) -> [msg()].
 recv_until(Pred, TimeoutMs) ->
     recv_until(Pred, deadline(TimeoutMs), []).
-
-%% @doc Fails if a delivery arrives within `TimeoutMs'. Only for checking
-%% that nothing more follows what a case already waited for.
--spec recv_none(timeout(), term()) -> ok.
-recv_none(TimeoutMs, What) ->
-    receive
-        {#'basic.deliver'{}, #amqp_msg{}} = D -> error({unexpected_delivery, What, to_msg(D)})
-    after TimeoutMs ->
-            ok
-    end.
 
 %% @doc Every message the queue holds now, fetched one by one (basic.get,
 %% acknowledged).

@@ -18,6 +18,7 @@ instrumentation(HostType, Tag) ->
     specs(wpool_rabbit_connections, wpool_rabbit_messages_published,
           #{host_type => HostType, pool_tag => Tag}).
 
+-spec specs(atom(), atom(), mongoose_instrument:labels()) -> [mongoose_instrument:spec()].
 specs(ConnectionsEvent, PublishedEvent, Labels) ->
     [{ConnectionsEvent, Labels,
       #{metrics => #{active => counter, opened => spiral, closed => spiral,

@@ -1,6 +1,8 @@
 //! A quick throughput probe of the rabbit pool (ignored by default; the
 //! benchmarks under bench/ are the reference). Run with
-//! `cargo test --release -p event_pusher_core --test rabbit_throughput -- --ignored --nocapture`.
+//! `cargo test --release -p event_pusher_core --test rabbit_throughput -- --ignored --nocapture`
+//! (EP_TPUT_MESSAGES: messages per row, default 200000; EP_TPUT_ROW: only
+//! that row, 0-based, e.g. for a profiler).
 //! Messages go to a topic exchange with a queue bound (an unroutable message
 //! measures nothing); the time runs until every message is published (acked
 //! with confirms on).
@@ -54,12 +56,6 @@ fn run(workers: usize, confirms: bool, total: u64) -> f64 {
         match pool.publish(n, &exchange, &keys[(n % 100) as usize], body.clone()) {
             Ok(()) => n += 1,
             Err(_) => std::thread::sleep(Duration::from_micros(200)),
-        }
-    }
-    if std::env::var("EP_TPUT_DEBUG").is_ok() {
-        for _ in 0..10 {
-            eprintln!("{:?}", pool.stats());
-            std::thread::sleep(Duration::from_millis(300));
         }
     }
     let (outcomes, _) = events.outcomes(total as usize);

@@ -1,13 +1,13 @@
-//! The dispatcher: one task per pool that moves jobs from the queue to job
-//! tasks (at most `workers` at once, a semaphore permit each) and carries out
-//! the close: drain until the deadline, then drop what is left, then notify.
+//! The dispatcher: starts a pool's workers and carries out its close (stop
+//! taking work, let the workers drain the queue until the deadline, then
+//! stop them, drop what is left, and notify).
 //!
 //! It runs under a supervising loop: a panic is caught, counted, reported and
-//! the dispatcher restarts with its state (queue, permits, close progress)
+//! the dispatcher resumes with its state (close progress, callbacks)
 //! intact, because that state lives outside the panicking future.
 
-use super::attempt::Shared;
-use super::{CloseCommand, Job, DROP_DRAIN};
+use super::worker::{self, Shared};
+use super::{CloseCommand, DROP_DRAIN};
 use crate::report::{CloseCallback, CloseReport, DropReason, Outcome, Tag};
 use crate::stats::Counters;
 use futures_util::FutureExt;
@@ -15,49 +15,51 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
-/// Pause before restarting a dispatcher that panicked, so a panic that
-/// repeats cannot spin a runtime thread.
-const RESTART_PAUSE: Duration = Duration::from_millis(10);
-
-/// Panics to provoke, for the crate's own tests.
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Default)]
-pub(crate) struct Faults {
-    pub dispatcher: std::sync::atomic::AtomicBool,
-    pub attempt: std::sync::atomic::AtomicBool,
-}
+/// Pause before restarting a task that panicked, so a panic that repeats
+/// cannot spin a runtime thread.
+pub(crate) const RESTART_PAUSE: Duration = Duration::from_millis(10);
 
 struct Dispatcher<T> {
     shared: Arc<Shared<T>>,
-    queue: mpsc::Receiver<Job<T>>,
     control: mpsc::UnboundedReceiver<CloseCommand>,
     /// False once every control sender is gone (the pool handle was dropped).
     control_open: bool,
-    permits: Arc<Semaphore>,
+    /// One permit per worker, held while it runs: all of them free means
+    /// every worker has ended.
+    running: Arc<Semaphore>,
     workers: u32,
     /// Set once a close began: when to give up, and who to tell.
     closing: Option<(Instant, Vec<CloseCallback>)>,
+    /// The close is past the drain: the workers were told to stop.
+    stopped: bool,
 }
 
 pub(crate) fn spawn<T: Tag>(
     runtime: &tokio::runtime::Handle,
     shared: Shared<T>,
-    queue: mpsc::Receiver<Job<T>>,
     control: mpsc::UnboundedReceiver<CloseCommand>,
     workers: usize,
 ) {
     let workers = u32::try_from(workers).unwrap_or(u32::MAX);
+    let shared = Arc::new(shared);
+    let running = Arc::new(Semaphore::new(workers as usize));
+    for _ in 0..workers {
+        // Never fails: there is one permit per worker and none is taken yet.
+        if let Ok(permit) = running.clone().try_acquire_owned() {
+            runtime.spawn(worker::run(shared.clone(), permit));
+        }
+    }
     let dispatcher = Dispatcher {
-        shared: Arc::new(shared),
-        queue,
+        shared,
         control,
         control_open: true,
-        permits: Arc::new(Semaphore::new(workers as usize)),
+        running,
         workers,
         closing: None,
+        stopped: false,
     };
     runtime.spawn(supervise(dispatcher));
 }
@@ -74,45 +76,24 @@ async fn supervise<T: Tag>(mut dispatcher: Dispatcher<T>) {
         }
     }
     // Dropping the dispatcher drops its `Shared`; the reporter thread ends
-    // once the last job task has dropped its clone too (they are all done).
+    // once the workers have dropped theirs too (they have all ended).
 }
 
 impl<T: Tag> Dispatcher<T> {
     async fn run(&mut self) {
         while self.closing.is_none() {
-            self.dispatch_one().await;
+            let command = self.control.recv().await;
+            self.begin_close(command);
         }
-        self.drain().await;
+        if !self.stopped {
+            self.drain().await;
+            self.stopped = true;
+        }
         self.finish().await;
     }
 
-    /// Waits for a permit and a job (or a close) and starts the job.
-    async fn dispatch_one(&mut self) {
-        #[cfg(feature = "test-hooks")]
-        if self.shared.faults.dispatcher.swap(false, Relaxed) {
-            panic!("injected dispatcher panic");
-        }
-        let permit = tokio::select! {
-            biased;
-            command = self.control.recv(), if self.control_open => {
-                return self.begin_close(command);
-            }
-            permit = self.permits.clone().acquire_owned() => permit,
-        };
-        let Ok(permit) = permit else { return }; // never closed
-        tokio::select! {
-            biased;
-            command = self.control.recv(), if self.control_open => self.begin_close(command),
-            job = self.queue.recv() => match job {
-                Some(job) => self.start(job, permit),
-                // Every sender is gone: the handle was dropped.
-                None => self.begin_close(None),
-            },
-        }
-    }
-
-    /// Closes the queue (later submits fail) and fixes the deadline. A later
-    /// command only adds its callback.
+    /// Closes the queue (later submits fail, idle workers end once it is
+    /// empty) and fixes the deadline. A later command only adds its callback.
     fn begin_close(&mut self, command: Option<CloseCommand>) {
         let (drain, done) = match command {
             Some(CloseCommand { drain, done }) => (drain, Some(done)),
@@ -121,7 +102,9 @@ impl<T: Tag> Dispatcher<T> {
                 (DROP_DRAIN, None)
             }
         };
-        self.queue.close();
+        if self.closing.is_none() {
+            self.shared.close_queue();
+        }
         let (_, callbacks) = self.closing.get_or_insert_with(|| {
             let deadline = Instant::now().checked_add(drain).unwrap_or_else(far_future);
             (deadline, Vec::new())
@@ -133,50 +116,35 @@ impl<T: Tag> Dispatcher<T> {
         self.closing.as_ref().map_or_else(Instant::now, |c| c.0)
     }
 
-    /// Keeps starting queued jobs until the queue is empty or the deadline
-    /// passes, then waits (until the deadline) for running jobs to finish.
+    /// Waits (until the deadline) for the workers to finish what is queued
+    /// and in flight; they end when the queue is empty.
     async fn drain(&mut self) {
         let deadline = self.deadline();
+        let all_done = self.running.clone();
+        let all_done = all_done.acquire_many(self.workers);
+        tokio::pin!(all_done);
         loop {
-            let permit = tokio::select! {
+            tokio::select! {
                 biased;
+                _ = &mut all_done => return,
                 _ = tokio::time::sleep_until(deadline) => return,
-                command = self.control.recv(), if self.control_open => {
-                    self.begin_close(command);
-                    continue;
-                }
-                permit = self.permits.clone().acquire_owned() => permit,
-            };
-            let Ok(permit) = permit else { return };
-            let job = tokio::select! {
-                biased;
-                _ = tokio::time::sleep_until(deadline) => return,
-                job = self.queue.recv() => job,
-            };
-            match job {
-                Some(job) => self.start(job, permit),
-                None => break,
+                command = self.control.recv(), if self.control_open => self.begin_close(command),
             }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = self.permits.acquire_many(self.workers) => {}
         }
     }
 
     /// Stops what still runs, drops what is still queued, waits for every
-    /// job task to report, then sends the close notices.
+    /// worker to end (each reports its job first), then sends the close
+    /// notices.
     async fn finish(&mut self) {
         let shared = &self.shared;
         shared.hard_stop.cancel();
-        while let Ok(job) = self.queue.try_recv() {
+        while let Some(job) = shared.try_next_job() {
             Counters::bump(&shared.counters.dropped_closed);
             let dropped = Outcome::Dropped(DropReason::Closed);
             shared.reporter.outcome(job.tag, dropped);
         }
-        // Cancelled jobs report at their next poll; waiting for every permit
-        // means all of them have.
-        let _all = self.permits.acquire_many(self.workers).await;
+        let _all = self.running.acquire_many(self.workers).await;
         let report = CloseReport {
             dropped: shared.counters.dropped_closed.load(Relaxed),
         };
@@ -189,25 +157,6 @@ impl<T: Tag> Dispatcher<T> {
         for done in callbacks {
             shared.reporter.closed(report, done);
         }
-    }
-
-    fn start(&self, job: Job<T>, permit: OwnedSemaphorePermit) {
-        Counters::bump(&self.shared.counters.in_flight);
-        let shared = self.shared.clone();
-        tokio::spawn(async move {
-            // `run_job` reports and catches attempt panics itself; this is the
-            // last line of defence for the bookkeeping around them.
-            if AssertUnwindSafe(shared.run_job(job))
-                .catch_unwind()
-                .await
-                .is_err()
-            {
-                Counters::bump(&shared.counters.panics);
-                Counters::drop_one(&shared.counters.in_flight);
-                shared.reporter.panic("http_job");
-            }
-            drop(permit);
-        });
     }
 }
 

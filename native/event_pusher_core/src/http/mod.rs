@@ -1,5 +1,6 @@
-//! HTTP pools: a bounded queue in front of a hyper client, at most `workers`
-//! requests in flight, retries with backoff, and a bounded drain on close.
+//! HTTP pools: a bounded queue in front of `workers` worker tasks sharing a
+//! hyper client (keep-alive, at most `workers` connections), retries with
+//! backoff, and a bounded drain on close.
 //!
 //! The client is hyper's own (not reqwest): it writes the request target
 //! exactly as built by [`url`] (MongooseIM's client sends `path_prefix ++
@@ -11,15 +12,18 @@
 //! custom callback writes in another case still go out in lower case
 //! (hyper keeps no original case for requests it did not parse).
 //!
-//! [`HttpPool::submit`] is O(1) and never waits: it validates the request and
-//! `try_send`s it. A dispatcher task (see [`dispatch`]) moves jobs from the
-//! queue to tasks as semaphore permits free up; each task runs the attempts
-//! (see [`attempt`]) and reports every outcome to the pool's reporter.
+//! [`HttpPool::submit`] is O(1) and never waits: it validates the request,
+//! `try_send`s it and wakes an idle worker. Each worker (see [`worker`])
+//! takes one job at a time from the queue and runs it to its end in its own
+//! task: no task, permit or cancellation registration per job, and
+//! `workers` bounds jobs in progress (a job waiting to retry keeps its
+//! worker). The dispatcher (see [`dispatch`]) carries out the close.
+//! Outcomes go to the pool's reporter.
 
-mod attempt;
 mod dispatch;
 pub mod tls;
 mod url;
+mod worker;
 
 use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
 use crate::runtime;
@@ -34,7 +38,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use url::UrlBase;
 
 pub use http::header;
@@ -124,12 +128,14 @@ pub(crate) struct CloseCommand {
 pub struct HttpPool<T: Send + 'static> {
     base_url: UrlBase,
     queue: mpsc::Sender<Job<T>>,
+    /// Wakes an idle worker after a job was queued.
+    job_ready: Arc<Notify>,
     control: mpsc::UnboundedSender<CloseCommand>,
     closing: AtomicBool,
     counters: Arc<Counters>,
     runtime: &'static tokio::runtime::Handle,
     #[cfg(feature = "test-hooks")]
-    faults: Arc<dispatch::Faults>,
+    faults: Arc<worker::Faults>,
 }
 
 impl<T: Tag> HttpPool<T> {
@@ -143,22 +149,26 @@ impl<T: Tag> HttpPool<T> {
         let reporter = Reporter::spawn("event_pusher_rep", sink, counters.clone())
             .map_err(StartError::Thread)?;
         let (queue, queue_rx) = mpsc::channel(cfg.queue_capacity);
+        let job_ready = Arc::new(Notify::new());
         let (control, control_rx) = mpsc::unbounded_channel();
         #[cfg(feature = "test-hooks")]
-        let faults = Arc::new(dispatch::Faults::default());
-        let shared = attempt::Shared {
+        let faults = Arc::new(worker::Faults::default());
+        let shared = worker::Shared {
             client,
             request_timeout: cfg.request_timeout,
             counters: counters.clone(),
             reporter,
+            queue: std::sync::Mutex::new(queue_rx),
+            job_ready: job_ready.clone(),
             hard_stop: tokio_util::sync::CancellationToken::new(),
             #[cfg(feature = "test-hooks")]
             faults: faults.clone(),
         };
-        dispatch::spawn(runtime, shared, queue_rx, control_rx, cfg.workers);
+        dispatch::spawn(runtime, shared, control_rx, cfg.workers);
         Ok(HttpPool {
             base_url,
             queue,
+            job_ready,
             control,
             closing: AtomicBool::new(false),
             counters,
@@ -188,6 +198,9 @@ impl<T: Tag> HttpPool<T> {
         match self.queue.try_send(job) {
             Ok(()) => {
                 Counters::bump(&self.counters.submitted);
+                // Stores a wake-up when no worker waits: a busy worker takes
+                // the next job without one.
+                self.job_ready.notify_one();
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -230,7 +243,8 @@ impl<T: Send + 'static> HttpPool<T> {
         }
     }
 
-    /// Test hook: make the dispatcher panic once, the next time it loops.
+    /// Test hook: make the dispatching part of a worker (where it takes its
+    /// next job) panic once, the next time one loops.
     #[cfg(feature = "test-hooks")]
     pub fn inject_dispatcher_panic(&self) {
         self.faults.dispatcher.store(true, Ordering::SeqCst);

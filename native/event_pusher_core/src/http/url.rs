@@ -73,6 +73,15 @@ impl UrlBase {
     /// The URI for `path`, or `None` if no request line can carry it
     /// (e.g. a target longer than 64 KiB).
     pub fn with(&self, path: &str) -> Option<Uri> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(self.path_and_query(path)?)
+            .build()
+            .ok()
+    }
+
+    fn path_and_query(&self, path: &str) -> Option<PathAndQuery> {
         let mut target = String::with_capacity(1 + self.prefix.len() + path.len());
         let first = self.prefix.chars().next().or_else(|| path.chars().next());
         if first != Some('/') {
@@ -80,14 +89,13 @@ impl UrlBase {
         }
         target.push_str(&self.prefix);
         target.push_str(path);
-        let target = escape(&target);
-        let path_and_query = PathAndQuery::from_str(&target).ok()?;
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .ok()
+        match escape(&target) {
+            // The common case moves the string instead of copying it.
+            Cow::Borrowed(_) => PathAndQuery::from_maybe_shared(bytes::Bytes::from(target)).ok(),
+            Cow::Owned(escaped) => {
+                PathAndQuery::from_maybe_shared(bytes::Bytes::from(escaped)).ok()
+            }
+        }
     }
 }
 

@@ -22,7 +22,9 @@ const HEARTBEAT_S: u16 = 10;
 /// Where and how a pool connects. Cheap to share (one per pool).
 pub(crate) struct Endpoint {
     uri: AMQPUri,
-    tls: Option<RustlsConnector>,
+    /// The TLS client and the name the server's certificate must match (the
+    /// host, or `server_name_indication.host`).
+    tls: Option<(RustlsConnector, String)>,
     /// `host:port`, for reasons (never the URI, which holds the password).
     address: String,
 }
@@ -34,7 +36,11 @@ impl Endpoint {
                 let mut config = tls::client_config(Some(opts), true)?;
                 // The shared builder offers HTTP/1.1; AMQP negotiates no ALPN.
                 config.alpn_protocols.clear();
-                Some(RustlsConnector::from(config))
+                let name = match tls::server_name_override(opts)? {
+                    Some(name) => name.to_str().into_owned(),
+                    None => cfg.host.clone(),
+                };
+                Some((RustlsConnector::from(config), name))
             }
             None => None,
         };
@@ -80,7 +86,7 @@ impl Endpoint {
                     .collect();
                 let stream = AsyncTcpStream::connect(&runtime, addrs).await?;
                 match &tls {
-                    Some(tls) => stream.into_rustls(tls, host).await,
+                    Some((tls, name)) => stream.into_rustls(tls, name).await,
                     None => Ok(stream),
                 }
             };

@@ -24,6 +24,7 @@
 mod connect;
 mod counters;
 mod declare;
+mod publish;
 mod supervisor;
 mod window;
 mod worker;

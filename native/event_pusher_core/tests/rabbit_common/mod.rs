@@ -559,12 +559,14 @@ impl Proxy {
                         use tokio::io::{AsyncReadExt, AsyncWriteExt};
                         let mut buf = vec![0u8; 64 * 1024];
                         loop {
-                            while sl.load(Ordering::SeqCst) {
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
                             let n = server_rx.read(&mut buf).await?;
                             if n == 0 {
                                 return Ok::<(), std::io::Error>(());
+                            }
+                            // Checked after the read: what arrives while
+                            // stalled is held back, whenever it was read.
+                            while sl.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
                             }
                             client_tx.write_all(&buf[..n]).await?;
                         }

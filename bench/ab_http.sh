@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Before/after on a busy machine: runs rows of scripts/bench_http.sh for an
+# earlier build (a snapshot) and for this build, alternating, and prints each
+# run and the medians, so that both sides see the same load.
+#
+#   bench/ab_http.sh --snapshot DIR   copy this build (the app's beams and NIF,
+#                                     bench_core) into DIR
+#   bench/ab_http.sh DIR [PAIRS]      PAIRS (3) runs of each, alternating
+#
+# Knobs: AB_ROWS ("a d"; rows (a) and (d) are the ones a snapshot changes),
+# and every knob of scripts/bench_http.sh (BENCH_EVENTS...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+say() { printf '%s\n' "$*" >&2; }
+die() { say "ab_http: $*"; exit 1; }
+
+snapshot() {
+    local dir=$1
+    rebar3 as test compile >/dev/null
+    cargo build --release -p bench_sink --features core --bin bench_core --quiet
+    rm -rf "$dir/mongoose_event_pusher"
+    mkdir -p "$dir/mongoose_event_pusher/priv"
+    cp -r "$ROOT/_build/test/lib/mongoose_event_pusher/ebin" "$dir/mongoose_event_pusher/"
+    cp "$ROOT/erlang/priv/event_pusher_nif.so" "$dir/mongoose_event_pusher/priv/"
+    cp "$ROOT/target/release/bench_core" "$dir/bench_core"
+    say "snapshot of this build in $dir"
+}
+
+case "${1:-}" in
+    --snapshot) [ -n "${2:-}" ] || die "usage: $0 --snapshot DIR"; snapshot "$2"; exit 0 ;;
+    ""|-*) die "usage: $0 DIR [PAIRS] | $0 --snapshot DIR" ;;
+esac
+BASE=$(cd "$1" && pwd)
+PAIRS=${2:-3}
+ROWS=${AB_ROWS:-"a d"}
+[ -d "$BASE/mongoose_event_pusher/ebin" ] || die "$BASE holds no snapshot (--snapshot first)"
+ALL="$ROOT/bench/results/ab-$(date +%Y%m%d-%H%M%S).txt"
+mkdir -p "$(dirname "$ALL")"
+: >"$ALL"
+
+run_one() { # variant label; appends "<label> <load1> RESULT ..." lines
+    local label=$1 out load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if [ "$label" = before ]; then
+        out=$(ROWS="$ROWS" OURS_LIB="$BASE" CORE_BIN="$BASE/bench_core" \
+              scripts/bench_http.sh 2>&1 >/dev/null | sed -n 's/^raw results: //p')
+    else
+        out=$(ROWS="$ROWS" scripts/bench_http.sh 2>&1 >/dev/null | sed -n 's/^raw results: //p')
+    fi
+    [ -n "$out" ] && [ -f "$out/results.txt" ] || die "a $label run failed"
+    sed "s/^/$label $load /" "$out/results.txt" >>"$ALL"
+}
+
+for i in $(seq 1 "$PAIRS"); do
+    if [ $((i % 2)) = 1 ]; then run_one before; run_one after
+    else run_one after; run_one before; fi
+    say "pair $i of $PAIRS done"
+done
+
+python3 - "$ALL" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    label, load, _, *kv = line.split()
+    kv = dict(p.split("=", 1) for p in kv)
+    runs.setdefault((kv["row"], label), []).append((float(load), kv))
+keys = [("events_per_s", "events/s", "{:,.0f}"), ("p50_us", "p50 µs", "{:.2f}"),
+        ("p99_us", "p99 µs", "{:.2f}"), ("cpu_us_per_event", "CPU µs/ev", "{:.2f}"),
+        ("cpu_us_per_event_callers", "CPU callers", "{:.2f}"),
+        ("cpu_us_per_event_drain", "CPU drain", "{:.2f}")]
+print("| row | build | load1 | " + " | ".join(k[1] for k in keys) + " |")
+print("|---|---|---:|" + "---:|" * len(keys))
+for (row, label), rs in sorted(runs.items()):
+    for load, kv in rs:
+        cells = [k[2].format(float(kv[k[0]])) if k[0] in kv else "—" for k in keys]
+        print(f"| {row} | {label} | {load:.2f} | " + " | ".join(cells) + " |")
+    meds = [k[2].format(statistics.median(float(kv[k[0]]) for _, kv in rs))
+            if all(k[0] in kv for _, kv in rs) else "—" for k in keys]
+    print(f"| {row} | **{label} median** | | " + " | ".join(meds) + " |")
+EOF
+say "all runs: $ALL"

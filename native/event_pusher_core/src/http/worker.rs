@@ -1,0 +1,351 @@
+//! A pool's workers. Each takes one job at a time from the pool's queue and
+//! runs it to its end in its own task: attempts with a per-attempt timeout,
+//! retries with backoff, and the outcome of the last attempt reported to the
+//! pool's reporter.
+//!
+//! A worker is a long-lived task, so the per-job costs of a task per job (a
+//! spawn, a semaphore permit, a cancellation registration, a timer entry)
+//! are gone: the stop signal is registered once per worker, and the attempt
+//! timer is re-armed only when it fires before an attempt's deadline.
+
+use super::dispatch::RESTART_PAUSE;
+use super::{Client, Job};
+use crate::report::{DropReason, Outcome, Reporter, Tag};
+use crate::retry::backoff;
+use crate::stats::Counters;
+use futures_util::FutureExt;
+use http_body_util::{BodyExt, Full};
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Panics to provoke, for the crate's own tests.
+#[cfg(feature = "test-hooks")]
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    pub dispatcher: std::sync::atomic::AtomicBool,
+    pub attempt: std::sync::atomic::AtomicBool,
+}
+
+/// What a pool's workers and dispatcher share (one `Arc` per pool).
+pub(crate) struct Shared<T> {
+    pub client: Client,
+    pub request_timeout: Duration,
+    pub counters: Arc<Counters>,
+    pub reporter: Reporter<T>,
+    /// The pool's queue. Workers only `try_recv` (a lock held for that
+    /// instant) and wait on `job_ready` when it is empty.
+    pub queue: Mutex<mpsc::Receiver<Job<T>>>,
+    pub job_ready: Arc<Notify>,
+    /// Cancelled when the drain deadline passes: running jobs stop and are dropped.
+    pub hard_stop: CancellationToken,
+    #[cfg(feature = "test-hooks")]
+    pub faults: Arc<Faults>,
+}
+
+impl<T> Shared<T> {
+    /// The next queued job, if any, without waiting.
+    pub fn try_next_job(&self) -> Option<Job<T>> {
+        self.try_recv().ok()
+    }
+
+    fn try_recv(&self) -> Result<Job<T>, TryRecvError> {
+        // A worker that panicked while holding the lock left the receiver
+        // intact (try_recv does not panic halfway), so a poisoned lock is
+        // used as it is.
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.try_recv()
+    }
+
+    /// No more submits; workers end once the queue is empty.
+    pub fn close_queue(&self) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).close();
+        self.job_ready.notify_waiters();
+    }
+}
+
+/// How a job's attempts ended.
+enum End {
+    /// A response that is not retried (the job is done).
+    Final(Outcome),
+    /// The last allowed attempt failed with this outcome.
+    Exhausted(Outcome),
+    /// The pool stopped the job (close deadline).
+    Stopped,
+}
+
+struct Worker<T> {
+    shared: Arc<Shared<T>>,
+    /// Ready once the pool's close deadline has passed. Registered once for
+    /// the worker's life rather than once per job.
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Armed at or before the running attempt's deadline and re-armed only
+    /// when it fires early, so most attempts touch no timer.
+    timer: Pin<Box<Sleep>>,
+}
+
+/// Runs a worker until the queue is closed and empty, or the pool stops.
+/// `_running` is released when the worker ends (the dispatcher waits for it).
+pub(crate) async fn run<T: Tag>(shared: Arc<Shared<T>>, _running: OwnedSemaphorePermit) {
+    let mut worker = Worker {
+        stop: Box::pin(shared.hard_stop.clone().cancelled_owned()),
+        timer: Box::pin(tokio::time::sleep(shared.request_timeout)),
+        shared,
+    };
+    loop {
+        match AssertUnwindSafe(worker.work()).catch_unwind().await {
+            Ok(()) => break,
+            Err(_) => {
+                // Outside a job: the part of the pool that takes work from
+                // the queue. The queue is intact.
+                Counters::bump(&worker.shared.counters.panics);
+                worker.shared.reporter.panic("http_dispatcher");
+                tokio::time::sleep(RESTART_PAUSE).await;
+            }
+        }
+    }
+}
+
+impl<T: Tag> Worker<T> {
+    async fn work(&mut self) {
+        while let Some(job) = self.next_job().await {
+            Counters::bump(&self.shared.counters.in_flight);
+            let shared = self.shared.clone();
+            // `run_job` reports and catches attempt panics itself; this is
+            // the last line of defence for the bookkeeping around them.
+            if AssertUnwindSafe(self.run_job(job))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                Counters::bump(&shared.counters.panics);
+                Counters::drop_one(&shared.counters.in_flight);
+                shared.reporter.panic("http_job");
+            }
+        }
+    }
+
+    /// The next job, waiting while the queue is empty; `None` once the queue
+    /// is closed and empty or the pool stops.
+    async fn next_job(&mut self) -> Option<Job<T>> {
+        loop {
+            #[cfg(feature = "test-hooks")]
+            if self
+                .shared
+                .faults
+                .dispatcher
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                panic!("injected dispatcher panic");
+            }
+            if self.shared.hard_stop.is_cancelled() {
+                return None;
+            }
+            // A busy pool always has a job ready: no wake-up to register.
+            match self.shared.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            // Registered before looking again, so that a job queued right
+            // after the look still wakes this worker.
+            let notified = self.shared.job_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.shared.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = self.stop.as_mut() => return None,
+            }
+        }
+    }
+
+    /// Runs a job to its end and reports it. `in_flight` was bumped by `work`.
+    async fn run_job(&mut self, job: Job<T>) {
+        let end = self.attempts(&job).await;
+        let shared = &self.shared;
+        let counters = &shared.counters;
+        match end {
+            End::Final(outcome) => {
+                Counters::bump(&counters.sent);
+                shared.reporter.outcome(job.tag, outcome);
+            }
+            End::Exhausted(outcome) => {
+                Counters::bump(&counters.dropped_retries_exhausted);
+                shared.reporter.outcome(job.tag.clone(), outcome);
+                let dropped = Outcome::Dropped(DropReason::RetriesExhausted);
+                shared.reporter.outcome(job.tag, dropped);
+            }
+            End::Stopped => {
+                Counters::bump(&counters.dropped_closed);
+                let dropped = Outcome::Dropped(DropReason::Closed);
+                shared.reporter.outcome(job.tag, dropped);
+            }
+        }
+        Counters::drop_one(&counters.in_flight);
+    }
+
+    async fn attempts(&mut self, job: &Job<T>) -> End {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let Some(outcome) = self.guarded_attempt(job).await else {
+                return End::Stopped;
+            };
+            let retryable = match outcome {
+                Outcome::Response { status, .. } => (500..=599).contains(&status),
+                _ => true,
+            };
+            if !retryable {
+                return End::Final(outcome);
+            }
+            Counters::bump(&self.shared.counters.failed_attempts);
+            if attempt > job.max_retries {
+                return End::Exhausted(outcome);
+            }
+            // Only a job's last attempt is reported: MongooseIM emits one
+            // instrumentation event per notification; retries are counted.
+            drop(outcome);
+            let wait = backoff(job.retry_base, attempt);
+            if !wait.is_zero() {
+                tokio::select! {
+                    biased;
+                    _ = self.stop.as_mut() => return End::Stopped,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            Counters::bump(&self.shared.counters.retried);
+        }
+    }
+
+    /// One attempt, or `None` if the pool stopped meanwhile. A panic inside
+    /// it becomes a failed attempt (and is counted and reported) instead of
+    /// killing the job.
+    async fn guarded_attempt(&mut self, job: &Job<T>) -> Option<Outcome> {
+        let started = Instant::now();
+        let attempt = AssertUnwindSafe(self.attempt(job, started)).catch_unwind();
+        match attempt.await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                Counters::bump(&self.shared.counters.panics);
+                self.shared.reporter.panic("http_attempt");
+                Some(Outcome::Error {
+                    reason: Cow::Borrowed("panic"),
+                    elapsed_us: micros(started),
+                })
+            }
+        }
+    }
+
+    async fn attempt(&mut self, job: &Job<T>, started: Instant) -> Option<Outcome> {
+        #[cfg(feature = "test-hooks")]
+        if self
+            .shared
+            .faults
+            .attempt
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("injected attempt panic");
+        }
+        let timeout = self.shared.request_timeout;
+        if timeout.is_zero() {
+            return Some(timeout_outcome(started));
+        }
+        let deadline = started.checked_add(timeout).unwrap_or_else(far_future);
+        let exchange = exchange(&self.shared.client, job);
+        tokio::pin!(exchange);
+        let result = loop {
+            tokio::select! {
+                biased;
+                result = &mut exchange => break Some(result),
+                _ = self.stop.as_mut() => return None,
+                _ = self.timer.as_mut() => {
+                    if Instant::now() >= deadline {
+                        break None;
+                    }
+                    self.timer.as_mut().reset(deadline);
+                }
+            }
+        };
+        Some(match result {
+            Some(Ok(status)) => Outcome::Response {
+                status,
+                elapsed_us: micros(started),
+            },
+            Some(Err(e)) => Outcome::Error {
+                reason: error_reason(e),
+                elapsed_us: micros(started),
+            },
+            None => timeout_outcome(started),
+        })
+    }
+}
+
+/// Sends the job's request and reads the response to its end, so that its
+/// connection can carry the next request.
+async fn exchange<T>(
+    client: &Client,
+    job: &Job<T>,
+) -> Result<u16, hyper_util::client::legacy::Error> {
+    let mut request = http::Request::new(Full::new(job.body.clone()));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = job.uri.clone();
+    *request.headers_mut() = job.headers.clone();
+    let response = client.request(request).await?;
+    let status = response.status().as_u16();
+    // A broken body after the status line still counts as a response.
+    let mut body = response.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
+    Ok(status)
+}
+
+/// A deadline that never comes (for a timeout too large to add).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+fn timeout_outcome(started: Instant) -> Outcome {
+    Outcome::Error {
+        reason: Cow::Borrowed("timeout"),
+        elapsed_us: micros(started),
+    }
+}
+
+fn micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A short reason for a failed attempt: a fixed word for the common cases,
+/// otherwise the innermost cause. Never the URL (hyper's errors do not hold
+/// it; it may hold credentials).
+fn error_reason(e: hyper_util::client::legacy::Error) -> Cow<'static, str> {
+    let mut root: &(dyn StdError + 'static) = &e;
+    while let Some(source) = root.source() {
+        root = source;
+    }
+    if let Some(io) = root.downcast_ref::<std::io::Error>() {
+        match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => return Cow::Borrowed("connection_refused"),
+            std::io::ErrorKind::ConnectionReset => return Cow::Borrowed("connection_reset"),
+            std::io::ErrorKind::TimedOut => return Cow::Borrowed("timeout"),
+            _ => {}
+        }
+    }
+    let kind = if e.is_connect() {
+        "connect_failed"
+    } else {
+        "request_failed"
+    };
+    Cow::Owned(format!("{kind}: {root}"))
+}
