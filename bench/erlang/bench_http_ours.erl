@@ -41,11 +41,13 @@ main([PortStr]) ->
             {timeout, Got} -> error({warmup_not_delivered, #{sent => Warmup, sink_count => Got}})
         end,
         _ = bench_http_lib:sink_reset(Port),
+        Threads0 = bench_http_lib:cpu_us_by_thread(),
         Cpu0 = bench_http_lib:cpu_us(),
         Run = bench_http_lib:run_callers(Callers, PerCaller, Prepare, fun run_hook/1),
         CpuCallers = bench_http_lib:cpu_us(),
         Waited = bench_http_lib:wait_for_sink(Port, Sent, ?SINK_DEADLINE_MS),
         Cpu1 = bench_http_lib:cpu_us(),
+        Threads1 = bench_http_lib:cpu_us_by_thread(),
         {Counted, Bytes} = bench_http_lib:sink_count(Port),
         %% Retried attempts explain a sink count above the events sent.
         Stats = case mongoose_event_pusher_pools:lookup(http, ?HOST, bench) of
@@ -61,7 +63,8 @@ main([PortStr]) ->
                                                   native, microsecond) / 1.0e6,
         %% Where the CPU went: while the callers ran (hooks, NIF submits, and
         %% whatever the pool did meanwhile), then until the sink had it all.
-        bench_http_lib:report(a, Result#{sink_count => Counted, sink_bytes => Bytes,
+        Split = bench_http_lib:cpu_split(Threads0, Threads1, Sent),
+        bench_http_lib:report(a, (maps:merge(Result, Split))#{sink_count => Counted, sink_bytes => Bytes,
                                          callers_seconds => CallersSeconds,
                                          cpu_us_per_event_callers => (CpuCallers - Cpu0) / Sent,
                                          cpu_us_per_event_drain => (Cpu1 - CpuCallers) / Sent,

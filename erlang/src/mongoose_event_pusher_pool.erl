@@ -142,6 +142,10 @@ wait_closed(Ref, Deadline, State) ->
             {closed, Report};
         {mongoose_event_pusher_nif, results, Results} ->
             handle_results(Results, State),
+            wait_closed(Ref, Deadline, State);
+        {mongoose_event_pusher_nif, event, EventTag, Event} ->
+            %% e.g. the broker connections closing as the pool drains
+            handle_event(State#state.key, EventTag, Event),
             wait_closed(Ref, Deadline, State)
     after Timeout ->
             timeout

@@ -17,14 +17,18 @@
 
 -include("jlib.hrl").
 
--define(BACKENDS, [http]).
+-define(BACKENDS, [http, rabbit, sns]).
 -define(WAIT_MS, 10000).
+%% Between two reads of a queue that reading empties (not a wait for a result).
+-define(POLL_MS, 50).
 
--type backend() :: http.
+-type backend() :: http | rabbit | sns.
 -type step() :: {online | offline, jid:jid()}
               | {send, From :: jid:jid(), To :: jid:jid(), Type :: binary(), Body :: binary()}
               | {groupchat, From :: jid:jid(), Room :: jid:jid(), Members :: [jid:jid()],
                  Body :: binary()}.
+-type verdict() :: {ok | error, {Received :: non_neg_integer(), Expected :: non_neg_integer()}}.
+-type event() :: {mongoose_instrument:event_name(), mongoose_instrument:labels()}.
 
 %%====================================================================
 %% Entry points
@@ -54,14 +58,14 @@ run(ConfigPath) ->
     %% parses the same file again, as MongooseIM does at start).
     Opts = maps:from_list(mongoose_config_parser:parse_file(ConfigPath)),
     ok = logger:set_primary_config(level, maps:get(loglevel, Opts, warning)),
-    HostType = ep_test_host:host_type(),
-    Backends = [B || B <- ?BACKENDS, is_configured(B, HostType, Opts)],
+    Backends = [B || B <- ?BACKENDS, is_configured(B, Opts)],
     title(io_lib:format("config ~s: host type ~s, backends ~p",
-                        [ConfigPath, HostType, Backends])),
+                        [ConfigPath, ep_test_host:host_type(), Backends])),
     Started = [{B, start(B, Opts)} || B <- Backends],
-    ok = ep_test_host:boot(Toml),
+    %% Recording from before the boot: pools report their connections then.
     ok = mongoose_instrument:start_recording(
            lists:append([instrumentation(B) || B <- Backends])),
+    ok = ep_test_host:boot(Toml),
     Steps = scenario(),
     title("scenario"),
     lists:foreach(fun play/1, Steps),
@@ -75,9 +79,8 @@ run(ConfigPath) ->
         Failed -> {error, Failed}
     end.
 
-is_configured(Backend, HostType, Opts) ->
-    Modules = maps:get({modules, HostType}, Opts, #{}),
-    maps:is_key(Backend, maps:get(mod_event_pusher, Modules, #{})).
+is_configured(Backend, Opts) ->
+    maps:is_key(Backend, event_pusher_opts(Opts)).
 
 result_text({ok, {Got, Expected}}) ->
     io_lib:format("ok: ~b deliveries received, ~b expected", [Got, Expected]);
@@ -131,22 +134,29 @@ play({groupchat, From, Room, Members, Body}) ->
 %%====================================================================
 
 -spec start(backend(), map()) -> term().
-start(http, Opts) -> http_start(Opts).
+start(http, Opts) -> http_start(Opts);
+start(rabbit, Opts) -> rabbit_start(Opts);
+start(sns, Opts) -> sns_start(Opts).
 
--spec instrumentation(backend()) -> [{mongoose_instrument:event_name(),
-                                      mongoose_instrument:labels()}].
-instrumentation(http) -> http_instrumentation().
+-spec instrumentation(backend()) -> [event()].
+instrumentation(http) -> http_instrumentation();
+instrumentation(rabbit) -> rabbit_instrumentation();
+instrumentation(sns) -> sns_instrumentation().
 
 -spec expected(backend(), map(), [step()]) -> non_neg_integer().
-expected(http, Opts, Steps) -> http_expected(Opts, Steps).
+expected(http, Opts, Steps) -> http_expected(Opts, Steps);
+expected(rabbit, Opts, Steps) -> rabbit_expected(Opts, Steps);
+expected(sns, Opts, Steps) -> sns_expected(Opts, Steps).
 
-%% {ok | error, {Received, Expected}}
--spec report(backend(), term(), non_neg_integer()) ->
-    {ok | error, {non_neg_integer(), non_neg_integer()}}.
-report(http, State, Expected) -> http_report(State, Expected).
+-spec report(backend(), term(), non_neg_integer()) -> verdict().
+report(http, State, Expected) -> http_report(State, Expected);
+report(rabbit, State, Expected) -> rabbit_report(State, Expected);
+report(sns, State, Expected) -> sns_report(State, Expected).
 
 -spec stop(backend(), term()) -> ok.
-stop(http, State) -> http_stop(State).
+stop(http, State) -> http_stop(State);
+stop(rabbit, State) -> rabbit_stop(State);
+stop(sns, State) -> sns_stop(State).
 
 %%====================================================================
 %% http: an HTTP sink on each address the http handlers' pools point to
@@ -160,10 +170,8 @@ http_start(Opts) ->
     [http_start_sink(Host) || Host <- Hosts].
 
 http_start_sink(Host) ->
-    #{host := Ip, port := Port} = uri_string:parse(Host),
-    lists:member(Ip, ["127.0.0.1", "localhost"]) orelse
-        demo_error("the http pool's host ~s is not on 127.0.0.1: the demo serves it itself",
-                   [Host]),
+    require_local("the http pool's host", Host),
+    #{port := Port} = uri_string:parse(Host),
     case ep_http_sink:start(#{port => Port}) of
         {ok, Sink} ->
             say("http: sink listening on ~s", [Host]),
@@ -174,9 +182,7 @@ http_start_sink(Host) ->
     end.
 
 http_handlers(Opts) ->
-    Modules = maps:get({modules, ep_test_host:host_type()}, Opts, #{}),
-    EventPusher = maps:get(mod_event_pusher, Modules, #{}),
-    maps:get(handlers, maps:get(http, EventPusher, #{}), []).
+    maps:get(handlers, backend_opts(http, Opts), []).
 
 http_instrumentation() ->
     [{mod_event_pusher_http_sent, #{host_type => ep_test_host:host_type()}}].
@@ -194,40 +200,13 @@ http_report(Sinks, Expected) ->
     title("http: what the HTTP server received (in arrival order)"),
     say("(the default callback posts chat messages sent by local users: "
         "not groupchat, not messages as delivered to their recipients)", []),
-    Requests = http_wait(Sinks, Expected),
-    lists:foreach(fun http_print/1, Requests),
-    http_print_instrumentation(Expected),
-    Got = length(Requests),
-    case Got >= Expected of
-        true -> {ok, {Got, Expected}};
-        false -> {error, {Got, Expected}}
-    end.
-
-%% What MongooseIM's metrics would see: one event per attempt.
-http_print_instrumentation(Expected) ->
-    [{Event, Labels}] = http_instrumentation(),
-    Fetch = fun() -> mongoose_instrument:recorded(Event, Labels) end,
-    Measurements = wait_or_last(Fetch, Expected),
-    Codes = lists:usort([C || #{response_code := C} <- Measurements]),
-    ByCode = [{C, length([M || M = #{response_code := C1} <- Measurements, C1 =:= C])}
-              || C <- Codes],
-    Failures = length([M || M = #{failure_count := _} <- Measurements]),
-    Times = [T || #{response_time := T} <- Measurements],
-    LabelText = lists:join(", ", [io_lib:format("~s=~s", [K, V])
-                                  || {K, V} <- maps:to_list(Labels)]),
-    title(io_lib:format("http: instrumentation event ~s, labels ~s", [Event, LabelText])),
-    [say("response ~s: ~b", [C, N]) || {C, N} <- ByCode],
-    say("failures: ~b", [Failures]),
-    case Times of
-        [] -> ok;
-        _ -> say("response time: ~b us on average", [lists:sum(Times) div length(Times)])
-    end.
-
-http_wait(Sinks, Expected) ->
     Fetch = fun() -> lists:append([[{Host, R} || R <- ep_http_sink:requests(Sink)]
                                    || {Host, Sink} <- Sinks])
             end,
-    wait_or_last(Fetch, Expected).
+    Requests = wait_or_last(Fetch, at_least(Expected)),
+    lists:foreach(fun http_print/1, Requests),
+    http_print_instrumentation(Expected),
+    verdict(length(Requests), Expected).
 
 http_print({Host, Req = #{method := Method, path := Path, body := Body}}) ->
     io:format("  ~s ~s~s~n    content-type: ~s~n    body: ~s~n",
@@ -240,20 +219,264 @@ http_print({Host, Req = #{method := Method, path := Path, body := Body}}) ->
             ok
     end.
 
+%% What MongooseIM's metrics would see: one event per request.
+http_print_instrumentation(Expected) ->
+    [Event] = http_instrumentation(),
+    Measurements = recorded([Event], at_least(Expected)),
+    instrumentation_title(http, [Event]),
+    Codes = lists:usort([C || #{response_code := C} <- Measurements]),
+    [say("response ~s: ~b", [C, length([M || M = #{response_code := C1} <- Measurements,
+                                                 C1 =:= C])])
+     || C <- Codes],
+    say("failures: ~b", [length([M || M = #{failure_count := _} <- Measurements])]),
+    say_average("response time", [T || #{response_time := T} <- Measurements], "us").
+
 http_stop(Sinks) ->
     [ep_http_sink:stop(Sink) || {_Host, Sink} <- Sinks],
     ok.
 
 %%====================================================================
+%% rabbit: the broker of scripts/services.sh; a queue of the demo's own is
+%% bound to each configured exchange, and the report prints what they got
+%%====================================================================
+
+rabbit_start(Opts) ->
+    #{host := Host, port := Port, username := User, password := Password,
+      virtual_host := VHost} = rabbit_connection(Opts),
+    require_local("the rabbit pool's host", Host),
+    Conn = try ep_amqp:connect(#{port => Port, username => User, password => Password,
+                                 virtual_host => VHost})
+           catch error:{amqp_connect_failed, Reason} ->
+                   demo_error("cannot connect to RabbitMQ on 127.0.0.1:~b (~p): "
+                              "see scripts/services.sh status", [Port, Reason])
+           end,
+    {Conn, [rabbit_bind_queue(Conn, Exchange) || Exchange <- rabbit_exchanges(Opts)]}.
+
+%% `[outgoing_pools.rabbit.event_pusher]', global or of the host type.
+rabbit_connection(Opts) ->
+    HostType = ep_test_host:host_type(),
+    case [Conn || #{type := rabbit, tag := event_pusher, scope := Scope, conn_opts := Conn}
+                      <- maps:get(outgoing_pools, Opts, []),
+                  lists:member(Scope, [global, host_type, HostType])] of
+        [Conn | _] -> Conn;
+        [] -> demo_error("the rabbit backend needs [outgoing_pools.rabbit.event_pusher]", [])
+    end.
+
+rabbit_exchanges(Opts) ->
+    RabbitOpts = backend_opts(rabbit, Opts),
+    [maps:get(Key, RabbitOpts)
+     || Key <- [presence_exchange, chat_msg_exchange, groupchat_msg_exchange],
+        maps:is_key(Key, RabbitOpts)].
+
+%% The exchange is declared here as the module declares it (an equivalent
+%% declaration is a no-op) so that the queue can be bound before the boot.
+rabbit_bind_queue(Conn, #{name := Name, type := Type, durable := Durable}) ->
+    lists:member(Type, [<<"topic">>, <<"fanout">>]) orelse
+        demo_error("exchange ~s is of type ~s: the demo reads topic and fanout "
+                   "exchanges only (it binds a queue with \"#\")", [Name, Type]),
+    try ep_amqp:declare_exchange(Conn, Name, Type, Durable)
+    catch exit:Reason ->
+            demo_error("cannot declare exchange ~s (type ~s, durable ~s): ~p~n"
+                       "An exchange of that name with other settings exists? "
+                       "scripts/services.sh ctl delete_exchange ~s",
+                       [Name, Type, Durable, Reason, Name])
+    end,
+    Queue = ep_amqp:temp_queue(Conn),
+    ok = ep_amqp:bind(Conn, Queue, Name, <<"#">>),
+    say("rabbit: exchange ~s (~s), read through queue ~s bound with \"#\"", [Name, Type, Queue]),
+    {Name, Queue}.
+
+%% The names MongooseIM gives a global pool's events, and a host type's pool's.
+rabbit_instrumentation() ->
+    rabbit_events(messages_published) ++ rabbit_events(connections).
+
+rabbit_events(messages_published) ->
+    Labels = #{pool_tag => event_pusher},
+    [{wpool_global_rabbit_messages_published, Labels},
+     {wpool_rabbit_messages_published, Labels#{host_type => ep_test_host:host_type()}}];
+rabbit_events(connections) ->
+    Labels = #{pool_tag => event_pusher},
+    [{wpool_global_rabbit_connections, Labels},
+     {wpool_rabbit_connections, Labels#{host_type => ep_test_host:host_type()}}].
+
+%% Presences; chat and groupchat messages both as the sender sends them and
+%% as each recipient gets them.
+rabbit_expected(Opts, Steps) ->
+    RabbitOpts = backend_opts(rabbit, Opts),
+    lists:sum([N || Step <- Steps, {Key, N} <- [rabbit_deliveries(Step)],
+                    maps:is_key(Key, RabbitOpts)]).
+
+rabbit_deliveries({Status, _}) when Status =:= online; Status =:= offline ->
+    {presence_exchange, 1};
+rabbit_deliveries({send, _, _, <<"chat">>, _}) ->
+    {chat_msg_exchange, 2};
+rabbit_deliveries({groupchat, _, _, Members, _}) ->
+    {groupchat_msg_exchange, 1 + length(Members)};
+rabbit_deliveries(_) ->
+    none.
+
+rabbit_report({Conn = #{channel := Channel}, Queues}, Expected) ->
+    title("rabbit: what the queues bound to the exchanges received (exchange, routing key, body)"),
+    Fetch = fun() -> [{Name, M} || {Name, Queue} <- Queues, M <- rabbit_get_all(Conn, Queue)] end,
+    Received = drain(Fetch, Expected),
+    is_process_alive(Channel) orelse
+        say("(the demo's connection to RabbitMQ was lost: did the broker stop?)", []),
+    [io:format("  ~-14s ~-34s ~ts~n", [Name, Key, Body])
+     || {Name, #{routing_key := Key, payload := Body}} <- Received],
+    case lists:usort([Props || {_, #{props := Props}} <- Received]) of
+        [#{}] -> say("(no AMQP properties on any message, as MongooseIM publishes)", []);
+        PropsSeen -> say("AMQP properties seen: ~p", [PropsSeen])
+    end,
+    rabbit_print_instrumentation(Expected),
+    verdict(length(Received), Expected).
+
+%% A lost connection leaves the queues' messages unread (the report says so).
+rabbit_get_all(Conn, Queue) ->
+    try ep_amqp:get_all(Conn, Queue)
+    catch exit:_ -> []
+    end.
+
+rabbit_print_instrumentation(Expected) ->
+    Published = recorded(rabbit_events(messages_published),
+                         fun(Ms) -> sum(count, Ms) >= Expected end),
+    Connections = recorded(rabbit_events(connections), fun(_) -> true end),
+    %% Only the names of this pool's scope have recordings.
+    instrumentation_title(rabbit, [{Event, Labels} || {Event, Labels} <- rabbit_instrumentation(),
+                                                      mongoose_instrument:recorded(Event, Labels) =/= []]),
+    say("connections opened: ~b, failed: ~b, closed: ~b",
+        [sum(opened, Connections), sum(failed, Connections), sum(closed, Connections)]),
+    say("messages published: ~b, nacked: ~b, confirm timeouts: ~b",
+        [sum(count, Published), sum(failed, Published), sum(timeout, Published)]),
+    say_average("body size", [S || #{size := S} <- Published], "bytes"),
+    say_average("publish to confirm", [T || #{time := T} <- Published], "us").
+
+rabbit_stop({Conn, _Queues}) ->
+    %% The queues are exclusive: they go with the connection.
+    ep_amqp:close(Conn).
+
+%%====================================================================
+%% sns: moto's SNS (scripts/services.sh), an SQS queue subscribed to each
+%% configured topic; the report prints what the queues received
+%%====================================================================
+
+sns_start(Opts) ->
+    SnsOpts = #{sns_host := Host} = backend_opts(sns, Opts),
+    require_local("sns_host", Host),
+    ok = ep_sns:start(),
+    Topics = [ep_sns:named_topic(Name, #{})
+              || Key <- [presence_updates_topic, pm_messages_topic, muc_messages_topic],
+                 {ok, Name} <- [maps:find(Key, SnsOpts)]],
+    %% Left over from an earlier run: not this run's deliveries.
+    [_ = ep_sns:messages(Topic) || Topic <- Topics],
+    [say("sns: topic ~s, read through SQS queue ~s", [Arn, Url])
+     || #{topic_arn := Arn, queue_url := Url} <- Topics],
+    Topics.
+
+sns_instrumentation() ->
+    [{mod_event_pusher_sns_published, #{host_type => ep_test_host:host_type()}}].
+
+%% Presences on the presence topic; chat and groupchat messages as local users
+%% send them on the pm and muc topics; nothing for their deliveries.
+sns_expected(Opts, Steps) ->
+    SnsOpts = backend_opts(sns, Opts),
+    lists:sum([1 || Step <- Steps, {ok, Key} <- [sns_topic_key(Step)],
+                    maps:is_key(Key, SnsOpts)]).
+
+sns_topic_key({Status, _}) when Status =:= online; Status =:= offline ->
+    {ok, presence_updates_topic};
+sns_topic_key({send, _, _, <<"chat">>, _}) ->
+    {ok, pm_messages_topic};
+sns_topic_key({groupchat, _, _, _, _}) ->
+    {ok, muc_messages_topic};
+sns_topic_key(_) ->
+    none.
+
+sns_report(Topics, Expected) ->
+    title("sns: what the SQS queues subscribed to the topics received (topic, message)"),
+    Fetch = fun() -> [{Name, M} || Topic = #{name := Name} <- Topics,
+                                   M <- ep_sns:messages(Topic)]
+            end,
+    Received = drain(Fetch, Expected),
+    [io:format("  ~-24s ~ts~n", [Name, Body]) || {Name, #{body := Body}} <- Received],
+    %% Every notification ends published or dropped (the pool's owner reports it).
+    Measurements = recorded(sns_instrumentation(),
+                            fun(Ms) -> sum(count, Ms) + sum(dropped, Ms) >= Expected end),
+    instrumentation_title(sns, sns_instrumentation()),
+    say("published: ~b, requests: ~b, failed attempts: ~b, dropped: ~b",
+        [sum(count, Measurements), sum(requests, Measurements), sum(failed, Measurements),
+         sum(dropped, Measurements)]),
+    verdict(length(Received), Expected).
+
+sns_stop(_Topics) ->
+    ep_sns:stop().
+
+%%====================================================================
 %% Helpers
 %%====================================================================
 
-%% Polls Fetch until it returns at least N items; past the deadline, returns
-%% what is there (the report then says what is missing).
-wait_or_last(Fetch, N) ->
-    try ep_wait:for(Fetch, fun(Items) -> length(Items) >= N end, ?WAIT_MS)
+event_pusher_opts(Opts) ->
+    Modules = maps:get({modules, ep_test_host:host_type()}, Opts, #{}),
+    maps:get(mod_event_pusher, Modules, #{}).
+
+backend_opts(Backend, Opts) ->
+    maps:get(Backend, event_pusher_opts(Opts), #{}).
+
+%% The demo reads what the servers received, so they must be on this machine.
+require_local(What, Address) ->
+    Text = unicode:characters_to_list(Address),
+    Host = case uri_string:parse(Text) of
+               #{host := H} -> H;
+               _ -> Text % a bare host
+           end,
+    lists:member(Host, ["127.0.0.1", "localhost"]) orelse
+        demo_error("~s ~s is not on 127.0.0.1: the demo reads what arrives there", [What, Text]).
+
+verdict(Got, Expected) when Got >= Expected -> {ok, {Got, Expected}};
+verdict(Got, Expected) -> {error, {Got, Expected}}.
+
+at_least(N) ->
+    fun(Items) -> length(Items) >= N end.
+
+%% Polls Fetch until Done holds for what it returns; past the deadline,
+%% returns what is there (the report then says what is missing).
+wait_or_last(Fetch, Done) ->
+    try ep_wait:for(Fetch, Done, ?WAIT_MS)
     catch error:{wait_timeout, _} -> Fetch()
     end.
+
+%% The same for a Fetch whose reads take what they return (a queue): what
+%% arrives accumulates until there are N items or the deadline passes.
+drain(Fetch, N) ->
+    drain(Fetch, N, erlang:monotonic_time(millisecond) + ?WAIT_MS, []).
+
+drain(Fetch, N, Deadline, Acc) ->
+    All = Acc ++ Fetch(),
+    case length(All) >= N orelse erlang:monotonic_time(millisecond) >= Deadline of
+        true -> All;
+        false -> receive after ?POLL_MS -> ok end, drain(Fetch, N, Deadline, All)
+    end.
+
+%% What MongooseIM's metrics would see: the measurements recorded for the
+%% events, once Done holds for them (or at the deadline).
+-spec recorded([event()], fun(([map()]) -> boolean())) -> [map()].
+recorded(Events, Done) ->
+    wait_or_last(fun() -> lists:append([mongoose_instrument:recorded(Event, Labels)
+                                        || {Event, Labels} <- Events])
+                 end, Done).
+
+sum(Key, Measurements) ->
+    lists:sum([maps:get(Key, M, 0) || M <- Measurements]).
+
+instrumentation_title(Backend, Events) ->
+    Names = [io_lib:format("~s{~s}", [Event, lists:join(",", [io_lib:format("~s=~s", [K, V])
+                                                             || {K, V} <- maps:to_list(Labels)])])
+             || {Event, Labels} <- Events],
+    title(io_lib:format("~s: instrumentation ~s", [Backend, lists:join(" ", Names)])).
+
+say_average(_What, [], _Unit) ->
+    ok;
+say_average(What, Values, Unit) ->
+    say("~s: ~b ~s on average", [What, lists:sum(Values) div length(Values), Unit]).
 
 -spec demo_error(io:format(), [term()]) -> no_return().
 demo_error(Format, Args) ->

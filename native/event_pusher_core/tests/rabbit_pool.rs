@@ -99,7 +99,7 @@ fn publish_arrives_exactly(confirms: bool) {
     assert_eq!(got[1].body, chat.to_vec());
     assert_eq!(
         std::str::from_utf8(&got[1].body).unwrap(),
-        r#"{"flag":null,"from_user_id":"alice@localhost/res1","message":"zażółć \"gęślą\"","to_user_id":"bob@localhost/res2"}"#
+        r#"{"to_user_id":"bob@localhost/res2","message":"zażółć \"gęślą\"","from_user_id":"alice@localhost/res1","flag":null}"#
     );
     for g in &got {
         // No content type, no delivery mode (transient), nothing at all.

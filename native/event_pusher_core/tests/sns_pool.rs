@@ -53,7 +53,7 @@ fn the_json_body_and_typed_attributes_arrive_unchanged() {
     let proxy = Proxy::start(&moto.url);
     let (events, sink) = Collector::new();
     let pool = SnsPool::start(config(&proxy.url()), sink).expect("pool starts");
-    let body = r#"{"from_user_id":"alice@localhost","message":"zażółć gęślą jaźń ❤ \"q\" \\ 日本","to_user_id":"bob@localhost"}"#;
+    let body = r#"{"to_user_id":"bob@localhost","message":"zażółć gęślą jaźń ❤ \"q\" \\ 日本","from_user_id":"alice@localhost"}"#;
     let plain = with_attributes(
         job(1, &topic, body),
         vec![

@@ -2,11 +2,12 @@
 //! and `rabbit_publish/2`, and the pool resource, closed when its owner dies
 //! (monitor) or when the last reference is collected.
 //!
-//! Besides the outcome batches every pool sends, a rabbit pool sends
-//! `{mongoose_event_pusher_nif, event, EventTag, {connection, opened | closed
-//! | {failed, Reason}}}` and answers declarations with
-//! `{mongoose_event_pusher_nif, declared, Ref, ok | {error, [{Name, Reason}]}}`,
-//! both from the pool's reporter thread (in order with the outcomes).
+//! Besides the outcome batches every pool sends, a rabbit pool sends its
+//! owner `{mongoose_event_pusher_nif, event, EventTag, {connection, opened |
+//! closed | {failed, Reason}}}`, and answers a declaration to the process
+//! that asked with `{mongoose_event_pusher_nif, declared, Ref, ok | {error,
+//! [{Name, Reason}]}}`; both from the pool's reporter thread, in order with
+//! the outcomes.
 
 use crate::json_term::decode_fields;
 use crate::pools::ManagedPool;

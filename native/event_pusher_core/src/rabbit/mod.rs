@@ -46,8 +46,12 @@ pub use declare::{DeclareFailure, DeclareResult, ExchangeSpec};
 
 /// How long a pool whose handle was dropped without `close` keeps delivering.
 pub const DROP_DRAIN: Duration = Duration::from_secs(5);
-/// Publishes in flight (written and not yet confirmed) per channel.
-pub const MAX_IN_FLIGHT: usize = 1000;
+/// Publishes in flight (written and not yet confirmed) per channel. Enough
+/// to keep a local broker busy; more costs CPU for nothing, as lapin settles
+/// each multiple ack by scanning every pending confirm of the channel
+/// (measured here: 256 gave the most messages/s and the least CPU per
+/// message, 1000 about 20% more CPU).
+pub const MAX_IN_FLIGHT: usize = 256;
 /// Failed attempts (nack, confirm timeout, channel error) after which a
 /// message is dropped as `RetriesExhausted`. A lost connection is not a
 /// failed attempt: those messages are republished whatever the count.
