@@ -8,7 +8,8 @@
 #   bench/ab_http.sh DIR [PAIRS]      PAIRS (3) runs of each, alternating
 #
 # Knobs: AB_ROWS ("a d"; rows (a) and (d) are the ones a snapshot changes),
-# and every knob of scripts/bench_http.sh (BENCH_EVENTS...).
+# AB_AFTER=DIR2 (compare snapshot DIR with snapshot DIR2 instead of this
+# build), and every knob of scripts/bench_http.sh (BENCH_EVENTS...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -35,6 +36,11 @@ BASE=$(cd "$1" && pwd)
 PAIRS=${2:-3}
 ROWS=${AB_ROWS:-"a d"}
 [ -d "$BASE/mongoose_event_pusher/ebin" ] || die "$BASE holds no snapshot (--snapshot first)"
+AFTER=""
+if [ -n "${AB_AFTER:-}" ]; then
+    AFTER=$(cd "$AB_AFTER" && pwd)
+    [ -d "$AFTER/mongoose_event_pusher/ebin" ] || die "$AFTER holds no snapshot"
+fi
 ALL="$ROOT/bench/results/ab-$(date +%Y%m%d-%H%M%S).txt"
 mkdir -p "$(dirname "$ALL")"
 : >"$ALL"
@@ -42,8 +48,10 @@ mkdir -p "$(dirname "$ALL")"
 run_one() { # variant label; appends "<label> <load1> RESULT ..." lines
     local label=$1 out load
     load=$(cut -d' ' -f1 /proc/loadavg)
-    if [ "$label" = before ]; then
-        out=$(ROWS="$ROWS" OURS_LIB="$BASE" CORE_BIN="$BASE/bench_core" \
+    if [ "$label" = before ] || [ -n "$AFTER" ]; then
+        local dir=$BASE
+        [ "$label" = before ] || dir=$AFTER
+        out=$(ROWS="$ROWS" OURS_LIB="$dir" CORE_BIN="$dir/bench_core" \
               scripts/bench_http.sh 2>&1 >/dev/null | sed -n 's/^raw results: //p')
     else
         out=$(ROWS="$ROWS" scripts/bench_http.sh 2>&1 >/dev/null | sed -n 's/^raw results: //p')
@@ -67,8 +75,9 @@ for line in open(sys.argv[1]):
     runs.setdefault((kv["row"], label), []).append((float(load), kv))
 keys = [("events_per_s", "events/s", "{:,.0f}"), ("p50_us", "p50 µs", "{:.2f}"),
         ("p99_us", "p99 µs", "{:.2f}"), ("cpu_us_per_event", "CPU µs/ev", "{:.2f}"),
-        ("cpu_us_per_event_callers", "CPU callers", "{:.2f}"),
-        ("cpu_us_per_event_drain", "CPU drain", "{:.2f}")]
+        ("cpu_us_per_event_sched", "schedulers", "{:.2f}"),
+        ("cpu_us_per_event_rt", "tokio", "{:.2f}"),
+        ("cpu_us_per_event_reporter", "reporter", "{:.2f}")]
 print("| row | build | load1 | " + " | ".join(k[1] for k in keys) + " |")
 print("|---|---|---:|" + "---:|" * len(keys))
 for (row, label), rs in sorted(runs.items()):
@@ -76,7 +85,7 @@ for (row, label), rs in sorted(runs.items()):
         cells = [k[2].format(float(kv[k[0]])) if k[0] in kv else "—" for k in keys]
         print(f"| {row} | {label} | {load:.2f} | " + " | ".join(cells) + " |")
     meds = [k[2].format(statistics.median(float(kv[k[0]]) for _, kv in rs))
-            if all(k[0] in kv for _, kv in rs) else "—" for k in keys]
+                    if all(k[0] in kv for _, kv in rs) else "—" for k in keys]
     print(f"| {row} | **{label} median** | | " + " | ".join(meds) + " |")
 EOF
 say "all runs: $ALL"

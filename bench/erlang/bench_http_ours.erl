@@ -41,6 +41,10 @@ main([PortStr]) ->
             {timeout, Got} -> error({warmup_not_delivered, #{sent => Warmup, sink_count => Got}})
         end,
         _ = bench_http_lib:sink_reset(Port),
+        %% BENCH_MSACC=1: where the schedulers' time went (emulator, nif,
+        %% gc, busy wait...) over the measured window, on stderr.
+        Msacc = os:getenv("BENCH_MSACC") =:= "1",
+        _ = Msacc andalso msacc:start(),
         Threads0 = bench_http_lib:cpu_us_by_thread(),
         Cpu0 = bench_http_lib:cpu_us(),
         Run = bench_http_lib:run_callers(Callers, PerCaller, Prepare, fun run_hook/1),
@@ -48,6 +52,10 @@ main([PortStr]) ->
         Waited = bench_http_lib:wait_for_sink(Port, Sent, ?SINK_DEADLINE_MS),
         Cpu1 = bench_http_lib:cpu_us(),
         Threads1 = bench_http_lib:cpu_us_by_thread(),
+        _ = Msacc andalso begin
+                              _ = msacc:stop(),
+                              msacc:print(standard_error, msacc:stats(), #{}) =:= ok
+                          end,
         {Counted, Bytes} = bench_http_lib:sink_count(Port),
         %% Retried attempts explain a sink count above the events sent.
         Stats = case mongoose_event_pusher_pools:lookup(http, ?HOST, bench) of

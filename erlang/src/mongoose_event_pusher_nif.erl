@@ -44,11 +44,10 @@
                      RetryBaseMs :: non_neg_integer()}.
 -type outcome() :: {response, Status :: 100..599, TimeUs :: non_neg_integer()}
                  | {error, Reason :: binary(), TimeUs :: non_neg_integer()}
-                 | {dropped, retries_exhausted | closed}.
--type stats() :: #{submitted | sent | rejected | failed_attempts | retried |
-                   dropped_overloaded | dropped_closed |
-                   dropped_retries_exhausted | queued | in_flight | panics
-                   => non_neg_integer()}.
+                 | {published, TimeUs :: non_neg_integer(), Payload :: binary()}
+                 | {dropped, retries_exhausted | closed | overloaded}.
+%% Counters of any pool; each backend adds its own (published, requests, ...).
+-type stats() :: #{atom() => non_neg_integer()}.
 
 %% SNS (doc/architecture.md, "The sns pool"). endpoint: a URL, or a bare
 %% host meaning https://Host. request_timeout: ms for one request, default 10000.

@@ -117,7 +117,6 @@ impl<T: Tag> Worker<T> {
     async fn work(&mut self) {
         while let Some(job) = self.next_job().await {
             Counters::bump(&self.shared.counters.in_flight);
-            let shared = self.shared.clone();
             // `run_job` reports and catches attempt panics itself; this is
             // the last line of defence for the bookkeeping around them.
             if AssertUnwindSafe(self.run_job(job))
@@ -125,6 +124,7 @@ impl<T: Tag> Worker<T> {
                 .await
                 .is_err()
             {
+                let shared = &self.shared;
                 Counters::bump(&shared.counters.panics);
                 Counters::drop_one(&shared.counters.in_flight);
                 shared.reporter.panic("http_job");

@@ -1,0 +1,71 @@
+%% @doc Storage of push subscriptions: the behaviour a store implements and
+%% the calls mod_event_pusher_push makes, sent to the store the `backend'
+%% option names (`mod_event_pusher_push_<backend>').
+%%
+%% Only the mnesia store exists in this build; `backend = "rdbms"' is
+%% accepted by the config (MongooseIM's option) and refused at start.
+-module(mod_event_pusher_push_backend).
+
+-export([check_supported/1, init/2, enable/5, disable/2, disable/4,
+         get_publish_services/2, remove_domain/2]).
+
+-define(MAIN_MODULE, mod_event_pusher_push).
+
+-callback init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
+
+-callback enable(mongooseim:host_type(), UserJID :: jid:jid(), PubSubJID :: jid:jid(),
+                 Node :: mod_event_pusher_push:pubsub_node(),
+                 Form :: mod_event_pusher_push:form()) -> ok | {error, term()}.
+
+-callback disable(mongooseim:host_type(), UserJID :: jid:jid()) -> ok | {error, term()}.
+
+-callback disable(mongooseim:host_type(), UserJID :: jid:jid(), PubSubJID :: jid:jid(),
+                  Node :: mod_event_pusher_push:pubsub_node() | undefined) ->
+    ok | {error, term()}.
+
+-callback get_publish_services(mongooseim:host_type(), UserJID :: jid:jid()) ->
+    {ok, [mod_event_pusher_push:publish_service()]} | {error, term()}.
+
+-callback remove_domain(mongooseim:host_type(), jid:lserver()) -> ok.
+
+%% @doc ok for a backend this build can run; an error naming the backend
+%% otherwise (raised, so that the module's start fails with it).
+-spec check_supported(atom()) -> ok.
+check_supported(mnesia) ->
+    ok;
+check_supported(Backend) ->
+    error(#{what => push_backend_not_supported, backend => Backend,
+            text => <<"mod_event_pusher_push: this backend is not supported yet; "
+                      "use backend = \"mnesia\"">>}).
+
+-spec init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
+init(HostType, Opts) ->
+    (store(HostType)):init(HostType, Opts).
+
+-spec enable(mongooseim:host_type(), jid:jid(), jid:jid(), mod_event_pusher_push:pubsub_node(),
+             mod_event_pusher_push:form()) -> ok | {error, term()}.
+enable(HostType, UserJID, PubSubJID, Node, Form) ->
+    (store(HostType)):enable(HostType, UserJID, PubSubJID, Node, Form).
+
+-spec disable(mongooseim:host_type(), jid:jid()) -> ok | {error, term()}.
+disable(HostType, UserJID) ->
+    (store(HostType)):disable(HostType, UserJID).
+
+-spec disable(mongooseim:host_type(), jid:jid(), jid:jid(),
+              mod_event_pusher_push:pubsub_node() | undefined) -> ok | {error, term()}.
+disable(HostType, UserJID, PubSubJID, Node) ->
+    (store(HostType)):disable(HostType, UserJID, PubSubJID, Node).
+
+-spec get_publish_services(mongooseim:host_type(), jid:jid()) ->
+          {ok, [mod_event_pusher_push:publish_service()]} | {error, term()}.
+get_publish_services(HostType, UserJID) ->
+    (store(HostType)):get_publish_services(HostType, UserJID).
+
+-spec remove_domain(mongooseim:host_type(), jid:lserver()) -> ok.
+remove_domain(HostType, Domain) ->
+    (store(HostType)):remove_domain(HostType, Domain).
+
+-spec store(mongooseim:host_type()) -> module().
+store(HostType) ->
+    Backend = gen_mod:get_module_opt(HostType, ?MAIN_MODULE, backend),
+    list_to_existing_atom("mod_event_pusher_push_" ++ atom_to_list(Backend)).

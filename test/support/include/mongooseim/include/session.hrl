@@ -1,0 +1,2 @@
+%% `-include_lib("mongooseim/include/session.hrl")': the test host's copy.
+-include("../../session.hrl").
