@@ -14,7 +14,7 @@
 //! progress) intact, because that state lives outside the panicking future.
 
 use super::request::{Batch, Shared, Signal, TaskGuard};
-use super::{CloseCommand, Job, DROP_DRAIN, MAX_BATCH};
+use super::{CloseCommand, Job, DROP_DRAIN, MAX_BATCH, MAX_BATCH_BYTES};
 use crate::report::{CloseCallback, CloseReport, DropReason, Outcome, Tag};
 use crate::stats::Counters;
 use futures_util::FutureExt;
@@ -211,7 +211,7 @@ impl<T: Tag> Dispatcher<T> {
             queue.in_ready = false;
             if queue.sendable(batching) {
                 let n = if batching {
-                    queue.jobs.len().min(MAX_BATCH)
+                    batch_len(queue.jobs.iter().take(MAX_BATCH))
                 } else {
                     1
                 };
@@ -347,4 +347,44 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// A deadline that never comes (for a drain time too large to add).
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
+/// How many of the first queued jobs fit one PublishBatch: at most
+/// MAX_BATCH_BYTES of payload, and always at least one (a single job too
+/// large for SNS fails on its own).
+fn batch_len<'a, T: 'a>(jobs: impl Iterator<Item = &'a Job<T>>) -> usize {
+    let mut bytes = 0;
+    let mut n = 0;
+    for job in jobs {
+        bytes += job.payload_bytes();
+        if n > 0 && bytes > MAX_BATCH_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(bytes: usize) -> Job<u32> {
+        Job {
+            tag: 0,
+            topic: Arc::from("t"),
+            message: "x".repeat(bytes),
+            attributes: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_stops_before_snss_size_limit() {
+        let small: Vec<_> = (0..12).map(|_| job(100)).collect();
+        assert_eq!(batch_len(small.iter().take(MAX_BATCH)), 10);
+        let big: Vec<_> = (0..10).map(|_| job(30 * 1024)).collect();
+        assert_eq!(batch_len(big.iter().take(MAX_BATCH)), 8);
+        let huge = [job(300 * 1024), job(10)];
+        assert_eq!(batch_len(huge.iter()), 1);
+    }
 }

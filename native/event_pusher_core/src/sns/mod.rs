@@ -34,6 +34,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most entries in one `PublishBatch` request (the SNS limit).
 pub const MAX_BATCH: usize = 10;
 
+/// Most payload bytes (messages and attributes) in one PublishBatch: SNS
+/// rejects a larger request whole (`BatchRequestTooLong`), so a batch stops
+/// growing before this.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
 /// A pool's settings, already typed; [`SnsPool::start`] validates the values.
 #[derive(Debug, Clone)]
 pub struct SnsPoolConfig {
@@ -148,6 +153,25 @@ pub(crate) struct Job<T> {
     topic: Arc<str>,
     message: String,
     attributes: Option<HashMap<String, MessageAttributeValue>>,
+}
+
+impl<T> Job<T> {
+    /// What this job adds to a batch's size as SNS counts it (message plus
+    /// attribute names, types and values).
+    pub(crate) fn payload_bytes(&self) -> usize {
+        let attributes = self.attributes.as_ref().map_or(0, |attrs| {
+            attrs
+                .iter()
+                .map(|(name, v)| {
+                    name.len()
+                        + v.data_type().len()
+                        + v.string_value().map_or(0, str::len)
+                        + v.binary_value().map_or(0, |b| b.as_ref().len())
+                })
+                .sum()
+        });
+        self.message.len() + attributes
+    }
 }
 
 /// Asks the dispatcher to close.

@@ -1,0 +1,224 @@
+%% @doc The test host's `ejabberd_local': delivery to a local domain and the
+%% server's own IQs, as in MongooseIM.
+%%  - To a user JID: `ejabberd_sm:route/4'.
+%%  - To the server JID: an IQ request goes to the handler registered for its
+%%    namespace (`register_iq_handler/3' or `gen_iq_handler' for the domain's
+%%    host type, component `ejabberd_local'), else `feature-not-implemented';
+%%    an IQ result/error goes to the callback of `route_iq/5,6' with its id.
+%%  - To `domain/resource': bounced `item-not-found' (unless a reply).
+%% `route_iq/5,6' sends an IQ request with a fresh id and calls
+%% `Callback(From, To, Acc, IQ)' with the reply, or
+%% `Callback(undefined, undefined, undefined, timeout)' after the timeout
+%% (32 s in MongooseIM; `set_iq_timeout/1' shortens the default in tests).
+-module(ejabberd_local).
+
+-behaviour(mongoose_packet_handler).
+-behaviour(gen_iq_component).
+
+-export([process_packet/5, route_iq/5, route_iq/6, process_iq_reply/4,
+         register_iq_handler/3, unregister_iq_handler/2, register_host/1, unregister_host/1,
+         sync/0, do_route/4, get_iq_callback/1]).
+%% test host: the component lookup and the default IQ timeout
+-export([lookup_iq_handler/2, set_iq_timeout/1, iq_timeout/0]).
+
+-include("jlib.hrl").
+-include("mongoose.hrl").
+
+-define(IQ_TIMEOUT, 32000).
+-define(IQTABLE, local_iqtable).
+-define(IQRESPONSE, local_iqresponse).
+-define(TIMEOUT_KEY, {?MODULE, iq_timeout}).
+
+-type callback() :: fun((jid:jid() | undefined, jid:jid() | undefined,
+                         mongoose_acc:t() | undefined, jlib:iq() | timeout) -> any()).
+-export_type([callback/0]).
+
+-spec process_packet(mongoose_acc:t(), jid:jid(), jid:jid(), exml:element(), map()) ->
+          mongoose_acc:t().
+process_packet(Acc, From, To, El, _Extra) ->
+    try
+        do_route(Acc, From, To, El)
+    catch
+        Class:Reason:Stacktrace ->
+            ?LOG_ERROR(#{what => routing_error, from_jid => jid:to_binary(From),
+                         to_jid => jid:to_binary(To), class => Class, reason => Reason,
+                         stacktrace => Stacktrace}),
+            Acc
+    end.
+
+-spec do_route(mongoose_acc:t(), jid:jid(), jid:jid(), exml:element()) -> mongoose_acc:t().
+do_route(Acc, From, #jid{luser = LUser, lresource = LResource} = To, El) ->
+    case {LUser, LResource, El} of
+        {<<>>, <<>>, #xmlel{name = <<"iq">>}} ->
+            process_iq(Acc, From, To, El);
+        {<<>>, <<>>, _} ->
+            Acc;
+        {<<>>, _, _} ->
+            case mongoose_acc:stanza_type(Acc) of
+                Type when Type =:= <<"error">>; Type =:= <<"result">> -> Acc;
+                _ -> bounce(Acc, From, To, El, mongoose_xmpp_errors:item_not_found())
+            end;
+        _ ->
+            ejabberd_sm:route(From, To, Acc, El)
+    end.
+
+-spec route_iq(jid:jid(), jid:jid(), mongoose_acc:t(), jlib:iq(), callback()) ->
+          mongoose_acc:t().
+route_iq(From, To, Acc, IQ, Callback) ->
+    route_iq(From, To, Acc, IQ, Callback, undefined).
+
+-spec route_iq(jid:jid(), jid:jid(), mongoose_acc:t(), jlib:iq(), callback(),
+               undefined | pos_integer()) -> mongoose_acc:t().
+route_iq(From, To, Acc, #iq{type = Type} = IQ, Callback, Timeout)
+  when is_function(Callback, 4) ->
+    Packet = case Type =:= set orelse Type =:= get of
+                 true ->
+                     ID = make_iq_id(),
+                     register_iq_response_handler(ID, Callback, Timeout),
+                     jlib:iq_to_xml(IQ#iq{id = ID});
+                 false ->
+                     jlib:iq_to_xml(IQ)
+             end,
+    mongoose_router:route(mongoose_acc:update(From, To, Packet, Acc)).
+
+%% @doc Calls the callback waiting for the reply's id; other replies are dropped.
+-spec process_iq_reply(jid:jid(), jid:jid(), mongoose_acc:t(), jlib:iq()) -> mongoose_acc:t().
+process_iq_reply(From, To, Acc, #iq{id = ID, type = Type}= IQ) ->
+    case get_iq_callback(ID) of
+        {ok, Callback} ->
+            Callback(From, To, Acc, IQ);
+        error ->
+            ?LOG_INFO(#{what => dropped_iq_reply, iq_id => ID, iq_type => Type,
+                        from_jid => jid:to_binary(From)}),
+            Acc
+    end.
+
+%% @doc Takes the callback of a pending IQ (cancelling its timeout).
+-spec get_iq_callback(binary()) -> {ok, callback()} | error.
+get_iq_callback(ID) ->
+    ensure_tables(),
+    case ets:take(?IQRESPONSE, ID) of
+        [{ID, Callback, Timer}] ->
+            Timer ! cancel,
+            {ok, Callback};
+        [] ->
+            error
+    end.
+
+-spec register_iq_handler(jid:server(), binary(), mongoose_iq_handler:t()) -> ok.
+register_iq_handler(Domain, XMLNS, IQHandler) ->
+    ensure_tables(),
+    true = ets:insert(?IQTABLE, {{XMLNS, Domain}, IQHandler}),
+    ok.
+
+-spec unregister_iq_handler(jid:server(), binary()) -> ok.
+unregister_iq_handler(Domain, XMLNS) ->
+    ensure_tables(),
+    case ets:take(?IQTABLE, {XMLNS, Domain}) of
+        [{_, IQHandler}] -> mongoose_iq_handler:delete(IQHandler);
+        [] -> ok
+    end.
+
+-spec lookup_iq_handler(jid:lserver(), binary()) -> {ok, mongoose_iq_handler:t()} | error.
+lookup_iq_handler(Domain, XMLNS) ->
+    ensure_tables(),
+    case ets:lookup(?IQTABLE, {XMLNS, Domain}) of
+        [{_, IQHandler}] -> {ok, IQHandler};
+        [] -> error
+    end.
+
+%% @doc Routes a domain here (MongooseIM does it when a domain is added).
+-spec register_host(jid:server()) -> ok.
+register_host(Host) ->
+    true = mongoose_router:register_route(Host, mongoose_packet_handler:new(?MODULE)),
+    ok.
+
+-spec unregister_host(jid:server()) -> ok.
+unregister_host(Host) ->
+    true = mongoose_router:unregister_route(Host),
+    ok.
+
+%% @doc Nothing is queued in the test host: registrations take effect at once.
+-spec sync() -> ok.
+sync() ->
+    ok.
+
+%% @doc Test host: the timeout of `route_iq/5' (and `route_iq/6' with
+%% `undefined'), in ms; MongooseIM's is 32000.
+-spec set_iq_timeout(pos_integer()) -> ok.
+set_iq_timeout(Ms) when is_integer(Ms), Ms > 0 ->
+    persistent_term:put(?TIMEOUT_KEY, Ms).
+
+-spec iq_timeout() -> pos_integer().
+iq_timeout() ->
+    persistent_term:get(?TIMEOUT_KEY, ?IQ_TIMEOUT).
+
+%%--------------------------------------------------------------------
+%% Helpers
+%%--------------------------------------------------------------------
+
+-spec process_iq(mongoose_acc:t(), jid:jid(), jid:jid(), exml:element()) -> mongoose_acc:t().
+process_iq(Acc0, From, To, El) ->
+    case mongoose_iq:info(Acc0) of
+        {#iq{type = Type} = IQ, Acc} when Type =:= result; Type =:= error ->
+            process_iq_reply(From, To, Acc, IQ);
+        {#iq{xmlns = XMLNS} = IQ, Acc} ->
+            case gen_iq_component:find_handler(?MODULE, To#jid.lserver, XMLNS) of
+                {ok, Handler} ->
+                    gen_iq_component:handle(Handler, Acc, From, To, IQ);
+                error ->
+                    Text = <<"Local server does not implement this feature">>,
+                    bounce(Acc, From, To, El, mongoose_xmpp_errors:feature_not_implemented(Text))
+            end;
+        {_, Acc} ->
+            bounce(Acc, From, To, El, mongoose_xmpp_errors:bad_request())
+    end.
+
+-spec bounce(mongoose_acc:t(), jid:jid(), jid:jid(), exml:element(), exml:element()) ->
+          mongoose_acc:t().
+bounce(Acc, From, To, El, Error) ->
+    case jlib:make_error_reply(Acc, El, Error) of
+        {Acc1, #xmlel{} = Reply} -> mongoose_router:route(mongoose_acc:update(To, From, Reply, Acc1));
+        {Acc1, {error, _}} -> Acc1
+    end.
+
+-spec register_iq_response_handler(binary(), callback(), undefined | pos_integer()) -> ok.
+register_iq_response_handler(ID, Callback, Timeout0) ->
+    ensure_tables(),
+    Timeout = case Timeout0 of
+                  undefined -> iq_timeout();
+                  N when is_integer(N), N > 0 -> N
+              end,
+    %% one timer process per pending IQ: the test host has no ejabberd_local server
+    Timer = spawn(fun() -> wait_for_timeout(ID, Timeout) end),
+    true = ets:insert(?IQRESPONSE, {ID, Callback, Timer}),
+    ok.
+
+-spec wait_for_timeout(binary(), pos_integer()) -> ok.
+wait_for_timeout(ID, Timeout) ->
+    receive
+        cancel -> ok
+    after Timeout ->
+            try get_iq_callback(ID) of
+                {ok, Callback} -> _ = Callback(undefined, undefined, undefined, timeout), ok;
+                error -> ok
+            catch
+                error:badarg -> ok  % the host was stopped
+            end
+    end.
+
+-spec make_iq_id() -> binary().
+make_iq_id() ->
+    <<"ep_", (binary:encode_hex(crypto:strong_rand_bytes(8)))/binary>>.
+
+-spec ensure_tables() -> ok.
+ensure_tables() ->
+    case ets:whereis(?IQRESPONSE) of
+        undefined ->
+            {ok, _} = ejabberd_sup:ensure_started(),
+            ejabberd_sup:create_ets_table(?IQTABLE, [named_table, public, set,
+                                                     {read_concurrency, true}]),
+            ejabberd_sup:create_ets_table(?IQRESPONSE, [named_table, public, set]);
+        _ ->
+            ok
+    end.
