@@ -12,6 +12,7 @@
          init_per_testcase/2, end_per_testcase/2]).
 %% config
 -export([defaults_are_mongooseim_defaults/1,
+         documented_example_config_boots/1,
          virtual_pubsub_host_templates_are_validated/1,
          rdbms_backend_fails_start_with_a_clear_error/1,
          instrumentation_events_are_declared/1,
@@ -73,6 +74,7 @@ all() ->
 groups() ->
     [{config, [],
       [defaults_are_mongooseim_defaults,
+       documented_example_config_boots,
        virtual_pubsub_host_templates_are_validated,
        rdbms_backend_fails_start_with_a_clear_error,
        instrumentation_events_are_declared,
@@ -166,6 +168,7 @@ end_per_testcase(_Case, Config) ->
 
 boots(Case) ->
     not lists:member(Case, [virtual_pubsub_host_templates_are_validated,
+                            documented_example_config_boots,
                             rdbms_backend_fails_start_with_a_clear_error,
                             instrumentation_events_are_declared,
                             table_is_created_with_mongooseim_record_shape,
@@ -201,6 +204,21 @@ defaults_are_mongooseim_defaults(_Config) ->
                    plugin_module := mod_event_pusher_push_plugin_defaults,
                    virtual_pubsub_hosts := [], wpool := #{strategy := available_worker}},
                  Opts).
+
+%% Doc: the configuration of doc/push.md boots with those options.
+documented_example_config_boots(_Config) ->
+    ok = ep_test_host:boot([ep_test_host:general_toml(),
+                            "[modules.mod_event_pusher.push]\n"
+                            "  iqdisc.type = \"one_queue\"\n"
+                            "  backend = \"mnesia\"\n"
+                            "  plugin_module = \"mod_event_pusher_push_plugin_defaults\"\n"
+                            "  virtual_pubsub_hosts = [\"virtual.@HOST@\", \"push.example.com\"]\n"
+                            "  [modules.mod_event_pusher.push.wpool]\n"
+                            "    workers = 100\n"
+                            "    strategy = \"available_worker\"\n"]),
+    ?assertMatch(#{iqdisc := one_queue, wpool := #{workers := 100, strategy := available_worker},
+                   virtual_pubsub_hosts := [_, _]},
+                 gen_mod:get_module_opts(?HT, mod_event_pusher_push)).
 
 %% Doc: an FQDN and `<prefix>.@HOST@' are accepted; `sub@HOST@' and
 %% `x.@HOST@.y' are rejected at parse time.
@@ -339,9 +357,9 @@ session_info_is_updated_in_this_and_other_sessions(_Config) ->
     ?assertMatch({ok, {_, <<"n2">>, _}}, session_info(Laptop)),
     ok = disable(Phone, PhoneSID, ?PUBSUB, <<"n2">>),
     ?assertMatch({ok, {_, <<"n1">>, _}}, session_info(Phone)),
-    ?assertEqual({error, offline}, session_info(Laptop)),
+    ?assertEqual({error, not_set}, session_info(Laptop)),
     ok = disable(Laptop, LaptopSID, ?PUBSUB, undefined),
-    ?assertEqual({error, offline}, session_info(Phone)).
+    ?assertEqual({error, not_set}, session_info(Phone)).
 
 %%====================================================================
 %% publish
@@ -376,14 +394,14 @@ offline_chat_message_publishes_exact_iq(Config) ->
                                                  {element, <<"publish-options">>}])),
     wait_count(mod_event_pusher_push_published, 1).
 
-%% Doc: for groupchat the sender is the occupant's full JID, lowercased;
-%% without an unread-count handler message-count is 1.
+%% Doc: for groupchat the sender is the occupant's full JID, prepared as
+%% jid:to_lower/1 does (user and server lowercased, the nick kept); without an unread-count handler message-count is 1.
 groupchat_sender_is_the_occupant_full_jid(Config) ->
     enable_offline(?BOB, ?PUBSUB, <<"n">>, #{}),
     deliver(<<"Room@muc.localhost/Nick">>, ?BOB, <<"groupchat">>, <<"hello room">>),
     [{_, _, IQ}] = ep_pubsub:wait_for_publishes(?config(pubsub, Config), 1, ?WAIT_MS),
     Fields = summary_fields(IQ),
-    ?assertEqual([<<"room@muc.localhost/nick">>],
+    ?assertEqual([<<"room@muc.localhost/Nick">>],
                  proplists:get_value(<<"last-message-sender">>, Fields)),
     ?assertEqual([<<"1">>], proplists:get_value(<<"message-count">>, Fields)).
 
@@ -490,8 +508,8 @@ timeout_does_not_disable_the_node(Config) ->
     [#{reason := timeout}] = mongoose_instrument:recorded(mod_event_pusher_push_failed, ?LABELS),
     ?assertMatch({ok, [_]}, services(?BOB)).
 
-%% Doc: the hook returns while the service has not answered: routing and
-%% the reply are handled by the pool workers, not the user's process.
+%% Doc: the hook returns while the service has not answered, and the IQ
+%% was routed by another process (a pool worker), not the user's.
 hook_returns_before_the_service_replies(Config) ->
     PubSub = ?config(pubsub, Config),
     ok = ep_pubsub:set_reply(PubSub, no_reply),
@@ -499,7 +517,9 @@ hook_returns_before_the_service_replies(Config) ->
     deliver(?ALICE, ?BOB, <<"chat">>, <<"x">>),
     %% deliver/4 returned; nothing has been answered yet.
     ?assertEqual(0, count(mod_event_pusher_push_published)),
-    [_] = ep_pubsub:wait_for_publishes(PubSub, 1, ?WAIT_MS).
+    [_] = ep_pubsub:wait_for_publishes(PubSub, 1, ?WAIT_MS),
+    [Router] = ep_pubsub:routing_pids(PubSub),
+    ?assertNotEqual(self(), Router).
 
 %% Doc: when a second hook sees the same stanza (same accumulator), the
 %% service notified by the first is not notified again.

@@ -333,8 +333,11 @@ rabbit_report({Conn = #{channel := Channel}, Queues}, Expected) ->
     [io:format("  ~-14s ~-34s ~ts~n", [Name, Key, Body])
      || {Name, #{routing_key := Key, payload := Body}} <- Received],
     case lists:usort([Props || {_, #{props := Props}} <- Received]) of
-        [#{}] -> say("(no AMQP properties on any message, as MongooseIM publishes)", []);
-        PropsSeen -> say("AMQP properties seen: ~p", [PropsSeen])
+        [] -> ok;
+        [Props] when map_size(Props) =:= 0 ->
+            say("(no AMQP properties on any message, as MongooseIM publishes)", []);
+        PropsSeen ->
+            say("AMQP properties seen: ~p", [PropsSeen])
     end,
     rabbit_print_instrumentation(Expected),
     verdict(length(Received), Expected).
@@ -360,14 +363,16 @@ rabbit_print_instrumentation(Expected) ->
                          fun(Ms) -> sum(count, Ms) >= Expected end),
     Connections = recorded(rabbit_events(connections), fun(_) -> true end),
     %% Only the names of this pool's scope have recordings.
-    instrumentation_title(rabbit, [{Event, Labels} || {Event, Labels} <- rabbit_instrumentation(),
-                                                      mongoose_instrument:recorded(Event, Labels) =/= []]),
+    Named = [{Event, Labels} || {Event, Labels} <- rabbit_instrumentation(),
+                                mongoose_instrument:recorded(Event, Labels) =/= []],
+    instrumentation_title(rabbit, Named),
     say("connections opened: ~b, failed: ~b, closed: ~b",
         [sum(opened, Connections), sum(failed, Connections), sum(closed, Connections)]),
     say("messages published: ~b, nacked: ~b, confirm timeouts: ~b",
         [sum(count, Published), sum(failed, Published), sum(timeout, Published)]),
     say_average("body size", [S || #{size := S} <- Published], "bytes"),
-    say_average("publish to confirm", [T || #{time := T} <- Published], "us").
+    %% With confirms on: from the publish to the broker's ack.
+    say_average("time to publish", [T || #{time := T} <- Published], "us").
 
 rabbit_stop({Conn, _Queues}) ->
     %% The queues are exclusive: they go with the connection.

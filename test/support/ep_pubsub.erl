@@ -9,7 +9,8 @@
 -include("jlib.hrl").
 
 %% API
--export([start/1, stop/1, set_reply/2, received/1, publishes/1, wait_for_publishes/3]).
+-export([start/1, stop/1, set_reply/2, received/1, publishes/1, wait_for_publishes/3,
+         routing_pids/1]).
 
 %% mongoose_packet_handler callback (runs in the routing process)
 -export([process_packet/5]).
@@ -22,7 +23,8 @@
 -type received() :: {jid:jid(), jid:jid(), exml:element()}.
 -export_type([reply/0, received/0]).
 
--record(state, {domain :: binary(), reply = result :: reply(), received = [] :: [received()]}).
+-record(state, {domain :: binary(), reply = result :: reply(), received = [] :: [received()],
+                routed_by = [] :: [pid()]}).
 
 %%--------------------------------------------------------------------
 %% API
@@ -60,7 +62,13 @@ publishes(Pid) ->
           exml_query:path(El, [{element_with_ns, <<"pubsub">>, ?NS_PUBSUB},
                                {element, <<"publish">>}]) =/= undefined].
 
-%% @doc Waits until exactly N publish IQs have arrived and returns them.
+%% @doc The processes that routed each stanza here, oldest first (to check
+%% who did the routing, e.g. never the user's process).
+-spec routing_pids(pid()) -> [pid()].
+routing_pids(Pid) ->
+    gen_server:call(Pid, routing_pids).
+
+%% @doc Waits until at least N publish IQs have arrived and returns them.
 -spec wait_for_publishes(pid(), non_neg_integer(), timeout()) -> [received()].
 wait_for_publishes(Pid, N, TimeoutMs) ->
     ep_wait:for(fun() -> publishes(Pid) end, fun(L) -> length(L) >= N end, TimeoutMs,
@@ -75,7 +83,7 @@ wait_for_publishes(Pid, N, TimeoutMs) ->
 -spec process_packet(mongoose_acc:t(), jid:jid(), jid:jid(), exml:element(), map()) ->
           mongoose_acc:t().
 process_packet(Acc, From, To, El, #{server := Pid}) ->
-    Reply = gen_server:call(Pid, {received, {From, To, El}}),
+    Reply = gen_server:call(Pid, {received, {From, To, El}, self()}),
     Type = exml_query:attr(El, <<"type">>),
     case {El, Type, Reply} of
         {#xmlel{name = <<"iq">>}, _, no_reply} -> ok;
@@ -94,8 +102,11 @@ init(Domain) ->
     {ok, #state{domain = Domain}}.
 
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
-handle_call({received, R}, _From, #state{received = Rs, reply = Reply} = S) ->
-    {reply, Reply, S#state{received = [R | Rs]}};
+handle_call({received, R, By}, _From,
+            #state{received = Rs, routed_by = Pids, reply = Reply} = S) ->
+    {reply, Reply, S#state{received = [R | Rs], routed_by = [By | Pids]}};
+handle_call(routing_pids, _From, #state{routed_by = Pids} = S) ->
+    {reply, lists:reverse(Pids), S};
 handle_call({set_reply, Reply}, _From, S) ->
     {reply, ok, S#state{reply = Reply}};
 handle_call(received, _From, #state{received = Rs} = S) ->

@@ -55,7 +55,7 @@ send_iq(From, To, IQ) ->
 
 %% @doc Sends an IQ request (an `<iq/>' with an `id') as the client `From'
 %% (a session of the calling process) and waits for the reply delivered to
-%% that session. Other messages stay in the mailbox (routed stanzas that
+%% that session, with `from'/`to' as the client gets it. Other messages stay in the mailbox (routed stanzas that
 %% arrived meanwhile are put back at its end).
 -spec send_iq(jid:jid(), jid:jid(), exml:element(), timeout()) ->
           {ok, exml:element()} | timeout.
@@ -181,7 +181,11 @@ wait_for_reply(ID, Deadline, Others) ->
             case El of
                 #xmlel{name = <<"iq">>} when is_map_key(<<"id">>, El#xmlel.attrs) ->
                     case exml_query:attr(El, <<"id">>) of
-                        ID -> requeue(Others), {ok, El};
+                        ID ->
+                            requeue(Others),
+                            %% as the client reads it: c2s writes from/to of the acc
+                            {ok, jlib:replace_from_to(mongoose_acc:from_jid(Acc),
+                                                      mongoose_acc:to_jid(Acc), El)};
                         _ -> wait_for_reply(ID, Deadline, [Msg | Others])
                     end;
                 _ ->

@@ -21,7 +21,8 @@
          start/2, start/3, start/4, start/5,
          stop/0, stop/1, stop/2, stop/3,
          get_pool_settings/3, get_pools/0, is_configured/1, make_pool_name/3,
-         expand_pools/3, instrumentation/3]).
+         expand_pools/3, instrumentation/3,
+         call/4, cast/4]).
 %% placeholder process entry points
 -export([start_placeholder/1, placeholder_init/1]).
 
@@ -223,9 +224,64 @@ placeholder_init(AtomName) ->
     proc_lib:init_ack({ok, self()}),
     placeholder_loop().
 
+%% A `generic' pool's work ({M, F, A} requests, as MongooseIM's generic
+%% workers take them) runs in a process of its own, so one slow request never
+%% holds the others up; other pool types ignore what they get.
 -spec placeholder_loop() -> no_return().
 placeholder_loop() ->
-    receive _ -> placeholder_loop() end.
+    receive
+        {'$wpool_cast', {M, F, A}} ->
+            _ = proc_lib:spawn(M, F, A),
+            placeholder_loop();
+        {'$wpool_call', From, Ref, {M, F, A}} ->
+            _ = proc_lib:spawn(fun() -> From ! {Ref, erlang:apply(M, F, A)} end),
+            placeholder_loop();
+        _ ->
+            placeholder_loop()
+    end.
+
+%%--------------------------------------------------------------------
+%% Requests to generic pools
+%%--------------------------------------------------------------------
+
+%% @doc Runs `{M, F, A}' in the pool without waiting (MongooseIM's
+%% `mongoose_wpool:cast/4'); the host type's pool first, then the global one.
+-spec cast(pool_type(), mongooseim:host_type_or_global(), tag(), {module(), atom(), list()}) ->
+          ok | {error, pool_not_started}.
+cast(Type, HostType, Tag, Request) ->
+    case worker(Type, HostType, Tag) of
+        {ok, Pid, _Timeout} -> Pid ! {'$wpool_cast', Request}, ok;
+        Error -> Error
+    end.
+
+%% @doc Runs `{M, F, A}' in the pool and returns its result, within the
+%% pool's `call_timeout'.
+-spec call(pool_type(), mongooseim:host_type_or_global(), tag(), {module(), atom(), list()}) ->
+          term() | {error, pool_not_started | timeout}.
+call(Type, HostType, Tag, Request) ->
+    case worker(Type, HostType, Tag) of
+        {ok, Pid, Timeout} ->
+            Ref = make_ref(),
+            Pid ! {'$wpool_call', self(), Ref, Request},
+            receive {Ref, Result} -> Result after Timeout -> {error, timeout} end;
+        Error ->
+            Error
+    end.
+
+-spec worker(pool_type(), mongooseim:host_type_or_global(), tag()) ->
+          {ok, pid(), pos_integer()} | {error, pool_not_started}.
+worker(Type, HostType, Tag) ->
+    case ets:whereis(?MODULE) =/= undefined andalso ets:lookup(?MODULE, {Type, HostType, Tag}) of
+        [#mongoose_wpool{atom_name = AtomName, call_timeout = Timeout}] ->
+            case whereis(AtomName) of
+                undefined -> {error, pool_not_started};
+                Pid -> {ok, Pid, Timeout}
+            end;
+        _ when HostType =/= global ->
+            worker(Type, global, Tag);
+        _ ->
+            {error, pool_not_started}
+    end.
 
 %%--------------------------------------------------------------------
 %% Helpers
