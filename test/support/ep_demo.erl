@@ -59,8 +59,9 @@ run(ConfigPath) ->
     Opts = maps:from_list(mongoose_config_parser:parse_file(ConfigPath)),
     ok = logger:set_primary_config(level, maps:get(loglevel, Opts, warning)),
     Backends = [B || B <- ?BACKENDS, is_configured(B, Opts)],
-    title(io_lib:format("config ~s: host type ~s, backends ~p",
-                        [ConfigPath, ep_test_host:host_type(), Backends])),
+    title(io_lib:format("config ~s: host type ~s, backends: ~s",
+                        [ConfigPath, ep_test_host:host_type(),
+                         lists:join(", ", [atom_to_list(B) || B <- Backends])])),
     Started = [{B, start(B, Opts)} || B <- Backends],
     %% Recording from before the boot: pools report their connections then.
     ok = mongoose_instrument:start_recording(
