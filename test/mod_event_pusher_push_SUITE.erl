@@ -117,31 +117,10 @@ groups() ->
 init_per_suite(Config) ->
     {ok, _} = ejabberd_sup:ensure_started(),
     ok = mongoose_mnesia:ensure_started(),
-    ok = ensure_wpool_cast(),
     Config.
 
 end_per_suite(_Config) ->
-    case lists:member(mongoose_wpool, meck:mocked()) of
-        true -> meck:unload(mongoose_wpool);
-        false -> ok
-    end.
-
-%% Stopgap until the test host's mongoose_wpool runs generic workers:
-%% MongooseIM's `cast/4' runs the call in another process (never the
-%% caller), which is all the push module relies on.
-ensure_wpool_cast() ->
-    _ = code:ensure_loaded(mongoose_wpool),
-    case erlang:function_exported(mongoose_wpool, cast, 4) of
-        true ->
-            ok;
-        false ->
-            ok = meck:new(mongoose_wpool, [passthrough, non_strict, no_link]),
-            meck:expect(mongoose_wpool, cast,
-                        fun(generic, _HostType, _Tag, {M, F, A}) ->
-                                _ = spawn(M, F, A),
-                                ok
-                        end)
-    end.
+    ok.
 
 init_per_testcase(Case, Config) ->
     ok = ejabberd_auth:set_users(all),
