@@ -4,6 +4,10 @@
 %% talk in a room, go offline) and prints what each configured backend's
 %% server received.
 %%
+%% Users going online open a session in `ejabberd_sm' (owned by the demo's
+%% process) and send an available presence; going offline unsets it and
+%% closes the session, so who is offline is what the router would see.
+%%
 %% Each backend has five functions here, under its own banner:
 %% `start(Backend, Opts)' starts what receives its output (from the parsed
 %% config), `instrumentation(Backend)' names the `mongoose_instrument' events
@@ -16,14 +20,16 @@
 -export([main/1, run/1]).
 
 -include("jlib.hrl").
+-include("session.hrl").
 
--define(BACKENDS, [http, rabbit, sns]).
+-define(BACKENDS, [http, rabbit, sns, push]).
 -define(WAIT_MS, 10000).
 %% Between two reads of a queue that reading empties (not a wait for a result).
 -define(POLL_MS, 50).
 
--type backend() :: http | rabbit | sns.
+-type backend() :: http | rabbit | sns | push.
 -type step() :: {online | offline, jid:jid()}
+              | {enable_push, User :: jid:jid(), Service :: jid:jid(), Node :: binary()}
               | {send, From :: jid:jid(), To :: jid:jid(), Type :: binary(), Body :: binary()}
               | {groupchat, From :: jid:jid(), Room :: jid:jid(), Members :: [jid:jid()],
                  Body :: binary()}.
@@ -58,6 +64,7 @@ run(ConfigPath) ->
     %% parses the same file again, as MongooseIM does at start).
     Opts = maps:from_list(mongoose_config_parser:parse_file(ConfigPath)),
     ok = logger:set_primary_config(level, maps:get(loglevel, Opts, warning)),
+    ok = load_app_modules(),
     Backends = [B || B <- ?BACKENDS, is_configured(B, Opts)],
     title(io_lib:format("config ~s: host type ~s, backends: ~s",
                         [ConfigPath, ep_test_host:host_type(),
@@ -67,7 +74,7 @@ run(ConfigPath) ->
     ok = mongoose_instrument:start_recording(
            lists:append([instrumentation(B) || B <- Backends])),
     ok = ep_test_host:boot(Toml),
-    Steps = scenario(),
+    Steps = scenario(Backends),
     title("scenario"),
     lists:foreach(fun play/1, Steps),
     Results = [{B, report(B, State, expected(B, Opts, Steps))} || {B, State} <- Started],
@@ -80,6 +87,16 @@ run(ConfigPath) ->
         Failed -> {error, Failed}
     end.
 
+%% A MongooseIM release boots in embedded mode: every module is loaded before
+%% any starts. This node loads on demand, so the app's modules are loaded
+%% here as a release would have them (a module may name another by an atom
+%% that exists only once that module is loaded).
+-spec load_app_modules() -> ok.
+load_app_modules() ->
+    _ = application:load(mongoose_event_pusher),
+    {ok, Modules} = application:get_key(mongoose_event_pusher, modules),
+    lists:foreach(fun(M) -> {module, M} = code:ensure_loaded(M) end, Modules).
+
 is_configured(Backend, Opts) ->
     maps:is_key(Backend, event_pusher_opts(Opts)).
 
@@ -89,39 +106,55 @@ result_text({error, {Got, Expected}}) ->
     io_lib:format("FAILED: received ~b of ~b expected deliveries", [Got, Expected]).
 
 %%====================================================================
-%% The scenario (the same for every backend)
+%% The scenario (the same for every backend; with push configured, Bob
+%% enables push notifications first)
 %%====================================================================
 
--spec scenario() -> [step()].
-scenario() ->
+-spec scenario([backend()]) -> [step()].
+scenario(Backends) ->
     Alice = jid(<<"alice@localhost/phone">>),
     Bob = jid(<<"bob@localhost/laptop">>),
     Carol = jid(<<"carol@localhost/tablet">>),
     Room = jid(<<"lobby@muc.localhost">>),
-    [{online, Alice}, {online, Bob}, {online, Carol},
-     {send, Alice, Bob, <<"chat">>, <<"Hi Bob! Lunch at 12?">>},
+    EnablePush = [{enable_push, Bob, push_service(), <<"bob-laptop">>}
+                  || lists:member(push, Backends)],
+    [{online, Alice}, {online, Bob}, {online, Carol}]
+    ++ EnablePush ++
+    [{send, Alice, Bob, <<"chat">>, <<"Hi Bob! Lunch at 12?">>},
      {send, Bob, Alice, <<"chat">>, <<"Sure ~ see you at the café *"/utf8>>},
      {groupchat, Carol, Room, [Alice, Bob], <<"Standup in 5 minutes">>},
      {send, Alice, Carol, <<"chat">>, <<"Zażółć gęślą jaźń ❤"/utf8>>},
-     {offline, Bob}, {offline, Alice}, {offline, Carol}].
+     {offline, Bob},
+     %% Bob is offline: the message a push service is told about.
+     {send, Alice, Bob, <<"chat">>, <<"Table booked for 12:30, see you there">>},
+     {offline, Alice}, {offline, Carol}].
 
 jid(Bin) -> ep_test_host:jid(Bin).
 
 %% The bare JIDs of the scenario's users.
 -spec scenario_users() -> [binary()].
 scenario_users() ->
-    lists:usort([jid:to_binary(jid:to_bare(Jid)) || {Status, Jid} <- scenario(),
+    lists:usort([jid:to_binary(jid:to_bare(Jid)) || {Status, Jid} <- scenario([]),
                                                     Status =:= online]).
 
 %% Runs the hooks MongooseIM runs for the step: the sender's c2s
 %% (`user_send_message'), then the router delivering to each local recipient
 %% (`filter_local_packet'; a room delivers from the occupant's room JID).
+%% Going online opens the session before the available presence; going
+%% offline closes it after the unavailable one, as a c2s does.
 play({online, Jid}) ->
     say("~s goes online", [jid:to_binary(Jid)]),
+    _ = ep_xmpp:login(Jid),
     {ok, _} = ep_test_host:user_available(Jid);
 play({offline, Jid}) ->
     say("~s goes offline", [jid:to_binary(Jid)]),
-    {ok, _} = ep_test_host:unset_presence(Jid, <<"bye">>);
+    {ok, _} = ep_test_host:unset_presence(Jid, <<"bye">>),
+    #session{sid = SID} = ejabberd_sm:get_session(Jid),
+    ok = ep_xmpp:logout(Jid, SID);
+play({enable_push, Jid, Service, Node}) ->
+    say("~s enables push notifications: service ~s, node ~s",
+        [jid:to_binary(Jid), jid:to_binary(Service), Node]),
+    push_enable(Jid, Service, Node);
 play({send, From, To, Type, Body}) ->
     say("~s -> ~s (~s): ~ts", [jid:to_binary(From), jid:to_binary(To), Type, Body]),
     Msg = ep_test_host:message(jid:to_bare(To), Type, Body),
@@ -143,27 +176,32 @@ play({groupchat, From, Room, Members, Body}) ->
 -spec start(backend(), map()) -> term().
 start(http, Opts) -> http_start(Opts);
 start(rabbit, Opts) -> rabbit_start(Opts);
-start(sns, Opts) -> sns_start(Opts).
+start(sns, Opts) -> sns_start(Opts);
+start(push, Opts) -> push_start(Opts).
 
 -spec instrumentation(backend()) -> [event()].
 instrumentation(http) -> http_instrumentation();
 instrumentation(rabbit) -> rabbit_instrumentation();
-instrumentation(sns) -> sns_instrumentation().
+instrumentation(sns) -> sns_instrumentation();
+instrumentation(push) -> push_instrumentation().
 
 -spec expected(backend(), map(), [step()]) -> non_neg_integer().
 expected(http, Opts, Steps) -> http_expected(Opts, Steps);
 expected(rabbit, Opts, Steps) -> rabbit_expected(Opts, Steps);
-expected(sns, Opts, Steps) -> sns_expected(Opts, Steps).
+expected(sns, Opts, Steps) -> sns_expected(Opts, Steps);
+expected(push, Opts, Steps) -> push_expected(Opts, Steps).
 
 -spec report(backend(), term(), non_neg_integer()) -> verdict().
 report(http, State, Expected) -> http_report(State, Expected);
 report(rabbit, State, Expected) -> rabbit_report(State, Expected);
-report(sns, State, Expected) -> sns_report(State, Expected).
+report(sns, State, Expected) -> sns_report(State, Expected);
+report(push, State, Expected) -> push_report(State, Expected).
 
 -spec stop(backend(), term()) -> ok.
 stop(http, State) -> http_stop(State);
 stop(rabbit, State) -> rabbit_stop(State);
-stop(sns, State) -> sns_stop(State).
+stop(sns, State) -> sns_stop(State);
+stop(push, State) -> push_stop(State).
 
 %%====================================================================
 %% http: an HTTP sink on each address the http handlers' pools point to
@@ -434,6 +472,148 @@ sns_report(Topics, Expected) ->
 
 sns_stop(_Topics) ->
     ep_sns:stop().
+
+%%====================================================================
+%% push: a pubsub service of the demo's own (ep_pubsub) takes the route of
+%% pubsub.localhost and answers every publish with a result; Bob enables
+%% push there from his session, and the report prints the publish IQs that
+%% arrived for the messages he got while offline
+%%====================================================================
+
+push_service() ->
+    jid(<<"pubsub.localhost">>).
+
+push_start(Opts) ->
+    Service = jid:to_binary(push_service()),
+    %% A virtual pubsub host is served by the push_notifications hook: no IQ
+    %% would reach the demo's service.
+    Virtual = maps:get(virtual_pubsub_hosts, backend_opts(push, Opts), []),
+    [demo_error("virtual_pubsub_hosts covers ~s, the demo's pubsub service: "
+                "no publish IQ would reach it. Use another virtual host", [Service])
+     || Pattern <- Virtual,
+        mongoose_subdomain_utils:get_fqdn(Pattern, ep_test_host:host_type()) =:= Service],
+    {ok, PubSub} = ep_pubsub:start(Service),
+    say("push: pubsub service ~s (answers every publish with a result)", [Service]),
+    PubSub.
+
+%% The enable IQ, sent from the user's session to the user's bare JID as a
+%% client sends it.
+push_enable(Jid, Service, Node) ->
+    Id = integer_to_binary(erlang:unique_integer([positive])),
+    Enable = #xmlel{name = <<"enable">>,
+                    attrs = #{<<"xmlns">> => ?NS_PUSH, <<"jid">> => jid:to_binary(Service),
+                              <<"node">> => Node}},
+    IQ = #xmlel{name = <<"iq">>, attrs = #{<<"type">> => <<"set">>, <<"id">> => Id},
+                children = [Enable]},
+    case ep_xmpp:send_iq(Jid, jid:to_bare(Jid), IQ, ?WAIT_MS) of
+        {ok, Reply} ->
+            case exml_query:attr(Reply, <<"type">>) of
+                <<"result">> -> say("  answered: result", []);
+                _ -> demo_error("the enable IQ was answered ~s", [exml:to_binary(Reply)])
+            end;
+        timeout ->
+            demo_error("no answer to the enable IQ within ~b ms", [?WAIT_MS])
+    end.
+
+push_instrumentation() ->
+    [{Event, #{host_type => ep_test_host:host_type()}}
+     || Event <- [mod_event_pusher_push_published, mod_event_pusher_push_skipped,
+                  mod_event_pusher_push_failed, mod_event_pusher_push_disabled]].
+
+%% With the plugins MongooseIM ships: one publish per chat or groupchat
+%% message with a body delivered to a user who enabled push and has no
+%% session (the scenario has no unacknowledged message and no hints). What
+%% another plugin publishes is printed, not checked.
+push_expected(Opts, Steps) ->
+    Shipped = [mod_event_pusher_push_plugin_defaults, mod_event_pusher_push_plugin_enhanced,
+               mod_event_pusher_push_plugin_hints],
+    Plugin = maps:get(plugin_module, backend_opts(push, Opts),
+                      mod_event_pusher_push_plugin_defaults),
+    case lists:member(Plugin, Shipped) of
+        true -> push_count(Steps, #{}, #{}, 0);
+        false -> 0
+    end.
+
+push_count([], _Online, _Enabled, N) ->
+    N;
+push_count([{online, Jid} | Steps], Online, Enabled, N) ->
+    push_count(Steps, Online#{bare(Jid) => true}, Enabled, N);
+push_count([{offline, Jid} | Steps], Online, Enabled, N) ->
+    push_count(Steps, maps:remove(bare(Jid), Online), Enabled, N);
+push_count([{enable_push, Jid, _, _} | Steps], Online, Enabled, N) ->
+    push_count(Steps, Online, Enabled#{bare(Jid) => true}, N);
+push_count([{send, _, To, Type, Body} | Steps], Online, Enabled, N)
+  when Type =:= <<"chat">>; Type =:= <<"groupchat">> ->
+    push_count(Steps, Online, Enabled, N + push_notified([To], Online, Enabled, Body));
+push_count([{groupchat, _, _, Members, Body} | Steps], Online, Enabled, N) ->
+    push_count(Steps, Online, Enabled, N + push_notified(Members, Online, Enabled, Body));
+push_count([_ | Steps], Online, Enabled, N) ->
+    push_count(Steps, Online, Enabled, N).
+
+push_notified(_Recipients, _Online, _Enabled, <<>>) ->
+    0;
+push_notified(Recipients, Online, Enabled, _Body) ->
+    length([R || R <- Recipients, maps:is_key(bare(R), Enabled),
+                 not maps:is_key(bare(R), Online)]).
+
+bare(Jid) ->
+    jid:to_bare(Jid).
+
+push_report(PubSub, Expected) ->
+    title("push: what the pubsub service received (publish IQs)"),
+    say("(the default plugin notifies messages with a body delivered to users "
+        "who enabled push and are offline)", []),
+    Publishes = wait_or_last(fun() -> ep_pubsub:publishes(PubSub) end, at_least(Expected)),
+    lists:foreach(fun push_print/1, Publishes),
+    push_print_instrumentation(Expected),
+    verdict(length(Publishes), Expected).
+
+push_print({From, To, IQ}) ->
+    io:format("  ~s -> ~s~n    ~ts~n", [jid:to_binary(From), jid:to_binary(To),
+                                       exml:to_binary(IQ)]),
+    Publish = exml_query:path(IQ, [{element_with_ns, <<"pubsub">>, ?NS_PUBSUB},
+                                   {element, <<"publish">>}]),
+    say("  node: ~s", [exml_query:attr(Publish, <<"node">>)]),
+    Form = exml_query:path(Publish, [{element, <<"item">>},
+                                     {element_with_ns, <<"notification">>, ?NS_PUSH},
+                                     {element_with_ns, <<"x">>, ?NS_XDATA}]),
+    [say("  ~-19s ~ts", [exml_query:attr(F, <<"var">>),
+                         exml_query:path(F, [{element, <<"value">>}, cdata], <<>>)])
+     || F <- push_fields(Form), exml_query:attr(F, <<"var">>) =/= <<"FORM_TYPE">>],
+    ok.
+
+push_fields(undefined) -> [];
+push_fields(Form) -> exml_query:subelements(Form, <<"field">>).
+
+%% Every publish IQ ends answered, failed or timed out (a pool worker reports
+%% it); messages the plugin passes over are counted as skipped, with a reason.
+push_print_instrumentation(Expected) ->
+    Events = push_instrumentation(),
+    Outcomes = [E || E = {Event, _} <- Events, Event =/= mod_event_pusher_push_skipped],
+    _ = recorded(Outcomes, at_least(Expected)),
+    instrumentation_title(push, Events),
+    [say("~s: ~b~ts", [push_outcome(Event), length(Ms), push_reasons(Ms)])
+     || {Event, Labels} <- Events, Ms <- [mongoose_instrument:recorded(Event, Labels)]],
+    ok.
+
+push_outcome(mod_event_pusher_push_published) -> "published";
+push_outcome(mod_event_pusher_push_skipped) -> "skipped";
+push_outcome(mod_event_pusher_push_failed) -> "failed";
+push_outcome(mod_event_pusher_push_disabled) -> "disabled".
+
+push_reasons(Measurements) ->
+    Reasons = [R || #{reason := R} <- Measurements],
+    case lists:usort(Reasons) of
+        [] -> "";
+        Distinct -> [" (", lists:join(", ", [io_lib:format("~s: ~b", [R, count(R, Reasons)])
+                                             || R <- Distinct]), ")"]
+    end.
+
+count(X, List) ->
+    length([Y || Y <- List, Y =:= X]).
+
+push_stop(PubSub) ->
+    ep_pubsub:stop(PubSub).
 
 %%====================================================================
 %% Helpers
