@@ -9,8 +9,6 @@
 -export([check_supported/1, init/2, enable/5, disable/2, disable/4,
          get_publish_services/2, remove_domain/2]).
 
--define(MAIN_MODULE, mod_event_pusher_push).
-
 -callback init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 
 -callback enable(mongooseim:host_type(), UserJID :: jid:jid(), PubSubJID :: jid:jid(),
@@ -40,32 +38,34 @@ check_supported(Backend) ->
 
 -spec init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 init(HostType, Opts) ->
-    (store(HostType)):init(HostType, Opts).
+    to_store(HostType, init, [Opts]).
 
 -spec enable(mongooseim:host_type(), jid:jid(), jid:jid(), mod_event_pusher_push:pubsub_node(),
              mod_event_pusher_push:form()) -> ok | {error, term()}.
-enable(HostType, UserJID, PubSubJID, Node, Form) ->
-    (store(HostType)):enable(HostType, UserJID, PubSubJID, Node, Form).
+enable(HostType, User, PubSub, Node, Form) ->
+    to_store(HostType, enable, [User, PubSub, Node, Form]).
 
 -spec disable(mongooseim:host_type(), jid:jid()) -> ok | {error, term()}.
-disable(HostType, UserJID) ->
-    (store(HostType)):disable(HostType, UserJID).
+disable(HostType, User) ->
+    to_store(HostType, disable, [User]).
 
 -spec disable(mongooseim:host_type(), jid:jid(), jid:jid(),
               mod_event_pusher_push:pubsub_node() | undefined) -> ok | {error, term()}.
-disable(HostType, UserJID, PubSubJID, Node) ->
-    (store(HostType)):disable(HostType, UserJID, PubSubJID, Node).
+disable(HostType, User, PubSub, Node) ->
+    to_store(HostType, disable, [User, PubSub, Node]).
 
 -spec get_publish_services(mongooseim:host_type(), jid:jid()) ->
           {ok, [mod_event_pusher_push:publish_service()]} | {error, term()}.
-get_publish_services(HostType, UserJID) ->
-    (store(HostType)):get_publish_services(HostType, UserJID).
+get_publish_services(HostType, User) ->
+    to_store(HostType, get_publish_services, [User]).
 
 -spec remove_domain(mongooseim:host_type(), jid:lserver()) -> ok.
 remove_domain(HostType, Domain) ->
-    (store(HostType)):remove_domain(HostType, Domain).
+    to_store(HostType, remove_domain, [Domain]).
 
--spec store(mongooseim:host_type()) -> module().
-store(HostType) ->
-    Backend = gen_mod:get_module_opt(HostType, ?MAIN_MODULE, backend),
-    list_to_existing_atom("mod_event_pusher_push_" ++ atom_to_list(Backend)).
+%% Every store callback takes the host type first.
+-spec to_store(mongooseim:host_type(), atom(), [term()]) -> term().
+to_store(HostType, Callback, Args) ->
+    #{backend := Backend} = gen_mod:get_module_opts(HostType, mod_event_pusher_push),
+    Store = list_to_existing_atom("mod_event_pusher_push_" ++ atom_to_list(Backend)),
+    erlang:apply(Store, Callback, [HostType | Args]).

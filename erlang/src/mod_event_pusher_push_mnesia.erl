@@ -1,6 +1,6 @@
 %% @doc Push subscriptions in mnesia, in MongooseIM's table and record shape
 %% (table `push_subscription', a bag keyed by the user's `{LUser, LServer}'),
-%% so subscriptions a node stored with MongooseIM's module stay valid.
+%% so that subscriptions stored by MongooseIM's module stay valid.
 -module(mod_event_pusher_push_mnesia).
 -behaviour(mod_event_pusher_push_backend).
 
@@ -9,74 +9,81 @@
 -record(push_subscription, {user_jid :: {jid:luser(), jid:lserver()},
                             pubsub_jid :: jid:jid(),
                             pubsub_node :: mod_event_pusher_push:pubsub_node(),
-                            form :: mod_event_pusher_push:form()}).
+                            form :: mod_event_pusher_push:form() | [{binary(), binary()}]}).
 
-%% @doc Uses the table when it exists (e.g. written by MongooseIM), else
-%% creates it as MongooseIM does.
+-define(TAB, push_subscription).
+
+%% @doc An existing table (e.g. one MongooseIM wrote) is used as it is.
 -spec init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 init(_HostType, _Opts) ->
-    mongoose_mnesia:create_table(push_subscription,
-                                 [{disc_copies, [node()]}, {type, bag},
-                                  {attributes, record_info(fields, push_subscription)}]),
+    Shape = [{attributes, record_info(fields, ?TAB)}, {type, bag}],
+    _ = mongoose_mnesia:create_table(?TAB, [{disc_copies, [node()]} | Shape]),
     ok.
 
+%% @doc Replaces, in one transaction, any entry for the same service and node.
 -spec enable(mongooseim:host_type(), jid:jid(), jid:jid(), mod_event_pusher_push:pubsub_node(),
              mod_event_pusher_push:form()) -> ok | {error, term()}.
 enable(_HostType, User, PubSub, Node, Form) ->
-    Record = #push_subscription{user_jid = jid:to_lus(User), pubsub_jid = PubSub,
-                                pubsub_node = Node, form = Form},
-    %% One transaction: the old J+N entry never coexists with the new one.
-    transaction(fun() ->
-                        delete_matching(jid:to_lus(User), PubSub, Node),
-                        mnesia:write(Record)
-                end).
+    Entry = #push_subscription{user_jid = owner(User), pubsub_jid = PubSub,
+                               pubsub_node = Node, form = Form},
+    in_transaction(fun() ->
+                           remove_all(selector(User, PubSub, Node)),
+                           mnesia:write(Entry)
+                   end).
 
 -spec disable(mongooseim:host_type(), jid:jid()) -> ok | {error, term()}.
 disable(_HostType, User) ->
-    transaction(fun() -> mnesia:delete({push_subscription, jid:to_lus(User)}) end).
+    in_transaction(fun() -> mnesia:delete({?TAB, owner(User)}) end).
 
+%% @doc Node `undefined' stands for every node of the service.
 -spec disable(mongooseim:host_type(), jid:jid(), jid:jid(),
               mod_event_pusher_push:pubsub_node() | undefined) -> ok | {error, term()}.
 disable(_HostType, User, PubSub, Node) ->
-    transaction(fun() -> delete_matching(jid:to_lus(User), PubSub, Node) end).
+    in_transaction(fun() -> remove_all(selector(User, PubSub, Node)) end).
 
+%% @doc Forms stored by old versions as key-value lists come back as maps.
 -spec get_publish_services(mongooseim:host_type(), jid:jid()) ->
           {ok, [mod_event_pusher_push:publish_service()]} | {error, term()}.
 get_publish_services(_HostType, User) ->
-    try mnesia:dirty_read(push_subscription, jid:to_lus(User)) of
-        Records ->
-            {ok, [{PubSub, Node, Form}
-                  || #push_subscription{pubsub_jid = PubSub, pubsub_node = Node,
-                                        form = Form} <- Records]}
+    try mnesia:dirty_read(?TAB, owner(User)) of
+        Entries -> {ok, lists:map(fun as_service/1, Entries)}
     catch
-        exit:Reason -> {error, Reason}
+        exit:Why -> {error, Why}
     end.
 
 -spec remove_domain(mongooseim:host_type(), jid:lserver()) -> ok.
 remove_domain(_HostType, Domain) ->
-    Pattern = #push_subscription{user_jid = {'_', Domain}, _ = '_'},
-    ok = transaction(fun() ->
-                             lists:foreach(fun mnesia:delete_object/1,
-                                           mnesia:match_object(Pattern))
-                     end).
+    OfDomain = #push_subscription{user_jid = {'_', Domain}, _ = '_'},
+    ok = in_transaction(fun() -> remove_all(OfDomain) end).
 
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
 
-%% Inside a transaction: the user's entries for PubSub and Node (every node
-%% when Node is undefined).
-delete_matching(Key, PubSub, Node) ->
-    [mnesia:delete_object(Record)
-     || #push_subscription{pubsub_jid = RecPubSub, pubsub_node = RecNode} = Record
-            <- mnesia:read(push_subscription, Key),
-        RecPubSub =:= PubSub,
-        Node =:= undefined orelse RecNode =:= Node],
-    ok.
+owner(User) ->
+    jid:to_lus(User).
 
--spec transaction(fun(() -> term())) -> ok | {error, term()}.
-transaction(F) ->
-    case mnesia:transaction(F) of
-        {atomic, _} -> ok;
-        {aborted, Reason} -> {error, Reason}
+%% A match pattern for the user's entries of one service (and node).
+selector(User, PubSub, Node) ->
+    AnyNode = case Node of
+                  undefined -> '_';
+                  _ -> Node
+              end,
+    #push_subscription{user_jid = owner(User), pubsub_jid = PubSub, pubsub_node = AnyNode,
+                       form = '_'}.
+
+remove_all(Pattern) ->
+    lists:foreach(fun mnesia:delete_object/1, mnesia:match_object(Pattern)).
+
+as_service(#push_subscription{pubsub_jid = PubSub, pubsub_node = Node, form = Form}) ->
+    {PubSub, Node, form_map(Form)}.
+
+form_map(Form) when is_list(Form) -> maps:from_list(Form);
+form_map(Form) -> Form.
+
+-spec in_transaction(fun(() -> term())) -> ok | {error, term()}.
+in_transaction(Work) ->
+    case mnesia:transaction(Work) of
+        {aborted, Why} -> {error, Why};
+        {atomic, _} -> ok
     end.

@@ -3,11 +3,15 @@
 %% answers the callbacks it exports, the defaults plugin the others.
 -module(mod_event_pusher_push_plugin).
 
--export([init/2, prepare_notification/2, should_publish/3, publish_notification/4,
+-include("mongoose.hrl").
+
+-export([init/2, run/3, prepare_notification/2, should_publish/3, publish_notification/4,
          default_plugin_module/0]).
 
 -type push_payload() :: [{binary(), binary()}].
 -export_type([push_payload/0]).
+
+-define(FALLBACK, mod_event_pusher_push_plugin_defaults).
 
 %% Builds the notification's fields, or `skip' to send nothing.
 -callback prepare_notification(Acc :: mongoose_acc:t(), Event :: mod_event_pusher:event()) ->
@@ -26,41 +30,79 @@
 
 -optional_callbacks([prepare_notification/2, should_publish/3, publish_notification/4]).
 
-%% @doc Loads the plugin, so that a misspelt module fails the start.
+%% @doc A plugin that cannot be loaded fails the module's start, naming it.
 -spec init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
-init(_HostType, #{plugin_module := PluginModule}) ->
-    {module, PluginModule} = code:ensure_loaded(PluginModule),
-    ok.
+init(HostType, Opts) ->
+    Plugin = maps:get(plugin_module, Opts),
+    case code:ensure_loaded(Plugin) of
+        {module, Plugin} ->
+            ok;
+        {error, Why} ->
+            error(#{what => push_plugin_not_loadable, host_type => HostType,
+                    plugin_module => Plugin, reason => Why})
+    end.
+
+%% @doc The flow of SPEC.md §7 for one event: prepare (`skip' ends it),
+%% look up the recipient's services, keep those to notify, publish.
+%% `skipped' is counted only for a recipient who enabled some service.
+-spec run(mongoose_acc:t(), mod_event_pusher:event(), jid:jid()) -> mongoose_acc:t().
+run(Acc, Event, BareRecipient) ->
+    HostType = mongoose_acc:host_type(Acc),
+    Prepared = prepare_notification(Acc, Event),
+    Lookup = mod_event_pusher_push_backend:get_publish_services(HostType, BareRecipient),
+    case {Prepared, Lookup} of
+        {skip, {ok, [_ | _]}} ->
+            mod_event_pusher_push:count(HostType, skipped, #{reason => prepare_notification}),
+            Acc;
+        {skip, _NoneOrUnknown} ->
+            Acc;
+        {_, {error, Reason}} ->
+            ?LOG_ERROR(#{what => push_services_lookup_failed, host_type => HostType,
+                         user => jid:to_binary(BareRecipient), reason => Reason}),
+            mod_event_pusher_push:count(HostType, failed, #{reason => storage}),
+            Acc;
+        {_, {ok, []}} ->
+            Acc;
+        {Payload, {ok, Enabled}} ->
+            case should_publish(Acc, Event, Enabled) of
+                [] ->
+                    mod_event_pusher_push:count(HostType, skipped, #{reason => not_chosen}),
+                    Acc;
+                Chosen ->
+                    publish_notification(Acc, Event, Payload, Chosen)
+            end
+    end.
 
 -spec prepare_notification(mongoose_acc:t(), mod_event_pusher:event()) -> push_payload() | skip.
 prepare_notification(Acc, Event) ->
-    (plugin(Acc, prepare_notification, 2)):prepare_notification(Acc, Event).
+    call(Acc, prepare_notification, [Acc, Event]).
 
 -spec should_publish(mongoose_acc:t(), mod_event_pusher:event(),
                      [mod_event_pusher_push:publish_service()]) ->
           [mod_event_pusher_push:publish_service()].
 should_publish(Acc, Event, Services) ->
-    (plugin(Acc, should_publish, 3)):should_publish(Acc, Event, Services).
+    call(Acc, should_publish, [Acc, Event, Services]).
 
-%% @doc An empty list of services publishes nothing and calls no plugin.
+%% @doc With no service to notify, no plugin is called.
 -spec publish_notification(mongoose_acc:t(), mod_event_pusher:event(), push_payload(),
                            [mod_event_pusher_push:publish_service()]) -> mongoose_acc:t().
+publish_notification(Acc, Event, Payload, Services) when Services =/= [] ->
+    call(Acc, publish_notification, [Acc, Event, Payload, Services]);
 publish_notification(Acc, _Event, _Payload, []) ->
-    mod_event_pusher_push:count(mongoose_acc:host_type(Acc), skipped, #{reason => no_services}),
-    Acc;
-publish_notification(Acc, Event, Payload, Services) ->
-    (plugin(Acc, publish_notification, 4)):publish_notification(Acc, Event, Payload, Services).
+    Acc.
 
 -spec default_plugin_module() -> module().
 default_plugin_module() ->
-    mod_event_pusher_push_plugin_defaults.
+    ?FALLBACK.
 
-%% The configured plugin if it exports Name/Arity, else the defaults.
--spec plugin(mongoose_acc:t(), atom(), arity()) -> module().
-plugin(Acc, Name, Arity) ->
-    Module = gen_mod:get_module_opt(mongoose_acc:host_type(Acc), mod_event_pusher_push,
-                                    plugin_module),
-    case erlang:function_exported(Module, Name, Arity) of
-        true -> Module;
-        false -> default_plugin_module()
-    end.
+%% Calls the configured plugin when it exports the callback, else the
+%% fallback plugin.
+-spec call(mongoose_acc:t(), atom(), [term()]) -> term().
+call(Acc, Callback, Args) ->
+    Opts = gen_mod:get_module_opts(mongoose_acc:host_type(Acc), mod_event_pusher_push),
+    Configured = maps:get(plugin_module, Opts),
+    Module = case erlang:function_exported(Configured, Callback, length(Args)) of
+                 true -> Configured;
+                 false -> ?FALLBACK
+             end,
+    erlang:apply(Module, Callback, Args).

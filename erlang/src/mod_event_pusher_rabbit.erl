@@ -41,6 +41,11 @@
 %% receive allows a little more for the answer itself.
 -define(DECLARE_TIMEOUT_MS, 10000).
 -define(DECLARE_MARGIN_MS, 5000).
+%% The three exchange sections: option key, the exchange's default name, and
+%% whether messages to it are routed by a per-direction topic.
+-define(EXCHANGE_SECTIONS, [{presence_exchange, <<"presence">>, no_topics},
+                            {chat_msg_exchange, <<"chat_msg">>, topics},
+                            {groupchat_msg_exchange, <<"groupchat_msg">>, topics}]).
 
 %%--------------------------------------------------------------------
 %% gen_mod callbacks
@@ -74,10 +79,9 @@ hooks(HostType) ->
 
 -spec config_spec() -> mongoose_config_spec:config_section().
 config_spec() ->
-    #section{items = #{<<"presence_exchange">> => exchange_spec(<<"presence">>),
-                       <<"chat_msg_exchange">> => message_exchange_spec(<<"chat_msg">>),
-                       <<"groupchat_msg_exchange">> =>
-                           message_exchange_spec(<<"groupchat_msg">>)}}.
+    Sections = [{atom_to_binary(Key, utf8), exchange_section(DefaultName, Routing)}
+                || {Key, DefaultName, Routing} <- ?EXCHANGE_SECTIONS],
+    #section{items = maps:from_list(Sections)}.
 
 -spec supported_features() -> [atom()].
 supported_features() ->
@@ -147,24 +151,29 @@ handle_pool_event(Ctx, Event) ->
 %% Config spec
 %%--------------------------------------------------------------------
 
--spec exchange_spec(binary()) -> mongoose_config_spec:config_section().
-exchange_spec(DefaultName) ->
-    #section{items = #{<<"name">> => #option{type = binary, validate = non_empty},
-                       <<"type">> => #option{type = binary, validate = non_empty},
-                       <<"durable">> => #option{type = boolean}},
-             defaults = #{<<"name">> => DefaultName,
-                          <<"type">> => <<"topic">>,
-                          <<"durable">> => false}}.
+%% One exchange's section, built from {Key, Spec, Default} rows. The topics'
+%% defaults derive from the exchange's default name, not from a configured
+%% one: MongooseIM behaves so and consumers' bindings rely on it.
+-spec exchange_section(binary(), topics | no_topics) -> mongoose_config_spec:config_section().
+exchange_section(DefaultName, Routing) ->
+    Rows = [{<<"name">>, non_empty_binary(), DefaultName},
+            {<<"type">>, non_empty_binary(), <<"topic">>},
+            {<<"durable">>, #option{type = boolean}, false}
+            | topic_rows(DefaultName, Routing)],
+    #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Rows]),
+             defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Rows])}.
 
-%% The topics' defaults derive from the exchange's default name, not from a
-%% configured one (MongooseIM's behaviour, which consumers' bindings rely on).
--spec message_exchange_spec(binary()) -> mongoose_config_spec:config_section().
-message_exchange_spec(DefaultName) ->
-    Base = #section{items = Items, defaults = Defaults} = exchange_spec(DefaultName),
-    Topic = #option{type = binary, validate = non_empty},
-    Base#section{items = Items#{<<"sent_topic">> => Topic, <<"recv_topic">> => Topic},
-                 defaults = Defaults#{<<"sent_topic">> => <<DefaultName/binary, "_sent">>,
-                                      <<"recv_topic">> => <<DefaultName/binary, "_recv">>}}.
+-spec topic_rows(binary(), topics | no_topics) ->
+          [{binary(), mongoose_config_spec:config_option(), binary()}].
+topic_rows(_DefaultName, no_topics) ->
+    [];
+topic_rows(DefaultName, topics) ->
+    [{<<"sent_topic">>, non_empty_binary(), <<DefaultName/binary, "_sent">>},
+     {<<"recv_topic">>, non_empty_binary(), <<DefaultName/binary, "_recv">>}].
+
+-spec non_empty_binary() -> mongoose_config_spec:config_option().
+non_empty_binary() ->
+    #option{type = binary, validate = non_empty}.
 
 %%--------------------------------------------------------------------
 %% Start: pool and exchanges
@@ -184,8 +193,7 @@ acquire_pool(HostType) ->
 -spec exchanges(gen_mod:module_opts()) -> [{exchange_key(), exchange_opts()}].
 exchanges(Opts) ->
     [{Key, maps:get(Key, Opts)}
-     || Key <- [presence_exchange, chat_msg_exchange, groupchat_msg_exchange],
-        maps:is_key(Key, Opts)].
+     || {Key, _DefaultName, _Routing} <- ?EXCHANGE_SECTIONS, maps:is_key(Key, Opts)].
 
 -spec declare_exchanges(mongoose_event_pusher_pool:pool_ref(),
                         [{exchange_key(), exchange_opts()}]) -> ok | {error, failures()}.
@@ -221,10 +229,14 @@ failures(Exchanges, Errors) ->
 %%--------------------------------------------------------------------
 
 -spec exchange_key(mod_event_pusher:event()) -> exchange_key() | skip.
-exchange_key(#user_status_event{}) -> presence_exchange;
-exchange_key(#chat_event{type = chat}) -> chat_msg_exchange;
-exchange_key(#chat_event{type = groupchat}) -> groupchat_msg_exchange;
-exchange_key(_) -> skip.
+exchange_key(Event) when is_record(Event, user_status_event) ->
+    presence_exchange;
+exchange_key(#chat_event{type = MessageType}) ->
+    %% Other message types (normal, headline) are not pushed to RabbitMQ.
+    proplists:get_value(MessageType, [{chat, chat_msg_exchange},
+                                      {groupchat, groupchat_msg_exchange}], skip);
+exchange_key(_OtherEvent) ->
+    skip.
 
 -spec publish(mongooseim:host_type(), #user_status_event{} | #chat_event{},
               mod_event_pusher:metadata(), exchange_opts()) -> ok.
@@ -250,12 +262,16 @@ fields(#chat_event{from = From, to = To, packet = Packet}) ->
     end.
 
 -spec routing_key(#user_status_event{} | #chat_event{}, exchange_opts()) -> binary().
+%% Presence goes by the user's bare JID alone; a message by its local user's
+%% bare JID and the topic of its direction (sent by them, or received).
 routing_key(#user_status_event{jid = Jid}, _Opts) ->
     bare_jid(Jid);
-routing_key(#chat_event{direction = in, from = From}, #{sent_topic := Topic}) ->
-    <<(bare_jid(From))/binary, ".", Topic/binary>>;
-routing_key(#chat_event{direction = out, to = To}, #{recv_topic := Topic}) ->
-    <<(bare_jid(To))/binary, ".", Topic/binary>>.
+routing_key(#chat_event{direction = Direction, from = From, to = To}, Opts) ->
+    {LocalUser, TopicOpt} = case Direction of
+                                in -> {From, sent_topic};
+                                out -> {To, recv_topic}
+                            end,
+    iolist_to_binary([bare_jid(LocalUser), $., maps:get(TopicOpt, Opts)]).
 
 -spec full_jid(jid:jid()) -> binary().
 full_jid(Jid) ->

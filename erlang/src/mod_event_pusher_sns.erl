@@ -165,11 +165,8 @@ handle_event(_HostType, _Opts, _Event, _Metadata) ->
 %% As MongooseIM decides it: from the stanza's type, not the event's.
 -spec message_type(exml:element()) -> message_type() | undefined.
 message_type(Packet) ->
-    case exml_query:attr(Packet, <<"type">>) of
-        <<"chat">> -> pm;
-        <<"groupchat">> -> muc;
-        _ -> undefined
-    end.
+    StanzaType = exml_query:attr(Packet, <<"type">>, <<>>),
+    maps:get(StanzaType, #{<<"chat">> => pm, <<"groupchat">> => muc}, undefined).
 
 -spec topic(message_type() | undefined, gen_mod:module_opts()) -> topic() | undefined.
 topic(pm, #{pm_messages_topic := Topic}) -> Topic;

@@ -20,12 +20,18 @@ user_guid(#jid{} = UserJID) ->
 %% @doc No attributes for presence notifications.
 -spec message_attributes(mod_event_pusher_sns:topic_arn(), jid:jid(), boolean()) ->
           mod_event_pusher_sns:attributes().
-message_attributes(_TopicARN, _UserJID, _IsOnline) ->
-    #{}.
+message_attributes(_Arn, _Jid, _Online) ->
+    none().
 
 %% @doc No attributes for message notifications.
 -spec message_attributes(mod_event_pusher_sns:topic_arn(), jid:jid(), jid:jid(),
                          mod_event_pusher_sns:message_type(), exml:element()) ->
           mod_event_pusher_sns:attributes().
-message_attributes(_TopicARN, _From, _To, _MessageType, _Packet) ->
+message_attributes(_Arn, _Sender, _Recipient, _Kind, _Stanza) ->
+    none().
+
+%% SNS accepts an empty attribute map: the publish then carries no
+%% MessageAttributes entries at all.
+-spec none() -> mod_event_pusher_sns:attributes().
+none() ->
     #{}.

@@ -36,13 +36,18 @@
 -spec process_packet(mongoose_acc:t(), jid:jid(), jid:jid(), exml:element(), map()) ->
           mongoose_acc:t().
 process_packet(Acc, From, To, El, _Extra) ->
-    try
-        do_route(Acc, From, To, El)
-    catch
-        Class:Reason:Stacktrace ->
-            ?LOG_ERROR(#{what => routing_error, from_jid => jid:to_binary(From),
-                         to_jid => jid:to_binary(To), class => Class, reason => Reason,
-                         stacktrace => Stacktrace}),
+    Meta = #{from_jid => jid:to_binary(From), to_jid => jid:to_binary(To)},
+    keep_acc_on_crash(fun() -> do_route(Acc, From, To, El) end, Acc, Meta).
+
+%% A crash while delivering must not take the router's caller down: the
+%% stanza is lost and logged, the accumulator goes on.
+-spec keep_acc_on_crash(fun(() -> mongoose_acc:t()), mongoose_acc:t(), map()) ->
+          mongoose_acc:t().
+keep_acc_on_crash(Deliver, Acc, LogMeta) ->
+    try Deliver()
+    catch Class:Reason:Stacktrace ->
+            ?LOG_ERROR(LogMeta#{what => routing_error, class => Class, reason => Reason,
+                                stacktrace => Stacktrace}),
             Acc
     end.
 
@@ -69,29 +74,34 @@ route_iq(From, To, Acc, IQ, Callback) ->
 
 -spec route_iq(jid:jid(), jid:jid(), mongoose_acc:t(), jlib:iq(), callback(),
                undefined | pos_integer()) -> mongoose_acc:t().
-route_iq(From, To, Acc, #iq{type = Type} = IQ, Callback, Timeout)
-  when is_function(Callback, 4) ->
-    Packet = case Type =:= set orelse Type =:= get of
-                 true ->
-                     ID = make_iq_id(),
-                     register_iq_response_handler(ID, Callback, Timeout),
-                     jlib:iq_to_xml(IQ#iq{id = ID});
-                 false ->
-                     jlib:iq_to_xml(IQ)
-             end,
-    mongoose_router:route(mongoose_acc:update(From, To, Packet, Acc)).
+route_iq(From, To, Acc, #iq{} = IQ, Callback, Timeout) when is_function(Callback, 4) ->
+    Stanza = jlib:iq_to_xml(await_reply(IQ, Callback, Timeout)),
+    mongoose_router:route(mongoose_acc:update(From, To, Stanza, Acc)).
+
+%% Only a request (get/set) is answered: it gets a fresh id, under which the
+%% callback waits for the reply; a result or error is sent as it is.
+-spec await_reply(jlib:iq(), callback(), undefined | pos_integer()) -> jlib:iq().
+await_reply(#iq{type = Type} = IQ, Callback, Timeout) when Type =:= get; Type =:= set ->
+    Id = make_iq_id(),
+    register_iq_response_handler(Id, Callback, Timeout),
+    IQ#iq{id = Id};
+await_reply(IQ, _Callback, _Timeout) ->
+    IQ.
 
 %% @doc Calls the callback waiting for the reply's id; other replies are dropped.
 -spec process_iq_reply(jid:jid(), jid:jid(), mongoose_acc:t(), jlib:iq()) -> mongoose_acc:t().
-process_iq_reply(From, To, Acc, #iq{id = ID, type = Type}= IQ) ->
-    case get_iq_callback(ID) of
-        {ok, Callback} ->
-            Callback(From, To, Acc, IQ);
-        error ->
-            ?LOG_INFO(#{what => dropped_iq_reply, iq_id => ID, iq_type => Type,
-                        from_jid => jid:to_binary(From)}),
-            Acc
-    end.
+process_iq_reply(From, To, Acc, #iq{id = Id} = IQ) ->
+    deliver_reply(get_iq_callback(Id), From, To, Acc, IQ).
+
+%% A reply nobody waits for (late, or never asked) is only logged.
+-spec deliver_reply({ok, callback()} | error, jid:jid(), jid:jid(), mongoose_acc:t(),
+                    jlib:iq()) -> mongoose_acc:t().
+deliver_reply({ok, Callback}, From, To, Acc, IQ) ->
+    Callback(From, To, Acc, IQ);
+deliver_reply(error, From, _To, Acc, #iq{id = Id, type = Type}) ->
+    ?LOG_INFO(#{what => dropped_iq_reply, iq_id => Id, iq_type => Type,
+                from_jid => jid:to_binary(From)}),
+    Acc.
 
 %% @doc Takes the callback of a pending IQ (cancelling its timeout).
 -spec get_iq_callback(binary()) -> {ok, callback()} | error.
@@ -130,12 +140,15 @@ lookup_iq_handler(Domain, XMLNS) ->
 %% @doc Routes a domain here (MongooseIM does it when a domain is added).
 -spec register_host(jid:server()) -> ok.
 register_host(Host) ->
-    true = mongoose_router:register_route(Host, mongoose_packet_handler:new(?MODULE)),
-    ok.
+    Handler = mongoose_packet_handler:new(?MODULE),
+    expect_true(mongoose_router:register_route(Host, Handler)).
 
 -spec unregister_host(jid:server()) -> ok.
 unregister_host(Host) ->
-    true = mongoose_router:unregister_route(Host),
+    expect_true(mongoose_router:unregister_route(Host)).
+
+-spec expect_true(true) -> ok.
+expect_true(true) ->
     ok.
 
 %% @doc Nothing is queued in the test host: registrations take effect at once.
@@ -183,16 +196,18 @@ bounce(Acc, From, To, El, Error) ->
     end.
 
 -spec register_iq_response_handler(binary(), callback(), undefined | pos_integer()) -> ok.
-register_iq_response_handler(ID, Callback, Timeout0) ->
+register_iq_response_handler(Id, Callback, TimeoutOrDefault) ->
     ensure_tables(),
-    Timeout = case Timeout0 of
-                  undefined -> iq_timeout();
-                  N when is_integer(N), N > 0 -> N
-              end,
-    %% one timer process per pending IQ: the test host has no ejabberd_local server
-    Timer = spawn(fun() -> wait_for_timeout(ID, Timeout) end),
-    true = ets:insert(?IQRESPONSE, {ID, Callback, Timer}),
+    Ms = effective_timeout(TimeoutOrDefault),
+    %% The test host has no ejabberd_local server to own timers, so each
+    %% pending IQ gets a small process that fires or is cancelled.
+    Timer = spawn(fun() -> wait_for_timeout(Id, Ms) end),
+    true = ets:insert(?IQRESPONSE, {Id, Callback, Timer}),
     ok.
+
+-spec effective_timeout(undefined | pos_integer()) -> pos_integer().
+effective_timeout(undefined) -> iq_timeout();
+effective_timeout(Ms) when is_integer(Ms), Ms > 0 -> Ms.
 
 -spec wait_for_timeout(binary(), pos_integer()) -> ok.
 wait_for_timeout(ID, Timeout) ->

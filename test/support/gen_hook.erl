@@ -96,11 +96,9 @@ delete_handlers(HookTuples) ->
 %% logged (`hook_failed') and skipped with the accumulator unchanged.
 -spec run_fold(hook_name(), hook_tag(), hook_acc(), hook_params()) -> hook_fn_ret().
 run_fold(HookName, Tag, Acc, Params) ->
+    Published = persistent_term:get(?MODULE, #{}),
     Key = {HookName, Tag},
-    case persistent_term:get(?MODULE, #{}) of
-        #{Key := Handlers} -> run_handlers(Handlers, Acc, Params, Key);
-        #{} -> {ok, Acc}
-    end.
+    run_handlers(maps:get(Key, Published, []), Acc, Params, Key).
 
 %% @doc Publishes the current handlers to `run_fold/4'.
 -spec reload_hooks() -> ok.
@@ -109,9 +107,10 @@ reload_hooks() ->
 
 %% @doc Logs a handler's crash (separate function so tests can trace it).
 -spec error_running_hook(map(), #hook_handler{}, hook_acc(), hook_params(), key()) -> ok.
-error_running_hook(Info, Handler, Acc, Params, Key) ->
-    ?LOG_ERROR(Info#{what => hook_failed, text => <<"Error running hook">>,
-                     key => Key, handler => Handler, acc => Acc, params => Params}).
+error_running_hook(CrashInfo, Handler, Acc, Params, Key) ->
+    Context = #{key => Key, handler => Handler, acc => Acc, params => Params},
+    ?LOG_ERROR(maps:merge(CrashInfo, Context#{what => hook_failed,
+                                              text => <<"A hook handler crashed">>})).
 
 %%--------------------------------------------------------------------
 %% gen_server callbacks
@@ -153,17 +152,21 @@ handle_call(Request, From, State) ->
 
 -spec handle_cast(term(), state()) -> {noreply, state()}.
 handle_cast(Msg, State) ->
-    ?LOG_WARNING(#{what => unexpected_cast, msg => Msg}),
-    {noreply, State}.
+    unexpected(cast, Msg, State).
 
 -spec handle_info(term(), state()) -> {noreply, state()}.
 handle_info(Info, State) ->
-    ?LOG_WARNING(#{what => unexpected_info, msg => Info}),
+    unexpected(info, Info, State).
+
+-spec unexpected(cast | info, term(), state()) -> {noreply, state()}.
+unexpected(Kind, Msg, State) ->
+    ?LOG_WARNING(#{what => gen_hook_unexpected_message, kind => Kind, msg => Msg}),
     {noreply, State}.
 
 -spec terminate(term(), state()) -> ok.
 terminate(_Reason, _State) ->
-    persistent_term:erase(?MODULE),
+    %% run_fold/4 then sees no handlers rather than a dead server's.
+    _ = persistent_term:erase(?MODULE),
     ok.
 
 %%--------------------------------------------------------------------
@@ -178,17 +181,32 @@ call(Request) ->
     gen_server:call(?MODULE, Request).
 
 -spec run_handlers([#hook_handler{}], hook_acc(), hook_params(), key()) -> hook_fn_ret().
-run_handlers([], Acc, _Params, _Key) ->
+run_handlers(Handlers, Acc, Params, Key) ->
+    fold_until_stop(fun(Handler, AccIn) -> apply_handler(Handler, AccIn, Params, Key) end,
+                    Acc, Handlers).
+
+-spec fold_until_stop(fun((#hook_handler{}, hook_acc()) -> hook_fn_ret()), hook_acc(),
+                      [#hook_handler{}]) -> hook_fn_ret().
+fold_until_stop(_Step, Acc, []) ->
     {ok, Acc};
-run_handlers([#hook_handler{hook_fn = Fun, extra = Extra} = Handler | Rest], Acc, Params, Key) ->
-    try Fun(Acc, Params, Extra) of
-        {ok, NewAcc} -> run_handlers(Rest, NewAcc, Params, Key);
-        {stop, NewAcc} -> {stop, NewAcc}
+fold_until_stop(Step, Acc, [Handler | Rest]) ->
+    case Step(Handler, Acc) of
+        {ok, Next} -> fold_until_stop(Step, Next, Rest);
+        {stop, _} = Stopped -> Stopped
+    end.
+
+%% A crash is reported through the exported error_running_hook/5 (tests trace
+%% it) and counts as `{ok, Acc}' with the accumulator as it was.
+-spec apply_handler(#hook_handler{}, hook_acc(), hook_params(), key()) -> hook_fn_ret().
+apply_handler(#hook_handler{hook_fn = Fun, extra = Extra} = Handler, Acc, Params, Key) ->
+    try
+        Fun(Acc, Params, Extra)
     catch
         Class:Reason:Stacktrace ->
-            Info = #{class => Class, reason => Reason, stacktrace => Stacktrace},
-            ?MODULE:error_running_hook(Info, Handler, Acc, Params, Key),
-            run_handlers(Rest, Acc, Params, Key)
+            ?MODULE:error_running_hook(#{class => Class, reason => Reason,
+                                         stacktrace => Stacktrace},
+                                       Handler, Acc, Params, Key),
+            {ok, Acc}
     end.
 
 -spec key(hook_tuple()) -> key().
@@ -211,24 +229,20 @@ make_handler({HookName, Tag, Fun, Extra, Prio})
 make_handler(Tuple) ->
     error(#{what => invalid_hook_handler, handler => Tuple}).
 
+%% A handler must be `fun Module:Name/3' with Module loadable and Name/3
+%% exported: a local fun would not survive a code reload of its module.
 -spec check_hook_function(hook_fn()) -> ok.
 check_hook_function(Fun) ->
-    case erlang:fun_info(Fun, type) of
-        {type, external} ->
-            {module, Module} = erlang:fun_info(Fun, module),
-            {name, Name} = erlang:fun_info(Fun, name),
-            case code:ensure_loaded(Module) of
-                {module, Module} -> ok;
-                LoadError -> error(#{what => module_is_not_loaded, module => Module,
-                                     error => LoadError})
-            end,
-            case erlang:function_exported(Module, Name, 3) of
-                true -> ok;
-                false -> error(#{what => function_is_not_exported, function => Fun})
-            end;
-        {type, local} ->
-            error(#{what => only_external_function_references_allowed, function => Fun})
-    end.
+    {type, Type} = erlang:fun_info(Fun, type),
+    Type =:= external
+        orelse error(#{what => only_external_function_references_allowed, function => Fun}),
+    {Module, Name} = fun_mf(Fun),
+    Loaded = code:ensure_loaded(Module),
+    Loaded =:= {module, Module}
+        orelse error(#{what => module_is_not_loaded, module => Module, error => Loaded}),
+    erlang:function_exported(Module, Name, 3)
+        orelse error(#{what => function_is_not_exported, function => Fun}),
+    ok.
 
 %% Handlers are equal when priority, extra and the fun's module and name are;
 %% funs themselves are not compared (their equality is not well defined).

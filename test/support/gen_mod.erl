@@ -56,15 +56,12 @@ start_module(HostType, Module, Opts) ->
     {links, LinksBefore} = process_info(self(), links),
     try
         check_dynamic_domains_support(HostType, Module),
-        run_if_exported(Module, instrumentation, HostType, fun mongoose_instrument:set_up/1),
-        Result = Module:start(HostType, Opts),
-        run_if_exported(Module, hooks, HostType, fun gen_hook:add_handlers/1),
+        mongoose_instrument:set_up(optional_callback(Module, instrumentation, [HostType], [])),
+        Started = Module:start(HostType, Opts),
+        gen_hook:add_handlers(optional_callback(Module, hooks, [HostType], [])),
         check_links(Module, LinksBefore),
         ?LOG_DEBUG(#{what => module_started, module => Module, host_type => HostType}),
-        case Result of
-            {ok, _} -> Result;
-            _ -> {ok, Result}
-        end
+        as_ok_tuple(Started)
     catch
         Class:Reason:Stacktrace ->
             ?LOG_CRITICAL(#{what => module_start_failed, module => Module,
@@ -73,39 +70,24 @@ start_module(HostType, Module, Opts) ->
             erlang:raise(Class, Reason, Stacktrace)
     end.
 
-%% @doc Stops a module listed in the config. `stop/1' may return
-%% `{wait, ProcOrProcs}': those processes are awaited (5 s, then killed).
+%% @doc Stops a listed module: hooks off, `stop/1' (waiting for the
+%% processes it names in `{wait, _}'), then its instrumentation torn down.
 -spec stop_module(host_type(), module()) -> ok.
 stop_module(HostType, Module) ->
     assert_loaded(HostType, Module),
-    run_if_exported(Module, hooks, HostType, fun gen_hook:delete_handlers/1),
-    try Module:stop(HostType) of
-        {wait, Procs} when is_list(Procs) -> lists:foreach(fun wait_for_process/1, Procs);
-        {wait, Proc} -> wait_for_process(Proc);
-        _ -> ok
-    catch
-        Class:Reason:Stacktrace ->
-            ?LOG_ERROR(#{what => module_stopping_failed, host_type => HostType,
-                         stop_module => Module, class => Class, reason => Reason,
-                         stacktrace => Stacktrace}),
-            erlang:raise(Class, Reason, Stacktrace)
-    end,
-    run_if_exported(Module, instrumentation, HostType, fun mongoose_instrument:tear_down/1),
-    ok.
+    gen_hook:delete_handlers(optional_callback(Module, hooks, [HostType], [])),
+    await_processes(call_stop(HostType, Module)),
+    mongoose_instrument:tear_down(optional_callback(Module, instrumentation, [HostType], [])).
 
+%% @doc False for a module without `supported_features/0'.
 -spec does_module_support(module(), module_feature()) -> boolean().
 does_module_support(Module, Feature) ->
-    %% function_exported/3 is false for a module not loaded yet
-    _ = code:ensure_loaded(Module),
-    erlang:function_exported(Module, supported_features, 0)
-        andalso lists:member(Feature, Module:supported_features()).
+    lists:member(Feature, optional_callback(Module, supported_features, [], [])).
 
+%% @doc The options that name backends; `[backend]' unless the module says.
 -spec backend_opts(module()) -> [opt_key()].
 backend_opts(Module) ->
-    case erlang:function_exported(Module, backend_opts, 0) of
-        true -> Module:backend_opts();
-        false -> [backend]
-    end.
+    optional_callback(Module, backend_opts, [], [backend]).
 
 -spec config_spec(module()) -> mongoose_config_spec:config_section().
 config_spec(Module) ->
@@ -118,43 +100,38 @@ config_spec(Module) ->
 %% @doc An option from a module's options map; a list is a path in nested
 %% maps. Raises `{badkey, Key}' when missing.
 -spec get_opt(opt_key() | key_path(), module_opts()) -> opt_value().
-get_opt(Path, Opts) when is_list(Path), is_map(Opts) ->
-    lists:foldl(fun maps:get/2, Opts, Path);
-get_opt(Key, Opts) when is_map(Opts) ->
-    maps:get(Key, Opts).
+get_opt(KeyOrPath, Opts) when is_map(Opts) ->
+    descend(as_path(KeyOrPath), Opts).
 
 -spec get_opt(opt_key() | key_path(), module_opts(), opt_value()) -> opt_value().
-get_opt(Path, Opts, Default) ->
-    try
-        get_opt(Path, Opts)
-    catch
-        error:{badkey, _} -> Default
-    end.
+get_opt(KeyOrPath, Opts, Default) ->
+    descend_or(as_path(KeyOrPath), Opts, Default).
 
 -spec lookup_module_opt(host_type(), module(), opt_key() | key_path()) ->
           {ok, opt_value()} | {error, not_found}.
-lookup_module_opt(HostType, Module, Key) ->
-    mongoose_config:lookup_opt(config_path(HostType, Module, Key)).
+lookup_module_opt(HostType, Module, KeyOrPath) ->
+    mongoose_config:lookup_opt(config_path(HostType, Module, KeyOrPath)).
 
 -spec get_module_opt(host_type(), module(), opt_key() | key_path()) -> opt_value().
-get_module_opt(HostType, Module, Key) ->
-    mongoose_config:get_opt(config_path(HostType, Module, Key)).
+get_module_opt(HostType, Module, KeyOrPath) ->
+    mongoose_config:get_opt(config_path(HostType, Module, KeyOrPath)).
 
+%% @doc As get_module_opt/3 with a default; the module must exist.
 -spec get_module_opt(host_type(), module(), opt_key() | key_path(), opt_value()) -> opt_value().
-get_module_opt(HostType, Module, Key, Default) ->
+get_module_opt(HostType, Module, KeyOrPath, Default) ->
     assert_module(Module),
-    mongoose_config:get_opt(config_path(HostType, Module, Key), Default).
+    mongoose_config:get_opt(config_path(HostType, Module, KeyOrPath), Default).
 
-%% @doc The module's options, `#{}' if it is not configured.
+%% @doc All options of a module, `#{}' when it is not listed.
 -spec get_module_opts(host_type(), module()) -> module_opts().
 get_module_opts(HostType, Module) ->
     assert_module(Module),
-    mongoose_config:get_opt([{modules, HostType}, Module], #{}).
+    mongoose_config:get_opt(config_path(HostType, Module, []), #{}).
 
-%% @doc The options of a configured module; raises if it is not.
+%% @doc All options of a listed module; raises when it is not listed.
 -spec get_loaded_module_opts(host_type(), module()) -> module_opts().
 get_loaded_module_opts(HostType, Module) ->
-    mongoose_config:get_opt([{modules, HostType}, Module]).
+    mongoose_config:get_opt(config_path(HostType, Module, [])).
 
 %%--------------------------------------------------------------------
 %% Loaded modules
@@ -162,7 +139,7 @@ get_loaded_module_opts(HostType, Module) ->
 
 -spec loaded_modules() -> [module()].
 loaded_modules() ->
-    lists:usort(lists:flatmap(fun loaded_modules/1, all_host_types())).
+    lists:usort([Module || HostType <- all_host_types(), Module <- loaded_modules(HostType)]).
 
 -spec loaded_modules(host_type()) -> [module()].
 loaded_modules(HostType) ->
@@ -170,41 +147,44 @@ loaded_modules(HostType) ->
 
 -spec loaded_modules_with_opts(host_type()) -> #{module() => module_opts()}.
 loaded_modules_with_opts(HostType) ->
-    mongoose_config:get_opt({modules, HostType}).
+    mongoose_config:get_opt(modules_key(HostType)).
 
 -spec loaded_modules_with_opts() -> #{host_type() => #{module() => module_opts()}}.
 loaded_modules_with_opts() ->
-    maps:from_list([{HT, loaded_modules_with_opts(HT)} || HT <- all_host_types()]).
+    lists:foldl(fun(HostType, ByHostType) ->
+                        ByHostType#{HostType => loaded_modules_with_opts(HostType)}
+                end, #{}, all_host_types()).
 
 -spec hosts_with_module(module()) -> [host_type()].
 hosts_with_module(Module) ->
-    [HT || HT <- all_host_types(), is_loaded(HT, Module)].
+    lists:filter(fun(HostType) -> is_loaded(HostType, Module) end, all_host_types()).
 
 -spec hosts_and_opts_with_module(module()) -> #{host_type() => module_opts()}.
 hosts_and_opts_with_module(Module) ->
-    maps:from_list([{HT, Opts} || HT <- all_host_types(),
-                                  {ok, Opts} <- [mongoose_config:lookup_opt(
-                                                   [{modules, HT}, Module])]]).
+    lists:foldl(fun(HostType, Found) ->
+                        case loaded_modules_with_opts(HostType) of
+                            #{Module := Opts} -> Found#{HostType => Opts};
+                            #{} -> Found
+                        end
+                end, #{}, all_host_types()).
 
 -spec is_loaded(host_type(), module()) -> boolean().
 is_loaded(HostType, Module) ->
-    maps:is_key(Module, loaded_modules_with_opts(HostType)).
+    is_map_key(Module, loaded_modules_with_opts(HostType)).
 
-%% @doc A per-host process name, `<Base>_<Host>'.
+%% @doc The registered name of a module's per-host process: `Base_Host'.
 -spec get_module_proc(binary() | string(), module()) -> atom().
+get_module_proc(Host, Base) when is_list(Host) ->
+    list_to_atom(atom_to_list(Base) ++ [$_ | Host]);
 get_module_proc(Host, Base) when is_binary(Host) ->
-    get_module_proc(binary_to_list(Host), Base);
-get_module_proc(Host, Base) ->
-    list_to_atom(atom_to_list(Base) ++ "_" ++ Host).
+    %% byte by byte, as a string made of the binary's bytes would give
+    binary_to_atom(<<(atom_to_binary(Base, latin1))/binary, $_, Host/binary>>, latin1).
 
-%% @doc The module's dependencies for these options, services left out.
+%% @doc The module's dependencies on other modules (services are not ours).
 -spec get_deps(host_type(), module(), module_opts()) -> gen_mod_deps:module_deps().
 get_deps(HostType, Module, Opts) ->
-    _ = code:ensure_loaded(Module),
-    case erlang:function_exported(Module, deps, 2) of
-        true -> [Dep || Dep <- Module:deps(HostType, Opts), element(1, Dep) =/= service];
-        false -> []
-    end.
+    lists:filter(fun(Dep) -> element(1, Dep) =/= service end,
+                 optional_callback(Module, deps, [HostType, Opts], [])).
 
 %%--------------------------------------------------------------------
 %% Helpers
@@ -214,44 +194,83 @@ get_deps(HostType, Module, Opts) ->
 all_host_types() ->
     mongoose_config:get_opt(hosts) ++ mongoose_config:get_opt(host_types).
 
--spec config_path(host_type(), module(), opt_key() | key_path()) -> key_path().
-config_path(HostType, Module, Path) when is_list(Path) ->
-    [{modules, HostType}, Module | Path];
-config_path(HostType, Module, Key) when is_atom(Key) ->
-    [{modules, HostType}, Module, Key].
+-spec modules_key(host_type()) -> mongoose_config:key().
+modules_key(HostType) ->
+    {modules, HostType}.
 
-%% Catches a wrong argument order early, as MongooseIM's dev builds do.
+%% Where a module's option sits in mongoose_config; `[]' names all its options.
+-spec config_path(host_type(), module(), opt_key() | key_path()) -> key_path().
+config_path(HostType, Module, KeyOrPath) ->
+    [modules_key(HostType), Module | as_path(KeyOrPath)].
+
+-spec as_path(opt_key() | key_path()) -> key_path().
+as_path(Path) when is_list(Path) -> Path;
+as_path(Key) when is_atom(Key) -> [Key].
+
+-spec descend(key_path(), opt_value()) -> opt_value().
+descend([], Value) -> Value;
+descend([Key | Rest], Map) -> descend(Rest, maps:get(Key, Map)).
+
+-spec descend_or(key_path(), opt_value(), opt_value()) -> opt_value().
+descend_or([], Value, _Default) ->
+    Value;
+descend_or([Key | Rest], Map, Default) ->
+    case maps:find(Key, Map) of
+        {ok, Inner} -> descend_or(Rest, Inner, Default);
+        error -> Default
+    end.
+
+%% Fails (undef) for a module that does not exist, before any config lookup.
 -spec assert_module(module()) -> module().
 assert_module(Module) ->
     Module:module_info(module).
 
 -spec assert_loaded(host_type(), module()) -> ok.
 assert_loaded(HostType, Module) ->
-    case is_loaded(HostType, Module) of
-        true -> ok;
-        false -> error(#{what => module_not_loaded,
-                         text => <<"Module missing from mongoose_config">>,
-                         host_type => HostType, module => Module})
-    end.
+    is_loaded(HostType, Module)
+        orelse error(#{what => module_not_loaded, host_type => HostType, module => Module,
+                       text => <<"The module is not listed in mongoose_config">>}),
+    ok.
 
-%% Host types under `hosts' are static; the others (`host_types') serve
-%% dynamic domains, which the module must declare it supports.
+%% A host type of the `host_types' list has dynamic domains: only modules
+%% declaring `dynamic_domains' may run there.
 -spec check_dynamic_domains_support(host_type(), module()) -> ok.
 check_dynamic_domains_support(HostType, Module) ->
-    case lists:member(HostType, mongoose_config:get_opt(hosts))
-        orelse does_module_support(Module, dynamic_domains) of
-        true -> ok;
-        false -> error({Module, HostType, dynamic_domains_feature_is_not_supported})
+    StaticHost = lists:member(HostType, mongoose_config:get_opt(hosts)),
+    StaticHost orelse does_module_support(Module, dynamic_domains)
+        orelse error({Module, HostType, dynamic_domains_feature_is_not_supported}),
+    ok.
+
+%% Calls an optional callback of the behaviour, or gives Default when the
+%% module does not export it (function_exported/3 needs the module loaded).
+-spec optional_callback(module(), atom(), list(), Default) -> term() | Default.
+optional_callback(Module, Callback, Args, Default) ->
+    _ = code:ensure_loaded(Module),
+    case erlang:function_exported(Module, Callback, length(Args)) of
+        true -> apply(Module, Callback, Args);
+        false -> Default
     end.
 
--spec run_if_exported(module(), hooks | instrumentation, host_type(), fun((list()) -> ok)) ->
-          ok.
-run_if_exported(Module, Callback, HostType, Fun) ->
-    _ = code:ensure_loaded(Module),
-    case erlang:function_exported(Module, Callback, 1) of
-        true -> Fun(Module:Callback(HostType));
-        false -> ok
+-spec as_ok_tuple(term()) -> {ok, term()}.
+as_ok_tuple({ok, _} = Ok) -> Ok;
+as_ok_tuple(Other) -> {ok, Other}.
+
+-spec call_stop(host_type(), module()) -> term().
+call_stop(HostType, Module) ->
+    try
+        Module:stop(HostType)
+    catch
+        Class:Reason:Stacktrace ->
+            ?LOG_ERROR(#{what => module_stopping_failed, host_type => HostType,
+                         stop_module => Module, class => Class, reason => Reason,
+                         stacktrace => Stacktrace}),
+            erlang:raise(Class, Reason, Stacktrace)
     end.
+
+-spec await_processes(term()) -> ok.
+await_processes({wait, Procs}) when is_list(Procs) -> lists:foreach(fun wait_for_process/1, Procs);
+await_processes({wait, Proc}) -> wait_for_process(Proc);
+await_processes(_Other) -> ok.
 
 %% start/2 must not link the caller to anything: module processes belong
 %% under a supervisor, not under whoever starts the module.

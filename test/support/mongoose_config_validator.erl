@@ -23,50 +23,78 @@
 
 -export_type([validator/0, section_validator/0, list_validator/0]).
 
+%% Dispatch on the option's type and the validator's name; a pair that is not
+%% in the table fails with `function_clause', as an unmatched clause would.
 -spec validate(mongoose_config_parser_toml:option_value(),
                mongoose_config_spec:option_type(), validator()) -> ok.
-validate(V, binary, domain) -> validate_domain(V);
-validate(V, binary, url) -> validate_non_empty_binary(V);
-validate(V, binary, non_empty) -> validate_non_empty_binary(V);
-validate(V, binary, subdomain_template) -> validate_subdomain_template(V);
-validate(V, binary, {module, Prefix}) -> validate_module(prefixed(Prefix, V));
-validate(V, binary, jid) -> validate_jid(V);
-validate(V, binary, jid_localpart) -> validate_jid_localpart(V);
-validate(V, integer, non_negative) -> validate_non_negative_integer(V);
-validate(V, integer, positive) -> validate_positive_integer(V);
-validate(V, integer, port) -> validate_port(V);
-validate(V, int_or_infinity, non_negative) -> validate_non_negative_integer_or_infinity(V);
-validate(V, int_or_infinity, positive) -> validate_positive_integer_or_infinity(V);
-validate(V, string, url) -> validate_non_empty_string(V);
-validate(V, string, domain) -> validate_domain(V);
-validate(V, string, subdomain_template) -> validate_subdomain_template(V);
-validate(V, string, ip_address) -> validate_ip_address(V);
-validate(V, string, ip_mask) -> validate_ip_mask(V);
-validate(V, string, network_address) -> validate_network_address(V);
-validate(V, string, filename) -> validate_filename(V);
-validate(V, string, non_empty) -> validate_non_empty_string(V);
-validate(V, string, dirname) -> validate_dirname(V);
-validate(V, atom, module) -> validate_module(V);
-validate(V, atom, mongooseim_module) -> validate_mongooseim_module(V);
-validate(V, atom, {module, Prefix}) -> validate_module(prefixed(Prefix, V));
-validate(V, atom, loglevel) -> validate_loglevel(V);
-validate(V, atom, instrumentation_loglevel) -> validate_instrumentation_loglevel(V);
-validate(V, atom, pool_name) -> validate_non_empty_atom(V);
-validate(V, atom, shaper) -> validate_non_empty_atom(V);
-validate(V, atom, access_rule) -> validate_non_empty_atom(V);
-validate(V, atom, non_empty) -> validate_non_empty_atom(V);
-validate(V, _, {enum, Values}) -> validate_enum(V, Values);
-validate(_V, _, any) -> ok.
+validate(_Value, _Type, any) ->
+    ok;
+validate(Value, _Type, {enum, Allowed}) ->
+    validate_enum(Value, Allowed);
+validate(Value, Type, {module, Prefix}) when Type =:= binary; Type =:= atom ->
+    validate_module(prefixed(Prefix, Value));
+validate(Value, Type, Validator) ->
+    case maps:find({Type, Validator}, checks()) of
+        {ok, Check} -> Check(Value);
+        error -> no_clause([Value, Type, Validator])
+    end.
+
+-spec checks() -> #{{mongoose_config_spec:option_type(), atom()} => fun((term()) -> ok)}.
+checks() ->
+    NonEmptyAtom = fun validate_non_empty_atom/1,
+    #{{binary, non_empty} => fun validate_non_empty_binary/1,
+      {binary, url} => fun validate_non_empty_binary/1,
+      {binary, domain} => fun validate_domain/1,
+      {binary, subdomain_template} => fun validate_subdomain_template/1,
+      {binary, jid} => fun validate_jid/1,
+      {binary, jid_localpart} => fun validate_jid_localpart/1,
+      {string, non_empty} => fun validate_non_empty_string/1,
+      {string, url} => fun validate_non_empty_string/1,
+      {string, domain} => fun validate_domain/1,
+      {string, subdomain_template} => fun validate_subdomain_template/1,
+      {string, ip_address} => fun validate_ip_address/1,
+      {string, ip_mask} => fun validate_ip_mask/1,
+      {string, network_address} => fun validate_network_address/1,
+      {string, filename} => fun validate_filename/1,
+      {string, dirname} => fun validate_dirname/1,
+      {integer, non_negative} => fun validate_non_negative_integer/1,
+      {integer, positive} => fun validate_positive_integer/1,
+      {integer, port} => fun validate_port/1,
+      {int_or_infinity, non_negative} => fun validate_non_negative_integer_or_infinity/1,
+      {int_or_infinity, positive} => fun validate_positive_integer_or_infinity/1,
+      {atom, module} => fun validate_module/1,
+      {atom, mongooseim_module} => fun validate_mongooseim_module/1,
+      {atom, loglevel} => fun validate_loglevel/1,
+      {atom, instrumentation_loglevel} => fun validate_instrumentation_loglevel/1,
+      {atom, non_empty} => NonEmptyAtom,
+      {atom, pool_name} => NonEmptyAtom,
+      {atom, shaper} => NonEmptyAtom,
+      {atom, access_rule} => NonEmptyAtom}.
 
 -spec validate_list([mongoose_config_parser_toml:config_part()], list_validator()) -> ok.
-validate_list([_|_], non_empty) -> ok;
-validate_list(L = [_|_], unique_non_empty) -> validate_unique_items(L);
-validate_list(L, unique) -> validate_unique_items(L);
-validate_list(L, any) when is_list(L) -> ok.
+validate_list(Items, Validator) when is_list(Items) ->
+    case {Validator, Items =:= []} of
+        {any, _} -> ok;
+        {unique, _} -> validate_unique_items(Items);
+        {non_empty, false} -> ok;
+        {unique_non_empty, false} -> validate_unique_items(Items);
+        _ -> no_clause([Items, Validator])
+    end;
+validate_list(Items, Validator) ->
+    no_clause([Items, Validator]).
 
 -spec validate_section([mongoose_config_parser_toml:config_part()], section_validator()) -> ok.
-validate_section([_|_], non_empty) -> ok;
-validate_section(L, any) when is_list(L) -> ok.
+validate_section(Items, Validator) when is_list(Items), Validator =:= any;
+                                         is_list(Items), Validator =:= non_empty, Items =/= [] ->
+    ok;
+validate_section(Items, Validator) ->
+    no_clause([Items, Validator]).
+
+%% The parser reports a refused value by the exception's reason; MongooseIM's
+%% validators refuse a value of the wrong shape with `function_clause'.
+-spec no_clause([term()]) -> no_return().
+no_clause(Args) ->
+    erlang:error(function_clause, Args).
 
 %% Validators
 
@@ -100,17 +128,16 @@ validate_unique_items(Items) ->
                          duplicates => Items -- lists:usort(Items)})
     end.
 
-validate_enum(V, Values) ->
-    case lists:member(V, Values) of
-        true -> ok;
-        false -> error(#{what => validate_enum_failed, value => V, allowed_values => Values})
-    end.
+validate_enum(Value, Allowed) ->
+    lists:member(Value, Allowed)
+        orelse error(#{what => validate_enum_failed, value => Value, allowed_values => Allowed}),
+    ok.
 
-validate_module(Mod) ->
-    case code:ensure_loaded(Mod) of
-        {module, _} -> ok;
-        Other -> error(#{what => module_not_found, module => Mod, reason => Other})
-    end.
+validate_module(Module) ->
+    Loaded = code:ensure_loaded(Module),
+    element(1, Loaded) =:= module
+        orelse error(#{what => module_not_found, module => Module, reason => Loaded}),
+    ok.
 
 %% (ours) A `[modules]' key: loadable here, or a MongooseIM module that the
 %% test host accepts without starting it.
@@ -128,10 +155,11 @@ validate_loglevel(Level) ->
         false -> error(#{what => validate_loglevel_failed, value => Level})
     end.
 
-validate_instrumentation_loglevel(none) ->
-    error(#{what => validate_instrumentation_loglevel_failed, value => none});
+%% As validate_loglevel/1, but an event handler cannot be switched off by level.
+validate_instrumentation_loglevel(Level) when Level =/= none ->
+    validate_loglevel(Level);
 validate_instrumentation_loglevel(Level) ->
-    validate_loglevel(Level).
+    error(#{what => validate_instrumentation_loglevel_failed, value => Level}).
 
 validate_jid(Bin) ->
     case jid:from_binary(Bin) of
@@ -197,13 +225,14 @@ validate_network_address(V) ->
     end.
 
 validate_filename(Filename) ->
-    case file:read_file_info(Filename) of
-        {ok, _} -> ok;
-        Reason -> error(#{what => invalid_filename, filename => Filename, reason => Reason})
-    end.
+    probe_path(invalid_filename, filename, Filename, fun file:read_file_info/1).
 
 validate_dirname(Dirname) ->
-    case file:list_dir(Dirname) of
-        {ok, _} -> ok;
-        Reason -> error(#{what => invalid_dirname, dirname => Dirname, reason => Reason})
-    end.
+    probe_path(invalid_dirname, dirname, Dirname, fun file:list_dir/1).
+
+%% The path must be readable as its kind; the error names the kind's field.
+probe_path(What, Field, Path, Probe) ->
+    Result = Probe(Path),
+    element(1, Result) =:= ok
+        orelse error(#{what => What, Field => Path, reason => Result}),
+    ok.

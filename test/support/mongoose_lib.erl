@@ -8,13 +8,19 @@
 %% @doc Logs a backend result that is not a success (`ok', `{ok, _}',
 %% `{atomic, _}', `{updated, _}'), as MongooseIM does; always `ok'.
 -spec log_if_backend_error(term(), module(), integer(), term()) -> ok.
-log_if_backend_error(ok, _Module, _Line, _Args) -> ok;
-log_if_backend_error({ok, _}, _Module, _Line, _Args) -> ok;
-log_if_backend_error({atomic, _}, _Module, _Line, _Args) -> ok;
-log_if_backend_error({updated, _}, _Module, _Line, _Args) -> ok;
-log_if_backend_error({error, Reason}, Module, Line, Args) ->
-    ?LOG_ERROR(#{what => backend_error, text => <<"Error calling backend module">>,
-                 caller_module => Module, caller_line => Line, reason => Reason, args => Args});
-log_if_backend_error(Other, Module, Line, Args) ->
-    ?LOG_ERROR(#{what => backend_error, text => <<"Unexpected return from backend">>,
-                 caller_module => Module, caller_line => Line, reason => Other, args => Args}).
+log_if_backend_error(Result, Module, Line, Args) ->
+    case backend_failure(Result) of
+        none ->
+            ok;
+        {Text, Reason} ->
+            ?LOG_ERROR(#{what => backend_error, text => Text, reason => Reason,
+                         caller_module => Module, caller_line => Line, args => Args})
+    end.
+
+%% The success shapes backends return (plain, mnesia transaction, SQL update);
+%% anything else is logged with what came back.
+-spec backend_failure(term()) -> none | {binary(), term()}.
+backend_failure(ok) -> none;
+backend_failure({Tag, _}) when Tag =:= ok; Tag =:= atomic; Tag =:= updated -> none;
+backend_failure({error, Reason}) -> {<<"A backend call returned an error">>, Reason};
+backend_failure(Other) -> {<<"A backend call returned an unexpected value">>, Other}.

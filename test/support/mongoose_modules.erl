@@ -1,12 +1,12 @@
-%% @doc The test host's `mongoose_modules': starts and stops the modules
-%% configured under `{modules, HostType}' for every host type (`hosts' ++
-%% `host_types'), dependencies first, as MongooseIM does.
+%% @doc The test host's `mongoose_modules': runs the modules configured
+%% under `{modules, HostType}' of every host type (`hosts' ++ `host_types'),
+%% a module's dependencies before it.
 %%
-%% The configured map is expected to hold the resolved dependencies already
-%% (MongooseIM's config parser runs `gen_mod_deps:resolve_deps/2'); a
-%% dependency missing from it only orders the others. The run-time functions
-%% keep `{modules, HostType}' in step with what runs and reload gen_hook;
-%% `start/0' and `stop/0' do not (the boot sequence reloads once after them).
+%% The configured map already holds the resolved dependencies (the config
+%% parser resolves them); a dependency absent from it only orders the rest.
+%% The run-time calls keep `{modules, HostType}' equal to what runs and
+%% reload gen_hook afterwards; `start/0' and `stop/0' leave the reload to
+%% the boot sequence, which does it once.
 -module(mongoose_modules).
 
 -export([start/0, stop/0]).
@@ -17,124 +17,123 @@
 
 -export_type([module_opts/0, module_map/0]).
 
-%% @doc Starts every configured module, dependencies first (and the host's
-%% processes first, unless they run).
+%% @doc Boots every host type's modules (starting the host's processes first
+%% when they are not up yet).
 -spec start() -> ok.
 start() ->
     {ok, _} = ejabberd_sup:ensure_started(),
-    lists:foreach(
+    each_host_type(
       fun(HostType) ->
-              [{ok, _} = gen_mod:start_module(HostType, Module, Opts)
-               || {Module, Opts} <- sorted_modules(HostType)]
-      end, all_host_types()).
+              lists:foreach(fun({Module, Opts}) ->
+                                    {ok, _} = gen_mod:start_module(HostType, Module, Opts)
+                            end, in_start_order(HostType))
+      end).
 
-%% @doc Stops every configured module, dependent modules first.
+%% @doc Stops every host type's modules, those depending on others first.
 -spec stop() -> ok.
 stop() ->
-    lists:foreach(
+    each_host_type(
       fun(HostType) ->
-              [gen_mod:stop_module(HostType, Module)
-               || {Module, _} <- lists:reverse(sorted_modules(HostType))]
-      end, all_host_types()).
+              lists:foreach(fun({Module, _Opts}) -> gen_mod:stop_module(HostType, Module) end,
+                            lists:reverse(in_start_order(HostType)))
+      end).
 
-%% @doc Stops the modules in `ToStop' and (re)starts those in `ToEnsure' with
-%% their dependencies; dependencies no longer needed are stopped too. For
-%% tests and debugging, as in MongooseIM.
+%% @doc Swaps modules at run time (tests, debugging): `ToStop' go, `ToEnsure'
+%% run with their options, and whatever only the touched modules needed is
+%% stopped unless the new set still needs it.
 -spec replace_modules(mongooseim:host_type(), [module()], module_map()) -> ok.
 replace_modules(HostType, ToStop, ToEnsure) ->
-    Current = get_modules(HostType),
-    Old = gen_mod_deps:resolve_deps(HostType,
-                                    maps:with(ToStop ++ maps:keys(ToEnsure), Current)),
-    SortedOld = gen_mod_deps:sort_deps(HostType, Old),
-    Target = gen_mod_deps:resolve_deps(HostType,
-                                       maps:merge(maps:without(maps:keys(Old), Current),
-                                                  ToEnsure)),
-    [ensure_module_stopped(HostType, Module)
-     || {Module, _} <- lists:reverse(SortedOld), not maps:is_key(Module, Target)],
-    [ensure_module_started(HostType, Module, Opts)
-     || {Module, Opts} <- gen_mod_deps:sort_deps(HostType, Target)],
+    Running = running(HostType),
+    Touched = ToStop ++ maps:keys(ToEnsure),
+    Leaving = gen_mod_deps:resolve_deps(HostType, maps:with(Touched, Running)),
+    Wanted = gen_mod_deps:resolve_deps(
+               HostType, maps:merge(maps:without(maps:keys(Leaving), Running), ToEnsure)),
+    Obsolete = [Module || {Module, _} <- lists:reverse(gen_mod_deps:sort_deps(HostType, Leaving)),
+                          not maps:is_key(Module, Wanted)],
+    lists:foreach(fun(Module) -> stop_if_running(HostType, Module) end, Obsolete),
+    lists:foreach(fun({Module, Opts}) -> run_with(HostType, Module, Opts) end,
+                  gen_mod_deps:sort_deps(HostType, Wanted)),
     gen_hook:reload_hooks().
 
-%% @doc Stops the module if it runs (dependencies are left alone).
+%% @doc Stops the module when it runs; its dependencies stay.
 -spec ensure_stopped(mongooseim:host_type(), module()) ->
           already_stopped | {stopped, module_opts()}.
 ensure_stopped(HostType, Module) ->
-    Result = ensure_module_stopped(HostType, Module),
-    gen_hook:reload_hooks(),
-    Result.
+    then_reload_hooks(stop_if_running(HostType, Module)).
 
-%% @doc Makes the module run with `Opts', restarting it if its options
-%% differ (dependencies are left alone).
+%% @doc Makes the module run with `Opts' (a restart when it runs with other
+%% options); its dependencies are not touched.
 -spec ensure_started(mongooseim:host_type(), module(), module_opts()) ->
           already_started | {started, term()} | {restarted, module_opts(), term()}.
 ensure_started(HostType, Module, Opts) ->
-    Result = ensure_module_started(HostType, Module, Opts),
+    then_reload_hooks(run_with(HostType, Module, Opts)).
+
+%%--------------------------------------------------------------------
+%% Internals
+%%--------------------------------------------------------------------
+
+-spec then_reload_hooks(Result) -> Result.
+then_reload_hooks(Result) ->
     gen_hook:reload_hooks(),
     Result.
 
-%%--------------------------------------------------------------------
-%% Helpers
-%%--------------------------------------------------------------------
-
--spec ensure_module_stopped(mongooseim:host_type(), module()) ->
+-spec stop_if_running(mongooseim:host_type(), module()) ->
           already_stopped | {stopped, module_opts()}.
-ensure_module_stopped(HostType, Module) ->
-    Modules = get_modules(HostType),
-    case maps:find(Module, Modules) of
-        error ->
-            already_stopped;
-        {ok, Opts} ->
-            stop_module(HostType, Module, Modules),
-            {stopped, Opts}
+stop_if_running(HostType, Module) ->
+    Running = running(HostType),
+    case Running of
+        #{Module := Opts} ->
+            halt(HostType, Module, Running),
+            {stopped, Opts};
+        #{} ->
+            already_stopped
     end.
 
--spec ensure_module_started(mongooseim:host_type(), module(), module_opts()) ->
+-spec run_with(mongooseim:host_type(), module(), module_opts()) ->
           already_started | {started, term()} | {restarted, module_opts(), term()}.
-ensure_module_started(HostType, Module, Opts) ->
-    Modules = get_modules(HostType),
-    case maps:find(Module, Modules) of
-        error ->
-            {ok, Result} = start_module(HostType, Module, Opts, Modules),
-            {started, Result};
-        {ok, Opts} ->
+run_with(HostType, Module, Opts) ->
+    Running = running(HostType),
+    case Running of
+        #{Module := Opts} ->
             already_started;
-        {ok, PrevOpts} ->
-            stop_module(HostType, Module, Modules),
-            {ok, Result} = start_module(HostType, Module, Opts, maps:remove(Module, Modules)),
-            {restarted, PrevOpts, Result}
+        #{Module := OldOpts} ->
+            halt(HostType, Module, Running),
+            {restarted, OldOpts, launch(HostType, Module, Opts, maps:remove(Module, Running))};
+        #{} ->
+            {started, launch(HostType, Module, Opts, Running)}
     end.
 
-%% The module is listed before it starts (gen_mod requires it) and unlisted
-%% again if the start fails.
--spec start_module(mongooseim:host_type(), module(), module_opts(), module_map()) ->
-          {ok, term()}.
-start_module(HostType, Module, Opts, Modules) ->
-    set_modules(HostType, Modules#{Module => Opts}),
-    try
-        gen_mod:start_module(HostType, Module, Opts)
+%% gen_mod reads a module's options from the config while it starts, so the
+%% module is recorded first; a start that crashes takes the record back.
+-spec launch(mongooseim:host_type(), module(), module_opts(), module_map()) -> term().
+launch(HostType, Module, Opts, Others) ->
+    record(HostType, Others#{Module => Opts}),
+    try gen_mod:start_module(HostType, Module, Opts) of
+        {ok, Started} -> Started
     catch
         Class:Reason:Stacktrace ->
-            set_modules(HostType, Modules),
+            record(HostType, Others),
             erlang:raise(Class, Reason, Stacktrace)
     end.
 
--spec stop_module(mongooseim:host_type(), module(), module_map()) -> ok.
-stop_module(HostType, Module, Modules) ->
+-spec halt(mongooseim:host_type(), module(), module_map()) -> ok.
+halt(HostType, Module, Running) ->
     gen_mod:stop_module(HostType, Module),
-    set_modules(HostType, maps:remove(Module, Modules)).
+    record(HostType, maps:remove(Module, Running)).
 
--spec sorted_modules(mongooseim:host_type()) -> gen_mod_deps:module_list().
-sorted_modules(HostType) ->
-    gen_mod_deps:sort_deps(HostType, get_modules(HostType)).
+-spec in_start_order(mongooseim:host_type()) -> gen_mod_deps:module_list().
+in_start_order(HostType) ->
+    gen_mod_deps:sort_deps(HostType, running(HostType)).
 
--spec get_modules(mongooseim:host_type()) -> module_map().
-get_modules(HostType) ->
+-spec running(mongooseim:host_type()) -> module_map().
+running(HostType) ->
     mongoose_config:get_opt({modules, HostType}).
 
--spec set_modules(mongooseim:host_type(), module_map()) -> ok.
-set_modules(HostType, Modules) ->
+-spec record(mongooseim:host_type(), module_map()) -> ok.
+record(HostType, Modules) ->
     mongoose_config:set_opt({modules, HostType}, Modules).
 
--spec all_host_types() -> [mongooseim:host_type()].
-all_host_types() ->
-    mongoose_config:get_opt(hosts) ++ mongoose_config:get_opt(host_types).
+-spec each_host_type(fun((mongooseim:host_type()) -> term())) -> ok.
+each_host_type(Fun) ->
+    HostTypes = mongoose_config:get_opt(hosts) ++ mongoose_config:get_opt(host_types),
+    lists:foreach(Fun, HostTypes).

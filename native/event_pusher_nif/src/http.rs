@@ -65,8 +65,8 @@ fn http_submit<'a>(
 }
 
 fn decode_headers(list: Term<'_>) -> NifResult<HeaderMap> {
+    let mut headers = HeaderMap::with_capacity(list.list_length()?);
     let iter: ListIterator = list.decode()?;
-    let mut headers = HeaderMap::new();
     for header in iter {
         let (name, value): (Binary, Binary) = header.decode()?;
         let name = HeaderName::from_bytes(name.as_slice()).map_err(|_| Error::BadArg)?;

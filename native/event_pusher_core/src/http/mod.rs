@@ -29,7 +29,7 @@ use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
 use crate::runtime;
 use crate::stats::{Counters, Stats};
 use bytes::Bytes;
-use http::header::HeaderMap;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
 use http_body_util::Full;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
@@ -109,10 +109,14 @@ pub enum SubmitError {
 }
 
 /// A job inside the pool: validated and ready to send.
+///
+/// Headers wait as a list: a `HeaderMap` takes some 700 bytes for one
+/// header, and a busy pool holds tens of thousands of queued jobs. Each
+/// attempt builds its request's map from the list.
 pub(crate) struct Job<T> {
     tag: T,
     uri: Uri,
-    headers: HeaderMap,
+    headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     max_retries: u32,
     retry_base: Duration,
@@ -190,7 +194,7 @@ impl<T: Tag> HttpPool<T> {
         let job = Job {
             tag: job.tag,
             uri,
-            headers: job.headers,
+            headers: header_list(job.headers),
             body: job.body,
             max_retries: job.max_retries,
             retry_base: job.retry_base,
@@ -295,6 +299,24 @@ fn client(cfg: &HttpPoolConfig, base_url: &UrlBase) -> Result<Client, StartError
     )
 }
 
+/// The map's headers in its order (names in order of first appearance, each
+/// followed by its other values), which rebuilding the map with `append`
+/// keeps, so the request is the same on the wire.
+fn header_list(map: HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    let mut list = Vec::with_capacity(map.len());
+    let mut last: Option<HeaderName> = None;
+    for (name, value) in map {
+        // `None`: another value of the name before it.
+        if let Some(name) = name {
+            last = Some(name);
+        }
+        if let Some(name) = &last {
+            list.push((name.clone(), value));
+        }
+    }
+    list
+}
+
 fn validate(cfg: &HttpPoolConfig) -> Result<UrlBase, StartError> {
     let invalid = |msg: String| Err(StartError::InvalidConfig(msg));
     if cfg.workers == 0 {
@@ -315,4 +337,46 @@ fn validate(cfg: &HttpPoolConfig) -> Result<UrlBase, StartError> {
     }
     // Parse errors never echo the URL, which may hold credentials.
     UrlBase::parse(&cfg.base_url).map_err(|e| StartError::InvalidConfig(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_list_rebuilds_the_same_map() {
+        let mut map = HeaderMap::new();
+        for (name, value) in [
+            ("x-a", "1"),
+            ("content-type", "t"),
+            ("x-a", "2"),
+            ("x-b", "3"),
+        ] {
+            map.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let order = |map: &HeaderMap| -> Vec<(String, String)> {
+            map.iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_owned()))
+                .collect()
+        };
+        let list = header_list(map.clone());
+        let mut rebuilt = HeaderMap::new();
+        for (name, value) in list {
+            rebuilt.append(name, value);
+        }
+        assert_eq!(order(&rebuilt), order(&map));
+        assert_eq!(
+            order(&map),
+            [
+                ("x-a", "1"),
+                ("x-a", "2"),
+                ("content-type", "t"),
+                ("x-b", "3")
+            ]
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        );
+    }
 }

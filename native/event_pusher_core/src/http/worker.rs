@@ -301,7 +301,12 @@ async fn exchange<T>(
     let mut request = http::Request::new(Full::new(job.body.clone()));
     *request.method_mut() = http::Method::POST;
     *request.uri_mut() = job.uri.clone();
-    *request.headers_mut() = job.headers.clone();
+    let headers = request.headers_mut();
+    // Room for the `host` header the client adds.
+    headers.reserve(job.headers.len() + 1);
+    for (name, value) in &job.headers {
+        headers.append(name.clone(), value.clone());
+    }
     let response = client.request(request).await?;
     let status = response.status().as_u16();
     // A broken body after the status line still counts as a response.
