@@ -2,7 +2,9 @@
 # The demo: installs what is missing, starts the services, builds (NIF
 # included), then boots a node with the MongooseIM test host and
 # examples/mongooseim.toml, plays users going online, chatting in private and
-# in a room and going offline, and prints what each backend's server received.
+# in a room and going offline, and prints what each backend's server received
+# (the HTTP sink, RabbitMQ, moto's SNS, a pubsub service, a MongoosePush
+# stand-in on 127.0.0.1:8443).
 #
 # Usage: scripts/demo.sh [CONFIG]     (default: examples/mongooseim.toml)
 set -euo pipefail

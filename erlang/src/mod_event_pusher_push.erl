@@ -39,6 +39,7 @@
 -export_type([pubsub_node/0, form/0, publish_service/0, outcome/0]).
 
 -define(WORKERS, pusher_push).
+-define(IQ_ROUTERS, [ejabberd_local, ejabberd_sm]).
 -define(OUTCOMES, [published, skipped, failed, disabled]).
 
 %%--------------------------------------------------------------------
@@ -56,25 +57,25 @@ start(HostType, #{backend := Backend} = Opts) ->
     ok = mod_event_pusher_push_backend:init(HostType, Opts),
     ok = mod_event_pusher_push_plugin:init(HostType, Opts),
     Discipline = maps:get(iqdisc, Opts),
-    lists:foreach(fun(Router) ->
-                          gen_iq_handler:add_iq_handler_for_domain(
-                            HostType, ?NS_PUSH, Router, fun ?MODULE:iq_handler/5, #{},
-                            Discipline)
-                  end, iq_routers()).
+    Handler = fun ?MODULE:iq_handler/5,
+    _ = [gen_iq_handler:add_iq_handler_for_domain(HostType, ?NS_PUSH, Router, Handler, #{},
+                                                  Discipline) || Router <- ?IQ_ROUTERS],
+    ok.
 
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
-    _ = [gen_iq_handler:remove_iq_handler_for_domain(HostType, ?NS_PUSH, Router)
-         || Router <- lists:reverse(iq_routers())],
+    Unregister = fun(Router) ->
+                         gen_iq_handler:remove_iq_handler_for_domain(HostType, ?NS_PUSH, Router)
+                 end,
+    lists:foreach(Unregister, lists:reverse(?IQ_ROUTERS)),
     _ = mongoose_wpool:stop(generic, HostType, ?WORKERS),
     ok.
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
 hooks(HostType) ->
-    Handlers = [{remove_user, fun ?MODULE:remove_user/3, 90},
-                {remove_domain, fun ?MODULE:remove_domain/3, 50},
-                {push_event, fun ?MODULE:push_event/3, 50}],
-    [{Hook, HostType, Fun, #{}, Priority} || {Hook, Fun, Priority} <- Handlers].
+    %% Each hook is handled by the function of the same name.
+    lists:map(fun({Name, Priority}) -> {Name, HostType, fun ?MODULE:Name/3, #{}, Priority} end,
+              [{remove_user, 90}, {remove_domain, 50}, {push_event, 50}]).
 
 %% @doc MongooseIM's options. `backend' takes the names MongooseIM knows;
 %% rdbms is refused at start (not at parse time) with a readable error.
@@ -82,7 +83,8 @@ hooks(HostType) ->
 config_spec() ->
     Options = [{<<"iqdisc">>, mongoose_config_spec:iqdisc(), one_queue},
                {<<"backend">>, #option{type = atom, validate = {enum, [mnesia, rdbms]}}, mnesia},
-               {<<"wpool">>, workers_section(), none},
+               {<<"wpool">>, (mongoose_config_spec:wpool(#{<<"strategy">> => available_worker}))
+                              #section{include = always}, none},
                {<<"plugin_module">>, #option{type = atom, validate = module},
                 mod_event_pusher_push_plugin:default_plugin_module()},
                {<<"virtual_pubsub_hosts">>, #list{items = pubsub_host_template()}, []}],
@@ -102,8 +104,8 @@ instrumentation(HostType) ->
 
 -spec config_metrics(mongooseim:host_type()) -> [{atom(), atom()}].
 config_metrics(HostType) ->
-    Opts = gen_mod:get_module_opts(HostType, ?MODULE),
-    [{backend, maps:get(backend, Opts)}].
+    #{backend := Store} = gen_mod:get_module_opts(HostType, ?MODULE),
+    [{backend, Store}].
 
 %%--------------------------------------------------------------------
 %% Hook handlers
@@ -121,19 +123,22 @@ push_event(#{acc := Acc} = HookAcc, #{event := Event}, _Extra) ->
 
 -spec remove_user(mongoose_acc:t(), #{jid := jid:jid()}, gen_hook:extra()) ->
           {ok, mongoose_acc:t()}.
-remove_user(Acc, #{jid := UserJID}, #{host_type := HostType}) ->
-    Owner = jid:to_bare(UserJID),
-    _ = log_failure(mod_event_pusher_push_backend:disable(HostType, Owner),
-                    #{what => push_remove_user_failed, host_type => HostType,
-                      user => jid:to_binary(Owner)}),
+remove_user(Acc, Params, Extra) ->
+    Owner = jid:to_bare(maps:get(jid, Params)),
+    HostType = maps:get(host_type, Extra),
+    case mod_event_pusher_push_backend:disable(HostType, Owner) of
+        {error, Why} ->
+            ?LOG_ERROR(#{what => push_remove_user_failed, host_type => HostType,
+                         user => jid:to_binary(Owner), reason => Why});
+        ok ->
+            ok
+    end,
     {ok, Acc}.
 
 -spec remove_domain(Acc, #{domain := jid:lserver()}, gen_hook:extra()) -> {ok, Acc}
               when Acc :: term().
 remove_domain(Acc, Params, Extra) ->
-    #{domain := Domain} = Params,
-    #{host_type := HostType} = Extra,
-    ok = mod_event_pusher_push_backend:remove_domain(HostType, Domain),
+    ok = forget_domain(Extra, Params),
     {ok, Acc}.
 
 %% @doc `urn:xmpp:push:0' IQs, to the server or to the user's bare JID.
@@ -151,27 +156,27 @@ iq_handler(Acc, From, _To, IQ, _Extra) ->
 -spec disable_node(mongooseim:host_type(), UserJID :: jid:jid(), PubSub :: jid:jid(),
                    Node :: pubsub_node() | undefined) -> ok | {error, term()}.
 disable_node(HostType, UserJID, PubSub, Node) ->
+    Stored = mod_event_pusher_push_backend:disable(HostType, jid:to_bare(UserJID), PubSub, Node),
     ok = mod_event_pusher_push_sessions:forget(UserJID, PubSub, Node),
-    mod_event_pusher_push_backend:disable(HostType, jid:to_bare(UserJID), PubSub, Node).
+    Stored.
 
 %% @doc Applies F to A in one of the host type's `pusher_push' workers, so
 %% that the caller (a user's process) never waits on the network.
 -spec cast(mongooseim:host_type(), function(), [term()]) -> ok.
 cast(HostType, F, A) ->
     Job = {erlang, apply, [F, A]},
-    _ = mongoose_wpool:cast(generic, HostType, ?WORKERS, Job),
-    ok.
+    case mongoose_wpool:cast(generic, HostType, ?WORKERS, Job) of
+        _Queued -> ok
+    end.
 
 %% @doc Whether PubSubDomain is a configured virtual pubsub host for the
 %% recipient's domain (a template stands for `<prefix>.<RecipientDomain>').
 -spec is_virtual_pubsub_host(mongooseim:host_type(), RecipientDomain :: jid:lserver(),
                              PubSubDomain :: jid:lserver()) -> boolean().
 is_virtual_pubsub_host(HostType, RecipientDomain, PubSubDomain) ->
-    Opts = gen_mod:get_module_opts(HostType, ?MODULE),
-    Matches = fun(Pattern) ->
-                      mongoose_subdomain_utils:is_subdomain(Pattern, RecipientDomain, PubSubDomain)
-              end,
-    lists:any(Matches, maps:get(virtual_pubsub_hosts, Opts)).
+    #{virtual_pubsub_hosts := Patterns} = gen_mod:get_module_opts(HostType, ?MODULE),
+    [] =/= [P || P <- Patterns,
+                 mongoose_subdomain_utils:is_subdomain(P, RecipientDomain, PubSubDomain)].
 
 %% @doc (ours) Emits the instrumentation event of one outcome.
 -spec count(mongooseim:host_type(), outcome(), map()) -> ok.
@@ -195,19 +200,10 @@ event_name(skipped) -> mod_event_pusher_push_skipped;
 event_name(failed) -> mod_event_pusher_push_failed;
 event_name(disabled) -> mod_event_pusher_push_disabled.
 
-iq_routers() ->
-    [ejabberd_local, ejabberd_sm].
-
-workers_section() ->
-    Section = mongoose_config_spec:wpool(#{<<"strategy">> => available_worker}),
-    Section#section{include = always}.
-
 %% `<prefix>.@HOST@' or a plain domain.
 pubsub_host_template() ->
     #option{type = string, validate = subdomain_template,
             process = fun mongoose_subdomain_utils:make_subdomain_pattern/1}.
 
-log_failure(ok, _Log) ->
-    ok;
-log_failure({error, Reason}, Log) ->
-    ?LOG_ERROR(Log#{reason => Reason}).
+forget_domain(#{host_type := HostType}, #{domain := Domain}) ->
+    mod_event_pusher_push_backend:remove_domain(HostType, Domain).

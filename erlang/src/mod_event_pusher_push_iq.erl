@@ -42,13 +42,10 @@ to_command(_) ->
 %%--------------------------------------------------------------------
 
 -spec run_steps(exml:element(), [step()], map()) -> {ok, command()} | refused.
-run_steps(_El, [], Command) ->
-    {ok, Command};
-run_steps(El, [Step | Later], Command) ->
-    case Step(El, Command) of
-        {ok, Extended} -> run_steps(El, Later, Extended);
-        refused -> refused
-    end.
+run_steps(El, Steps, Start) ->
+    lists:foldl(fun(Step, {ok, SoFar}) -> Step(El, SoFar);
+                   (_Step, refused) -> refused
+                end, {ok, Start}, Steps).
 
 %% `jid' must parse and name a domain; only its bare part is kept.
 service(El, Command) ->

@@ -16,24 +16,25 @@
 %% @doc An existing table (e.g. one MongooseIM wrote) is used as it is.
 -spec init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 init(_HostType, _Opts) ->
-    Shape = [{attributes, record_info(fields, ?TAB)}, {type, bag}],
-    _ = mongoose_mnesia:create_table(?TAB, [{disc_copies, [node()]} | Shape]),
+    Fields = record_info(fields, ?TAB),
+    _ = mongoose_mnesia:create_table(?TAB, lists:append([[{type, bag}],
+                                                         [{disc_copies, [node()]}],
+                                                         [{attributes, Fields}]])),
     ok.
 
 %% @doc Replaces, in one transaction, any entry for the same service and node.
 -spec enable(mongooseim:host_type(), jid:jid(), jid:jid(), mod_event_pusher_push:pubsub_node(),
              mod_event_pusher_push:form()) -> ok | {error, term()}.
 enable(_HostType, User, PubSub, Node, Form) ->
-    Entry = #push_subscription{user_jid = owner(User), pubsub_jid = PubSub,
-                               pubsub_node = Node, form = Form},
+    Slot = selector(User, PubSub, Node),
     in_transaction(fun() ->
-                           remove_all(selector(User, PubSub, Node)),
-                           mnesia:write(Entry)
+                           remove_all(Slot),
+                           mnesia:write(Slot#push_subscription{form = Form})
                    end).
 
 -spec disable(mongooseim:host_type(), jid:jid()) -> ok | {error, term()}.
 disable(_HostType, User) ->
-    in_transaction(fun() -> mnesia:delete({?TAB, owner(User)}) end).
+    in_transaction(fun() -> mnesia:delete({?TAB, jid:to_lus(User)}) end).
 
 %% @doc Node `undefined' stands for every node of the service.
 -spec disable(mongooseim:host_type(), jid:jid(), jid:jid(),
@@ -45,10 +46,10 @@ disable(_HostType, User, PubSub, Node) ->
 -spec get_publish_services(mongooseim:host_type(), jid:jid()) ->
           {ok, [mod_event_pusher_push:publish_service()]} | {error, term()}.
 get_publish_services(_HostType, User) ->
-    try mnesia:dirty_read(?TAB, owner(User)) of
-        Entries -> {ok, lists:map(fun as_service/1, Entries)}
-    catch
-        exit:Why -> {error, Why}
+    Pattern = #push_subscription{user_jid = jid:to_lus(User), _ = '_'},
+    case catch mnesia:dirty_match_object(?TAB, Pattern) of
+        Entries when is_list(Entries) -> {ok, lists:map(fun as_service/1, Entries)};
+        {'EXIT', Why} -> {error, Why}
     end.
 
 -spec remove_domain(mongooseim:host_type(), jid:lserver()) -> ok.
@@ -60,17 +61,13 @@ remove_domain(_HostType, Domain) ->
 %% Helpers
 %%--------------------------------------------------------------------
 
-owner(User) ->
-    jid:to_lus(User).
-
-%% A match pattern for the user's entries of one service (and node).
+%% A match pattern for the user's entries of one service (and node);
+%% `undefined' matches any node.
+selector(User, PubSub, undefined) ->
+    selector(User, PubSub, '_');
 selector(User, PubSub, Node) ->
-    AnyNode = case Node of
-                  undefined -> '_';
-                  _ -> Node
-              end,
-    #push_subscription{user_jid = owner(User), pubsub_jid = PubSub, pubsub_node = AnyNode,
-                       form = '_'}.
+    Any = #push_subscription{_ = '_'},
+    Any#push_subscription{user_jid = jid:to_lus(User), pubsub_jid = PubSub, pubsub_node = Node}.
 
 remove_all(Pattern) ->
     lists:foreach(fun mnesia:delete_object/1, mnesia:match_object(Pattern)).
@@ -83,7 +80,8 @@ form_map(Form) -> Form.
 
 -spec in_transaction(fun(() -> term())) -> ok | {error, term()}.
 in_transaction(Work) ->
-    case mnesia:transaction(Work) of
-        {aborted, Why} -> {error, Why};
-        {atomic, _} -> ok
+    Outcome = mnesia:transaction(Work),
+    if
+        element(1, Outcome) =:= atomic -> ok;
+        true -> {error, element(2, Outcome)}
     end.

@@ -66,7 +66,7 @@ run(Acc, Event, BareRecipient) ->
         {Payload, {ok, Enabled}} ->
             case should_publish(Acc, Event, Enabled) of
                 [] ->
-                    mod_event_pusher_push:count(HostType, skipped, #{reason => not_chosen}),
+                    mod_event_pusher_push:count(HostType, skipped, #{reason => no_services}),
                     Acc;
                 Chosen ->
                     publish_notification(Acc, Event, Payload, Chosen)

@@ -73,13 +73,17 @@ user_may_exist(HostType, User) ->
     end.
 
 sent_to(Acc) ->
-    mongoose_acc:get(?SENT_NS, ?SENT_KEY, [], Acc).
+    Default = [],
+    mongoose_acc:get(?SENT_NS, ?SENT_KEY, Default, Acc).
 
 %% The inbox (if any) knows the unread count; a lone message is 1.
 -spec messages_waiting(mongoose_acc:t(), jid:jid()) -> integer().
 messages_waiting(Acc, Recipient) ->
-    Answered = mongoose_hooks:inbox_unread_count(Acc, Recipient),
-    mongoose_acc:get(inbox, unread_count, 1, Answered).
+    case mongoose_acc:get(inbox, unread_count, none,
+                          mongoose_hooks:inbox_unread_count(Acc, Recipient)) of
+        none -> 1;
+        Unread -> Unread
+    end.
 
 %% In a room the sender is the occupant (full JID, the nick); in a chat
 %% the bare JID. Lowercased either way.

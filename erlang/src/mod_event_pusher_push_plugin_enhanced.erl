@@ -11,11 +11,14 @@
 -spec should_publish(mongoose_acc:t(), mod_event_pusher:event(),
                      [mod_event_pusher_push:publish_service()]) ->
           [mod_event_pusher_push:publish_service()].
-should_publish(Acc, #unack_msg_event{to = SessionJID}, _StoredServices) ->
-    Notified = mongoose_acc:get(event_pusher, published_services, [], Acc),
-    case mod_event_pusher_push_sessions:enabled_by(SessionJID) of
-        none -> [];
-        {ok, Own} -> [Own || not lists:member(Own, Notified)]
-    end;
-should_publish(Acc, Other, Services) ->
-    mod_event_pusher_push_plugin_defaults:should_publish(Acc, Other, Services).
+should_publish(Acc, Event, Services) when is_record(Event, unack_msg_event) ->
+    session_service(Acc, Event#unack_msg_event.to, Services);
+should_publish(Acc, Event, Services) ->
+    mod_event_pusher_push_plugin_defaults:should_publish(Acc, Event, Services).
+
+%% The stored services do not matter here: only the one this session
+%% enabled, unless this stanza already notified it.
+session_service(Acc, SessionJID, _Stored) ->
+    Enabled = mod_event_pusher_push_sessions:enabled_by(SessionJID),
+    AlreadySent = mongoose_acc:get(event_pusher, published_services, [], Acc),
+    [Own || {ok, Own} <- [Enabled], not lists:member(Own, AlreadySent)].

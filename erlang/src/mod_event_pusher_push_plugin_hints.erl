@@ -43,10 +43,12 @@ prepare_notification(Acc, Event) ->
 
 %% The first child in the Jingle Message namespace, when it carries the
 %% session id that every such element has.
-call_element(#xmlel{children = Children}) ->
-    case [C || #xmlel{attrs = #{<<"xmlns">> := ?JMI_NS}} = C <- Children] of
-        [#xmlel{name = Action, attrs = #{<<"id">> := CallId}} | _] -> {call, Action, CallId};
-        _ -> false
+call_element(Message) ->
+    Jingle = exml_query:subelement_with_ns(Message, ?JMI_NS),
+    CallId = exml_query:attr(Jingle, <<"id">>),
+    if
+        Jingle =:= undefined; CallId =:= undefined -> false;
+        true -> {call, Jingle#xmlel.name, CallId}
     end.
 
 hinted(Message, Hint) ->

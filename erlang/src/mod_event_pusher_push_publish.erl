@@ -140,8 +140,11 @@ el(Name, Attrs, Children) ->
     #xmlel{name = Name, attrs = Attrs, children = Children}.
 
 submitted(FormType, Pairs) ->
-    Fields = lists:map(fun({Var, Value}) -> #{var => Var, values => [Value]} end, Pairs),
-    mongoose_data_forms:form(#{type => <<"submit">>, ns => FormType, fields => Fields}).
+    Spec = #{type => <<"submit">>, ns => FormType},
+    mongoose_data_forms:form(Spec#{fields => lists:map(fun single_valued/1, Pairs)}).
+
+single_valued({Var, Value}) ->
+    #{var => Var, values => [Value]}.
 
 %% The type and condition of the `<error/>' in a reply's content.
 describe_error(Content) ->

@@ -12,13 +12,10 @@
 %% @doc Notes in the current session (the IQ's origin) the service it enabled.
 -spec remember(mongoose_acc:t(), jid:jid(), mod_event_pusher_push:publish_service()) -> ok.
 remember(Acc, SessionJID, Service) ->
-    case mongoose_acc:get(c2s, origin_sid, undefined, Acc) of
-        undefined ->
-            ok;
-        SID ->
-            _ = ejabberd_sm:store_info(SessionJID, SID, ?INFO_KEY, Service),
-            ok
-    end.
+    %% An IQ that did not come from a c2s session has no session to note.
+    [ejabberd_sm:store_info(SessionJID, SID, ?INFO_KEY, Service)
+     || SID <- [mongoose_acc:get(c2s, origin_sid, undefined, Acc)], SID =/= undefined],
+    ok.
 
 %% @doc Drops the note from every session of the user that points at the
 %% service's node (at any node of it when Node is undefined).

@@ -14,7 +14,8 @@
 %% to record, `expected(Backend, Opts, Steps)' says how many deliveries the
 %% scenario should cause, `report(Backend, State, Expected)' waits for them
 %% and prints them, `stop(Backend, State)'. A backend the config does not
-%% enable is skipped.
+%% enable is skipped. mongoosepush (mod_push_service_mongoosepush, the push
+%% notifications of a virtual pubsub host) is shown as a backend of its own.
 -module(ep_demo).
 
 -export([main/1, run/1]).
@@ -22,14 +23,15 @@
 -include("jlib.hrl").
 -include("session.hrl").
 
--define(BACKENDS, [http, rabbit, sns, push]).
+-define(BACKENDS, [http, rabbit, sns, push, mongoosepush]).
 -define(WAIT_MS, 10000).
 %% Between two reads of a queue that reading empties (not a wait for a result).
 -define(POLL_MS, 50).
 
--type backend() :: http | rabbit | sns | push.
+-type backend() :: http | rabbit | sns | push | mongoosepush.
 -type step() :: {online | offline, jid:jid()}
-              | {enable_push, User :: jid:jid(), Service :: jid:jid(), Node :: binary()}
+              | {enable_push, User :: jid:jid(), Service :: jid:jid(), Node :: binary(),
+                 PublishOptions :: [{binary(), binary()}]}
               | {send, From :: jid:jid(), To :: jid:jid(), Type :: binary(), Body :: binary()}
               | {groupchat, From :: jid:jid(), Room :: jid:jid(), Members :: [jid:jid()],
                  Body :: binary()}.
@@ -81,7 +83,7 @@ run(ConfigPath) ->
     ok = ep_test_host:shutdown(),
     [stop(B, State) || {B, State} <- Started],
     title("summary"),
-    [io:format("  ~-8s ~s~n", [B, result_text(R)]) || {B, R} <- Results],
+    [io:format("  ~-12s ~s~n", [B, result_text(R)]) || {B, R} <- Results],
     case [B || {B, {error, _}} <- Results] of
         [] -> ok;
         Failed -> {error, Failed}
@@ -97,6 +99,9 @@ load_app_modules() ->
     {ok, Modules} = application:get_key(mongoose_event_pusher, modules),
     lists:foreach(fun(M) -> {module, M} = code:ensure_loaded(M) end, Modules).
 
+%% MongoosePush serves the push backend's virtual pubsub hosts.
+is_configured(mongoosepush, Opts) ->
+    is_configured(push, Opts) andalso maps:is_key(mod_push_service_mongoosepush, modules(Opts));
 is_configured(Backend, Opts) ->
     maps:is_key(Backend, event_pusher_opts(Opts)).
 
@@ -107,7 +112,8 @@ result_text({error, {Got, Expected}}) ->
 
 %%====================================================================
 %% The scenario (the same for every backend; with push configured, Bob
-%% enables push notifications first)
+%% enables push notifications first, on the demo's pubsub service for his
+%% laptop and, with MongoosePush, on the virtual host for his phone)
 %%====================================================================
 
 -spec scenario([backend()]) -> [step()].
@@ -116,8 +122,11 @@ scenario(Backends) ->
     Bob = jid(<<"bob@localhost/laptop">>),
     Carol = jid(<<"carol@localhost/tablet">>),
     Room = jid(<<"lobby@muc.localhost">>),
-    EnablePush = [{enable_push, Bob, push_service(), <<"bob-laptop">>}
-                  || lists:member(push, Backends)],
+    EnablePush = [{enable_push, Bob, push_service(), <<"bob-laptop">>, []}
+                  || lists:member(push, Backends)]
+        ++ [{enable_push, Bob, mongoosepush_service(), <<"bob-phone">>,
+             mongoosepush_publish_options()}
+            || lists:member(mongoosepush, Backends)],
     [{online, Alice}, {online, Bob}, {online, Carol}]
     ++ EnablePush ++
     [{send, Alice, Bob, <<"chat">>, <<"Hi Bob! Lunch at 12?">>},
@@ -151,10 +160,11 @@ play({offline, Jid}) ->
     {ok, _} = ep_test_host:unset_presence(Jid, <<"bye">>),
     #session{sid = SID} = ejabberd_sm:get_session(Jid),
     ok = ep_xmpp:logout(Jid, SID);
-play({enable_push, Jid, Service, Node}) ->
-    say("~s enables push notifications: service ~s, node ~s",
-        [jid:to_binary(Jid), jid:to_binary(Service), Node]),
-    push_enable(Jid, Service, Node);
+play({enable_push, Jid, Service, Node, PublishOptions}) ->
+    say("~s enables push notifications: service ~s, node ~s~ts",
+        [jid:to_binary(Jid), jid:to_binary(Service), Node,
+         [[", ", K, "=", V] || {K, V} <- PublishOptions]]),
+    push_enable(Jid, Service, Node, PublishOptions);
 play({send, From, To, Type, Body}) ->
     say("~s -> ~s (~s): ~ts", [jid:to_binary(From), jid:to_binary(To), Type, Body]),
     Msg = ep_test_host:message(jid:to_bare(To), Type, Body),
@@ -177,31 +187,36 @@ play({groupchat, From, Room, Members, Body}) ->
 start(http, Opts) -> http_start(Opts);
 start(rabbit, Opts) -> rabbit_start(Opts);
 start(sns, Opts) -> sns_start(Opts);
-start(push, Opts) -> push_start(Opts).
+start(push, Opts) -> push_start(Opts);
+start(mongoosepush, Opts) -> mongoosepush_start(Opts).
 
 -spec instrumentation(backend()) -> [event()].
 instrumentation(http) -> http_instrumentation();
 instrumentation(rabbit) -> rabbit_instrumentation();
 instrumentation(sns) -> sns_instrumentation();
-instrumentation(push) -> push_instrumentation().
+instrumentation(push) -> push_instrumentation();
+instrumentation(mongoosepush) -> mongoosepush_instrumentation().
 
 -spec expected(backend(), map(), [step()]) -> non_neg_integer().
 expected(http, Opts, Steps) -> http_expected(Opts, Steps);
 expected(rabbit, Opts, Steps) -> rabbit_expected(Opts, Steps);
 expected(sns, Opts, Steps) -> sns_expected(Opts, Steps);
-expected(push, Opts, Steps) -> push_expected(Opts, Steps).
+expected(push, Opts, Steps) -> push_expected(Opts, Steps, push_service());
+expected(mongoosepush, Opts, Steps) -> push_expected(Opts, Steps, mongoosepush_service()).
 
 -spec report(backend(), term(), non_neg_integer()) -> verdict().
 report(http, State, Expected) -> http_report(State, Expected);
 report(rabbit, State, Expected) -> rabbit_report(State, Expected);
 report(sns, State, Expected) -> sns_report(State, Expected);
-report(push, State, Expected) -> push_report(State, Expected).
+report(push, State, Expected) -> push_report(State, Expected);
+report(mongoosepush, State, Expected) -> mongoosepush_report(State, Expected).
 
 -spec stop(backend(), term()) -> ok.
 stop(http, State) -> http_stop(State);
 stop(rabbit, State) -> rabbit_stop(State);
 stop(sns, State) -> sns_stop(State);
-stop(push, State) -> push_stop(State).
+stop(push, State) -> push_stop(State);
+stop(mongoosepush, State) -> mongoosepush_stop(State).
 
 %%====================================================================
 %% http: an HTTP sink on each address the http handlers' pools point to
@@ -209,17 +224,20 @@ stop(push, State) -> push_stop(State).
 
 http_start(Opts) ->
     HandlerPools = lists:usort([Pool || #{pool_name := Pool} <- http_handlers(Opts)]),
-    Hosts = lists:usort([Host || #{type := http, tag := Tag, conn_opts := #{host := Host}}
-                                     <- maps:get(outgoing_pools, Opts, []),
-                                 lists:member(Tag, HandlerPools)]),
-    [http_start_sink(Host) || Host <- Hosts].
+    [http_start_sink(http, Host) || Host <- http_pool_hosts(HandlerPools, Opts)].
 
-http_start_sink(Host) ->
-    require_local("the http pool's host", Host),
+%% The hosts the outgoing http pools of these tags connect to.
+http_pool_hosts(Tags, Opts) ->
+    lists:usort([Host || #{type := http, tag := Tag, conn_opts := #{host := Host}}
+                             <- maps:get(outgoing_pools, Opts, []),
+                         lists:member(Tag, Tags)]).
+
+http_start_sink(Backend, Host) ->
+    require_local(io_lib:format("the ~s pool's host", [Backend]), Host),
     #{port := Port} = uri_string:parse(Host),
     case ep_http_sink:start(#{port => Port}) of
         {ok, Sink} ->
-            say("http: sink listening on ~s", [Host]),
+            say("~s: HTTP server listening on ~s", [Backend, Host]),
             {Host, Sink};
         {error, Reason} ->
             demo_error("cannot listen on ~s (~p): is the port taken? "
@@ -498,11 +516,12 @@ push_start(Opts) ->
 
 %% The enable IQ, sent from the user's session to the user's bare JID as a
 %% client sends it.
-push_enable(Jid, Service, Node) ->
+push_enable(Jid, Service, Node, PublishOptions) ->
     Id = integer_to_binary(erlang:unique_integer([positive])),
     Enable = #xmlel{name = <<"enable">>,
                     attrs = #{<<"xmlns">> => ?NS_PUSH, <<"jid">> => jid:to_binary(Service),
-                              <<"node">> => Node}},
+                              <<"node">> => Node},
+                    children = push_publish_options(PublishOptions)},
     IQ = #xmlel{name = <<"iq">>, attrs = #{<<"type">> => <<"set">>, <<"id">> => Id},
                 children = [Enable]},
     case ep_xmpp:send_iq(Jid, jid:to_bare(Jid), IQ, ?WAIT_MS) of
@@ -515,6 +534,20 @@ push_enable(Jid, Service, Node) ->
             demo_error("no answer to the enable IQ within ~b ms", [?WAIT_MS])
     end.
 
+%% The publish-options form the push service gets with each notification
+%% (XEP-0357; what MongoosePush is told: device, service...).
+push_publish_options([]) ->
+    [];
+push_publish_options(PublishOptions) ->
+    Fields = [push_field(<<"FORM_TYPE">>, ?NS_PUBSUB_PUB_OPTIONS, #{<<"type">> => <<"hidden">>})
+              | [push_field(K, V, #{}) || {K, V} <- PublishOptions]],
+    [#xmlel{name = <<"x">>, attrs = #{<<"xmlns">> => ?NS_XDATA, <<"type">> => <<"submit">>},
+            children = Fields}].
+
+push_field(Var, Value, Attrs) ->
+    #xmlel{name = <<"field">>, attrs = Attrs#{<<"var">> => Var},
+           children = [#xmlel{name = <<"value">>, children = [#xmlcdata{content = Value}]}]}.
+
 push_instrumentation() ->
     [{Event, #{host_type => ep_test_host:host_type()}}
      || Event <- [mod_event_pusher_push_published, mod_event_pusher_push_skipped,
@@ -522,17 +555,21 @@ push_instrumentation() ->
 
 %% With the plugins MongooseIM ships: one publish per chat or groupchat
 %% message with a body delivered to a user who enabled push and has no
-%% session (the scenario has no unacknowledged message and no hints). What
-%% another plugin publishes is printed, not checked.
-push_expected(Opts, Steps) ->
+%% session (the scenario has no unacknowledged message and no hints), for
+%% each of the user's subscriptions on Service. What another plugin publishes
+%% is printed, not checked.
+push_expected(Opts, Steps, Service) ->
     Shipped = [mod_event_pusher_push_plugin_defaults, mod_event_pusher_push_plugin_enhanced,
                mod_event_pusher_push_plugin_hints],
     Plugin = maps:get(plugin_module, backend_opts(push, Opts),
                       mod_event_pusher_push_plugin_defaults),
     case lists:member(Plugin, Shipped) of
-        true -> push_count(Steps, #{}, #{}, 0);
+        true -> push_count([S || S <- Steps, push_step_for(S, Service)], #{}, #{}, 0);
         false -> 0
     end.
+
+push_step_for({enable_push, _, Service, _, _}, For) -> jid:are_equal(Service, For);
+push_step_for(_, _) -> true.
 
 push_count([], _Online, _Enabled, N) ->
     N;
@@ -540,7 +577,7 @@ push_count([{online, Jid} | Steps], Online, Enabled, N) ->
     push_count(Steps, Online#{bare(Jid) => true}, Enabled, N);
 push_count([{offline, Jid} | Steps], Online, Enabled, N) ->
     push_count(Steps, maps:remove(bare(Jid), Online), Enabled, N);
-push_count([{enable_push, Jid, _, _} | Steps], Online, Enabled, N) ->
+push_count([{enable_push, Jid, _, _, _} | Steps], Online, Enabled, N) ->
     push_count(Steps, Online, Enabled#{bare(Jid) => true}, N);
 push_count([{send, _, To, Type, Body} | Steps], Online, Enabled, N)
   when Type =:= <<"chat">>; Type =:= <<"groupchat">> ->
@@ -592,6 +629,7 @@ push_print_instrumentation(Expected) ->
     Outcomes = [E || E = {Event, _} <- Events, Event =/= mod_event_pusher_push_skipped],
     _ = recorded(Outcomes, at_least(Expected)),
     instrumentation_title(push, Events),
+    say("(counted for every push service, virtual pubsub hosts included)", []),
     [say("~s: ~b~ts", [push_outcome(Event), length(Ms), push_reasons(Ms)])
      || {Event, Labels} <- Events, Ms <- [mongoose_instrument:recorded(Event, Labels)]],
     ok.
@@ -616,12 +654,74 @@ push_stop(PubSub) ->
     ep_pubsub:stop(PubSub).
 
 %%====================================================================
+%% mongoosepush: a MongoosePush stand-in (an HTTP server, as
+%% ep_mongoosepush runs it) on the address of mod_push_service_mongoosepush's
+%% pool; Bob enables push on the virtual pubsub host push.localhost with a
+%% publish-options form naming his phone, and the report prints the requests
+%% that arrived for the messages he got while offline
+%%====================================================================
+
+mongoosepush_service() ->
+    jid(<<"push.localhost">>).
+
+mongoosepush_publish_options() ->
+    [{<<"service">>, <<"apns">>}, {<<"device_id">>, <<"bob-iphone-5c3a9e">>},
+     {<<"silent">>, <<"false">>}, {<<"topic">>, <<"com.example.chat">>},
+     {<<"priority">>, <<"high">>}, {<<"sound">>, <<"bing.aiff">>}].
+
+mongoosepush_start(Opts) ->
+    Service = jid:to_binary(mongoosepush_service()),
+    Virtual = [mongoose_subdomain_utils:get_fqdn(Pattern, ep_test_host:host_type())
+               || Pattern <- maps:get(virtual_pubsub_hosts, backend_opts(push, Opts), [])],
+    lists:member(Service, Virtual) orelse
+        demo_error("virtual_pubsub_hosts does not cover ~s, where the demo enables "
+                   "MongoosePush notifications. Add \"push.@HOST@\"", [Service]),
+    #{pool_name := Pool, api_version := Version} = mongoosepush_opts(Opts),
+    case http_pool_hosts([Pool], Opts) of
+        [Host] ->
+            {Host, Sink} = http_start_sink(mongoosepush, Host),
+            say("mongoosepush: virtual pubsub host ~s, API ~s, answers 200", [Service, Version]),
+            Sink;
+        [] ->
+            demo_error("mod_push_service_mongoosepush's pool_name ~s is not an "
+                       "outgoing_pools.http entry", [Pool])
+    end.
+
+mongoosepush_opts(Opts) ->
+    maps:get(mod_push_service_mongoosepush, modules(Opts)).
+
+mongoosepush_instrumentation() ->
+    [{mod_push_service_mongoosepush_sent, #{host_type => ep_test_host:host_type()}}].
+
+mongoosepush_report(Sink, Expected) ->
+    title("mongoosepush: what the MongoosePush stand-in received (in arrival order)"),
+    say("(one request per push notification of the virtual host: the messages "
+        "with a body delivered to Bob while offline)", []),
+    Requests = wait_or_last(fun() -> ep_http_sink:requests(Sink) end, at_least(Expected)),
+    lists:foreach(fun mongoosepush_print/1, Requests),
+    Measurements = recorded(mongoosepush_instrumentation(),
+                            fun(Ms) -> sum(count, Ms) + sum(failure_count, Ms) >= Expected end),
+    instrumentation_title(mongoosepush, mongoosepush_instrumentation()),
+    say("answered: ~b, failed: ~b", [sum(count, Measurements), sum(failure_count, Measurements)]),
+    say_average("response time", [T || #{response_time := T} <- Measurements], "us"),
+    verdict(length(Requests), Expected).
+
+mongoosepush_print(Req = #{method := Method, path := Path, body := Body, status := Status}) ->
+    io:format("  ~s ~s -> ~b~n    content-type: ~s~n    body: ~ts~n",
+              [Method, Path, Status, ep_http_sink:header(<<"content-type">>, Req), Body]).
+
+mongoosepush_stop(Sink) ->
+    ep_http_sink:stop(Sink).
+
+%%====================================================================
 %% Helpers
 %%====================================================================
 
+modules(Opts) ->
+    maps:get({modules, ep_test_host:host_type()}, Opts, #{}).
+
 event_pusher_opts(Opts) ->
-    Modules = maps:get({modules, ep_test_host:host_type()}, Opts, #{}),
-    maps:get(mod_event_pusher, Modules, #{}).
+    maps:get(mod_event_pusher, modules(Opts), #{}).
 
 backend_opts(Backend, Opts) ->
     maps:get(Backend, event_pusher_opts(Opts), #{}).

@@ -74,21 +74,16 @@
 %% from the params or else parsed from the element's `from'/`to' attributes.
 -spec new(new_acc_params()) -> t().
 new(#{location := Location, lserver := LServer} = Params) ->
-    Stanza = case maps:get(element, Params, undefined) of
-                 undefined -> undefined;
-                 _ -> stanza_from_params(Params)
-             end,
-    #{mongoose_acc => true,
-      ref => make_ref(),
-      timestamp => erlang:system_time(microsecond),
-      origin_pid => self(),
-      origin_location => Location,
-      stanza => Stanza,
-      lserver => LServer,
-      host_type => maps:get(host_type, Params, undefined),
-      statem_acc => maps:get(statem_acc, Params, new_statem_acc()),
-      origin => maps:get(origin, Params, undefined),
-      non_strippable => []}.
+    Optional = #{host_type => undefined, origin => undefined, statem_acc => new_statem_acc()},
+    Given = maps:with(maps:keys(Optional), Params),
+    (maps:merge(Optional, Given))#{mongoose_acc => true,
+                                   ref => make_ref(),
+                                   timestamp => erlang:system_time(microsecond),
+                                   origin_pid => self(),
+                                   origin_location => Location,
+                                   lserver => LServer,
+                                   stanza => initial_stanza(Params),
+                                   non_strippable => []}.
 
 -spec new(jid:jid(), jid:jid(), exml:element(), location()) -> t().
 new(From, To, Packet, Location) ->
@@ -132,10 +127,11 @@ stanza_ref(Acc) -> stanza_field(ref, Acc).
 
 %% @doc `{From, To, Element}', or `undefined' without a stanza.
 -spec packet(t()) -> {jid:jid(), jid:jid(), exml:element()} | undefined.
-packet(#{mongoose_acc := true, stanza := #{from_jid := From, to_jid := To, element := El}}) ->
-    {From, To, El};
-packet(#{mongoose_acc := true}) ->
-    undefined.
+packet(#{mongoose_acc := true, stanza := undefined}) ->
+    undefined;
+packet(#{mongoose_acc := true, stanza := Stanza}) ->
+    #{from_jid := From, to_jid := To, element := El} = Stanza,
+    {From, To, El}.
 
 %%--------------------------------------------------------------------
 %% Stanza updates
@@ -147,15 +143,22 @@ update_stanza(Params, #{mongoose_acc := true} = Acc) ->
 
 -spec update(element | from_jid | to_jid, exml:element() | jid:jid(), t()) ->
           t() | {error, badarg}.
-update(element, #xmlel{name = Name} = El, #{mongoose_acc := true, stanza := #{} = Stanza} = Acc) ->
-    Acc#{stanza := Stanza#{element := El, name := Name,
-                           type := exml_query:attr(El, <<"type">>), ref := make_ref()}};
-update(from_jid, Jid, #{mongoose_acc := true, stanza := #{} = Stanza} = Acc) ->
-    Acc#{stanza := Stanza#{from_jid := Jid}};
-update(to_jid, Jid, #{mongoose_acc := true, stanza := #{} = Stanza} = Acc) ->
-    Acc#{stanza := Stanza#{to_jid := Jid}};
-update(_, _, _) ->
+update(Field, Value, #{mongoose_acc := true, stanza := #{} = Stanza} = Acc) ->
+    case stanza_change(Field, Value) of
+        {ok, Changes} -> Acc#{stanza := maps:merge(Stanza, Changes)};
+        error -> {error, badarg}
+    end;
+update(_Field, _Value, _Acc) ->
     {error, badarg}.
+
+%% A new element brings its own name, type and stanza ref; a JID only itself.
+-spec stanza_change(atom(), term()) -> {ok, map()} | error.
+stanza_change(element, #xmlel{} = El) ->
+    {ok, element_fields(El)};
+stanza_change(JidField, Jid) when JidField =:= from_jid; JidField =:= to_jid ->
+    {ok, #{JidField => Jid}};
+stanza_change(_Field, _Value) ->
+    error.
 
 -spec update(jid:jid(), jid:jid(), exml:element(), t()) -> t().
 update(From, To, Element, Acc) ->
@@ -211,14 +214,15 @@ get_permanent_keys(#{mongoose_acc := true, non_strippable := Keys}) -> Keys.
 
 -spec get_permanent_fields(t()) -> [ns_key_value()].
 get_permanent_fields(Acc) ->
-    [{NS, K, get(NS, K, Acc)} || {NS, K} <- get_permanent_keys(Acc)].
+    lists:map(fun({NS, K} = Key) -> {NS, K, maps:get(Key, Acc)} end, get_permanent_keys(Acc)).
 
-%% @doc All `{Key, Value}' pairs of a namespace.
 -spec get(any(), t()) -> [{any(), any()}].
 get(NS, #{mongoose_acc := true} = Acc) ->
-    [{K, V} || {{Namespace, K}, V} <- maps:to_list(Acc), Namespace =:= NS].
+    InNamespace = maps:fold(fun({Namespace, K}, V, Found) when Namespace =:= NS -> [{K, V} | Found];
+                               (_OtherKey, _V, Found) -> Found
+                            end, [], Acc),
+    lists:reverse(InNamespace).
 
-%% @doc Raises `{badkey, {NS, K}}' when missing.
 -spec get(any(), any(), t()) -> any().
 get(NS, K, #{mongoose_acc := true} = Acc) ->
     maps:get({NS, K}, Acc).
@@ -232,11 +236,14 @@ delete(NS, K, Acc) ->
     delete_many(NS, [K], Acc).
 
 -spec delete_many(any(), [any()], t()) -> t().
-delete_many(NS, Keys, #{mongoose_acc := true, non_strippable := Permanent} = Acc) ->
-    NSKeys = [{NS, K} || K <- Keys],
-    (maps:without(NSKeys, Acc))#{non_strippable := Permanent -- NSKeys}.
+delete_many(NS, Keys, #{mongoose_acc := true} = Acc) ->
+    lists:foldl(fun(K, AccIn) -> forget({NS, K}, AccIn) end, Acc, Keys).
 
-%% @doc Deletes a whole namespace.
+%% Removes the value and, if it was permanent, its permanence.
+-spec forget(ns_key(), t()) -> t().
+forget(Key, #{non_strippable := Permanent} = Acc) ->
+    (maps:remove(Key, Acc))#{non_strippable := lists:delete(Key, Permanent)}.
+
 -spec delete(any(), t()) -> t().
 delete(NS, Acc) ->
     delete_many(NS, [K || {K, _} <- get(NS, Acc)], Acc).
@@ -249,15 +256,15 @@ delete(NS, Acc) ->
 %% accumulator is reset).
 -spec strip(t()) -> t().
 strip(#{mongoose_acc := true, non_strippable := Permanent} = Acc) ->
-    Stripped = maps:with(Permanent ++ ?BUILT_IN_KEYS, Acc),
-    Stripped#{statem_acc := new_statem_acc()}.
+    Kept = maps:with(?BUILT_IN_KEYS ++ Permanent, Acc),
+    set_statem_acc(new_statem_acc(), Kept).
 
-%% @doc strip/1 with a new server, host type and stanza.
+%% @doc strip/1, then the accumulator moves to the server, host type and
+%% stanza of `Params'.
 -spec strip(strip_params(), t()) -> t().
 strip(#{lserver := LServer} = Params, Acc) ->
-    Stripped = strip(Acc),
-    Stripped#{lserver := LServer, host_type := maps:get(host_type, Params, undefined),
-              stanza := stanza_from_params(Params)}.
+    Moved = (strip(Acc))#{lserver := LServer, host_type := maps:get(host_type, Params, undefined)},
+    update_stanza(Params, Moved).
 
 %%--------------------------------------------------------------------
 %% Helpers
@@ -270,15 +277,19 @@ stanza_field(_Field, #{mongoose_acc := true}) ->
     undefined.
 
 -spec stanza_from_params(stanza_params() | new_acc_params()) -> stanza_metadata().
-stanza_from_params(#{element := #xmlel{name = Name} = El} = Params) ->
-    #{element => El,
-      from_jid => jid_from_params(from_jid, <<"from">>, Params),
-      to_jid => jid_from_params(to_jid, <<"to">>, Params),
-      name => Name,
-      type => exml_query:attr(El, <<"type">>),
-      ref => make_ref()}.
+stanza_from_params(#{element := #xmlel{} = El} = Params) ->
+    (element_fields(El))#{from_jid => jid_from_params(from_jid, <<"from">>, Params),
+                          to_jid => jid_from_params(to_jid, <<"to">>, Params)}.
 
-%% A JID not given is parsed from the stanza; it must be there and valid.
+-spec element_fields(exml:element()) -> map().
+element_fields(#xmlel{name = Name} = El) ->
+    #{element => El, name => Name, type => exml_query:attr(El, <<"type">>), ref => make_ref()}.
+
+%% An accumulator made without an element has no stanza yet.
+-spec initial_stanza(new_acc_params()) -> stanza_metadata() | undefined.
+initial_stanza(#{element := #xmlel{}} = Params) -> stanza_from_params(Params);
+initial_stanza(_Params) -> undefined.
+
 -spec jid_from_params(from_jid | to_jid, binary(), map()) -> jid:jid().
 jid_from_params(Key, AttrName, #{element := El} = Params) ->
     case maps:find(Key, Params) of
