@@ -67,5 +67,10 @@ remove_domain(HostType, Domain) ->
 -spec to_store(mongooseim:host_type(), atom(), [term()]) -> term().
 to_store(HostType, Callback, Args) ->
     #{backend := Backend} = gen_mod:get_module_opts(HostType, mod_event_pusher_push),
-    Store = list_to_existing_atom("mod_event_pusher_push_" ++ atom_to_list(Backend)),
-    erlang:apply(Store, Callback, [HostType | Args]).
+    erlang:apply(store_module(Backend), Callback, [HostType | Args]).
+
+%% Named, not built: a node that loads modules on demand may not have
+%% loaded the store yet, so its atom need not exist.
+-spec store_module(mnesia | rdbms) -> module().
+store_module(mnesia) -> mod_event_pusher_push_mnesia;
+store_module(rdbms) -> mod_event_pusher_push_rdbms.

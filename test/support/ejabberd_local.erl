@@ -19,7 +19,7 @@
          register_iq_handler/3, unregister_iq_handler/2, register_host/1, unregister_host/1,
          sync/0, do_route/4, get_iq_callback/1]).
 %% test host: the component lookup and the default IQ timeout
--export([lookup_iq_handler/2, set_iq_timeout/1, iq_timeout/0]).
+-export([lookup_iq_handler/2, set_iq_timeout/1, iq_timeout/0, ensure_tables/0]).
 
 -include("jlib.hrl").
 -include("mongoose.hrl").

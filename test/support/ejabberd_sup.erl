@@ -37,8 +37,10 @@ start_link() ->
 
 -spec init(noargs) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
 init(noargs) ->
-    %% created here so that the supervisor owns it (no heir transfer later)
+    %% created here so that the supervisor owns them (no heir transfer later,
+    %% which a supervisor would log as an unexpected message)
     mongoose_wpool:ensure_started(),
+    ejabberd_local:ensure_tables(),
     {ok, {#{strategy => one_for_one, intensity => 10, period => 1},
           [worker_spec(Module) || Module <- ?CORE_CHILDREN]}}.
 

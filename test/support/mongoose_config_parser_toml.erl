@@ -50,65 +50,75 @@
 
 -spec parse_file(file:filename_all()) -> mongoose_config_parser:state().
 parse_file(FileName) ->
-    case mongoose_config_toml_reader:read_file(FileName) of
-        {ok, Content} ->
-            process(Content);
-        {error, Text} ->
-            error(config_error([#{class => error,
-                                  what => toml_parsing_failed,
-                                  text => Text,
-                                  file => FileName}]))
-    end.
+    process(read_or_fail(FileName)).
 
 %% @doc Processes a decoded TOML document (a map with binary keys).
 -spec process(toml_section()) -> mongoose_config_parser:state().
 process(Content) ->
     Config = handle([], Content, mongoose_config_spec:root()),
     case extract_errors(Config) of
-        [] ->
-            Hosts = proplists:get_value(hosts, Config, []),
-            HostTypes = proplists:get_value(host_types, Config, []),
-            mongoose_config_parser:build_state(Hosts, HostTypes, Config);
-        Errors ->
-            error(config_error(Errors))
+        [] -> build_state(Config);
+        Errors -> fail(Errors)
     end.
 
-config_error(Errors) ->
-    {config_error, "Invalid TOML configuration", Errors}.
+read_or_fail(FileName) ->
+    case mongoose_config_toml_reader:read_file(FileName) of
+        {ok, Content} ->
+            Content;
+        {error, Text} ->
+            fail([#{class => error, what => toml_parsing_failed, text => Text,
+                    file => FileName}])
+    end.
+
+build_state(Config) ->
+    [Hosts, HostTypes] = [proplists:get_value(Key, Config, []) || Key <- [hosts, host_types]],
+    mongoose_config_parser:build_state(Hosts, HostTypes, Config).
+
+-spec fail([config_error()]) -> no_return().
+fail(Errors) ->
+    error({config_error, "Invalid TOML configuration", Errors}).
 
 %% Handling of one node
 
 -spec handle(path(), toml_value(), mongoose_config_spec:config_node()) -> [config_part()].
-handle(Path, Value, Spec = #option{}) ->
-    handle(Path, Value, Spec, [parse, validate, process, wrap]);
 handle(Path, Value, Spec) ->
-    handle(Path, Value, Spec, [parse, validate, format_items, process, wrap]).
+    run_steps(Path, Value, Spec, steps(Spec), Value).
 
-%% A default value is already in its final form.
+%% A default value is already in its final form: it is only wrapped.
 -spec handle_default(path(), toml_value(), mongoose_config_spec:config_node()) ->
           [config_part()].
 handle_default(Path, Value, Spec) ->
-    handle(Path, Value, Spec, [wrap]).
+    run_steps(Path, Value, Spec, [wrap], Value).
 
--spec handle(path(), toml_value(), mongoose_config_spec:config_node(), [step()]) ->
-          [config_part()].
-handle(Path, Value, Spec, Steps) ->
-    lists:foldl(fun(_Step, [#{class := error, what := _} | _] = Errors) -> Errors;
-                   (Step, Acc) -> try_step(Step, Path, Value, Acc, Spec)
-                end, Value, Steps).
+-spec steps(mongoose_config_spec:config_node()) -> [step()].
+steps(#option{}) -> [parse, validate, process, wrap];
+steps(_SectionOrList) -> [parse, validate, format_items, process, wrap].
 
-try_step(Step, Path, Value, Acc, Spec) ->
-    try
-        step(Step, Path, Acc, Spec)
-    catch error:Reason:Stacktrace ->
-            Basic = #{class => error,
-                      what => toml_processing_failed,
-                      text => step_text(Step),
-                      toml_path => path_to_string(Path),
-                      toml_value => redact(Path, Value),
-                      stacktrace => without_args(Stacktrace)},
-            [redact_reason(Path, maps:merge(Basic, reason_fields(Reason)))]
-    end.
+%% Input is the node's TOML value (reported on failure); Current is what
+%% the steps so far made of it. Once it is a list of errors, it stays one.
+-spec run_steps(path(), toml_value(), mongoose_config_spec:config_node(), [step()], term()) ->
+          term().
+run_steps(_Path, _Input, _Spec, [], Current) ->
+    Current;
+run_steps(_Path, _Input, _Spec, _Steps, [#{class := error, what := _} | _] = Errors) ->
+    Errors;
+run_steps(Path, Input, Spec, [Step | Later], Current) ->
+    Next = try
+               step(Step, Path, Current, Spec)
+           catch
+               error:Reason:Stacktrace -> [step_error(Step, Path, Input, Reason, Stacktrace)]
+           end,
+    run_steps(Path, Input, Spec, Later, Next).
+
+step_error(Step, Path, Input, Reason, Stacktrace) ->
+    Error = maps:merge(#{class => error,
+                         what => toml_processing_failed,
+                         text => step_text(Step),
+                         toml_path => path_to_string(Path),
+                         toml_value => redact(Path, Input),
+                         stacktrace => without_args(Stacktrace)},
+                       reason_fields(Reason)),
+    redact_reason(Path, Error).
 
 step(parse, Path, Value, Spec) ->
     Parsed = parse(Path, Value, Spec),
@@ -120,11 +130,11 @@ step(validate, _Path, Value, Spec) ->
     ok = validate(Value, Spec),
     Value;
 step(format_items, _Path, Items, Spec) ->
-    format_items(Items, format_items_spec(Spec));
+    format_items(Items, spec_field(format_items, Spec));
 step(process, Path, Value, Spec) ->
-    process(Path, Value, process_spec(Spec));
+    process(Path, Value, spec_field(process, Spec));
 step(wrap, Path, Value, Spec) ->
-    wrap(Path, Value, wrap_spec(Spec)).
+    wrap(Path, Value, spec_field(wrap, Spec)).
 
 parse(Path, Value, Spec = #section{}) when is_map(Value) ->
     check_required_keys(Spec, Value),
@@ -150,7 +160,7 @@ step_text(process) -> "Config value rejected by its processing function";
 step_text(wrap) -> "Config option is not allowed here".
 
 %% A map raised with `what' names the reason; anything else is the reason.
-reason_fields(#{what := What} = M) -> maps:remove(what, M#{reason => What});
+reason_fields(#{what := What} = M) -> (maps:without([what], M))#{reason => What};
 reason_fields(Reason) -> #{reason => Reason}.
 
 %% (ours) Secrets (passwords, the SNS secret key, the s2s dialback secret,
@@ -220,59 +230,83 @@ item_spec(Key, Items) ->
     end.
 
 always_included(Items) ->
-    maps:from_list([{K, #{}} || {K, #section{include = always}} <- maps:to_list(Items)]).
+    maps:fold(fun(Key, #section{include = always}, Acc) -> Acc#{Key => #{}};
+                 (_Key, _Spec, Acc) -> Acc
+              end, #{}, Items).
 
-check_required_keys(#section{required = all, items = Items}, Section) ->
-    ensure_keys([K || K <- maps:keys(Items), K =/= default], Section);
-check_required_keys(#section{required = Required}, Section) ->
-    ensure_keys(Required, Section).
-
-ensure_keys(Keys, Section) ->
-    case [K || K <- Keys, not maps:is_key(K, Section)] of
+check_required_keys(#section{required = Required, items = Items}, Section) ->
+    Keys = case Required of
+               all -> lists:delete(default, maps:keys(Items));
+               _ -> Required
+           end,
+    case lists:filter(fun(Key) -> not is_map_key(Key, Section) end, Keys) of
         [] -> ok;
         Missing -> error(#{what => missing_mandatory_keys, missing_keys => Missing})
     end.
 
 validate_keys(#section{validate_keys = Validator}, Section) ->
-    lists:foreach(fun(Key) -> ok = mongoose_config_validator:validate(b2a(Key), atom, Validator) end,
-                  maps:keys(Section)).
+    maps:foreach(fun(Key, _Value) ->
+                         ok = mongoose_config_validator:validate(b2a(Key), atom, Validator)
+                 end, Section).
 
 %% Lists
 
 -spec parse_list(path(), [toml_value()], mongoose_config_spec:config_list()) ->
           [config_part()].
 parse_list(Path, Elements, #list{items = ItemSpec}) ->
-    lists:flatmap(fun(Elem) -> handle([item_key(Path, Elem) | Path], Elem, ItemSpec) end,
-                  Elements).
+    lists:append([handle([item_key(Path, Elem) | Path], Elem, ItemSpec) || Elem <- Elements]).
 
 %% Elements of `host_config' carry their host type in the path.
-item_key([<<"host_config">>], #{<<"host_type">> := HostType}) -> {host, HostType};
-item_key([<<"host_config">>], #{<<"host">> := Host}) -> {host, Host};
-item_key(_, _) -> item.
+item_key([<<"host_config">>], Elem) -> host_item(Elem);
+item_key(_Path, _Elem) -> item.
+
+host_item(#{<<"host_type">> := HostType}) -> {host, HostType};
+host_item(#{<<"host">> := Host}) -> {host, Host};
+host_item(_Elem) -> item.
 
 %% Steps
 
+%% TOML gives text, integers, floats and booleans; the option's type says
+%% what the text or number becomes.
+convert(V, Type) when is_binary(V) ->
+    from_text(V, Type);
+convert(V, Type) when is_integer(V) ->
+    lists:member(Type, [integer, int_or_infinity, int_or_atom]) orelse wrong_type(V, Type),
+    V;
 convert(V, boolean) when is_boolean(V) -> V;
-convert(V, binary) when is_binary(V) -> V;
-convert(V, string) when is_binary(V) -> binary_to_list(V);
-convert(V, atom) when is_binary(V) -> b2a(V);
-convert(<<"infinity">>, int_or_infinity) -> infinity;
-convert(V, int_or_infinity) when is_integer(V) -> V;
-convert(V, int_or_atom) when is_integer(V) -> V;
-convert(V, int_or_atom) when is_binary(V) -> b2a(V);
-convert(V, integer) when is_integer(V) -> V;
 convert(V, float) when is_float(V) -> V;
-convert(V, Type) -> error(#{what => wrong_type, expected => Type, value => V}).
+convert(V, Type) -> wrong_type(V, Type).
 
-validate(Value, #section{validate = Validator}) ->
-    mongoose_config_validator:validate_section(Value, Validator);
-validate(Value, #list{validate = Validator}) ->
-    mongoose_config_validator:validate_list(Value, Validator);
-validate(Value, #option{type = Type, validate = Validator}) ->
-    mongoose_config_validator:validate(Value, Type, Validator).
+from_text(V, binary) -> V;
+from_text(V, string) -> binary_to_list(V);
+from_text(V, Type) when Type =:= atom; Type =:= int_or_atom -> b2a(V);
+from_text(<<"infinity">>, int_or_infinity) -> infinity;
+from_text(V, Type) -> wrong_type(V, Type).
 
-format_items_spec(#section{format_items = F}) -> F;
-format_items_spec(#list{format_items = F}) -> F.
+-spec wrong_type(term(), atom()) -> no_return().
+wrong_type(V, Type) ->
+    error(#{what => wrong_type, expected => Type, value => V}).
+
+validate(Value, Spec) ->
+    case Spec of
+        #option{type = Type, validate = How} ->
+            mongoose_config_validator:validate(Value, Type, How);
+        #list{validate = How} ->
+            mongoose_config_validator:validate_list(Value, How);
+        #section{validate = How} ->
+            mongoose_config_validator:validate_section(Value, How)
+    end.
+
+%% The `format_items', `process' or `wrap' field of a node's spec (an
+%% option has no items to format).
+spec_field(Field, #section{format_items = F, process = P, wrap = W}) -> pick(Field, F, P, W);
+spec_field(Field, #list{format_items = F, process = P, wrap = W}) -> pick(Field, F, P, W);
+spec_field(Field, #option{process = P, wrap = W}) when Field =/= format_items ->
+    pick(Field, none, P, W).
+
+pick(format_items, Format, _Process, _Wrap) -> Format;
+pick(process, _Format, Process, _Wrap) -> Process;
+pick(wrap, _Format, _Process, Wrap) -> Wrap.
 
 format_items(KVs, map) ->
     mongoose_config_validator:validate_list([K || {K, _} <- KVs], unique),
@@ -280,40 +314,43 @@ format_items(KVs, map) ->
 format_items(Items, list) when is_list(Items) ->
     Items.
 
-process_spec(#section{process = P}) -> P;
-process_spec(#list{process = P}) -> P;
-process_spec(#option{process = P}) -> P.
-
 -spec process(path(), config_part(), processor()) -> config_part().
 process(Path, Value, Funs) when is_list(Funs) ->
     lists:foldl(fun(F, V) -> process(Path, V, F) end, Value, Funs);
 process(_Path, Value, F) when is_function(F, 1) -> F(Value);
 process(Path, Value, F) when is_function(F, 2) -> F(Path, Value).
 
-wrap_spec(#section{wrap = W}) -> W;
-wrap_spec(#list{wrap = W}) -> W;
-wrap_spec(#option{wrap = W}) -> W.
-
 -spec wrap(path(), config_part(), mongoose_config_spec:wrapper()) -> [config_part()].
-wrap([Key | _] = Path, V, host_config) ->
-    [{{b2a(Key), host_of(Path)}, V}];
-wrap([Key | _] = Path, V, global_config) ->
-    case host_of(Path) of
-        global -> [{b2a(Key), V}];
-        HostType -> error(#{what => global_option_in_host_config, host_type => HostType,
-                            text => <<"Global option: not allowed in host_config">>})
-    end;
-wrap([item | _], V, default) -> [V];
-wrap([Key | _], V, default) -> [{b2a(Key), V}];
-wrap(_Path, V, item) -> [V];
-wrap(_Path, _V, remove) -> [];
-wrap(_Path, V, none) when is_list(V) -> V.
+wrap(_Path, _V, remove) ->
+    [];
+wrap(_Path, V, none) when is_list(V) ->
+    V;
+wrap(_Path, V, item) ->
+    [V];
+wrap([item | _], V, default) ->
+    [V];
+wrap([Key | _], V, default) ->
+    [{b2a(Key), V}];
+wrap([Key | _] = Path, V, Scope) when Scope =:= host_config; Scope =:= global_config ->
+    [{top_level_key(b2a(Key), host_of(Path), Scope), V}].
 
-host_of(Path) ->
-    case lists:reverse(Path) of
-        [<<"host_config">>, {host, HostType} | _] -> HostType;
+top_level_key(Key, HostType, host_config) ->
+    {Key, HostType};
+top_level_key(Key, global, global_config) ->
+    Key;
+top_level_key(_Key, HostType, global_config) ->
+    error(#{what => global_option_in_host_config, host_type => HostType,
+            text => <<"Global option: not allowed in host_config">>}).
+
+%% Paths run from the node up to the root, so a `host_config' element's host
+%% is the second-to-last entry.
+host_of(Path) when length(Path) >= 2 ->
+    case lists:nthtail(length(Path) - 2, Path) of
+        [{host, HostType}, <<"host_config">>] -> HostType;
         _ -> global
-    end.
+    end;
+host_of(_Path) ->
+    global.
 
 path_to_string(Path) ->
     string:join([binary_to_list(K) || K <- lists:reverse(Path), is_binary(K)], ".").
