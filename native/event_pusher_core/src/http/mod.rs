@@ -1,24 +1,25 @@
-//! HTTP pools: a bounded queue in front of `workers` worker tasks sharing a
-//! hyper client (keep-alive, at most `workers` connections), retries with
-//! backoff, and a bounded drain on close.
+//! HTTP pools: a bounded queue in front of `workers` worker tasks, each
+//! owning at most one keep-alive HTTP/1.1 connection; retries with backoff,
+//! and a bounded drain on close.
 //!
-//! The client is hyper's own (not reqwest): it writes the request target
-//! exactly as built by [`url`] (MongooseIM's client sends `path_prefix ++
-//! path` unchanged) and adds no headers of its own besides `host` and
-//! `content-length` (reqwest adds `accept: */*`). Header names go out in
-//! lower case: MongooseIM's client writes names as the callback gives them,
-//! and its default callback gives `content-type` (in lower case since
-//! 2020), so the default request is the same on the wire. Names a
-//! custom callback writes in another case still go out in lower case
-//! (hyper keeps no original case for requests it did not parse).
+//! Requests are written by hyper's HTTP/1.1 client connection (not reqwest):
+//! the request target goes out exactly as built by [`url`] (MongooseIM's
+//! client sends `path_prefix ++ path` unchanged) and the only headers added
+//! to the callback's are `host` (unless it gave one) and `content-length`,
+//! which is what hyper's pooled client wrote before us. Header names go out
+//! in lower case: MongooseIM's client writes names as the callback gives
+//! them, and its default callback gives `content-type` (in lower case since
+//! 2020), so the default request is the same on the wire. Names a custom
+//! callback writes in another case still go out in lower case (hyper keeps
+//! no original case for requests it did not parse).
 //!
 //! [`HttpPool::submit`] is O(1) and never waits: it validates the request,
 //! `try_send`s it and wakes an idle worker. Each worker (see [`worker`])
-//! takes one job at a time from the queue and runs it to its end in its own
-//! task: no task, permit or cancellation registration per job, and
-//! `workers` bounds jobs in progress (a job waiting to retry keeps its
-//! worker). The dispatcher (see [`dispatch`]) carries out the close.
-//! Outcomes go to the pool's reporter.
+//! takes one job at a time from the queue and runs its attempts on its own
+//! connection, so a request crosses no task boundary besides hyper's
+//! connection task; `workers` bounds jobs in progress (a job waiting to retry
+//! keeps its worker). The dispatcher (see [`dispatch`]) carries out the
+//! close. Outcomes go to the pool's reporter.
 
 mod dispatch;
 pub mod tls;
@@ -31,10 +32,9 @@ use crate::stats::{Counters, Stats};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
-use http_body_util::Full;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,7 @@ pub use tls::{Secret, TlsOptions, VerifyMode};
 /// keeps delivering what it had accepted.
 pub const DROP_DRAIN: Duration = Duration::from_secs(5);
 /// Idle keep-alive connections are closed after this long.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A pool's settings, already typed; [`HttpPool::start`] validates the values.
 #[derive(Debug, Clone)]
@@ -79,9 +79,17 @@ pub struct HttpJob<'a, T> {
     pub retry_base: Duration,
 }
 
-/// The HTTP client of a pool: plain HTTP or TLS, HTTP/1.1 keep-alive.
-pub(crate) type Client =
-    hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// Opens a pool's connections: TCP (no delay), and TLS for `https`.
+pub(crate) type Connector = TowerToHyperService<HttpsConnector<HttpConnector>>;
+
+/// Where and how a pool connects; shared by its workers.
+pub(crate) struct Endpoint {
+    pub connector: Connector,
+    /// `scheme://authority/` of `base_url`.
+    pub origin: Uri,
+    /// Added to a request whose headers have no `host`.
+    pub host: HeaderValue,
+}
 
 /// Why a pool could not start. Messages are for people and never hold secrets.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +123,8 @@ pub enum SubmitError {
 /// attempt builds its request's map from the list.
 pub(crate) struct Job<T> {
     tag: T,
-    uri: Uri,
+    /// The request target, in origin form.
+    target: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
     max_retries: u32,
@@ -147,7 +156,7 @@ impl<T: Tag> HttpPool<T> {
     /// where blocking for a few milliseconds is fine.
     pub fn start<S: OutcomeSink<T>>(cfg: HttpPoolConfig, sink: S) -> Result<Self, StartError> {
         let base_url = validate(&cfg)?;
-        let client = client(&cfg, &base_url)?;
+        let endpoint = endpoint(&cfg, &base_url)?;
         let runtime = runtime::handle().map_err(StartError::Runtime)?;
         let counters = Arc::new(Counters::default());
         let reporter = Reporter::spawn("event_pusher_rep", sink, counters.clone())
@@ -158,7 +167,7 @@ impl<T: Tag> HttpPool<T> {
         #[cfg(feature = "test-hooks")]
         let faults = Arc::new(worker::Faults::default());
         let shared = worker::Shared {
-            client,
+            endpoint,
             request_timeout: cfg.request_timeout,
             counters: counters.clone(),
             reporter,
@@ -187,13 +196,13 @@ impl<T: Tag> HttpPool<T> {
         if self.closing.load(Ordering::Relaxed) {
             return Err(self.refuse(SubmitError::Closed));
         }
-        let uri = self
+        let target = self
             .base_url
-            .with(job.path)
+            .target(job.path)
             .ok_or(SubmitError::InvalidPath)?;
         let job = Job {
             tag: job.tag,
-            uri,
+            target,
             headers: header_list(job.headers),
             body: job.body,
             max_retries: job.max_retries,
@@ -269,10 +278,9 @@ impl<T: Send + 'static> Drop for HttpPool<T> {
     }
 }
 
-/// Keep-alive HTTP/1.1 over TCP (no proxy, no redirects, no retries of its
-/// own besides a request that never left on a reused connection), TLS for
+/// Keep-alive HTTP/1.1 over TCP (no proxy, no redirects), TLS for
 /// `https`, with the server name of `server_name_indication.host` if set.
-fn client(cfg: &HttpPoolConfig, base_url: &UrlBase) -> Result<Client, StartError> {
+fn endpoint(cfg: &HttpPoolConfig, base_url: &UrlBase) -> Result<Endpoint, StartError> {
     let https = base_url.is_https();
     let tls_config = tls::client_config(cfg.tls.as_ref(), https)?;
     let server_name = match &cfg.tls {
@@ -290,13 +298,14 @@ fn client(cfg: &HttpPoolConfig, base_url: &UrlBase) -> Result<Client, StartError
         None => builder,
     };
     let connector = builder.enable_http1().wrap_connector(tcp);
-    Ok(
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(IDLE_TIMEOUT)
-            .pool_max_idle_per_host(cfg.workers)
-            .pool_timer(TokioTimer::new())
-            .build(connector),
-    )
+    let host = base_url
+        .host_header()
+        .ok_or_else(|| StartError::InvalidConfig("base_url has no valid host".into()))?;
+    Ok(Endpoint {
+        connector: TowerToHyperService::new(connector),
+        origin: base_url.origin(),
+        host,
+    })
 }
 
 /// The map's headers in its order (names in order of first appearance, each

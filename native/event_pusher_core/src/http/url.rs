@@ -11,7 +11,7 @@
 //! is a fragment, which is not sent).
 
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::Uri;
+use http::{HeaderValue, Uri};
 use std::borrow::Cow;
 use std::str::FromStr;
 
@@ -70,8 +70,15 @@ impl UrlBase {
         self.scheme == Scheme::HTTPS
     }
 
-    /// The URI for `path`, or `None` if no request line can carry it
-    /// (e.g. a target longer than 64 KiB).
+    /// The request target for `path` in origin form (what goes on the
+    /// request line), or `None` if no request line can carry it (e.g. a
+    /// target longer than 64 KiB).
+    pub fn target(&self, path: &str) -> Option<Uri> {
+        self.path_and_query(path).map(Uri::from)
+    }
+
+    /// The absolute URI for `path` (the origin followed by the target).
+    #[cfg(test)]
     pub fn with(&self, path: &str) -> Option<Uri> {
         Uri::builder()
             .scheme(self.scheme.clone())
@@ -79,6 +86,30 @@ impl UrlBase {
             .path_and_query(self.path_and_query(path)?)
             .build()
             .ok()
+    }
+
+    /// `scheme://authority/`: what the connector dials.
+    pub fn origin(&self) -> Uri {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query("/")
+            .build()
+            .unwrap_or_default()
+    }
+
+    /// The `host` header a request gets when its headers have none: the
+    /// host, and the port unless it is the scheme's default (what hyper's
+    /// pooled client writes).
+    pub fn host_header(&self) -> Option<HeaderValue> {
+        let host = self.authority.host();
+        let default_port = if self.is_https() { 443 } else { 80 };
+        match self.authority.port_u16() {
+            Some(port) if port != default_port => {
+                HeaderValue::from_str(&format!("{host}:{port}")).ok()
+            }
+            _ => HeaderValue::from_str(host).ok(),
+        }
     }
 
     fn path_and_query(&self, path: &str) -> Option<PathAndQuery> {
@@ -137,8 +168,16 @@ mod tests {
 
     fn target(base: &str, path: &str) -> Option<String> {
         let base = UrlBase::parse(base).expect("base");
-        base.with(path)
-            .map(|uri| uri.path_and_query().expect("target").as_str().to_owned())
+        let target = base.target(path).map(|uri| uri.to_string());
+        let absolute = base.with(path);
+        assert_eq!(
+            absolute
+                .as_ref()
+                .and_then(|uri| uri.path_and_query())
+                .map(PathAndQuery::as_str),
+            target.as_deref()
+        );
+        target
     }
 
     #[test]
@@ -203,6 +242,37 @@ mod tests {
             uri.path_and_query().map(PathAndQuery::as_str),
             Some("/api/:99/@other/x")
         );
+    }
+
+    #[test]
+    fn the_host_header_has_the_port_unless_it_is_the_default() {
+        let host = |base: &str| UrlBase::parse(base).expect("base").host_header();
+        assert_eq!(
+            host("http://127.0.0.1:8080/x")
+                .as_ref()
+                .map(|h| h.as_bytes()),
+            Some(&b"127.0.0.1:8080"[..])
+        );
+        assert_eq!(
+            host("http://h:80").as_ref().map(|h| h.as_bytes()),
+            Some(&b"h"[..])
+        );
+        assert_eq!(
+            host("https://h:443").as_ref().map(|h| h.as_bytes()),
+            Some(&b"h"[..])
+        );
+        assert_eq!(
+            host("https://h:80").as_ref().map(|h| h.as_bytes()),
+            Some(&b"h:80"[..])
+        );
+        assert_eq!(
+            host("http://u@[::1]:81/").as_ref().map(|h| h.as_bytes()),
+            Some(&b"[::1]:81"[..])
+        );
+        let origin = UrlBase::parse("https://u@h:8443/api/")
+            .expect("base")
+            .origin();
+        assert_eq!(origin.to_string(), "https://u@h:8443/");
     }
 
     #[test]

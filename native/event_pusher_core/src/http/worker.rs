@@ -1,20 +1,26 @@
 //! A pool's workers. Each takes one job at a time from the pool's queue and
-//! runs it to its end in its own task: attempts with a per-attempt timeout,
-//! retries with backoff, and the outcome of the last attempt reported to the
-//! pool's reporter.
+//! runs it to its end on a keep-alive connection it owns: attempts with a
+//! per-attempt timeout, retries with backoff, and the outcome of the last
+//! attempt reported to the pool's reporter.
 //!
-//! A worker is a long-lived task, so the per-job costs of a task per job (a
-//! spawn, a semaphore permit, a cancellation registration, a timer entry)
-//! are gone: the stop signal is registered once per worker, and the attempt
-//! timer is re-armed only when it fires before an attempt's deadline.
+//! Owning the connection (instead of checking one out of a shared pool for
+//! every request) keeps a request within the worker's task and hyper's
+//! connection task: no task per job, no pool lock, no permit. A connection
+//! that the server closed, that broke or whose attempt timed out is dropped
+//! and the next attempt opens a new one; one left idle for [`IDLE_TIMEOUT`]
+//! is closed.
 
 use super::dispatch::RESTART_PAUSE;
-use super::{Client, Job};
+use super::{Endpoint, Job, IDLE_TIMEOUT};
 use crate::report::{DropReason, Outcome, Reporter, Tag};
 use crate::retry::backoff;
 use crate::stats::Counters;
+use bytes::Bytes;
 use futures_util::FutureExt;
+use http::header::HOST;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::service::Service as _;
 use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::panic::AssertUnwindSafe;
@@ -23,8 +29,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::task::AbortHandle;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Panics to provoke, for the crate's own tests.
 #[cfg(feature = "test-hooks")]
@@ -36,7 +45,7 @@ pub(crate) struct Faults {
 
 /// What a pool's workers and dispatcher share (one `Arc` per pool).
 pub(crate) struct Shared<T> {
-    pub client: Client,
+    pub endpoint: Endpoint,
     pub request_timeout: Duration,
     pub counters: Arc<Counters>,
     pub reporter: Reporter<T>,
@@ -71,6 +80,31 @@ impl<T> Shared<T> {
     }
 }
 
+/// A keep-alive connection and the task that drives it.
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: AbortHandle,
+    /// It has carried a request: a request it fails to even start (the server
+    /// closed it meanwhile) goes on a new connection without counting as an
+    /// attempt, as hyper's pooled client does.
+    reused: bool,
+    last_used: Instant,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Closes the socket now, also when a timed-out request is still
+        // waiting for its response.
+        self.driver.abort();
+    }
+}
+
+/// Why an attempt got no response.
+enum Failure {
+    Connect(BoxError),
+    Request(hyper::Error),
+}
+
 /// How a job's attempts ended.
 enum End {
     /// A response that is not retried (the job is done).
@@ -83,6 +117,7 @@ enum End {
 
 struct Worker<T> {
     shared: Arc<Shared<T>>,
+    conn: Option<Conn>,
     /// Ready once the pool's close deadline has passed. Registered once for
     /// the worker's life rather than once per job.
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -98,13 +133,15 @@ pub(crate) async fn run<T: Tag>(shared: Arc<Shared<T>>, _running: OwnedSemaphore
         stop: Box::pin(shared.hard_stop.clone().cancelled_owned()),
         timer: Box::pin(tokio::time::sleep(shared.request_timeout)),
         shared,
+        conn: None,
     };
     loop {
         match AssertUnwindSafe(worker.work()).catch_unwind().await {
             Ok(()) => break,
             Err(_) => {
                 // Outside a job: the part of the pool that takes work from
-                // the queue. The queue is intact.
+                // the queue. The queue is intact; the connection may not be.
+                worker.conn = None;
                 Counters::bump(&worker.shared.counters.panics);
                 worker.shared.reporter.panic("http_dispatcher");
                 tokio::time::sleep(RESTART_PAUSE).await;
@@ -125,6 +162,7 @@ impl<T: Tag> Worker<T> {
                 .is_err()
             {
                 let shared = &self.shared;
+                self.conn = None;
                 Counters::bump(&shared.counters.panics);
                 Counters::drop_one(&shared.counters.in_flight);
                 shared.reporter.panic("http_job");
@@ -133,7 +171,8 @@ impl<T: Tag> Worker<T> {
     }
 
     /// The next job, waiting while the queue is empty; `None` once the queue
-    /// is closed and empty or the pool stops.
+    /// is closed and empty or the pool stops. An idle connection is closed
+    /// after [`IDLE_TIMEOUT`].
     async fn next_job(&mut self) -> Option<Job<T>> {
         loop {
             #[cfg(feature = "test-hooks")]
@@ -164,9 +203,11 @@ impl<T: Tag> Worker<T> {
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => {}
             }
+            let idle_until = self.conn.as_ref().map(|c| c.last_used + IDLE_TIMEOUT);
             tokio::select! {
                 _ = &mut notified => {}
                 _ = self.stop.as_mut() => return None,
+                _ = sleep_until_some(idle_until) => self.conn = None,
             }
         }
     }
@@ -188,6 +229,8 @@ impl<T: Tag> Worker<T> {
                 shared.reporter.outcome(job.tag, dropped);
             }
             End::Stopped => {
+                // Its request may be half-sent: that connection is done.
+                self.conn = None;
                 Counters::bump(&counters.dropped_closed);
                 let dropped = Outcome::Dropped(DropReason::Closed);
                 shared.reporter.outcome(job.tag, dropped);
@@ -238,6 +281,7 @@ impl<T: Tag> Worker<T> {
         match attempt.await {
             Ok(outcome) => outcome,
             Err(_) => {
+                self.conn = None;
                 Counters::bump(&self.shared.counters.panics);
                 self.shared.reporter.panic("http_attempt");
                 Some(Outcome::Error {
@@ -263,56 +307,132 @@ impl<T: Tag> Worker<T> {
             return Some(timeout_outcome(started));
         }
         let deadline = started.checked_add(timeout).unwrap_or_else(far_future);
-        let exchange = exchange(&self.shared.client, job);
-        tokio::pin!(exchange);
-        let result = loop {
-            tokio::select! {
-                biased;
-                result = &mut exchange => break Some(result),
-                _ = self.stop.as_mut() => return None,
-                _ = self.timer.as_mut() => {
-                    if Instant::now() >= deadline {
-                        break None;
+        let Worker {
+            shared,
+            conn,
+            stop,
+            timer,
+        } = self;
+        let result = {
+            let exchange = exchange(&shared.endpoint, conn, job);
+            tokio::pin!(exchange);
+            loop {
+                tokio::select! {
+                    biased;
+                    result = &mut exchange => break Some(result),
+                    _ = stop.as_mut() => return None,
+                    _ = timer.as_mut() => {
+                        if Instant::now() >= deadline {
+                            break None;
+                        }
+                        timer.as_mut().reset(deadline);
                     }
-                    self.timer.as_mut().reset(deadline);
                 }
             }
         };
-        Some(match result {
+        let outcome = match result {
             Some(Ok(status)) => Outcome::Response {
                 status,
                 elapsed_us: micros(started),
             },
-            Some(Err(e)) => Outcome::Error {
-                reason: error_reason(e),
+            Some(Err(failure)) => Outcome::Error {
+                reason: error_reason(&failure),
                 elapsed_us: micros(started),
             },
             None => timeout_outcome(started),
-        })
+        };
+        if !matches!(outcome, Outcome::Response { .. }) {
+            // Broken or in an unknown state (a request may be half-sent).
+            *conn = None;
+        }
+        Some(outcome)
     }
 }
 
-/// Sends the job's request and reads the response to its end, so that its
-/// connection can carry the next request.
+/// Sends the job's request on the worker's connection (opening one if it
+/// has none, or if the one it has was closed) and reads the response to its
+/// end, so that the connection can carry the next request.
 async fn exchange<T>(
-    client: &Client,
+    endpoint: &Endpoint,
+    slot: &mut Option<Conn>,
     job: &Job<T>,
-) -> Result<u16, hyper_util::client::legacy::Error> {
-    let mut request = http::Request::new(Full::new(job.body.clone()));
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = job.uri.clone();
-    let headers = request.headers_mut();
-    // Room for the `host` header the client adds.
-    headers.reserve(job.headers.len() + 1);
-    for (name, value) in &job.headers {
-        headers.append(name.clone(), value.clone());
+) -> Result<u16, Failure> {
+    loop {
+        let conn = match slot {
+            Some(conn) if !conn.sender.is_closed() => conn,
+            _ => {
+                *slot = None;
+                slot.insert(connect(endpoint).await?)
+            }
+        };
+        let reused = conn.reused;
+        if let Err(e) = conn.sender.ready().await {
+            *slot = None;
+            if reused {
+                continue;
+            }
+            return Err(Failure::Request(e));
+        }
+        let mut request = http::Request::new(Full::new(job.body.clone()));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = job.target.clone();
+        let headers = request.headers_mut();
+        headers.reserve(job.headers.len() + 1);
+        for (name, value) in &job.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        // Last, unless the callback gave one: where hyper's pooled client put it.
+        headers.entry(HOST).or_insert_with(|| endpoint.host.clone());
+        match conn.sender.try_send_request(request).await {
+            Ok(response) => {
+                conn.reused = true;
+                let status = response.status().as_u16();
+                // Read the body to the end so the connection can be reused; a
+                // broken body after the status line still counts as a response.
+                let mut body = response.into_body();
+                while let Some(Ok(_)) = body.frame().await {}
+                conn.last_used = Instant::now();
+                return Ok(status);
+            }
+            Err(mut e) => {
+                let unsent = e.take_message().is_some();
+                *slot = None;
+                if unsent && reused {
+                    continue;
+                }
+                return Err(Failure::Request(e.into_error()));
+            }
+        }
     }
-    let response = client.request(request).await?;
-    let status = response.status().as_u16();
-    // A broken body after the status line still counts as a response.
-    let mut body = response.into_body();
-    while let Some(Ok(_)) = body.frame().await {}
-    Ok(status)
+}
+
+async fn connect(endpoint: &Endpoint) -> Result<Conn, Failure> {
+    let io = endpoint
+        .connector
+        .call(endpoint.origin.clone())
+        .await
+        .map_err(Failure::Connect)?;
+    let (sender, connection) = http1::handshake(io)
+        .await
+        .map_err(|e| Failure::Connect(Box::new(e)))?;
+    let driver = tokio::spawn(async move {
+        // Its errors reach the request that was on it.
+        let _ = connection.await;
+    });
+    Ok(Conn {
+        sender,
+        driver: driver.abort_handle(),
+        reused: false,
+        last_used: Instant::now(),
+    })
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A deadline that never comes (for a timeout too large to add).
@@ -334,8 +454,12 @@ fn micros(started: Instant) -> u64 {
 /// A short reason for a failed attempt: a fixed word for the common cases,
 /// otherwise the innermost cause. Never the URL (hyper's errors do not hold
 /// it; it may hold credentials).
-fn error_reason(e: hyper_util::client::legacy::Error) -> Cow<'static, str> {
-    let mut root: &(dyn StdError + 'static) = &e;
+fn error_reason(failure: &Failure) -> Cow<'static, str> {
+    let (kind, error): (&str, &(dyn StdError + 'static)) = match failure {
+        Failure::Connect(e) => ("connect_failed", e.as_ref()),
+        Failure::Request(e) => ("request_failed", e),
+    };
+    let mut root = error;
     while let Some(source) = root.source() {
         root = source;
     }
@@ -347,10 +471,5 @@ fn error_reason(e: hyper_util::client::legacy::Error) -> Cow<'static, str> {
             _ => {}
         }
     }
-    let kind = if e.is_connect() {
-        "connect_failed"
-    } else {
-        "request_failed"
-    };
     Cow::Owned(format!("{kind}: {root}"))
 }
