@@ -6,6 +6,10 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+%% The TOML parsing and error picking shared by the config suites.
+-import(ep_config_check, [general/0, modules/2, pools/2, parse/2, the_error/2, opt/2,
+                          path_and_reason/1]).
+
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
 
 -export([http_backend_without_handlers_has_none/1,
@@ -280,9 +284,6 @@ bad_tls_options_are_rejected(Config) ->
 default_handler() ->
     #{pool_name => http_pool, path => <<>>, callback_module => mod_event_pusher_http_defaults}.
 
-general() ->
-    "[general]\nhosts = [\"localhost\"]\ndefault_server_domain = \"localhost\"\n".
-
 %% One `[[...handlers]]' table per body.
 handlers_toml(Bodies) ->
     [["[[modules.mod_event_pusher.http.handlers]]\n", Body, "\n"] || Body <- Bodies].
@@ -290,9 +291,6 @@ handlers_toml(Bodies) ->
 pool_toml(PoolBody, ConnBody) ->
     ["[outgoing_pools.http.default]\n", PoolBody, "\n",
      "[outgoing_pools.http.default.connection]\n", ConnBody, "\n"].
-
-modules(Config, Toml) ->
-    opt({modules, <<"localhost">>}, parse(Config, [general(), Toml])).
 
 http_opts(Config, Toml) ->
     #{mod_event_pusher := #{http := Opts}} = modules(Config, Toml),
@@ -305,32 +303,5 @@ handlers(Config, Bodies) ->
 handler_error(Config, Body) ->
     the_error(Config, [general(), handlers_toml([Body])]).
 
-pools(Config, Toml) ->
-    opt(outgoing_pools, parse(Config, [general(), Toml])).
-
 pool_error(Config, PoolBody, ConnBody) ->
     the_error(Config, [general(), pool_toml(PoolBody, ConnBody)]).
-
-path_and_reason(#{toml_path := Path, reason := Reason}) ->
-    {Path, Reason}.
-
-parse(Config, Toml) ->
-    Name = "cfg_" ++ integer_to_list(erlang:unique_integer([positive])) ++ ".toml",
-    Path = filename:join(?config(priv_dir, Config), Name),
-    ok = file:write_file(Path, Toml),
-    mongoose_config_parser:parse_file(Path).
-
-%% The one error a config raises.
-the_error(Config, Toml) ->
-    try parse(Config, Toml) of
-        Opts -> ct:fail({config_accepted, Opts})
-    catch
-        error:{config_error, _Text, [Error]} -> Error;
-        error:{config_error, _Text, Errors} -> ct:fail({expected_one_error, Errors})
-    end.
-
-opt(Key, Opts) ->
-    case lists:keyfind(Key, 1, Opts) of
-        {Key, Value} -> Value;
-        false -> ct:fail({option_not_found, Key, Opts})
-    end.

@@ -7,6 +7,10 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+%% The TOML parsing and error picking shared by the config suites.
+-import(ep_config_check, [general/0, modules/2, pools/2, parse/2, the_error/2, opt/2,
+                          path_and_reason/1]).
+
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
 
 -export([rabbit_backend_without_exchanges_has_none/1,
@@ -326,9 +330,6 @@ tls_section_is_passed_to_the_rust_pool(Config) ->
 %% Helpers
 %%====================================================================
 
-general() ->
-    "[general]\nhosts = [\"localhost\"]\ndefault_server_domain = \"localhost\"\n".
-
 %% One `[modules.mod_event_pusher.rabbit.<exchange>]' table per entry.
 exchanges_toml(Exchanges) ->
     [["[modules.mod_event_pusher.rabbit.", Name, "]\n", Body, "\n"] || {Name, Body} <- Exchanges].
@@ -337,9 +338,6 @@ pool_toml(PoolBody, ConnBody) ->
     ["[outgoing_pools.rabbit.event_pusher]\n", PoolBody, "\n",
      "[outgoing_pools.rabbit.event_pusher.connection]\n", ConnBody, "\n"].
 
-modules(Config, Toml) ->
-    opt({modules, <<"localhost">>}, parse(Config, [general(), Toml])).
-
 rabbit_opts(Config, Toml) ->
     #{mod_event_pusher := #{rabbit := Opts}} = modules(Config, Toml),
     Opts.
@@ -347,32 +345,5 @@ rabbit_opts(Config, Toml) ->
 exchange_error(Config, Exchange, Body) ->
     the_error(Config, [general(), exchanges_toml([{Exchange, Body}])]).
 
-pools(Config, Toml) ->
-    opt(outgoing_pools, parse(Config, [general(), Toml])).
-
 pool_error(Config, PoolBody, ConnBody) ->
     the_error(Config, [general(), pool_toml(PoolBody, ConnBody)]).
-
-path_and_reason(#{toml_path := Path, reason := Reason}) ->
-    {Path, Reason}.
-
-parse(Config, Toml) ->
-    Name = "cfg_" ++ integer_to_list(erlang:unique_integer([positive])) ++ ".toml",
-    Path = filename:join(?config(priv_dir, Config), Name),
-    ok = file:write_file(Path, Toml),
-    mongoose_config_parser:parse_file(Path).
-
-%% The one error a config raises.
-the_error(Config, Toml) ->
-    try parse(Config, Toml) of
-        Opts -> ct:fail({config_accepted, Opts})
-    catch
-        error:{config_error, _Text, [Error]} -> Error;
-        error:{config_error, _Text, Errors} -> ct:fail({expected_one_error, Errors})
-    end.
-
-opt(Key, Opts) ->
-    case lists:keyfind(Key, 1, Opts) of
-        {Key, Value} -> Value;
-        false -> ct:fail({option_not_found, Key, Opts})
-    end.

@@ -6,6 +6,9 @@
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
 
+%% The TOML parsing and error picking shared by the config suites.
+-import(ep_config_check, [general/0, modules/2, parse/2, the_error/2, opt/2]).
+
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1]).
 
 -export([required_options_get_mongooseim_defaults/1,
@@ -218,9 +221,6 @@ sns_host_with_a_scheme_is_used_as_given(_Config) ->
 %% Helpers
 %%====================================================================
 
-general() ->
-    "[general]\nhosts = [\"localhost\"]\ndefault_server_domain = \"localhost\"\n".
-
 required_toml() ->
     [[K, " = \"", V, "\"\n"] || {K, V} <- ?REQUIRED].
 
@@ -237,27 +237,3 @@ sns_opts(Config, Extra) ->
 
 option_error(Config, Key, Value) ->
     the_error(Config, [general(), sns_toml([{Key, Value}])]).
-
-modules(Config, Toml) ->
-    opt({modules, <<"localhost">>}, parse(Config, [general(), Toml])).
-
-parse(Config, Toml) ->
-    Name = "cfg_" ++ integer_to_list(erlang:unique_integer([positive])) ++ ".toml",
-    Path = filename:join(?config(priv_dir, Config), Name),
-    ok = file:write_file(Path, Toml),
-    mongoose_config_parser:parse_file(Path).
-
-%% The one error a config raises.
-the_error(Config, Toml) ->
-    try parse(Config, Toml) of
-        Opts -> ct:fail({config_accepted, Opts})
-    catch
-        error:{config_error, _Text, [Error]} -> Error;
-        error:{config_error, _Text, Errors} -> ct:fail({expected_one_error, Errors})
-    end.
-
-opt(Key, Opts) ->
-    case lists:keyfind(Key, 1, Opts) of
-        {Key, Value} -> Value;
-        false -> ct:fail({option_not_found, Key, Opts})
-    end.

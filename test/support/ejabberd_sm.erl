@@ -105,12 +105,9 @@ remove_info(JID, SID, Key) ->
 -spec get_info(jid:jid(), info_key()) -> {ok, any()} | {error, offline | not_set}.
 get_info(JID, Key) ->
     case get_session(JID) of
-        offline -> {error, offline};
-        Session ->
-            case mongoose_session:get_info(Session, Key, {error, not_set}) of
-                {Key, Value} -> {ok, Value};
-                Error -> Error
-            end
+        #session{info = #{Key := Value}} -> {ok, Value};
+        #session{} -> {error, not_set};
+        offline -> {error, offline}
     end.
 
 %% @doc The full JID's session (the newest if several).
@@ -123,10 +120,11 @@ get_session(JID) ->
 
 -spec get_session_pid(jid:jid()) -> none | pid().
 get_session_pid(JID) ->
-    case get_session(JID) of
-        offline -> none;
-        #session{sid = {_, Pid}} -> Pid
-    end.
+    session_pid(get_session(JID)).
+
+-spec session_pid(offline | session()) -> none | pid().
+session_pid(#session{sid = {_Time, Pid}}) -> Pid;
+session_pid(offline) -> none.
 
 %% @doc Every session of the JID's user (one per resource, the newest).
 -spec get_raw_sessions(jid:jid()) -> [session()].
@@ -151,10 +149,9 @@ get_user_present_pids(LUser, LServer) ->
 %% @doc True unless the user has an available session of priority >= 0.
 -spec is_offline(jid:jid()) -> boolean().
 is_offline(#jid{luser = LUser, lserver = LServer}) ->
-    case get_user_present_pids(LUser, LServer) of
-        [] -> true;
-        Present -> element(1, lists:max(Present)) < 0
-    end.
+    %% a session with a negative priority gets no messages to the bare JID
+    Reachable = [Pid || {Priority, Pid} <- get_user_present_pids(LUser, LServer), Priority >= 0],
+    Reachable =:= [].
 
 -spec get_vh_session_list(jid:lserver()) -> [session()].
 get_vh_session_list(LServer) ->

@@ -30,6 +30,8 @@
 
 -define(STATUS_TABLE, instrument_event_status_table).
 -define(HOLDER, instrument_helper_status_holder).
+%% How the waiting assertions poll: every 100 ms, at most 50 more times.
+-define(POLLING, #{retries => 50, delay => 100}).
 
 %%--------------------------------------------------------------------
 %% Setup and teardown
@@ -45,33 +47,50 @@ declared_events(Modules) ->
 
 %% @doc The `{Event, Labels}' pairs `Module:instrumentation(Args...)' declares.
 -spec declared_events([module()] | module(), list()) -> [{event_name(), labels()}].
-declared_events(Modules, Args) when is_list(Modules) ->
-    lists:flatmap(fun(Module) -> declared_events(Module, Args) end, Modules);
-declared_events(Module, Args) ->
-    [{Event, Labels} || {Event, Labels, _Config} <- apply(Module, instrumentation, Args)].
+declared_events(ModuleOrModules, Args) ->
+    [{Event, Labels} || Module <- lists:flatten([ModuleOrModules]),
+                        {Event, Labels, _Config} <- apply(Module, instrumentation, Args)].
 
 -spec start([{event_name(), labels()}]) -> ok.
 start(DeclaredEvents) ->
     start(DeclaredEvents, []).
 
 %% @doc Records `DeclaredEvents' (which must be asserted on if emitted) and
-%% `NegativeEvents' (which tests expect not to be emitted).
+%% `NegativeEvents' (which tests expect not to be emitted). An event in both
+%% lists counts as declared.
 -spec start([{event_name(), labels()}], [{event_name(), labels()}]) -> ok.
 start(DeclaredEvents, NegativeEvents) ->
     start_status_table(),
-    ets:insert(?STATUS_TABLE, [{Event, negative} || Event <- NegativeEvents]),
-    ets:insert(?STATUS_TABLE, [{Event, untested} || Event <- DeclaredEvents]),
+    lists:foreach(fun({Status, Events}) ->
+                          true = ets:insert(?STATUS_TABLE, [{Event, Status} || Event <- Events])
+                  end, [{negative, NegativeEvents}, {untested, DeclaredEvents}]),
     mongoose_instrument:start_recording(DeclaredEvents ++ NegativeEvents).
 
 -spec stop() -> ok.
 stop() ->
-    #{tested := Tested, untested := Untested, negative := Negative} = classify_events(),
-    Logged = mongoose_instrument:recorded_keys(),
+    Statuses = classify_events(),
+    Emitted = mongoose_instrument:recorded_keys(),
     mongoose_instrument:stop_recording(),
     stop_status_table(),
+    report(Statuses, Emitted).
+
+%% Negative events are left out of both checks: asserting that they were not
+%% emitted is the test's own business.
+-spec report(#{status() := [{event_name(), labels()}]}, [{event_name(), labels()}]) -> ok.
+report(#{tested := Tested, untested := Untested, negative := Negative}, Emitted) ->
     ct:log("Tested instrumentation events:~n~p", [lists:sort(Tested)]),
-    verify_unlogged((Untested -- Logged) -- Negative),
-    verify_logged_but_untested((Logged -- Tested) -- Negative).
+    NeverEmitted = [E || E <- Untested, not lists:member(E, Emitted), not lists:member(E, Negative)],
+    Unasserted = [E || E <- Emitted, not lists:member(E, Tested), not lists:member(E, Negative)],
+    %% Declared events are not all covered by tests: only logged.
+    NeverEmitted =:= []
+        orelse ct:log("Declared instrumentation events never emitted (no test covers them):~n~p",
+                      [lists:sort(NeverEmitted)]),
+    %% An emitted event nobody asserted on is a gap in a test.
+    Unasserted =:= []
+        orelse ct:fail("Instrumentation events emitted without any assertion on them:~n~p~n"
+                       "Check each with ~p:assert/3 (or another assertion of this module)",
+                       [lists:sort(Unasserted), ?MODULE]),
+    ok.
 
 %%--------------------------------------------------------------------
 %% Assertions
@@ -94,30 +113,31 @@ assert_not_emitted(Event, Labels, CheckF) ->
 
 -spec assert_not_emitted(event_name(), labels()) -> ok.
 assert_not_emitted(Event, Labels) ->
-    assert_not_emitted(Event, Labels, fun(_) -> true end).
+    assert_not_emitted(Event, Labels, fun(_Measurements) -> true end).
 
 -spec assert_not_emitted([{event_name(), labels()}]) -> ok.
 assert_not_emitted(Events) ->
-    lists:foreach(fun({Event, Labels}) -> assert_not_emitted(Event, Labels) end, Events).
+    _ = [assert_not_emitted(Event, Labels) || {Event, Labels} <- Events],
+    ok.
 
-%% @doc Polls (50 times, every 100 ms) until a matching emission exists.
+%% @doc Polls until a matching emission exists (see ?POLLING).
 -spec wait_and_assert(event_name(), labels(), check_fun()) -> ok.
 wait_and_assert(Event, Labels, CheckF) ->
-    assert(Event, Labels, CheckF, #{retries => 50, delay => 100}).
+    assert(Event, Labels, CheckF, ?POLLING).
 
 %% @doc Like wait_and_assert/3, ignoring emissions from before the call.
 -spec wait_and_assert_new(event_name(), labels(), check_fun()) -> ok.
 wait_and_assert_new(Event, Labels, CheckF) ->
-    assert(Event, Labels, CheckF,
-           #{min_timestamp => timestamp(), retries => 50, delay => 100}).
+    assert(Event, Labels, CheckF, ?POLLING#{min_timestamp => timestamp()}).
 
 %% @doc The number of emissions matching `CheckF' must be `expected_count'
-%% (default: positive). `CheckF' may return a boolean or fail with
-%% `function_clause' (meaning false), so one clause is enough.
+%% (default: positive), checked again every `delay' ms up to `retries' more
+%% times. `CheckF' may return a boolean or fail with `function_clause'
+%% (meaning false), so one clause is enough.
 -spec assert(event_name(), labels(), check_fun(), opts()) -> ok.
 assert(Event, Labels, CheckF, Opts) ->
-    Defaults = #{retries => 0, delay => 1000, expected_count => positive},
-    assert_loop(Event, Labels, CheckF, maps:merge(Defaults, Opts)).
+    Settings = maps:merge(#{retries => 0, delay => 1000, expected_count => positive}, Opts),
+    conclude(Event, Labels, poll(Event, Labels, CheckF, Settings), Settings).
 
 %% @doc Measurements recorded for the event, oldest first.
 -spec select(event_name(), labels()) -> [measurements()].
@@ -148,31 +168,37 @@ default_host_type() ->
         [] -> <<"localhost">>
     end.
 
--spec assert_loop(event_name(), labels(), check_fun(), opts()) -> ok.
-assert_loop(Event, Labels, CheckF, Opts) ->
-    #{retries := Retries, delay := Delay, expected_count := Expected} = Opts,
-    All = case Opts of
-              #{min_timestamp := Since} -> select_new(Event, Labels, Since);
-              #{} -> select(Event, Labels)
-          end,
-    Matching = lists:filter(fun(M) -> matches(CheckF, M) end, All),
-    case check(Matching, Expected) of
-        false when Retries > 0 ->
-            timer:sleep(Delay),
-            assert_loop(Event, Labels, CheckF, Opts#{retries := Retries - 1});
-        true when Matching =:= [] ->
-            ok; % a non-emitted event is not marked as tested
+-spec poll(event_name(), labels(), check_fun(), opts()) ->
+          {boolean(), [measurements()], [measurements()]}.
+poll(Event, Labels, CheckF, #{retries := Retries, delay := Delay} = Settings) ->
+    Emitted = case Settings of
+                  #{min_timestamp := Since} -> select_new(Event, Labels, Since);
+                  #{} -> select(Event, Labels)
+              end,
+    Matching = [M || M <- Emitted, matches(CheckF, M)],
+    Satisfied = check(Matching, maps:get(expected_count, Settings)),
+    case Satisfied orelse Retries =:= 0 of
         true ->
-            ct:log("Matching measurements for event ~p with labels ~p:~n~p",
-                   [Event, Labels, Matching]),
-            ets:insert(?STATUS_TABLE, {{Event, Labels}, tested}),
-            ok;
+            {Satisfied, Matching, Emitted};
         false ->
-            ct:log("Assertion failed for event ~p with labels ~p.~nMatching measurements:~n~p~n~n"
-                   "Other measurements:~n~p", [Event, Labels, Matching, All -- Matching]),
-            ct:fail("Incorrect number of instrumentation events - matched: ~p, expected: ~p",
-                    [length(Matching), Expected])
+            timer:sleep(Delay),
+            poll(Event, Labels, CheckF, Settings#{retries := Retries - 1})
     end.
+
+%% Only an assertion that saw the event emitted marks it tested.
+-spec conclude(event_name(), labels(), {boolean(), [measurements()], [measurements()]}, opts()) ->
+          ok.
+conclude(_Event, _Labels, {true, [], _Emitted}, _Settings) ->
+    ok;
+conclude(Event, Labels, {true, Matching, _Emitted}, _Settings) ->
+    ct:log("Event ~p ~p, matching measurements:~n~p", [Event, Labels, Matching]),
+    true = ets:insert(?STATUS_TABLE, {{Event, Labels}, tested}),
+    ok;
+conclude(Event, Labels, {false, Matching, Emitted}, #{expected_count := Expected}) ->
+    ct:log("Event ~p ~p, matching measurements:~n~p~nothers:~n~p",
+           [Event, Labels, Matching, Emitted -- Matching]),
+    ct:fail("Event ~p ~p: ~p emissions matched, expected ~p",
+            [Event, Labels, length(Matching), Expected]).
 
 -spec matches(check_fun(), measurements()) -> boolean().
 matches(CheckF, Measurements) ->
@@ -184,24 +210,10 @@ check(Matching, Count) -> length(Matching) =:= Count.
 
 -spec classify_events() -> #{status() := [{event_name(), labels()}]}.
 classify_events() ->
-    ets:foldl(fun({Event, Status}, Acc) -> Acc#{Status := [Event | maps:get(Status, Acc)]} end,
-              #{tested => [], untested => [], negative => []}, ?STATUS_TABLE).
-
-%% Declared events are not all covered by tests: only log them.
--spec verify_unlogged([{event_name(), labels()}]) -> ok.
-verify_unlogged([]) ->
-    ok;
-verify_unlogged(Events) ->
-    ct:log("Instrumentation events that were not logged - functionality not covered by tests:~n~p",
-           [lists:sort(Events)]).
-
-%% An emitted event nobody asserted on is a gap in a test: fail.
--spec verify_logged_but_untested([{event_name(), labels()}]) -> ok.
-verify_logged_but_untested([]) ->
-    ok;
-verify_logged_but_untested(Events) ->
-    ct:fail("Instrumentation events that were logged, but not tested:~n~p~n"
-            "You need to test them with ~p:assert/3", [lists:sort(Events), ?MODULE]).
+    Empty = maps:from_list([{Status, []} || Status <- [tested, untested, negative]]),
+    lists:foldl(fun({Event, Status}, ByStatus) ->
+                        maps:update_with(Status, fun(Events) -> [Event | Events] end, ByStatus)
+                end, Empty, ets:tab2list(?STATUS_TABLE)).
 
 %% The status table must outlive the process calling start/1 (in common_test
 %% that is init_per_suite's process), so a holder process owns it.

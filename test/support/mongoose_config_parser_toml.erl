@@ -132,7 +132,7 @@ step(validate, _Path, Value, Spec) ->
 step(format_items, _Path, Items, Spec) ->
     format_items(Items, spec_field(format_items, Spec));
 step(process, Path, Value, Spec) ->
-    process(Path, Value, spec_field(process, Spec));
+    run_processors(Path, Value, spec_field(process, Spec));
 step(wrap, Path, Value, Spec) ->
     wrap(Path, Value, spec_field(wrap, Spec)).
 
@@ -314,11 +314,16 @@ format_items(KVs, map) ->
 format_items(Items, list) when is_list(Items) ->
     Items.
 
--spec process(path(), config_part(), processor()) -> config_part().
-process(Path, Value, Funs) when is_list(Funs) ->
-    lists:foldl(fun(F, V) -> process(Path, V, F) end, Value, Funs);
-process(_Path, Value, F) when is_function(F, 1) -> F(Value);
-process(Path, Value, F) when is_function(F, 2) -> F(Path, Value).
+%% One processing function or a chain of them, each fed the previous result;
+%% a function of arity 2 also gets the node's path.
+-spec run_processors(path(), config_part(), processor()) -> config_part().
+run_processors(Path, Value, Chain) when is_list(Chain) ->
+    lists:foldl(fun(Processor, Acc) -> run_processors(Path, Acc, Processor) end, Value, Chain);
+run_processors(Path, Value, Processor) ->
+    case erlang:fun_info(Processor, arity) of
+        {arity, 1} -> Processor(Value);
+        {arity, 2} -> Processor(Path, Value)
+    end.
 
 -spec wrap(path(), config_part(), mongoose_config_spec:wrapper()) -> [config_part()].
 wrap(_Path, _V, remove) ->

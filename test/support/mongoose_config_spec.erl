@@ -72,97 +72,83 @@
 root() ->
     General = general(),
     Modules = modules(),
-    #section{
-       items = #{<<"general">> => General#section{required = [<<"default_server_domain">>],
-                                                  process = fun ?MODULE:process_general/1,
-                                                  defaults = general_defaults()},
-                 <<"listen">> => mongoose_config_spec_unemulated:listen(),
-                 <<"auth">> => mongoose_config_spec_unemulated:auth(),
-                 <<"outgoing_pools">> => outgoing_pools(global_config),
-                 <<"internal_databases">> => internal_databases(),
-                 <<"services">> => mongoose_config_spec_unemulated:services(),
-                 <<"modules">> => Modules#section{include = always},
-                 <<"instrumentation">> => mongoose_config_spec_unemulated:instrumentation(),
-                 <<"shaper">> => shaper(),
-                 <<"acl">> => acl(),
-                 <<"access">> => access(),
-                 <<"s2s">> => mongoose_config_spec_unemulated:s2s(),
-                 <<"host_config">> => #list{items = host_config(), wrap = none}},
-       defaults = #{<<"internal_databases">> => #{mnesia => #{}}},
-       required = [<<"general">>],
-       process = fun ?MODULE:process_dynamic_domains/1,
-       wrap = none,
-       format_items = list}.
+    Unemulated = [{Key, mongoose_config_spec_unemulated:Key()}
+                  || Key <- [listen, auth, services, instrumentation, s2s]],
+    Own = [{general, General#section{required = [<<"default_server_domain">>],
+                                     process = fun ?MODULE:process_general/1,
+                                     defaults = general_defaults()}},
+           {outgoing_pools, outgoing_pools(global_config)},
+           {internal_databases, internal_databases()},
+           {modules, Modules#section{include = always}},
+           {shaper, shaper()},
+           {acl, acl()},
+           {access, access()},
+           {host_config, #list{items = host_config(), wrap = none}}],
+    #section{items = maps:from_list([{atom_to_binary(Key, utf8), Spec}
+                                     || {Key, Spec} <- Unemulated ++ Own]),
+             defaults = #{<<"internal_databases">> => #{mnesia => #{}}},
+             required = [<<"general">>],
+             process = fun ?MODULE:process_dynamic_domains/1,
+             wrap = none,
+             format_items = list}.
 
 %% path: host_config[]
+%% `host_type' (or its old synonym `host') goes into the path of the element
+%% and is then dropped; the other sections apply to that host type only, and
+%% only their options wrapped with `host_config' are accepted there.
 host_config() ->
-    #section{
-       %% `host_type' (or its old synonym `host') goes into the path of the
-       %% element; the options below then apply to that host type only.
-       items = #{<<"host">> => #option{type = binary, validate = non_empty, wrap = remove},
-                 <<"host_type">> => #option{type = binary, validate = non_empty, wrap = remove},
-                 %% only options wrapped with `host_config' are accepted here
-                 <<"general">> => general(),
-                 <<"auth">> => mongoose_config_spec_unemulated:auth(),
-                 <<"modules">> => modules(),
-                 <<"outgoing_pools">> => outgoing_pools(host_config),
-                 <<"acl">> => acl(),
-                 <<"access">> => access(),
-                 <<"s2s">> => mongoose_config_spec_unemulated:s2s()},
-       wrap = none,
-       format_items = list}.
+    HostKey = (text())#option{wrap = remove},
+    PerHost = [{general, general()},
+               {auth, mongoose_config_spec_unemulated:auth()},
+               {modules, modules()},
+               {outgoing_pools, outgoing_pools(host_config)},
+               {acl, acl()},
+               {access, access()},
+               {s2s, mongoose_config_spec_unemulated:s2s()}],
+    section([{<<"host">>, HostKey}, {<<"host_type">>, HostKey}
+             | [{atom_to_binary(Key, utf8), Spec} || {Key, Spec} <- PerHost]],
+            #section{wrap = none, format_items = list}).
 
 %% path: general
 general() ->
-    #section{
-       items = #{<<"loglevel">> => #option{type = atom, validate = loglevel,
-                                           wrap = global_config},
-                 <<"hosts">> => #list{items = #option{type = binary, validate = non_empty,
-                                                      process = fun ?MODULE:process_host/1},
-                                      validate = unique,
-                                      wrap = global_config},
-                 <<"host_types">> => #list{items = #option{type = binary, validate = non_empty},
-                                           validate = unique,
-                                           wrap = global_config},
-                 <<"default_server_domain">> => #option{type = binary, validate = non_empty,
-                                                        process = fun ?MODULE:process_host/1,
-                                                        wrap = global_config},
-                 <<"registration_timeout">> => #option{type = int_or_infinity,
-                                                       validate = positive,
-                                                       wrap = global_config},
-                 <<"language">> => #option{type = binary, validate = non_empty,
-                                           wrap = global_config},
-                 %% MongooseIM checks that the backend module exists; these
-                 %% are the backends of MongooseIM 6.8
-                 <<"sm_backend">> => #option{type = atom,
-                                             validate = {enum, [mnesia, cets, redis]},
-                                             wrap = global_config},
-                 <<"component_backend">> => #option{type = atom,
-                                                    validate = {enum, [mnesia, cets]},
-                                                    wrap = global_config},
-                 <<"s2s_backend">> => #option{type = atom, validate = {enum, [mnesia, cets]},
-                                              wrap = global_config},
-                 <<"http_server_name">> => #option{type = string, wrap = global_config},
-                 <<"route_subdomains">> => #option{type = atom, validate = {enum, [s2s]},
-                                                   wrap = host_config},
-                 <<"routing_modules">> => mongoose_config_spec_unemulated:routing_modules(),
-                 <<"replaced_wait_timeout">> => #option{type = integer, validate = positive,
-                                                        wrap = host_config},
-                 <<"hide_service_name">> => #option{type = boolean, wrap = global_config}},
-       wrap = none,
-       format_items = list}.
+    #section{items = maps:from_list([{Key, scoped(Scope, Spec)}
+                                     || {Key, Scope, Spec, _Default} <- general_options()]),
+             wrap = none,
+             format_items = list}.
 
 general_defaults() ->
-    #{<<"loglevel">> => warning,
-      <<"hosts">> => [],
-      <<"host_types">> => [],
-      <<"registration_timeout">> => 600,
-      <<"language">> => <<"en">>,
-      <<"sm_backend">> => mnesia,
-      <<"component_backend">> => mnesia,
-      <<"s2s_backend">> => mnesia,
-      <<"replaced_wait_timeout">> => 2000,
-      <<"hide_service_name">> => false}.
+    maps:from_list([{Key, Default} || {Key, _Scope, _Spec, Default} <- general_options(),
+                                      Default =/= no_default]).
+
+%% Each `[general]' option: where it may be set (`global': top level only,
+%% `host': also per host type, `own': the spec decides), its spec and its
+%% default.
+general_options() ->
+    Domain = (text())#option{process = fun ?MODULE:process_host/1},
+    %% MongooseIM checks that the backend module exists; these are the
+    %% backends of MongooseIM 6.8
+    [{<<"loglevel">>, global, #option{type = atom, validate = loglevel}, warning},
+     {<<"hosts">>, global, #list{items = Domain, validate = unique}, []},
+     {<<"host_types">>, global, #list{items = text(), validate = unique}, []},
+     {<<"default_server_domain">>, global, Domain, no_default},
+     {<<"registration_timeout">>, global,
+      #option{type = int_or_infinity, validate = positive}, 600},
+     {<<"language">>, global, text(), <<"en">>},
+     {<<"sm_backend">>, global, enum([mnesia, cets, redis]), mnesia},
+     {<<"component_backend">>, global, enum([mnesia, cets]), mnesia},
+     {<<"s2s_backend">>, global, enum([mnesia, cets]), mnesia},
+     {<<"http_server_name">>, global, #option{type = string}, no_default},
+     {<<"route_subdomains">>, host, enum([s2s]), no_default},
+     {<<"routing_modules">>, own, mongoose_config_spec_unemulated:routing_modules(), no_default},
+     {<<"replaced_wait_timeout">>, host, #option{type = integer, validate = positive}, 2000},
+     {<<"hide_service_name">>, global, #option{type = boolean}, false}].
+
+scoped(global, Spec) -> with_wrap(Spec, global_config);
+scoped(host, Spec) -> with_wrap(Spec, host_config);
+scoped(own, Spec) -> Spec.
+
+with_wrap(#option{} = Option, Wrap) -> Option#option{wrap = Wrap};
+with_wrap(#list{} = List, Wrap) -> List#list{wrap = Wrap}.
 
 %% path: internal_databases
 internal_databases() ->
@@ -173,11 +159,10 @@ internal_databases() ->
 
 %% path: internal_databases.cets
 internal_database_cets() ->
-    #section{items = #{<<"backend">> => #option{type = atom, validate = {enum, [file, rdbms]}},
-                       <<"cluster_name">> => #option{type = atom, validate = non_empty},
-                       <<"node_list_file">> => #option{type = string, validate = filename}},
-             defaults = #{<<"backend">> => rdbms,
-                          <<"cluster_name">> => mongooseim}}.
+    section([{<<"backend">>, enum([file, rdbms]), rdbms},
+             {<<"cluster_name">>, #option{type = atom, validate = non_empty}, mongooseim},
+             {<<"node_list_file">>, #option{type = string, validate = filename}}],
+            #section{}).
 
 %% path: (host_config[].)modules
 %% A key is a module on the code path, whose options are checked by the spec
@@ -210,12 +195,9 @@ module_spec(Name) ->
 %% path: (host_config[].)modules.*.iqdisc
 -spec iqdisc() -> config_section().
 iqdisc() ->
-    #section{items = #{<<"type">> => #option{type = atom,
-                                             validate = {enum, [no_queue, one_queue,
-                                                                parallel, queues]}},
-                       <<"workers">> => #option{type = integer, validate = positive}},
-             required = [<<"type">>],
-             process = fun ?MODULE:process_iqdisc/1}.
+    section([{<<"type">>, enum([no_queue, one_queue, parallel, queues])},
+             {<<"workers">>, int(positive)}],
+            #section{required = [<<"type">>], process = fun ?MODULE:process_iqdisc/1}).
 
 -spec process_iqdisc(#{type := atom(), workers => pos_integer()}) ->
           atom() | {queues, pos_integer()}.
@@ -229,19 +211,22 @@ process_iqdisc(#{type := Type}) -> Type.
 %% The connections of `http' and `rabbit' pools are emulated; those of other
 %% types are kept unvalidated (our product ignores those pools).
 outgoing_pools(Scope) ->
+    PoolsOfType = fun(Type) ->
+                          #section{items = #{default => outgoing_pool(Scope, Type)},
+                                   validate_keys = non_empty,
+                                   wrap = none,
+                                   format_items = list}
+                  end,
     Types = [<<"cassandra">>, <<"elastic">>, <<"http">>, <<"ldap">>,
              <<"rabbit">>, <<"rdbms">>, <<"redis">>],
-    Items = [{Type, #section{items = #{default => outgoing_pool(Scope, Type)},
-                             validate_keys = non_empty,
-                             wrap = none,
-                             format_items = list}} || Type <- Types],
-    #section{items = maps:from_list(Items),
+    #section{items = maps:from_list([{Type, PoolsOfType(Type)} || Type <- Types]),
              format_items = list,
              wrap = Scope,
-             include = case Scope of
-                           global_config -> always;
-                           host_config -> when_present
-                       end}.
+             include = pools_include(Scope)}.
+
+%% Global pools are processed even when absent (as an empty table).
+pools_include(global_config) -> always;
+pools_include(host_config) -> when_present.
 
 %% path: (host_config[].)outgoing_pools.*.*
 outgoing_pool(Scope, Type) ->
@@ -249,22 +234,20 @@ outgoing_pool(Scope, Type) ->
                                                 outgoing_pool_extra(Scope, Type)),
     Pool#section{wrap = item}.
 
-extra_wpool_defaults(<<"cassandra">>) -> #{<<"workers">> => 20};
-extra_wpool_defaults(<<"rdbms">>) -> #{<<"call_timeout">> => 60000};
-extra_wpool_defaults(_) -> #{}.
+extra_wpool_defaults(Type) ->
+    Changed = [{<<"cassandra">>, #{<<"workers">> => 20}},
+               {<<"rdbms">>, #{<<"call_timeout">> => 60000}}],
+    proplists:get_value(Type, Changed, #{}).
 
 %% @doc The generic worker pool options, with extra or changed defaults.
 -spec wpool(#{binary() => term()}) -> config_section().
 wpool(ExtraDefaults) ->
-    #section{items = #{<<"workers">> => #option{type = integer, validate = positive},
-                       <<"strategy">> => #option{type = atom,
-                                                 validate = {enum, wpool_strategies()}},
-                       <<"call_timeout">> => #option{type = integer, validate = positive},
-                       <<"max_worker_queue_len">> => #option{type = integer,
-                                                             validate = non_negative}},
-             defaults = maps:merge(#{<<"workers">> => 10,
-                                     <<"strategy">> => best_worker,
-                                     <<"call_timeout">> => 5000}, ExtraDefaults)}.
+    Generic = section([{<<"workers">>, int(positive), 10},
+                       {<<"strategy">>, enum(wpool_strategies()), best_worker},
+                       {<<"call_timeout">>, int(positive), 5000},
+                       {<<"max_worker_queue_len">>, int(non_negative)}],
+                      #section{}),
+    Generic#section{defaults = maps:merge(Generic#section.defaults, ExtraDefaults)}.
 
 wpool_strategies() ->
     [best_worker, random_worker, next_worker, available_worker, next_available_worker].
@@ -274,48 +257,36 @@ outgoing_pool_extra(host_config, Type) ->
     #section{items = #{<<"connection">> => outgoing_pool_connection(Type)},
              process = fun ?MODULE:process_host_config_pool/2};
 outgoing_pool_extra(global_config, Type) ->
-    #section{items = #{<<"scope">> => #option{type = atom,
-                                              validate = {enum, [global, host_type, host]}},
-                       <<"connection">> => outgoing_pool_connection(Type)},
-             process = fun ?MODULE:process_pool/2,
-             defaults = #{<<"scope">> => global}}.
+    section([{<<"scope">>, enum([global, host_type, host]), global},
+             {<<"connection">>, outgoing_pool_connection(Type)}],
+            #section{process = fun ?MODULE:process_pool/2}).
 
 %% path: (host_config[].)outgoing_pools.*.*.connection
 outgoing_pool_connection(<<"http">>) ->
-    #section{items = #{<<"host">> => #option{type = string, validate = non_empty},
-                       <<"path_prefix">> => #option{type = binary, validate = non_empty},
-                       <<"request_timeout">> => #option{type = integer, validate = non_negative},
-                       <<"tls">> => tls([client])},
-             include = always,
-             required = [<<"host">>],
-             defaults = #{<<"path_prefix">> => <<"/">>,
-                          <<"request_timeout">> => 2000}};
+    section([{<<"host">>, #option{type = string, validate = non_empty}},
+             {<<"path_prefix">>, text(), <<"/">>},
+             {<<"request_timeout">>, int(non_negative), 2000},
+             {<<"tls">>, tls([client])}],
+            #section{include = always, required = [<<"host">>]});
 outgoing_pool_connection(<<"rabbit">>) ->
-    #section{items = #{<<"host">> => #option{type = string, validate = non_empty},
-                       <<"port">> => #option{type = integer, validate = port},
-                       <<"username">> => #option{type = binary, validate = non_empty},
-                       <<"password">> => #option{type = binary, validate = non_empty},
-                       <<"virtual_host">> => #option{type = binary, validate = non_empty},
-                       <<"confirms_enabled">> => #option{type = boolean},
-                       <<"tls">> => tls([client]),
-                       <<"reconnect">> => rabbit_reconnect()},
-             include = always,
-             defaults = #{<<"host">> => "localhost",
-                          <<"port">> => 5672,
-                          <<"username">> => <<"guest">>,
-                          <<"password">> => <<"guest">>,
-                          <<"virtual_host">> => <<"/">>,
-                          <<"confirms_enabled">> => false}};
+    section([{<<"host">>, #option{type = string, validate = non_empty}, "localhost"},
+             {<<"port">>, int(port), 5672},
+             {<<"username">>, text(), <<"guest">>},
+             {<<"password">>, text(), <<"guest">>},
+             {<<"virtual_host">>, text(), <<"/">>},
+             {<<"confirms_enabled">>, #option{type = boolean}, false},
+             {<<"tls">>, tls([client])},
+             {<<"reconnect">>, rabbit_reconnect()}],
+            #section{include = always});
 outgoing_pool_connection(_Other) ->
     mongoose_config_spec_unemulated:pool_connection().
 
 %% path: (host_config[].)outgoing_pools.rabbit.*.connection.reconnect
+%% (delay in ms)
 rabbit_reconnect() ->
-    #section{items = #{<<"attempts">> => #option{type = integer, validate = non_negative},
-                       <<"delay">> => #option{type = integer, validate = non_negative}},
-             defaults = #{<<"attempts">> => 0,
-                          <<"delay">> => 2000}, % ms
-             include = always}.
+    section([{<<"attempts">>, int(non_negative), 0},
+             {<<"delay">>, int(non_negative), 2000}],
+            #section{include = always}).
 
 %% @doc A TLS section: the common options plus those of each entity
 %% (`client', `server', `xmpp', `xmpp_tls').
@@ -326,50 +297,40 @@ tls(Entities) when is_list(Entities) ->
                 end, tls_part(common), Entities).
 
 tls_part(common) ->
-    #section{items = #{<<"verify_mode">> => #option{type = atom,
-                                                    validate = {enum, [peer, selfsigned_peer,
-                                                                       none]}},
-                       <<"certfile">> => #option{type = string, validate = filename},
-                       <<"cacertfile">> => #option{type = string, validate = filename},
-                       <<"ciphers">> => #option{type = string},
-                       <<"keyfile">> => #option{type = string, validate = filename},
-                       <<"password">> => #option{type = string},
-                       <<"versions">> => #list{items = #option{type = atom}},
-                       <<"disconnect_on_failure">> => #option{type = boolean},
-                       <<"crl_files">> => #list{items = #option{type = string,
-                                                                validate = filename}}},
-             defaults = #{<<"verify_mode">> => peer,
-                          <<"disconnect_on_failure">> => true,
-                          <<"crl_files">> => []},
-             process = fun ?MODULE:process_tls/1};
+    File = #option{type = string, validate = filename},
+    section([{<<"verify_mode">>, enum([peer, selfsigned_peer, none]), peer},
+             {<<"certfile">>, File},
+             {<<"cacertfile">>, File},
+             {<<"keyfile">>, File},
+             {<<"ciphers">>, #option{type = string}},
+             {<<"password">>, #option{type = string}},
+             {<<"versions">>, #list{items = #option{type = atom}}},
+             {<<"disconnect_on_failure">>, #option{type = boolean}, true},
+             {<<"crl_files">>, #list{items = File}, []}],
+            #section{process = fun ?MODULE:process_tls/1});
 tls_part(client) ->
-    #section{items = #{<<"server_name_indication">> => server_name_indication()}};
+    section([{<<"server_name_indication">>, server_name_indication()}], #section{});
 tls_part(server) ->
-    #section{items = #{<<"dhfile">> => #option{type = string, validate = filename},
-                       <<"early_data">> => #option{type = boolean},
-                       <<"session_tickets">> => #option{type = atom,
-                                                        validate = {enum, [stateless]}}}};
+    section([{<<"dhfile">>, #option{type = string, validate = filename}},
+             {<<"early_data">>, #option{type = boolean}},
+             {<<"session_tickets">>, enum([stateless])}],
+            #section{});
 tls_part(xmpp) ->
     xmpp_tls_mode(starttls);
 tls_part(xmpp_tls) ->
     xmpp_tls_mode(tls).
 
 xmpp_tls_mode(DefaultMode) ->
-    #section{items = #{<<"mode">> => #option{type = atom,
-                                             validate = {enum, [tls, starttls,
-                                                                starttls_required]}},
-                       <<"keep_secrets">> => #option{type = boolean}},
-             defaults = #{<<"mode">> => DefaultMode,
-                          <<"keep_secrets">> => false}}.
+    section([{<<"mode">>, enum([tls, starttls, starttls_required]), DefaultMode},
+             {<<"keep_secrets">>, #option{type = boolean}, false}],
+            #section{}).
 
 %% path: ...tls.server_name_indication
 server_name_indication() ->
-    #section{items = #{<<"enabled">> => #option{type = boolean},
-                       <<"host">> => #option{type = string, validate = non_empty},
-                       <<"protocol">> => #option{type = atom, validate = {enum, [default, https]}}},
-             defaults = #{<<"enabled">> => true,
-                          <<"protocol">> => default},
-             include = always}.
+    section([{<<"enabled">>, #option{type = boolean}, true},
+             {<<"host">>, #option{type = string, validate = non_empty}},
+             {<<"protocol">>, enum([default, https]), default}],
+            #section{include = always}).
 
 %% path: shaper
 shaper() ->
@@ -381,8 +342,7 @@ shaper() ->
 
 %% path: (host_config[].)acl
 acl() ->
-    #section{items = #{default => #list{items = acl_item()}},
-             wrap = host_config}.
+    named_lists(acl_item()).
 
 %% path: (host_config[].)acl.*[]
 acl_item() ->
@@ -397,14 +357,33 @@ acl_item() ->
 
 %% path: (host_config[].)access
 access() ->
-    #section{items = #{default => #list{items = access_rule_item()}},
-             wrap = host_config}.
+    named_lists(access_rule_item()).
+
+%% Any key names a list of items of the given spec.
+named_lists(ItemSpec) ->
+    #section{items = #{default => #list{items = ItemSpec}}, wrap = host_config}.
 
 %% path: (host_config[].)access.*[]
 access_rule_item() ->
-    #section{items = #{<<"acl">> => #option{type = atom, validate = non_empty},
-                       <<"value">> => #option{type = int_or_atom}},
-             required = all}.
+    section([{<<"acl">>, #option{type = atom, validate = non_empty}},
+             {<<"value">>, #option{type = int_or_atom}}],
+            #section{required = all}).
+
+%% Spec building blocks
+
+%% A section from rows `{Key, Spec}' or `{Key, Spec, Default}'; Base gives
+%% the section's other fields.
+-spec section([{binary(), config_node()} | {binary(), config_node(), term()}],
+              config_section()) -> config_section().
+section(Rows, Base) ->
+    Base#section{items = maps:from_list([{element(1, Row), element(2, Row)} || Row <- Rows]),
+                 defaults = maps:from_list([{Key, Default} || {Key, _Spec, Default} <- Rows])}.
+
+text() -> #option{type = binary, validate = non_empty}.
+
+int(Validator) -> #option{type = integer, validate = Validator}.
+
+enum(Values) -> #option{type = atom, validate = {enum, Values}}.
 
 %% Process callbacks
 
@@ -441,10 +420,7 @@ supports_dynamic_domains(Module) ->
 %% @doc A host name as MongooseIM stores it (nodeprep'd: lowercase).
 -spec process_host(binary()) -> binary().
 process_host(Host) ->
-    case jid:nodeprep(Host) of
-        error -> error(#{what => invalid_host_name, host => Host});
-        Node -> Node
-    end.
+    nodeprepped(Host, #{what => invalid_host_name, host => Host}).
 
 %% @doc Hosts and host types together: unique, and at least one.
 -spec process_general([{atom(), term()}]) -> [{atom(), term()}].
@@ -462,33 +438,33 @@ process_general(General) ->
 
 %% @doc A global pool: `#{type, scope, tag, opts, conn_opts}'.
 -spec process_pool(mongoose_config_parser_toml:path(), map()) -> map().
-process_pool([Tag, Type | _], AllOpts = #{scope := Scope, connection := ConnOpts}) ->
-    #{type => b2a(Type),
-      scope => pool_scope(Scope),
-      tag => b2a(Tag),
-      opts => verify_pool_strategy(maps:without([scope, host, connection], AllOpts)),
-      conn_opts => ConnOpts}.
+process_pool([Tag, Type | _], #{scope := Scope, connection := ConnOpts} = AllOpts) ->
+    pool_entry(Type, pool_scope(Scope), Tag, maps:without([scope, host, connection], AllOpts),
+               ConnOpts).
 
 %% @doc A pool of host_config: its scope is the host type.
 -spec process_host_config_pool(mongoose_config_parser_toml:path(), map()) -> map().
 process_host_config_pool([Tag, Type, _Pools, {host, HostType} | _],
-                         AllOpts = #{connection := ConnOpts}) ->
-    #{type => b2a(Type),
-      scope => HostType,
-      tag => b2a(Tag),
-      opts => verify_pool_strategy(maps:remove(connection, AllOpts)),
-      conn_opts => ConnOpts}.
+                         #{connection := ConnOpts} = AllOpts) ->
+    pool_entry(Type, HostType, Tag, maps:without([connection], AllOpts), ConnOpts).
+
+pool_entry(Type, Scope, Tag, WpoolOpts, ConnOpts) ->
+    #{type => b2a(Type), tag => b2a(Tag), scope => Scope,
+      opts => verify_pool_strategy(WpoolOpts), conn_opts => ConnOpts}.
 
 %% `host' is MongooseIM's deprecated name of `host_type'
-pool_scope(host) -> host_type;
-pool_scope(host_type) -> host_type;
-pool_scope(global) -> global.
+pool_scope(global) -> global;
+pool_scope(Scope) when Scope =:= host; Scope =:= host_type -> host_type.
 
-verify_pool_strategy(Opts = #{strategy := Strategy, max_worker_queue_len := _})
-  when Strategy =/= best_worker ->
-    error(#{what => invalid_worker_pool_strategy_option,
-            text => <<"max_worker_queue_len requires strategy = best_worker">>,
-            pool_options => Opts});
+%% A worker queue limit only works with the best_worker strategy.
+verify_pool_strategy(#{max_worker_queue_len := _} = Opts) ->
+    case Opts of
+        #{strategy := best_worker} -> Opts;
+        #{strategy := _} -> error(#{what => invalid_worker_pool_strategy_option,
+                                    text => <<"max_worker_queue_len requires strategy = best_worker">>,
+                                    pool_options => Opts});
+        #{} -> Opts
+    end;
 verify_pool_strategy(Opts) ->
     Opts.
 
@@ -496,10 +472,13 @@ verify_pool_strategy(Opts) ->
 %% nodeprep'd, as MongooseIM stores it.
 -spec process_acl_condition(binary()) -> binary().
 process_acl_condition(Value) ->
+    nodeprepped(Value, #{what => incorrect_acl_condition_value,
+                         text => <<"Not a valid JID node part">>}).
+
+nodeprepped(Value, ErrorInfo) ->
     case jid:nodeprep(Value) of
-        error -> error(#{what => incorrect_acl_condition_value,
-                         text => <<"Not a valid JID node part">>});
-        Node -> Node
+        error -> error(ErrorInfo);
+        Prepped -> Prepped
     end.
 
 %% @doc A TLS certfile needs a separate keyfile (OTP 28.1+ refuses a

@@ -26,10 +26,11 @@
 
 -spec find_and_parse_form(exml:element()) -> parsed_form() | {error, binary()}.
 find_and_parse_form(Parent) ->
-    case find_form(Parent) of
-        undefined -> {error, <<"Form not found">>};
-        Form -> parse_form_fields(Form)
-    end.
+    parse_found(find_form(Parent)).
+
+-spec parse_found(exml:element() | undefined) -> parsed_form() | {error, binary()}.
+parse_found(undefined) -> {error, <<"Form not found">>};
+parse_found(Form) -> parse_form_fields(Form).
 
 %% @doc The first `<x xmlns="jabber:x:data"/>' child, or `undefined'.
 -spec find_form(exml:element()) -> exml:element() | undefined.
@@ -37,14 +38,17 @@ find_form(Parent) ->
     find_form(Parent, undefined).
 
 -spec find_form(exml:element(), Default) -> exml:element() | Default.
-find_form(Parent, Default) ->
-    exml_query:subelement_with_name_and_ns(Parent, <<"x">>, ?NS_XDATA, Default).
+find_form(#xmlel{children = Children}, Default) ->
+    case [Child || #xmlel{} = Child <- Children, is_form(Child)] of
+        [Form | _] -> Form;
+        [] -> Default
+    end.
 
 -spec parse_form(exml:element()) -> parsed_form() | {error, binary()}.
 parse_form(El) ->
     case is_form(El) of
-        true -> parse_form_fields(El);
-        false -> {error, <<"Invalid form element">>}
+        false -> {error, <<"Invalid form element">>};
+        true -> parse_form_fields(El)
     end.
 
 -spec parse_form_fields(exml:element()) -> parsed_form().
@@ -62,12 +66,12 @@ parse_form_fields(#xmlel{children = Children} = El) ->
     end.
 
 -spec is_form(exml:element()) -> boolean().
-is_form(#xmlel{name = Name} = El) ->
-    Name =:= <<"x">> andalso exml_query:attr(El, <<"xmlns">>) =:= ?NS_XDATA.
+is_form(#xmlel{name = <<"x">>, attrs = #{<<"xmlns">> := ?NS_XDATA}}) -> true;
+is_form(#xmlel{}) -> false.
 
 -spec is_form(exml:element(), [binary()]) -> boolean().
-is_form(El, Types) ->
-    is_form(El) andalso lists:member(exml_query:attr(El, <<"type">>), Types).
+is_form(#xmlel{attrs = Attrs} = El, Types) ->
+    is_form(El) andalso lists:member(maps:get(<<"type">>, Attrs, undefined), Types).
 
 %% @doc Builds `<x xmlns="jabber:x:data" type=T/>' (type `form' by default):
 %% title, instructions, the hidden FORM_TYPE field (from `ns'), fields,
@@ -107,19 +111,25 @@ field(Field) ->
            children = Values ++ Options ++ validate(maps:get(validate, Field, #{}))}.
 
 -spec option(option()) -> exml:element().
-option({Label, Value}) ->
-    #xmlel{name = <<"option">>, attrs = #{<<"label">> => Label},
-           children = [text_el(<<"value">>, Value)]};
-option(Value) ->
-    option({Value, Value}).
+option(Option) ->
+    %% a bare value is its own label
+    {Label, Value} = case Option of
+                         {_, _} -> Option;
+                         _ -> {Option, Option}
+                     end,
+    xml_el(<<"option">>, #{<<"label">> => Label}, [text_el(<<"value">>, Value)]).
 
 -spec validate(validate()) -> [exml:element()].
 validate(#{method := Method, datatype := Datatype}) ->
-    [#xmlel{name = <<"validate">>,
-            attrs = #{<<"xmlns">> => ?NS_DATA_VALIDATE, <<"datatype">> => Datatype},
-            children = [#xmlel{name = atom_to_binary(Method)}]}];
-validate(_) ->
+    Attrs = #{<<"xmlns">> => ?NS_DATA_VALIDATE, <<"datatype">> => Datatype},
+    [xml_el(<<"validate">>, Attrs, [xml_el(atom_to_binary(Method, utf8), #{}, [])])];
+validate(_NoValidation) ->
     [].
+
+-spec xml_el(binary(), #{binary() => binary()}, [exml:element() | #xmlcdata{}]) ->
+          exml:element().
+xml_el(Name, Attrs, Children) ->
+    #xmlel{name = Name, attrs = Attrs, children = Children}.
 
 -spec text_el(binary(), binary()) -> exml:element().
 text_el(Name, Text) ->

@@ -79,21 +79,25 @@ persist() ->
 
 -spec set_up([spec()]) -> ok.
 set_up(Specs) ->
-    lists:foreach(fun({Event, Labels, Config}) -> set_up(Event, Labels, Config) end, Specs).
+    _ = [ok = set_up(Event, Labels, Config) || {Event, Labels, Config} <- Specs],
+    ok.
 
 -spec tear_down([spec()]) -> ok.
 tear_down(Specs) ->
-    lists:foreach(fun({Event, Labels, _Config}) -> tear_down(Event, Labels) end, Specs).
+    _ = [tear_down(Event, Labels) || {Event, Labels, _Config} <- Specs],
+    ok.
 
 %% @doc Declares an event; fails if it is declared already, if its label keys
 %% differ from those of the same event with other labels, or if a probe has
 %% non-gauge metrics.
 -spec set_up(event_name(), labels(), config()) -> ok.
 set_up(Event, Labels, Config) when is_atom(Event), is_map(Labels), is_map(Config) ->
-    case call({set_up, Event, Labels, Config}) of
-        ok -> ok;
-        {error, ErrorMap} -> error(ErrorMap)
-    end.
+    ok_or_raise(call({set_up, Event, Labels, Config})).
+
+%% The server answers with the error; the caller is the one to crash.
+-spec ok_or_raise(ok | {error, map()}) -> ok.
+ok_or_raise(ok) -> ok;
+ok_or_raise({error, ErrorMap}) -> error(ErrorMap).
 
 %% @doc Idempotent; a no-op when the server does not run (a new one would
 %% have no events either).
@@ -106,22 +110,27 @@ tear_down(Event, Labels) ->
 
 -spec span(event_name(), labels(), fun(() -> Result), measure_fun(Result)) -> Result.
 span(Event, Labels, F, MeasureF) ->
-    span(Event, Labels, F, [], MeasureF).
+    timed(Event, Labels, F, MeasureF).
 
 %% @doc Runs `F(Args...)', timing it in microseconds, and emits
 %% `MeasureF(Time, Result)'. Fails before running F if the event is unknown.
 -spec span(event_name(), labels(), fun((...) -> Result), list(), measure_fun(Result)) -> Result.
 span(Event, Labels, F, Args, MeasureF) ->
-    Recorded = lookup(Event, Labels),
-    {Time, Result} = timer:tc(F, Args),
-    emit(Event, Labels, MeasureF(Time, Result), Recorded),
-    Result.
+    timed(Event, Labels, fun() -> apply(F, Args) end, MeasureF).
 
 -spec span(event_name(), labels(), module(), atom(), list(), measure_fun(Result)) -> Result.
 span(Event, Labels, Mod, F, Args, MeasureF) ->
+    timed(Event, Labels, fun() -> apply(Mod, F, Args) end, MeasureF).
+
+%% The event is looked up before the work runs, so an unknown one fails
+%% without side effects; the time is in microseconds.
+-spec timed(event_name(), labels(), fun(() -> Result), measure_fun(Result)) -> Result.
+timed(Event, Labels, Work, MeasureF) ->
     Recorded = lookup(Event, Labels),
-    {Time, Result} = timer:tc(Mod, F, Args),
-    emit(Event, Labels, MeasureF(Time, Result), Recorded),
+    Started = erlang:monotonic_time(microsecond),
+    Result = Work(),
+    Elapsed = erlang:monotonic_time(microsecond) - Started,
+    emit(Event, Labels, MeasureF(Elapsed, Result), Recorded),
     Result.
 
 -spec execute(event_name(), labels(), measurements()) -> ok.

@@ -51,38 +51,52 @@ add_extra(#iq_handler{extra = Old} = Handler, Extra) ->
     Handler#iq_handler{extra = maps:merge(Extra, Old)}.
 
 -spec process_iq(t(), mongoose_acc:t(), jid:jid(), jid:jid(), jlib:iq()) -> mongoose_acc:t().
-process_iq(#iq_handler{execution_method = Method} = Handler, Acc, From, To, IQ) ->
-    case Method of
-        no_queue ->
-            ?MODULE:execute_handler(Handler, Acc, From, To, IQ);
-        parallel ->
-            spawn(?MODULE, execute_handler, [Handler, Acc, From, To, IQ]),
-            Acc;
-        {one_queue, Pid} ->
-            mongoose_iq_worker:process_iq(Pid, Handler, Acc, From, To, IQ),
-            Acc;
-        {queues, Pids} ->
-            Pid = lists:nth(rand:uniform(length(Pids)), Pids),
-            mongoose_iq_worker:process_iq(Pid, Handler, Acc, From, To, IQ),
-            Acc
-    end.
+process_iq(#iq_handler{execution_method = no_queue} = Handler, Acc, From, To, IQ) ->
+    ?MODULE:execute_handler(Handler, Acc, From, To, IQ);
+process_iq(#iq_handler{execution_method = parallel} = Handler, Acc, From, To, IQ) ->
+    _ = spawn(?MODULE, execute_handler, [Handler, Acc, From, To, IQ]),
+    Acc;
+process_iq(#iq_handler{execution_method = Queued} = Handler, Acc, From, To, IQ) ->
+    mongoose_iq_worker:process_iq(worker_for(Queued), Handler, Acc, From, To, IQ),
+    Acc.
 
+%% With several queues, each IQ goes to one of them at random.
+-spec worker_for({one_queue, pid()} | {queues, [pid()]}) -> pid().
+worker_for({one_queue, Worker}) ->
+    Worker;
+worker_for({queues, Workers}) ->
+    lists:nth(rand:uniform(length(Workers)), Workers).
+
+%% @doc Runs the handler function and routes its answer back to the sender;
+%% a crashing handler answers `internal-server-error'.
 -spec execute_handler(t(), mongoose_acc:t(), jid:jid(), jid:jid(), jlib:iq()) ->
           mongoose_acc:t().
-execute_handler(#iq_handler{handler_fn = Fn, extra = Extra}, Acc, From, To,
-                #iq{sub_el = SubEl} = IQ) ->
-    try Fn(Acc, From, To, IQ, Extra) of
-        {Acc1, ignore} -> Acc1;
-        {Acc1, Reply} -> reply(From, To, Acc1, Reply)
+execute_handler(#iq_handler{handler_fn = Fn, extra = Extra}, Acc, From, To, IQ) ->
+    case call_handler_fn(Fn, [Acc, From, To, IQ, Extra]) of
+        {returned, {NewAcc, ignore}} ->
+            NewAcc;
+        {returned, {NewAcc, Reply}} ->
+            reply(From, To, NewAcc, Reply);
+        {crashed, Crash} ->
+            ?LOG_WARNING(Crash#{what => process_iq_error, from_jid => jid:to_binary(From),
+                                to_jid => jid:to_binary(To), iq => IQ}),
+            reply(From, To, Acc, internal_error(IQ))
+    end.
+
+-spec call_handler_fn(function(), list()) -> {returned, term()} | {crashed, map()}.
+call_handler_fn(Fn, Args) ->
+    try
+        {returned, apply(Fn, Args)}
     catch
         Class:Reason:Stacktrace ->
-            ?LOG_WARNING(#{what => process_iq_error, from_jid => jid:to_binary(From),
-                           to_jid => jid:to_binary(To), iq => IQ, class => Class,
-                           reason => Reason, stacktrace => Stacktrace}),
-            Error = mongoose_xmpp_errors:internal_server_error(
-                      <<"The server could not process the IQ stanza">>),
-            reply(From, To, Acc, IQ#iq{type = error, sub_el = [SubEl, Error]})
+            {crashed, #{class => Class, reason => Reason, stacktrace => Stacktrace}}
     end.
+
+%% The request's payload is echoed back with the error, as XMPP suggests.
+-spec internal_error(jlib:iq()) -> jlib:iq().
+internal_error(#iq{sub_el = Payload} = IQ) ->
+    Text = <<"The server could not process the IQ stanza">>,
+    IQ#iq{type = error, sub_el = [Payload, mongoose_xmpp_errors:internal_server_error(Text)]}.
 
 -spec reply(jid:jid(), jid:jid(), mongoose_acc:t(), jlib:iq()) -> mongoose_acc:t().
 reply(From, To, Acc, Reply) ->

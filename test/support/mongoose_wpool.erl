@@ -175,26 +175,32 @@ is_configured(Type) ->
 
 %% @doc MongooseIM's registered name of a pool: `mongoose_wpool$Type$Host$Tag'.
 -spec make_pool_name(pool_type(), scope(), tag()) -> proc_name().
-make_pool_name(Type, HostType, Tag) when is_atom(HostType) ->
-    make_pool_name(Type, atom_to_binary(HostType, utf8), Tag);
-make_pool_name(Type, HostType, Tag) when is_binary(HostType) ->
-    binary_to_atom(<<"mongoose_wpool$", (atom_to_binary(Type, utf8))/binary, $$,
-                     HostType/binary, $$, (atom_to_binary(Tag, utf8))/binary>>, utf8).
+make_pool_name(Type, HostType, Tag) when is_atom(Type), is_atom(Tag) ->
+    Parts = [<<"mongoose_wpool">>, name_part(Type), name_part(HostType), name_part(Tag)],
+    binary_to_atom(iolist_to_binary(lists:join($$, Parts)), utf8).
+
+-spec name_part(atom() | binary()) -> binary().
+name_part(Part) when is_atom(Part) -> atom_to_binary(Part, utf8);
+name_part(Part) when is_binary(Part) -> Part.
 
 %% @doc Pools with scope `host_type' become one per host type (unless a
 %% host-type specific pool of the same type and tag exists); `scope' becomes
 %% `host_type' and the options a key-value list.
 -spec expand_pools([pool_map_in()], [pool_map_in()], [mongooseim:host_type()]) -> [pool_map()].
 expand_pools(Pools, PerHostType, HostTypes) ->
-    Specific = [{Type, HT, Tag} || #{type := Type, scope := HT, tag := Tag} <- PerHostType],
-    Expanded = lists:flatmap(
-                 fun(#{type := Type, scope := host_type, tag := Tag} = Pool) ->
-                         [Pool#{scope := HT} || HT <- HostTypes,
-                                                not lists:member({Type, HT, Tag}, Specific)];
-                    (Pool) ->
-                         [Pool]
-                 end, Pools),
-    [prepare_pool_map(Pool) || Pool <- PerHostType ++ Expanded].
+    Overridden = sets:from_list([pool_id(Pool) || Pool <- PerHostType]),
+    Copies = fun(#{scope := host_type} = Pool) ->
+                     [Copy || HostType <- HostTypes,
+                              Copy <- [Pool#{scope := HostType}],
+                              not sets:is_element(pool_id(Copy), Overridden)];
+                (GlobalPool) ->
+                     [GlobalPool]
+             end,
+    lists:map(fun prepare_pool_map/1, PerHostType ++ lists:append(lists:map(Copies, Pools))).
+
+-spec pool_id(pool_map_in()) -> {pool_type(), scope(), tag()}.
+pool_id(#{type := Type, scope := Scope, tag := Tag}) ->
+    {Type, Scope, Tag}.
 
 %% @doc The instrumentation events of a pool.
 -spec instrumentation(pool_type(), mongooseim:host_type_or_global(), tag()) ->
@@ -307,12 +313,14 @@ prepare_pool_map(#{scope := HostType, opts := Opts} = Pool) ->
 
 -spec default_instrumentation(pool_type(), mongooseim:host_type_or_global(), tag()) ->
           [mongoose_instrument:spec()].
-default_instrumentation(Type, global, Tag) ->
-    [{wpool_global_queue_lengths, #{pool_type => Type, pool_tag => Tag},
-      #{probe => #{module => ?MODULE}, metrics => #{total => gauge}}}];
-default_instrumentation(Type, HostType, Tag) ->
-    [{wpool_queue_lengths, #{host_type => HostType, pool_type => Type, pool_tag => Tag},
-      #{probe => #{module => ?MODULE}, metrics => #{total => gauge}}}].
+default_instrumentation(Type, HostTypeOrGlobal, Tag) ->
+    Labels = #{pool_type => Type, pool_tag => Tag},
+    %% a probe: this module reports the total queue length when asked
+    Probe = #{probe => #{module => ?MODULE}, metrics => #{total => gauge}},
+    case HostTypeOrGlobal of
+        global -> [{wpool_global_queue_lengths, Labels, Probe}];
+        HostType -> [{wpool_queue_lengths, Labels#{host_type => HostType}, Probe}]
+    end.
 
 -spec lookup(pool_name()) -> [#mongoose_wpool{}].
 lookup(Name) ->

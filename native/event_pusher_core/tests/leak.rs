@@ -3,40 +3,13 @@
 //! runs threads or sockets at the same time.
 
 mod common;
+mod leak_common;
 
 use common::*;
 use event_pusher_core::http::HttpPool;
 use event_pusher_core::Outcome;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+use leak_common::{count, live_heap, settled_heap_growth, HEAP_SLACK};
 use std::time::Duration;
-
-/// Counts live heap bytes so the test can compare before and after.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn count(dir: &str) -> usize {
-    std::fs::read_dir(dir).expect("procfs").count()
-}
 
 /// One pool's life: start, deliver some jobs, then close it (or drop it, as
 /// when its owner dies), and wait until its reporter thread has gone.
@@ -75,7 +48,7 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     server.clear_received();
     let threads = count("/proc/self/task");
     let fds = count("/proc/self/fd");
-    let heap = LIVE.load(Relaxed);
+    let heap = live_heap();
 
     for i in 0..100 {
         cycle(&server, i);
@@ -88,17 +61,10 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     wait_until("fds back to the baseline", || count("/proc/self/fd") <= fds);
     // The pools' connections are closed with the pools; the server notices
     // EOF asynchronously, so give its tasks time to free their buffers.
-    let mut grown = 0;
     server.clear_received();
-    for _ in 0..250 {
-        grown = LIVE.load(Relaxed) - heap;
-        if grown < 64 * 1024 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let grown = settled_heap_growth(heap, 250);
     assert!(
-        grown < 64 * 1024,
+        grown < HEAP_SLACK,
         "heap grew by {grown} bytes over 100 cycles"
     );
     eprintln!(

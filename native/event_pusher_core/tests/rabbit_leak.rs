@@ -2,42 +2,15 @@
 //! threads (lapin runs one I/O thread per connection), file descriptors or
 //! heap behind. Alone in its binary so nothing else runs at the same time.
 
+mod leak_common;
 mod rabbit_common;
 
 use bytes::Bytes;
 use event_pusher_core::rabbit::{ConnectionEvent, ExchangeSpec};
 use event_pusher_core::Outcome;
+use leak_common::{count, live_heap, settled_heap_growth, HEAP_SLACK};
 use rabbit_common::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use std::time::Duration;
-
-/// Counts live heap bytes so the test can compare before and after.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn count(dir: &str) -> usize {
-    std::fs::read_dir(dir).expect("procfs").count()
-}
 
 /// One pool's life: start, declare, publish with confirms, then close it (or
 /// drop it, as when its owner dies) and wait until its reporter has gone.
@@ -94,7 +67,7 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     let fds = count("/proc/self/fd");
     wait_until("warm-up tasks gone", || alive_tasks() == 0);
     let tasks = alive_tasks();
-    let heap = LIVE.load(Relaxed);
+    let heap = live_heap();
 
     for i in 0..100 {
         cycle(&exchange, i);
@@ -110,16 +83,9 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     wait_until("runtime tasks back to the baseline", || {
         alive_tasks() <= tasks
     });
-    let mut grown = 0;
-    for _ in 0..500 {
-        grown = LIVE.load(Relaxed) - heap;
-        if grown < 64 * 1024 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let grown = settled_heap_growth(heap, 500);
     assert!(
-        grown < 64 * 1024,
+        grown < HEAP_SLACK,
         "heap grew by {grown} bytes over 100 cycles"
     );
     eprintln!(

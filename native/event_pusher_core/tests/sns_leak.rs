@@ -3,42 +3,15 @@
 //! runs threads or sockets at the same time.
 
 mod common;
+mod leak_common;
 mod sns_common;
 
 use common::{wait_until, Collector, Event};
 use event_pusher_core::sns::SnsPool;
 use event_pusher_core::Outcome;
+use leak_common::{count, live_heap, settled_heap_growth, HEAP_SLACK};
 use sns_common::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use std::time::Duration;
-
-/// Counts live heap bytes so the test can compare before and after.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn count(dir: &str) -> usize {
-    std::fs::read_dir(dir).expect("procfs").count()
-}
 
 fn all_published(events: &[Event]) -> bool {
     events
@@ -81,7 +54,7 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     }
     let threads = count("/proc/self/task");
     let fds = count("/proc/self/fd");
-    let heap = LIVE.load(Relaxed);
+    let heap = live_heap();
 
     for i in 0..100 {
         cycle(&moto.url, &topic, i);
@@ -92,16 +65,9 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     });
     wait_until("fds back to the baseline", || count("/proc/self/fd") <= fds);
     // Connection tasks end shortly after their pool: give them time to free.
-    let mut grown = 0;
-    for _ in 0..250 {
-        grown = LIVE.load(Relaxed) - heap;
-        if grown < 64 * 1024 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let grown = settled_heap_growth(heap, 250);
     assert!(
-        grown < 64 * 1024,
+        grown < HEAP_SLACK,
         "heap grew by {grown} bytes over 100 cycles"
     );
     eprintln!(
