@@ -118,8 +118,9 @@ config_spec() ->
 
 -spec instrumentation(mongooseim:host_type()) -> [mongoose_instrument:spec()].
 instrumentation(HostType) ->
-    [{?SENT_METRIC, #{host_type => HostType},
-      #{metrics => #{count => spiral, response_time => histogram, failure_count => spiral}}}].
+    Metrics = maps:from_list([{count, spiral}, {failure_count, spiral},
+                              {response_time, histogram}]),
+    [{?SENT_METRIC, #{host_type => HostType}, #{metrics => Metrics}}].
 
 -spec supported_features() -> [atom()].
 supported_features() ->
@@ -177,17 +178,18 @@ handle_pool_result(Ctx, {dropped, Reason}) ->
 
 -spec handler_config_spec() -> mongoose_config_spec:config_section().
 handler_config_spec() ->
-    #section{items = #{<<"pool_name">> => #option{type = atom, validate = pool_name},
-                       <<"path">> => #option{type = binary, process = fun ?MODULE:fix_path/1},
-                       <<"callback_module">> => #option{type = atom, validate = module},
-                       %% (ours) no defaults here, so that the options of an
-                       %% existing MongooseIM config come out unchanged.
-                       <<"max_retries">> => #option{type = integer, validate = non_negative},
-                       <<"retry_base_delay">> => #option{type = integer,
-                                                         validate = non_negative}},
-             defaults = #{<<"pool_name">> => http_pool,
-                          <<"path">> => <<>>,
-                          <<"callback_module">> => mod_event_pusher_http_defaults}}.
+    %% {Key, Spec, Default}; our own options (max_retries, retry_base_delay)
+    %% have no default here, so an existing MongooseIM config comes out
+    %% unchanged and the code applies their defaults.
+    Options = [{<<"pool_name">>, #option{type = atom, validate = pool_name}, http_pool},
+               {<<"path">>, #option{type = binary, process = fun ?MODULE:fix_path/1}, <<>>},
+               {<<"callback_module">>, #option{type = atom, validate = module},
+                mod_event_pusher_http_defaults},
+               {<<"max_retries">>, #option{type = integer, validate = non_negative}, none},
+               {<<"retry_base_delay">>, #option{type = integer, validate = non_negative}, none}],
+    #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
+             defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options,
+                                                          Default =/= none])}.
 
 -spec pool_names([handler_opts()]) -> [atom()].
 pool_names(Handlers) ->

@@ -103,14 +103,13 @@ hooks(HostType) ->
 %% `workers' (see doc/mongoosepush.md).
 -spec config_spec() -> mongoose_config_spec:config_section().
 config_spec() ->
-    #section{items = #{<<"pool_name">> => #option{type = atom, validate = pool_name},
-                       <<"api_version">> => #option{type = binary,
-                                                    validate = {enum, [<<"v2">>, <<"v3">>]}},
-                       <<"max_http_connections">> => #option{type = integer,
-                                                             validate = non_negative}},
-             defaults = #{<<"pool_name">> => undefined,
-                          <<"api_version">> => <<"v3">>,
-                          <<"max_http_connections">> => 100}}.
+    Options = [{<<"pool_name">>, #option{type = atom, validate = pool_name}, undefined},
+               {<<"api_version">>,
+                #option{type = binary, validate = {enum, [<<"v2">>, <<"v3">>]}}, <<"v3">>},
+               {<<"max_http_connections">>,
+                #option{type = integer, validate = non_negative}, 100}],
+    #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
+             defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options])}.
 
 %% @doc (ours) One event per notification: `count' and `response_time' for
 %% each final HTTP response (with `response_code'), `failure_count' for each
