@@ -233,7 +233,10 @@ fn a_failing_batch_entry_is_retried_alone_and_the_others_arrive_once() {
     assert_eq!(stats.retried, 2);
     assert_eq!(stats.dropped_retries_exhausted, 1);
     assert!(proxy.count("PublishBatch") >= 1, "{:?}", proxy.actions());
-    assert!(proxy.actions().len() <= 4, "{:?}", proxy.actions());
+    // The small ones in one or two requests (the first may go alone); the
+    // long one never joins a batch (over SNS's 256 KiB), so its 3 attempts
+    // are requests of their own.
+    assert!(proxy.actions().len() <= 6, "{:?}", proxy.actions());
 }
 
 #[test]
