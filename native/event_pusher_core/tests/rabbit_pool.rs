@@ -437,6 +437,9 @@ fn a_publish_the_broker_refuses_is_given_up_and_the_channel_is_replaced() {
     pool.publish(2, &exchange, "k", numbered(2))
         .expect("accepted");
     assert_eq!(number(&queue.take(1)[0].body), 2);
+    // The consumer can see the message before its confirm is settled.
+    let (outcomes, _) = events.outcomes(1);
+    assert_eq!(published_payload(&outcomes[0].1), &numbered(2));
     let s = pool.stats();
     assert_eq!(s.connections_opened, 1);
     assert_balanced(&s);

@@ -327,7 +327,15 @@ impl<T: Tag> Worker<T> {
             .as_ref()
             .is_some_and(|c| c.status().connected())
         {
-            self.broken = Some(Broken::Channel("channel closed by the broker".into()));
+            // lapin marks the channel closed, then fails its publishes with
+            // the broker's reason: while some are unsettled, let them say it
+            // (the confirm timeout bounds the wait).
+            while let Some(Some((seq, settled))) = self.pending.next().now_or_never() {
+                self.settle(seq, settled);
+            }
+            if self.broken.is_none() && self.pending.is_empty() {
+                self.broken = Some(Broken::Channel("channel closed by the broker".into()));
+            }
         }
     }
 
