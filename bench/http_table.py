@@ -3,12 +3,14 @@
 
 Usage: http_table.py RESULTS_FILE
        http_table.py --readme README.md TABLE_FILE
-Each line `RESULT row=<a|b|c|d> key=value ...` is one row; rows that did not
+Each line `RESULT row=<a|b|c|d> key=value ...` is one run of a row (several
+runs of a row: the median of each number); rows that did not
 run are left out, ratios needing a missing row print as "n/a". The second form
 puts TABLE_FILE (the first form's output with its heading) between the
 README's `<!-- PERFORMANCE ... -->` and `<!-- /PERFORMANCE -->` markers.
 """
 import re
+import statistics
 import sys
 
 LABELS = {
@@ -21,15 +23,29 @@ ORDER = ["a", "b", "c", "d"]
 
 
 def parse(path):
-    rows = {}
+    """Each row's numbers; a row run in several rounds gets each number's
+    median over them (the rounds interleave the rows, so a slow spell of the
+    machine hits every row alike)."""
+    runs = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.split()
             if not parts or parts[0] != "RESULT":
                 continue
             kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-            rows[kv.pop("row")] = {k: num(v) for k, v in kv.items()}
-    return rows
+            runs.setdefault(kv.pop("row"), []).append({k: num(v) for k, v in kv.items()})
+    return {row: medians(results) for row, results in runs.items()}
+
+
+def medians(results):
+    out = {}
+    for key in results[0]:
+        values = [r[key] for r in results if key in r]
+        if all(isinstance(v, float) for v in values):
+            out[key] = statistics.median(values)
+        else:
+            out[key] = values[0]
+    return out
 
 
 def num(v):

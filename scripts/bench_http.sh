@@ -6,19 +6,21 @@
 #   (d) the Rust core's HttpPool alone (only when its bench binary builds)
 # It builds what it runs (rebar3 test profile, the sink), talks to 127.0.0.1
 # only, and installs nothing (scripts/setup.sh, if present, is offered when a
-# tool is missing). Runs in well under 3 minutes once built.
+# tool is missing). Runs in about 3 minutes once built.
 #
 # Usage: scripts/bench_http.sh [--readme]   (--readme also puts the table in
 # README.md's Performance section)
 # Knobs (environment): BENCH_EVENTS=100000 BENCH_CALLERS=100 BENCH_WORKERS=10
 #   SINK_THREADS=1 (the sink's tokio workers; 1 leaves the other core(s) to
-#   the client measured), WRK_SECONDS=5, ROWS="c b a d"; ERL_FLAGS reaches
-#   every BEAM (e.g. "+sbwt none"); OURS_LIB=DIR runs row (a) with the
+#   the client measured), WRK_SECONDS=5, ROWS="c b a d", ROUNDS=3 (the rows
+#   run in turn that many times; the table gives medians); ERL_FLAGS reaches
+#   every BEAM after MongooseIM's own (bench/mongooseim_vm.sh); OURS_LIB=DIR runs row (a) with the
 #   application in DIR/mongoose_event_pusher/{ebin,priv} instead of this
 #   build, and CORE_BIN=FILE runs row (d) with that bench_core binary (copies
 #   of an earlier build, to compare before/after: bench/ab_http.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/mongooseim_vm.sh
 ROOT=$(pwd)
 UPDATE_README=0
 case "${1:-}" in
@@ -33,6 +35,7 @@ export BENCH_WORKERS=${BENCH_WORKERS:-10}
 SINK_THREADS=${SINK_THREADS:-1}
 WRK_SECONDS=${WRK_SECONDS:-5}
 ROWS=${ROWS:-"c b a d"}
+ROUNDS=${ROUNDS:-3}
 STEP_TIMEOUT=150
 
 say() { printf '%s\n' "$*" >&2; }
@@ -139,7 +142,9 @@ run_erl() { # row module, then its output goes to the results
         || { say "$module printed no result"; FAILED="$FAILED $module"; }
 }
 
+for round in $(seq 1 "$ROUNDS"); do
 for row in $ROWS; do
+    [ "$ROUNDS" = 1 ] || say "round $round of $ROUNDS"
     sink_get /reset >/dev/null
     case $row in
     c)
@@ -180,13 +185,14 @@ for row in $ROWS; do
     *) die "unknown row: $row" ;;
     esac
 done
+done
 
 {
     CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
-    echo "One run of \`scripts/bench_http.sh\`, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores" \
+    echo "Medians of $ROUNDS interleaved rounds of \`scripts/bench_http.sh\`, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores" \
          "($CPU_MODEL), all on 127.0.0.1: $BENCH_EVENTS events, $BENCH_CALLERS callers," \
          "$BENCH_WORKERS workers/connections, sink with $SINK_THREADS thread(s);" \
-         "load average before the run: $LOAD_BEFORE."
+         "BEAM flags: $ERL_FLAGS; load average before the run: $LOAD_BEFORE."
     echo
     python3 bench/http_table.py "$RESULTS"
 } | tee "$OUT/table.md"

@@ -10,6 +10,7 @@
 #   SINK_THREADS=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/mongooseim_vm.sh
 ROOT=$(pwd)
 export BENCH_EVENTS=${BENCH_EVENTS:-20000}
 export BENCH_CALLERS=${BENCH_CALLERS:-100}
@@ -34,7 +35,7 @@ cargo build --release -p bench_sink --quiet 2>>"$OUT/build.log" \
 BENCH_EBIN="$ROOT/_build/bench/mongoosepush/ebin"
 mkdir -p "$BENCH_EBIN"
 erlc -Werror +debug_info -I test/support/include -I erlang/include -o "$BENCH_EBIN" \
-    bench/erlang/bench_http_lib.erl bench/mongoosepush/*.erl
+    bench/erlang/bench_http_lib.erl bench/erlang/bench_callers.erl bench/mongoosepush/*.erl
 SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam -printf '%T@ %p\n' 2>/dev/null \
                           | sort -rn | head -1 | cut -d' ' -f2-)")
 [ -f "$SUPPORT_EBIN/ejabberd_sup.beam" ] || die "the test host's beams are not in _build/test"
@@ -68,7 +69,7 @@ grep '^RESULT ' "$OUT/bench.log" >"$OUT/results.txt" || die "no results (log: $O
 {
     echo "One run of \`scripts/bench_mongoosepush.sh\`, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores," \
          "127.0.0.1: $BENCH_EVENTS notifications per row, $BENCH_CALLERS callers," \
-         "pool workers $BENCH_WORKERS, sink with $SINK_THREADS thread(s); load average before: $LOAD_BEFORE."
+         "pool workers $BENCH_WORKERS, sink with $SINK_THREADS thread(s); BEAM flags: $ERL_FLAGS; load average before: $LOAD_BEFORE."
     echo
     echo "| row | notifications/s | caller p50 (µs) | caller p99 (µs) | BEAM CPU µs/notification | received |"
     echo "|---|---:|---:|---:|---:|---:|"

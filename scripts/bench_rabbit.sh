@@ -17,6 +17,7 @@
 # --bin bench_rabbit_core` builds (an optional binary of the Rust side).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/mongooseim_vm.sh
 ROOT=$(pwd)
 
 export BENCH_EVENTS=${BENCH_EVENTS:-100000}
@@ -49,7 +50,7 @@ rebar3 as test compile >"$OUT/build.log" 2>&1 \
 BENCH_EBIN="$ROOT/_build/bench/rabbit/ebin"
 mkdir -p "$BENCH_EBIN"
 ERL_LIBS="$PLUGINS" erlc -Werror +debug_info -I test/support/include -I erlang/include \
-    -o "$BENCH_EBIN" bench/rabbit/*.erl
+    -o "$BENCH_EBIN" bench/rabbit/*.erl bench/erlang/bench_callers.erl
 SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name ep_amqp.beam 2>/dev/null | head -1)")
 [ -f "$SUPPORT_EBIN/ep_amqp.beam" ] || die "the test host (test/support) did not build"
 RMQ_PATHS=()
@@ -98,7 +99,7 @@ fi
          "($CPU_MODEL), RabbitMQ $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo '?')" \
          "on 127.0.0.1: $BENCH_EVENTS events from $BENCH_CALLERS callers per row" \
          "(median of $BENCH_REPEAT run(s) per row);" \
-         "load average before the run: $LOAD_BEFORE."
+         "BEAM flags: $ERL_FLAGS; load average before the run: $LOAD_BEFORE."
     echo
     python3 bench/rabbit/rabbit_table.py "$RESULTS"
 } | tee "$OUT/table.md"

@@ -17,6 +17,7 @@
 #   MOTO_PORT=4566; ERL_FLAGS reaches every BEAM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/mongooseim_vm.sh
 ROOT=$(pwd)
 
 export BENCH_EVENTS=${BENCH_EVENTS:-5000}
@@ -49,7 +50,7 @@ rebar3 as test compile >"$OUT/build.log" 2>&1 \
 BENCH_EBIN="$ROOT/_build/bench_sns/ebin"
 mkdir -p "$BENCH_EBIN"
 erlc -Werror +debug_info -I test/support/include -I erlang/include -o "$BENCH_EBIN" \
-    bench/sns/erlang/*.erl
+    bench/sns/erlang/*.erl bench/erlang/bench_callers.erl
 SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam 2>/dev/null | head -1)")
 [ -d "$SUPPORT_EBIN" ] || die "the test host's beams are not in _build/test"
 # The rows run from a copy of the build: a rebuild while they run (another
@@ -122,7 +123,7 @@ PY
     echo "One run of \`scripts/bench_sns.sh\`, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores" \
          "($CPU_MODEL), all on 127.0.0.1 against moto's server: $BENCH_EVENTS notifications" \
          "per row, $BENCH_CALLERS callers, pool_size $BENCH_POOL_SIZE;" \
-         "load average before the run: $LOAD_BEFORE."
+         "BEAM flags: $ERL_FLAGS; load average before the run: $LOAD_BEFORE."
     echo
     python3 bench/sns/table.py "$RESULTS"
 } | tee "$OUT/table.md"

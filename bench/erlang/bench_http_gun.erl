@@ -22,15 +22,15 @@ main([PortStr]) ->
     Workers = list_to_tuple([start_worker(Port) || _ <- lists:seq(1, NWorkers)]),
     Call = fun(_) -> post(Workers) end,
     NoPrep = fun(_) -> ok end,
-    _ = bench_http_lib:run_callers(Callers, max(1, ?WARMUP_EVENTS div Callers), NoPrep, Call),
+    _ = bench_callers:run(Callers, max(1, ?WARMUP_EVENTS div Callers), NoPrep, Call),
     _ = bench_http_lib:sink_reset(Port),
-    Cpu0 = bench_http_lib:cpu_us(),
-    Run = bench_http_lib:run_callers(Callers, Events div Callers, NoPrep, Call),
-    Cpu1 = bench_http_lib:cpu_us(),
+    Cpu0 = bench_callers:cpu_us(),
+    Run = bench_callers:run(Callers, Events div Callers, NoPrep, Call),
+    Cpu1 = bench_callers:cpu_us(),
     Sent = Callers * (Events div Callers),
     {Counted, Bytes} = bench_http_lib:sink_count(Port),
-    Result = bench_http_lib:summarize(Sent, Run, maps:get(done, Run), Cpu1 - Cpu0),
-    bench_http_lib:report(b, Result#{sink_count => Counted, sink_bytes => Bytes}),
+    Result = bench_callers:summarize(Sent, Run, maps:get(done, Run), Cpu1 - Cpu0),
+    bench_callers:report(b, Result#{sink_count => Counted, sink_bytes => Bytes}),
     halt(0).
 
 start_worker(Port) ->

@@ -1,22 +1,11 @@
-%% Shared pieces of the HTTP benchmark rows: caller processes that time each
-%% call, the BEAM's own CPU time, percentiles, the sink's counters, and the
-%% one result line the script turns into the table.
+%% Shared pieces of the HTTP benchmark rows: the request they all send, the
+%% CPU time of each kind of thread, and the sink's counters (the callers and
+%% the result line are bench_callers').
 -module(bench_http_lib).
 
--export([run_callers/4, summarize/4, cpu_us/0, cpu_us_by_thread/0, cpu_split/3,
-         percentile/2, sink_count/1, sink_reset/1,
-         wait_for_sink/3, report/2, the_body/0, the_path/0, the_headers/0,
-         int_env/2]).
+-export([cpu_us_by_thread/0, cpu_split/3, sink_count/1, sink_reset/1,
+         wait_for_sink/3, the_body/0, the_path/0, the_headers/0, int_env/2]).
 
--type prepare() :: fun((pos_integer()) -> term()).
--type call() :: fun((term()) -> term()).
--type run() :: #{start := integer(),        % native monotonic time, all callers released
-                 done := integer(),         % native monotonic time, last call returned
-                 latencies_ns := [non_neg_integer()]}. % sorted
--export_type([run/0]).
-
-%% A caller that waits longer than this for its peers is a broken run.
--define(CALLERS_TIMEOUT_MS, 120000).
 -define(SINK_TIMEOUT_MS, 5000).
 
 %% The request every row sends: what mod_event_pusher_http_defaults makes of
@@ -30,61 +19,6 @@ the_path() -> <<"/notify">>.
 
 -spec the_headers() -> [{binary(), binary()}].
 the_headers() -> [{<<"content-type">>, <<"application/x-www-form-urlencoded">>}].
-
-%% Starts Callers processes; once all exist they are released together and each
-%% makes PerCaller calls. Prepare(I) builds the argument outside the timed part,
-%% Call(Arg) is what is timed (the caller's cost per event).
--spec run_callers(pos_integer(), pos_integer(), prepare(), call()) -> run().
-run_callers(Callers, PerCaller, Prepare, Call) ->
-    Self = self(),
-    Go = make_ref(),
-    Pids = [spawn_link(fun() -> caller(Self, Go, PerCaller, Prepare, Call) end)
-            || _ <- lists:seq(1, Callers)],
-    Start = erlang:monotonic_time(),
-    [Pid ! Go || Pid <- Pids],
-    Lats = collect(Pids, Go, []),
-    Done = erlang:monotonic_time(),
-    #{start => Start, done => Done, latencies_ns => lists:sort(Lats)}.
-
-caller(Parent, Go, N, Prepare, Call) ->
-    receive Go -> ok end,
-    Parent ! {Go, self(), caller_loop(N, Prepare, Call, [])}.
-
-caller_loop(0, _Prepare, _Call, Acc) ->
-    Acc;
-caller_loop(N, Prepare, Call, Acc) ->
-    Arg = Prepare(N),
-    %% Start the timed call on a fresh time slice: with 100 busy callers on a
-    %% few schedulers, a call preempted halfway would otherwise also count the
-    %% time the other 99 callers run, which is not the cost of the call.
-    erlang:yield(),
-    T0 = erlang:monotonic_time(),
-    _ = Call(Arg),
-    T1 = erlang:monotonic_time(),
-    caller_loop(N - 1, Prepare, Call,
-                [erlang:convert_time_unit(T1 - T0, native, nanosecond) | Acc]).
-
-collect([], _Go, Acc) ->
-    Acc;
-collect(Pids, Go, Acc) ->
-    receive
-        {Go, Pid, Lats} -> collect(lists:delete(Pid, Pids), Go, Lats ++ Acc)
-    after ?CALLERS_TIMEOUT_MS ->
-        erlang:error({callers_timeout, length(Pids)})
-    end.
-
-%% CPU time (user + system) of this OS process, all threads: schedulers,
-%% dirty schedulers, and any threads a NIF started (the tokio runtime), which
-%% erlang:statistics(runtime) would miss.
--spec cpu_us() -> non_neg_integer().
-cpu_us() ->
-    {ok, Stat} = file:read_file("/proc/self/stat"),
-    %% The command name (2nd field) may hold spaces; fields restart after ')'.
-    [_, Rest] = string:split(Stat, <<")">>, trailing),
-    Fields = binary:split(Rest, <<" ">>, [global, trim_all]),
-    %% Fields 14 and 15 of proc(5): utime and stime, in clock ticks.
-    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
-    Ticks * 1000000 div clock_ticks().
 
 %% CPU time (user + system) of this OS process's threads, in microseconds,
 %% summed by kind: BEAM schedulers (normal, dirty), the NIF's tokio runtime,
@@ -107,7 +41,7 @@ thread_cpu(Stat) ->
     [_Pid, Comm] = string:split(Head, <<"(">>),
     Fields = binary:split(Rest, <<" ">>, [global, trim_all]),
     Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
-    {Comm, Ticks * 1000000 div clock_ticks()}.
+    {Comm, Ticks * 1000000 div bench_callers:clock_ticks()}.
 
 thread_kind(Comm) ->
     case Comm of
@@ -131,22 +65,6 @@ cpu_split(Before, After, Events) ->
     maps:from_list([{list_to_atom("cpu_us_per_event_" ++ atom_to_list(K)),
                      (maps:get(K, After) - maps:get(K, Before)) / Events}
                     || K <- maps:keys(After)]).
-
-clock_ticks() ->
-    case persistent_term:get({?MODULE, clk_tck}, undefined) of
-        undefined ->
-            Tck = list_to_integer(string:trim(os:cmd("getconf CLK_TCK"))),
-            persistent_term:put({?MODULE, clk_tck}, Tck),
-            Tck;
-        Tck ->
-            Tck
-    end.
-
-%% Nearest-rank percentile of a sorted, non-empty list.
--spec percentile([number()], float()) -> number().
-percentile(Sorted, P) ->
-    N = length(Sorted),
-    lists:nth(max(1, min(N, ceil(P * N))), Sorted).
 
 %% The sink's counters: requests and body bytes received since its last reset.
 -spec sink_count(inet:port_number()) -> {non_neg_integer(), non_neg_integer()}.
@@ -237,16 +155,6 @@ content_length(Sock, Length) ->
             Length
     end.
 
-%% Prints the row's result as one line of key=value pairs for the script.
--spec report(atom(), #{atom() => number() | atom()}) -> ok.
-report(Row, Result) ->
-    Pairs = [io_lib:format(" ~s=~s", [K, fmt(V)]) || {K, V} <- lists:sort(maps:to_list(Result))],
-    io:format("RESULT row=~s~s~n", [Row, Pairs]).
-
-fmt(V) when is_float(V) -> float_to_list(V, [{decimals, 3}, compact]);
-fmt(V) when is_integer(V) -> integer_to_list(V);
-fmt(V) when is_atom(V) -> atom_to_list(V).
-
 %% An integer from the environment, or Default.
 -spec int_env(string(), integer()) -> integer().
 int_env(Name, Default) ->
@@ -255,15 +163,3 @@ int_env(Name, Default) ->
         "" -> Default;
         V -> list_to_integer(V)
     end.
-
-%% The row's numbers from one measured run. End is when the last event was
-%% known delivered (native monotonic time); CpuUs the BEAM's CPU time over it.
--spec summarize(pos_integer(), run(), integer(), non_neg_integer()) -> #{atom() => number()}.
-summarize(Events, #{start := Start, latencies_ns := Lats}, End, CpuUs) ->
-    Seconds = erlang:convert_time_unit(End - Start, native, microsecond) / 1.0e6,
-    #{events => Events,
-      seconds => Seconds,
-      events_per_s => Events / Seconds,
-      p50_us => percentile(Lats, 0.50) / 1000,
-      p99_us => percentile(Lats, 0.99) / 1000,
-      cpu_us_per_event => CpuUs / Events}.

@@ -35,7 +35,7 @@ main([PortStr]) ->
         Acc = new_acc(),
         Prepare = fun(_) -> Acc end,
         Warmup = Callers * max(1, ?WARMUP_EVENTS div Callers),
-        _ = bench_http_lib:run_callers(Callers, Warmup div Callers, Prepare, fun run_hook/1),
+        _ = bench_callers:run(Callers, Warmup div Callers, Prepare, fun run_hook/1),
         case bench_http_lib:wait_for_sink(Port, Warmup, ?WARMUP_DEADLINE_MS) of
             {ok, _} -> ok;
             {timeout, Got} -> error({warmup_not_delivered, #{sent => Warmup, sink_count => Got}})
@@ -46,11 +46,11 @@ main([PortStr]) ->
         Msacc = os:getenv("BENCH_MSACC") =:= "1",
         _ = Msacc andalso msacc:start(),
         Threads0 = bench_http_lib:cpu_us_by_thread(),
-        Cpu0 = bench_http_lib:cpu_us(),
-        Run = bench_http_lib:run_callers(Callers, PerCaller, Prepare, fun run_hook/1),
-        CpuCallers = bench_http_lib:cpu_us(),
+        Cpu0 = bench_callers:cpu_us(),
+        Run = bench_callers:run(Callers, PerCaller, Prepare, fun run_hook/1),
+        CpuCallers = bench_callers:cpu_us(),
         Waited = bench_http_lib:wait_for_sink(Port, Sent, ?SINK_DEADLINE_MS),
-        Cpu1 = bench_http_lib:cpu_us(),
+        Cpu1 = bench_callers:cpu_us(),
         Threads1 = bench_http_lib:cpu_us_by_thread(),
         _ = Msacc andalso begin
                               _ = msacc:stop(),
@@ -66,13 +66,13 @@ main([PortStr]) ->
                   {ok, T} -> T;
                   {timeout, _} -> erlang:monotonic_time()
               end,
-        Result = bench_http_lib:summarize(Sent, Run, End, Cpu1 - Cpu0),
+        Result = bench_callers:summarize(Sent, Run, End, Cpu1 - Cpu0),
         CallersSeconds = erlang:convert_time_unit(maps:get(done, Run) - maps:get(start, Run),
                                                   native, microsecond) / 1.0e6,
         %% Where the CPU went: while the callers ran (hooks, NIF submits, and
         %% whatever the pool did meanwhile), then until the sink had it all.
         Split = bench_http_lib:cpu_split(Threads0, Threads1, Sent),
-        bench_http_lib:report(a, (maps:merge(Result, Split))#{sink_count => Counted, sink_bytes => Bytes,
+        bench_callers:report(a, (maps:merge(Result, Split))#{sink_count => Counted, sink_bytes => Bytes,
                                          callers_seconds => CallersSeconds,
                                          cpu_us_per_event_callers => (CpuCallers - Cpu0) / Sent,
                                          cpu_us_per_event_drain => (Cpu1 - CpuCallers) / Sent,

@@ -52,18 +52,18 @@ run(Port, Callers, PerCaller, Acc) ->
              <<"last-message-body">> => <<"Hello from the benchmark">>},
     Options = #{<<"service">> => <<"apns">>, <<"device_id">> => <<"bench-device">>},
     Call = fun(A) -> mongoose_hooks:push_notifications(?HOST, A, [Form], Options) end,
-    Cpu0 = bench_http_lib:cpu_us(),
-    Run = bench_http_lib:run_callers(Callers, PerCaller, fun(_) -> Acc end, Call),
+    Cpu0 = bench_callers:cpu_us(),
+    Run = bench_callers:run(Callers, PerCaller, fun(_) -> Acc end, Call),
     End = case bench_http_lib:wait_for_sink(Port, Sent, ?SINK_DEADLINE_MS) of
               {ok, T} -> T;
               {timeout, Got} -> error({not_delivered, #{sent => Sent, sink_count => Got}})
           end,
-    Cpu1 = bench_http_lib:cpu_us(),
+    Cpu1 = bench_callers:cpu_us(),
     {Counted, _Bytes} = bench_http_lib:sink_count(Port),
-    (bench_http_lib:summarize(Sent, Run, End, Cpu1 - Cpu0))#{sink_count => Counted}.
+    (bench_callers:summarize(Sent, Run, End, Cpu1 - Cpu0))#{sink_count => Counted}.
 
 report(Row, Result) ->
-    bench_http_lib:report(Row, Result).
+    bench_callers:report(Row, Result).
 
 boot(Toml) ->
     {ok, _} = ejabberd_sup:ensure_started(),

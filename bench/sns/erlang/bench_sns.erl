@@ -59,17 +59,18 @@ run(Mode, Endpoint, Topic, Events, Callers, PoolSize) ->
     {Before, DroppedBefore} = wait_finished(Mode, HostType, Warm + ?LATENCY_EVENTS),
     %% Throughput: CALLERS processes, the clock stops when SNS accepted all.
     BeforeRequests = requests(Mode, HostType),
-    Cpu0 = cpu_us(),
+    Cpu0 = bench_callers:cpu_us(),
     T0 = erlang:monotonic_time(microsecond),
     _ = run_callers(Messages, Events, Callers),
     {Done, Dropped} = wait_finished(Mode, HostType, Before + Events),
     Elapsed = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
-    Cpu = cpu_us() - Cpu0,
+    Cpu = bench_callers:cpu_us() - Cpu0,
     Requests = requests(Mode, HostType) - BeforeRequests,
     io:format("RESULT row=~s events=~b publishes_per_s=~b requests=~b requests_per_s=~b "
               "call_p50_us=~.2f call_p99_us=~.2f cpu_us_per_event=~.1f dropped=~b~n",
               [Mode, Events, round((Done - Before) / Elapsed), Requests, round(Requests / Elapsed),
-               percentile(Costs, 0.50), percentile(Costs, 0.99), Cpu / Events,
+               bench_callers:percentile(Costs, 0.50) / 1000,
+               bench_callers:percentile(Costs, 0.99) / 1000, Cpu / Events,
                Dropped - DroppedBefore]),
     case Mode of
         mim -> bench_sns_mim:stop();
@@ -142,18 +143,3 @@ requests(mim, _HostType) ->
 requests(_Ours, HostType) ->
     {ok, #{requests := R}} = mod_event_pusher_sns_pool:stats(HostType),
     R.
-
-%% User + system CPU time of this OS process (schedulers and Rust threads), µs.
-cpu_us() ->
-    {ok, Stat} = file:read_file("/proc/self/stat"),
-    [_, Rest] = binary:split(Stat, <<") ">>),
-    Fields = binary:split(Rest, <<" ">>, [global]),
-    %% utime and stime: fields 14 and 15 of the file, 12 and 13 after the name.
-    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
-    Ticks * 10000.
-
-percentile([], _P) ->
-    0.0;
-percentile(Sorted, P) ->
-    I = round((length(Sorted) - 1) * P) + 1,
-    lists:nth(I, Sorted) / 1000.

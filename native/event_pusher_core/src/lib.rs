@@ -7,6 +7,7 @@
 //! into these types and back; `cargo test` exercises this crate against real
 //! servers without a BEAM.
 
+pub mod background;
 pub mod http;
 pub mod json;
 pub mod rabbit;

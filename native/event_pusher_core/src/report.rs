@@ -114,7 +114,10 @@ impl<T: Send + 'static> Reporter<T> {
         std::thread::Builder::new()
             .name(name.to_owned())
             .stack_size(REPORTER_STACK)
-            .spawn(move || run(rx, sink, &counters))?;
+            .spawn(move || {
+                crate::background::mark_current_thread();
+                run(rx, sink, &counters)
+            })?;
         Ok(Reporter { tx })
     }
 

@@ -26,6 +26,7 @@ fn build() -> io::Result<Runtime> {
         .worker_threads(workers)
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("event_pusher_rt")
+        .on_thread_start(crate::background::mark_current_thread)
         .enable_all()
         .build()
 }

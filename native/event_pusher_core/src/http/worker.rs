@@ -23,13 +23,14 @@ use hyper::client::conn::http1;
 use hyper::service::Service as _;
 use std::borrow::Cow;
 use std::error::Error as StdError;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
-use tokio::task::AbortHandle;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -80,23 +81,22 @@ impl<T> Shared<T> {
     }
 }
 
-/// A keep-alive connection and the task that drives it.
+/// hyper's connection future: it writes requests and reads responses.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// A keep-alive connection. Its driver is polled by the worker's own task
+/// while a request is on it (see [`driving`]): a request and its response
+/// then cost no wake-ups between tasks or threads.
 struct Conn {
     sender: http1::SendRequest<Full<Bytes>>,
-    driver: AbortHandle,
+    driver: Driver,
+    /// The driver has returned: the connection is closed.
+    ended: bool,
     /// It has carried a request: a request it fails to even start (the server
     /// closed it meanwhile) goes on a new connection without counting as an
     /// attempt, as hyper's pooled client does.
     reused: bool,
     last_used: Instant,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Closes the socket now, also when a timed-out request is still
-        // waiting for its response.
-        self.driver.abort();
-    }
 }
 
 /// Why an attempt got no response.
@@ -359,14 +359,15 @@ async fn exchange<T>(
 ) -> Result<u16, Failure> {
     loop {
         let conn = match slot {
-            Some(conn) if !conn.sender.is_closed() => conn,
+            Some(conn) if !conn.ended && !conn.sender.is_closed() => conn,
             _ => {
                 *slot = None;
                 slot.insert(connect(endpoint).await?)
             }
         };
         let reused = conn.reused;
-        if let Err(e) = conn.sender.ready().await {
+        let ready = driving(conn, |sender| sender.ready()).await;
+        if let Err(e) = ready {
             *slot = None;
             if reused {
                 continue;
@@ -383,14 +384,15 @@ async fn exchange<T>(
         }
         // Last, unless the callback gave one: where hyper's pooled client put it.
         headers.entry(HOST).or_insert_with(|| endpoint.host.clone());
-        match conn.sender.try_send_request(request).await {
+        let sent = driving(conn, |sender| sender.try_send_request(request)).await;
+        match sent {
             Ok(response) => {
                 conn.reused = true;
                 let status = response.status().as_u16();
                 // Read the body to the end so the connection can be reused; a
                 // broken body after the status line still counts as a response.
                 let mut body = response.into_body();
-                while let Some(Ok(_)) = body.frame().await {}
+                while let Some(Ok(_)) = driving(conn, |_| body.frame()).await {}
                 conn.last_used = Instant::now();
                 return Ok(status);
             }
@@ -415,16 +417,44 @@ async fn connect(endpoint: &Endpoint) -> Result<Conn, Failure> {
     let (sender, connection) = http1::handshake(io)
         .await
         .map_err(|e| Failure::Connect(Box::new(e)))?;
-    let driver = tokio::spawn(async move {
-        // Its errors reach the request that was on it.
-        let _ = connection.await;
-    });
     Ok(Conn {
         sender,
-        driver: driver.abort_handle(),
+        driver: Box::pin(connection),
+        ended: false,
         reused: false,
         last_used: Instant::now(),
     })
+}
+
+/// Runs `start(sender)` to its end while driving the connection in this task.
+/// The driver's errors reach the request through hyper; once it has
+/// returned, the request future fails (hyper drops its side), so this never
+/// waits on a dead connection. Dropping the connection (a timed-out
+/// attempt) closes its socket at once.
+async fn driving<'a, F, Fut>(conn: &'a mut Conn, start: F) -> Fut::Output
+where
+    F: FnOnce(&'a mut http1::SendRequest<Full<Bytes>>) -> Fut,
+    Fut: Future + 'a,
+{
+    let Conn {
+        sender,
+        driver,
+        ended,
+        ..
+    } = conn;
+    let mut fut = std::pin::pin!(start(sender));
+    std::future::poll_fn(move |cx| {
+        // The driver first: it writes what the request queued and hands
+        // over a response it read, which the request then sees at once.
+        if !*ended && driver.as_mut().poll(cx).is_ready() {
+            *ended = true;
+        }
+        match fut.as_mut().poll(cx) {
+            Poll::Ready(out) => Poll::Ready(out),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Sleeps until `deadline`, or forever without one.
