@@ -12,7 +12,7 @@
 #     median run (by events/s), which steadies numbers on a shared machine
 #   ROWS="ours:off:10 ours:on:10 mim:off:1 mim:off:10 mim:on:1 mim:on:10 mim:pipelined:1"
 #     (kind:confirms:workers; kind ours | mim, confirms off | on | pipelined)
-#   ERL_FLAGS reaches every BEAM (e.g. "+sbwt none").
+#   ERL_FLAGS reaches every BEAM after MongooseIM's own (bench/mongooseim_vm.sh).
 # A raw lapin row runs too when `cargo build -p bench_sink --features core
 # --bin bench_rabbit_core` builds (an optional binary of the Rust side).
 set -euo pipefail

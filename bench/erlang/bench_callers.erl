@@ -8,7 +8,8 @@
 %% cost of the call.
 -module(bench_callers).
 
--export([run/4, summarize/4, percentile/2, report/2, cpu_us/0, clock_ticks/0]).
+-export([run/4, summarize/4, percentile/2, report/2, cpu_us/0, cpu_us_by_thread/0,
+         cpu_split/3, clock_ticks/0]).
 
 -type init() :: fun((pos_integer()) -> term()).
 -type call() :: fun((term()) -> term()).
@@ -107,6 +108,54 @@ cpu_us() ->
     %% Fields 14 and 15 of proc(5): utime and stime, in clock ticks.
     Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
     Ticks * 1000000 div clock_ticks().
+
+%% CPU time (user + system) of this OS process's threads, in microseconds,
+%% summed by kind: BEAM schedulers (normal, dirty), the NIF's tokio runtime,
+%% its reporter threads, lapin's I/O threads, and the rest (poll threads, aux...).
+-spec cpu_us_by_thread() ->
+          #{sched | dirty | rt | reporter | lapin | other => non_neg_integer()}.
+cpu_us_by_thread() ->
+    Tasks = filelib:wildcard("/proc/self/task/*/stat"),
+    lists:foldl(fun(Path, Acc) ->
+                        case file:read_file(Path) of
+                            {ok, Stat} ->
+                                {Comm, Us} = thread_cpu(Stat),
+                                maps:update_with(thread_kind(Comm), fun(V) -> V + Us end, Us, Acc);
+                            {error, _} ->
+                                Acc % the thread ended meanwhile
+                        end
+                end, #{sched => 0, dirty => 0, rt => 0, reporter => 0, lapin => 0, other => 0}, Tasks).
+
+thread_cpu(Stat) ->
+    [Head, Rest] = string:split(Stat, <<")">>, trailing),
+    [_Pid, Comm] = string:split(Head, <<"(">>),
+    Fields = binary:split(Rest, <<" ">>, [global, trim_all]),
+    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
+    {Comm, Ticks * 1000000 div clock_ticks()}.
+
+thread_kind(Comm) ->
+    case Comm of
+        <<"event_pusher_rt", _/binary>> -> rt;
+        <<"event_pusher_", _/binary>> -> reporter;
+        <<"lapin", _/binary>> -> lapin;
+        _ ->
+            case binary:match(Comm, <<"dirty">>) of
+                nomatch ->
+                    case binary:match(Comm, <<"scheduler">>) of
+                        nomatch -> other;
+                        _ -> sched
+                    end;
+                _ ->
+                    dirty
+            end
+    end.
+
+%% Per event, the CPU each kind of thread spent between two cpu_us_by_thread/0 calls.
+-spec cpu_split(map(), map(), pos_integer()) -> #{atom() => float()}.
+cpu_split(Before, After, Events) ->
+    maps:from_list([{list_to_atom("cpu_us_per_event_" ++ atom_to_list(K)),
+                     (maps:get(K, After) - maps:get(K, Before)) / Events}
+                    || K <- maps:keys(After)]).
 
 %% The kernel's clock ticks per second (/proc times are counted in them).
 -spec clock_ticks() -> pos_integer().

@@ -1,10 +1,9 @@
-%% Shared pieces of the HTTP benchmark rows: the request they all send, the
-%% CPU time of each kind of thread, and the sink's counters (the callers and
-%% the result line are bench_callers').
+%% Shared pieces of the HTTP benchmark rows: the request they all send and
+%% the sink's counters (the callers, CPU times and the result line are
+%% bench_callers').
 -module(bench_http_lib).
 
--export([cpu_us_by_thread/0, cpu_split/3, sink_count/1, sink_reset/1,
-         wait_for_sink/3, the_body/0, the_path/0, the_headers/0, int_env/2]).
+-export([sink_count/1, sink_reset/1, wait_for_sink/3, the_body/0, the_path/0, the_headers/0, int_env/2]).
 
 -define(SINK_TIMEOUT_MS, 5000).
 
@@ -19,52 +18,6 @@ the_path() -> <<"/notify">>.
 
 -spec the_headers() -> [{binary(), binary()}].
 the_headers() -> [{<<"content-type">>, <<"application/x-www-form-urlencoded">>}].
-
-%% CPU time (user + system) of this OS process's threads, in microseconds,
-%% summed by kind: BEAM schedulers (normal, dirty), the NIF's tokio runtime,
-%% its reporter threads, and the rest (poll threads, aux...).
--spec cpu_us_by_thread() -> #{sched | dirty | rt | reporter | other => non_neg_integer()}.
-cpu_us_by_thread() ->
-    Tasks = filelib:wildcard("/proc/self/task/*/stat"),
-    lists:foldl(fun(Path, Acc) ->
-                        case file:read_file(Path) of
-                            {ok, Stat} ->
-                                {Comm, Us} = thread_cpu(Stat),
-                                maps:update_with(thread_kind(Comm), fun(V) -> V + Us end, Us, Acc);
-                            {error, _} ->
-                                Acc % the thread ended meanwhile
-                        end
-                end, #{sched => 0, dirty => 0, rt => 0, reporter => 0, other => 0}, Tasks).
-
-thread_cpu(Stat) ->
-    [Head, Rest] = string:split(Stat, <<")">>, trailing),
-    [_Pid, Comm] = string:split(Head, <<"(">>),
-    Fields = binary:split(Rest, <<" ">>, [global, trim_all]),
-    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
-    {Comm, Ticks * 1000000 div bench_callers:clock_ticks()}.
-
-thread_kind(Comm) ->
-    case Comm of
-        <<"event_pusher_rt", _/binary>> -> rt;
-        <<"event_pusher_re", _/binary>> -> reporter;
-        _ ->
-            case binary:match(Comm, <<"dirty">>) of
-                nomatch ->
-                    case binary:match(Comm, <<"scheduler">>) of
-                        nomatch -> other;
-                        _ -> sched
-                    end;
-                _ ->
-                    dirty
-            end
-    end.
-
-%% Per event, the CPU each kind of thread spent between two cpu_us_by_thread/0 calls.
--spec cpu_split(map(), map(), pos_integer()) -> #{atom() => float()}.
-cpu_split(Before, After, Events) ->
-    maps:from_list([{list_to_atom("cpu_us_per_event_" ++ atom_to_list(K)),
-                     (maps:get(K, After) - maps:get(K, Before)) / Events}
-                    || K <- maps:keys(After)]).
 
 %% The sink's counters: requests and body bytes received since its last reset.
 -spec sink_count(inet:port_number()) -> {non_neg_integer(), non_neg_integer()}.

@@ -45,13 +45,13 @@ main([PortStr]) ->
         %% gc, busy wait...) over the measured window, on stderr.
         Msacc = os:getenv("BENCH_MSACC") =:= "1",
         _ = Msacc andalso msacc:start(),
-        Threads0 = bench_http_lib:cpu_us_by_thread(),
+        Threads0 = bench_callers:cpu_us_by_thread(),
         Cpu0 = bench_callers:cpu_us(),
         Run = bench_callers:run(Callers, PerCaller, Prepare, fun run_hook/1),
         CpuCallers = bench_callers:cpu_us(),
         Waited = bench_http_lib:wait_for_sink(Port, Sent, ?SINK_DEADLINE_MS),
         Cpu1 = bench_callers:cpu_us(),
-        Threads1 = bench_http_lib:cpu_us_by_thread(),
+        Threads1 = bench_callers:cpu_us_by_thread(),
         _ = Msacc andalso begin
                               _ = msacc:stop(),
                               msacc:print(standard_error, msacc:stats(), #{}) =:= ok
@@ -71,7 +71,7 @@ main([PortStr]) ->
                                                   native, microsecond) / 1.0e6,
         %% Where the CPU went: while the callers ran (hooks, NIF submits, and
         %% whatever the pool did meanwhile), then until the sink had it all.
-        Split = bench_http_lib:cpu_split(Threads0, Threads1, Sent),
+        Split = bench_callers:cpu_split(Threads0, Threads1, Sent),
         bench_callers:report(a, (maps:merge(Result, Split))#{sink_count => Counted, sink_bytes => Bytes,
                                          callers_seconds => CallersSeconds,
                                          cpu_us_per_event_callers => (CpuCallers - Cpu0) / Sent,

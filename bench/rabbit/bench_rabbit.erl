@@ -57,11 +57,13 @@ run(Row, Kind, Confirms, Workers, Callers, PerCaller, Sent) ->
         {ok, _} = bench_rabbit_lib:wait_queue(Admin, ?QUEUE, Callers * Warmup,
                                               ?DELIVERY_TIMEOUT_MS),
         _ = ep_amqp:purge(Admin, ?QUEUE),
+        Threads0 = bench_callers:cpu_us_by_thread(),
         Cpu0 = bench_callers:cpu_us(),
         Run = bench_callers:run(Callers, PerCaller, fun new_acc/1, fun run_hook/1),
         CpuCallers = bench_callers:cpu_us(),
         Waited = bench_rabbit_lib:wait_queue(Admin, ?QUEUE, Sent, ?DELIVERY_TIMEOUT_MS),
         Cpu1 = bench_callers:cpu_us(),
+        Threads1 = bench_callers:cpu_us_by_thread(),
         {End, Timeout} = case Waited of
                              {ok, T} -> {T, 0};
                              {timeout, _} -> {erlang:monotonic_time(), 1}
@@ -70,7 +72,8 @@ run(Row, Kind, Confirms, Workers, Callers, PerCaller, Sent) ->
         Result = bench_callers:summarize(Sent, Run, End, Cpu1 - Cpu0),
         CallersSeconds = erlang:convert_time_unit(maps:get(done, Run) - maps:get(start, Run),
                                                   native, microsecond) / 1.0e6,
-        bench_callers:report(Row, Result#{kind => Kind, confirms => Confirms,
+        Split = bench_callers:cpu_split(Threads0, Threads1, Sent),
+        bench_callers:report(Row, (maps:merge(Result, Split))#{kind => Kind, confirms => Confirms,
                                              workers => Workers, in_queue => InQueue,
                                              timed_out => Timeout,
                                              callers_seconds => CallersSeconds,

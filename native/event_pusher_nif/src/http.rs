@@ -2,7 +2,8 @@
 
 use crate::atoms;
 use crate::pool::PoolResource;
-use crate::sink::{ErlangSink, TagBlob};
+use crate::sink::ErlangSink;
+use crate::tag::TagBlob;
 use crate::{error, pool};
 use event_pusher_core::http::header::{HeaderMap, HeaderName, HeaderValue};
 use event_pusher_core::http::{HttpJob, HttpPool, SubmitError};

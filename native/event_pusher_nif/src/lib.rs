@@ -14,6 +14,7 @@ mod pools;
 mod rabbit;
 mod sink;
 mod sns;
+mod tag;
 
 use rustler::{Encoder, Env, Term};
 

@@ -4,7 +4,7 @@
 use crate::atoms;
 use crate::pools::ManagedPool;
 use crate::sink::CloseNotice;
-use crate::sink::TagBlob;
+use crate::tag::TagBlob;
 use event_pusher_core::http::HttpPool;
 use rustler::{Atom, Env, LocalPid, Monitor, Resource};
 use std::time::Duration;

@@ -11,7 +11,8 @@
 
 use crate::json_term::decode_fields;
 use crate::pools::ManagedPool;
-use crate::sink::{CloseNotice, ErlangSink, TagBlob};
+use crate::sink::{CloseNotice, ErlangSink};
+use crate::tag::{TagBlob, TagCache};
 use crate::{atoms, error};
 use event_pusher_core::http::Secret;
 use event_pusher_core::rabbit::{
@@ -62,6 +63,8 @@ const OWNER_GONE_DRAIN: Duration = event_pusher_core::rabbit::DROP_DRAIN;
 pub struct RabbitPoolResource {
     pub pool: RabbitPool<TagBlob>,
     pub owner: LocalPid,
+    /// Its tags are all alike: encoded once (see `tag`).
+    pub tags: TagCache,
 }
 
 #[rustler::resource_impl]
@@ -123,7 +126,11 @@ fn rabbit_pool_start<'a>(env: Env<'a>, owner: LocalPid, config: Term<'a>) -> Nif
         Ok(pool) => pool,
         Err(e) => return Ok(error(env, &e.to_string())),
     };
-    let resource = ResourceArc::new(RabbitPoolResource { pool, owner });
+    let resource = ResourceArc::new(RabbitPoolResource {
+        pool,
+        owner,
+        tags: TagCache::default(),
+    });
     // The pool lives as long as its owner: when the owner dies, `down` closes it.
     if resource.monitor(Some(env), &owner).is_none() {
         resource.pool.close(OWNER_GONE_DRAIN, |_| {});
@@ -183,7 +190,7 @@ fn rabbit_publish<'a>(
         event_pusher_core::json::encode_object(decode_fields(fields)?, decode_fields(metadata)?);
     let result = pool
         .pool
-        .publish(TagBlob::new(tag), exchange, routing_key, Bytes::from(body));
+        .publish(pool.tags.blob(tag), exchange, routing_key, Bytes::from(body));
     Ok(match result {
         Ok(()) => atoms::ok().encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),

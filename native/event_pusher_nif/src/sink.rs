@@ -3,24 +3,10 @@
 //! a runtime thread), as `enif_send` without a caller env requires.
 
 use crate::atoms;
+use crate::tag::{Decoder, TagBlob};
 use event_pusher_core::{CloseReport, DropReason, Outcome, OutcomeSink};
 use rustler::env::SavedTerm;
-use rustler::{Encoder, Env, LocalPid, OwnedBinary, OwnedEnv, Term};
-
-/// A job's tag: `term_to_binary(Tag)`, so the core never holds an Erlang term.
-pub struct TagBlob(OwnedBinary);
-
-impl TagBlob {
-    pub fn new(tag: Term<'_>) -> TagBlob {
-        TagBlob(tag.to_binary())
-    }
-}
-
-impl Clone for TagBlob {
-    fn clone(&self) -> Self {
-        TagBlob(OwnedBinary::from_slice(self.0.as_slice()))
-    }
-}
+use rustler::{Encoder, Env, LocalPid, OwnedEnv, Term};
 
 /// Sends each batch as `{mongoose_event_pusher_nif, results, [{Tag, Outcome}]}`.
 pub struct ErlangSink {
@@ -41,11 +27,10 @@ impl OutcomeSink<TagBlob> for ErlangSink {
     fn results(&mut self, batch: &mut Vec<(TagBlob, Outcome)>) {
         // A failed send means the owner is gone: nobody is left to tell.
         let _ = self.env.send_and_clear(&self.owner, |env| {
+            let mut tags = Decoder::new(env);
             let items: Vec<Term> = batch
                 .drain(..)
-                .map(|(tag, outcome)| {
-                    (decode_tag(env, &tag), encode_outcome(env, &outcome)).encode(env)
-                })
+                .map(|(tag, outcome)| (tags.decode(tag), encode_outcome(env, &outcome)).encode(env))
                 .collect();
             (atoms::mongoose_event_pusher_nif(), atoms::results(), items)
         });
@@ -55,15 +40,6 @@ impl OutcomeSink<TagBlob> for ErlangSink {
         let _ = self.env.send_and_clear(&self.owner, |_| {
             (atoms::mongoose_event_pusher_nif(), atoms::panic(), location)
         });
-    }
-}
-
-fn decode_tag<'a>(env: Env<'a>, tag: &TagBlob) -> Term<'a> {
-    // SAFETY: the bytes come from `enif_term_to_binary` in this VM and were
-    // never modified, which is what the trusted decoder requires.
-    match unsafe { env.binary_to_term_trusted(tag.0.as_slice()) } {
-        Some((term, _)) => term,
-        None => rustler::types::atom::undefined().encode(env),
     }
 }
 

@@ -4,7 +4,8 @@
 
 use crate::json_term::decode_fields;
 use crate::pools::ManagedPool;
-use crate::sink::{CloseNotice, ErlangSink, TagBlob};
+use crate::sink::{CloseNotice, ErlangSink};
+use crate::tag::{TagBlob, TagCache};
 use crate::{atoms, error};
 use event_pusher_core::http::Secret;
 use event_pusher_core::sns::{
@@ -43,6 +44,8 @@ const OWNER_GONE_DRAIN: Duration = event_pusher_core::sns::DROP_DRAIN;
 pub struct SnsPoolResource {
     pub pool: SnsPool<TagBlob>,
     pub owner: LocalPid,
+    /// Its tags are all alike: encoded once (see `tag`).
+    pub tags: TagCache,
 }
 
 #[rustler::resource_impl]
@@ -96,7 +99,11 @@ fn sns_pool_start<'a>(env: Env<'a>, owner: LocalPid, config: Term<'a>) -> NifRes
         Ok(pool) => pool,
         Err(e) => return Ok(error(env, &e.to_string())),
     };
-    let resource = ResourceArc::new(SnsPoolResource { pool, owner });
+    let resource = ResourceArc::new(SnsPoolResource {
+        pool,
+        owner,
+        tags: TagCache::default(),
+    });
     // The pool lives as long as its owner: when the owner dies, `down` closes it.
     if resource.monitor(Some(env), &owner).is_none() {
         resource.pool.close(OWNER_GONE_DRAIN, |_| {});
@@ -118,7 +125,7 @@ fn sns_publish<'a>(
     let body =
         event_pusher_core::json::encode_object(decode_fields(fields)?, decode_fields(metadata)?);
     let job = SnsJob {
-        tag: TagBlob::new(tag),
+        tag: pool.tags.blob(tag),
         topic_arn: utf8(topic_arn)?,
         // serde_json writes UTF-8; a failure here would be a bug, not bad input.
         message: String::from_utf8(body).map_err(|_| Error::BadArg)?,
