@@ -50,7 +50,7 @@ rebar3 as test compile >"$OUT/build.log" 2>&1 \
 BENCH_EBIN="$ROOT/_build/bench/rabbit/ebin"
 mkdir -p "$BENCH_EBIN"
 ERL_LIBS="$PLUGINS" erlc -Werror +debug_info -I test/support/include -I erlang/include \
-    -o "$BENCH_EBIN" bench/rabbit/*.erl bench/erlang/bench_callers.erl
+    -o "$BENCH_EBIN" bench/rabbit/*.erl bench/erlang/bench_callers.erl bench/erlang/bench_xmpp.erl
 SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name ep_amqp.beam 2>/dev/null | head -1)")
 [ -f "$SUPPORT_EBIN/ep_amqp.beam" ] || die "the test host (test/support) did not build"
 RMQ_PATHS=()

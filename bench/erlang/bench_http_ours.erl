@@ -6,7 +6,6 @@
 
 -export([main/1]).
 
--include("jlib.hrl").
 
 -define(HOST, <<"localhost">>).
 -define(WARMUP_EVENTS, 2000).
@@ -120,25 +119,8 @@ write_config(Port, Workers, Events) ->
     ok = file:write_file(Path, Toml),
     Path.
 
-%% A client's chat message as c2s hands it to `user_send_message`: no `from`
-%% attribute, the sender in the accumulator.
 new_acc() ->
-    From = jid:make(<<"alice">>, ?HOST, <<"bench">>),
-    To = jid:make(<<"bob">>, ?HOST, <<>>),
-    Body = #xmlel{name = <<"body">>,
-                  children = [#xmlcdata{content = <<"Hello from the benchmark">>}]},
-    El = #xmlel{name = <<"message">>,
-                attrs = #{<<"type">> => <<"chat">>, <<"to">> => <<"bob@localhost">>},
-                children = [Body]},
-    mongoose_acc:new(#{location => #{mfa => {?MODULE, ?FUNCTION_NAME, ?FUNCTION_ARITY},
-                                     file => ?FILE, line => ?LINE},
-                       lserver => ?HOST, host_type => ?HOST, element => El,
-                       from_jid => From, to_jid => To}).
+    bench_xmpp:chat_acc(<<"alice">>, ?HOST).
 
 run_hook(Acc) ->
-    {ok, _} = gen_hook:run_fold(user_send_message, ?HOST, Acc, c2s_params()).
-
-%% What mongoose_c2s passes to its hooks; the event pusher does not read it.
-c2s_params() ->
-    #{c2s_data => undefined, c2s_state => session_established,
-      event_type => undefined, event_content => undefined, reason => undefined}.
+    bench_xmpp:send_message(?HOST, Acc).

@@ -13,7 +13,6 @@
 
 -export([main/1]).
 
--include("jlib.hrl").
 
 -define(HOST, <<"localhost">>).
 -define(EXCHANGE, <<"chat_msg">>).
@@ -137,26 +136,10 @@ write_config(Kind, Confirms, Workers, Events) ->
 
 %% Caller I is user I: routing keys differ between callers, as between users.
 new_acc(I) ->
-    User = <<"user", (integer_to_binary(I))/binary>>,
-    From = jid:make(User, ?HOST, <<"bench">>),
-    To = jid:make(<<"bob">>, ?HOST, <<>>),
-    Body = #xmlel{name = <<"body">>,
-                  children = [#xmlcdata{content = <<"Hello from the benchmark">>}]},
-    El = #xmlel{name = <<"message">>,
-                attrs = #{<<"type">> => <<"chat">>, <<"to">> => <<"bob@localhost">>},
-                children = [Body]},
-    mongoose_acc:new(#{location => #{mfa => {?MODULE, ?FUNCTION_NAME, ?FUNCTION_ARITY},
-                                     file => ?FILE, line => ?LINE},
-                       lserver => ?HOST, host_type => ?HOST, element => El,
-                       from_jid => From, to_jid => To}).
+    bench_xmpp:chat_acc(<<"user", (integer_to_binary(I))/binary>>, ?HOST).
 
 run_hook(Acc) ->
-    {ok, _} = gen_hook:run_fold(user_send_message, ?HOST, Acc, c2s_params()).
-
-%% What mongoose_c2s passes to its hooks; the event pusher does not read it.
-c2s_params() ->
-    #{c2s_data => undefined, c2s_state => session_established,
-      event_type => undefined, event_content => undefined, reason => undefined}.
+    bench_xmpp:send_message(?HOST, Acc).
 
 %% What our pool gave up (0 expected); MongooseIM's workers count nothing.
 dropped("ours") ->

@@ -6,6 +6,9 @@
 //! - `GET /count` answers `"<requests> <bytes>\n"`;
 //! - `GET /reset` answers the same and sets both counters to zero.
 
+mod cpu;
+pub use cpu::{CpuError, ProcessCpu};
+
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;

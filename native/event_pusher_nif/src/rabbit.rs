@@ -188,9 +188,12 @@ fn rabbit_publish<'a>(
     let routing_key = std::str::from_utf8(routing_key.as_slice()).map_err(|_| Error::BadArg)?;
     let body =
         event_pusher_core::json::encode_object(decode_fields(fields)?, decode_fields(metadata)?);
-    let result = pool
-        .pool
-        .publish(pool.tags.blob(tag), exchange, routing_key, Bytes::from(body));
+    let result = pool.pool.publish(
+        pool.tags.blob(tag),
+        exchange,
+        routing_key,
+        Bytes::from(body),
+    );
     Ok(match result {
         Ok(()) => atoms::ok().encode(env),
         Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),

@@ -5,12 +5,12 @@
 //! prints one `RESULT row=d ...` line: events/s until every job got its 200,
 //! the submit call's cost (p50/p99) and this process's CPU time per event.
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench_sink::fetch_counts;
+use bench_sink::{fetch_counts, CpuError, ProcessCpu};
 use event_pusher_core::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use event_pusher_core::http::{HttpJob, HttpPool, HttpPoolConfig, StartError, SubmitError};
 use event_pusher_core::{Bytes, Outcome, OutcomeSink};
@@ -37,8 +37,8 @@ enum BenchError {
     Undelivered { delivered: u64, expected: u64 },
     #[error("cannot read the sink's or this process's counters: {0}")]
     Io(#[from] std::io::Error),
-    #[error("cannot read /proc/self/stat: {0}")]
-    Proc(String),
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
 }
 
 /// Counts final 2xx responses; everything else is counted as a failure.
@@ -112,13 +112,13 @@ fn run() -> Result<(), BenchError> {
     delivered.store(0, Ordering::Relaxed);
 
     let mut latencies = Vec::with_capacity(events as usize);
-    let tck = clock_ticks()?;
-    let cpu0 = cpu_us(tck)?;
+    let cpu = ProcessCpu::new()?;
+    let cpu0 = cpu.micros()?;
     let start = Instant::now();
     submit_all(&pool, &headers, events, &mut latencies)?;
     wait_delivered(&delivered, events)?;
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu1 = cpu_us(tck)?;
+    let cpu1 = cpu.micros()?;
     let counts = fetch_counts(port, "/count")?;
     pool.close(CLOSE_DRAIN, |_| {});
 
@@ -182,34 +182,6 @@ fn wait_delivered(delivered: &AtomicU64, expected: u64) -> Result<(), BenchError
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     let rank = (p * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// User + system CPU time of this process (all threads), in microseconds;
-/// `tck` is the kernel's clock ticks per second.
-fn cpu_us(tck: u64) -> Result<u64, BenchError> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields restart after the command name, which may hold spaces.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| BenchError::Proc("no ')'".into()))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // proc(5) fields 14 and 15 (utime, stime) are the 12th and 13th after ')'.
-    let ticks = |i: usize| -> Result<u64, BenchError> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| BenchError::Proc(format!("field {i}")))
-    };
-    Ok((ticks(11)? + ticks(12)?) * 1_000_000 / tck.max(1))
-}
-
-fn clock_ticks() -> Result<u64, BenchError> {
-    let out = Command::new("getconf").arg("CLK_TCK").output()?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| BenchError::Proc("getconf CLK_TCK".into()))
 }
 
 fn env_u64(name: &'static str, default: u64) -> Result<u64, BenchError> {

@@ -12,8 +12,10 @@
 //! The broker is `amqp://guest:guest@127.0.0.1:5672/%2f`, or `$AMQP_URL`.
 
 use std::collections::VecDeque;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use bench_sink::{CpuError, ProcessCpu};
 
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -56,8 +58,8 @@ enum BenchError {
     Undelivered { in_queue: u32, expected: u64 },
     #[error("cannot read this process's CPU time: {0}")]
     Io(#[from] std::io::Error),
-    #[error("cannot read /proc/self/stat: {0}")]
-    Proc(String),
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
 }
 
 /// Attaches what was being done to a lapin error.
@@ -114,15 +116,20 @@ fn run() -> Result<(), BenchError> {
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| DEFAULT_URL.into());
-    let tck = clock_ticks()?;
+    let cpu = ProcessCpu::new()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(BenchError::Runtime)?
-        .block_on(bench(&url, events, confirms, tck))
+        .block_on(bench(&url, events, confirms, &cpu))
 }
 
-async fn bench(url: &str, events: u64, confirms: Confirms, tck: u64) -> Result<(), BenchError> {
+async fn bench(
+    url: &str,
+    events: u64,
+    confirms: Confirms,
+    cpu: &ProcessCpu,
+) -> Result<(), BenchError> {
     let conn = Connection::connect(url, ConnectionProperties::default())
         .await
         .doing("connect")?;
@@ -143,14 +150,14 @@ async fn bench(url: &str, events: u64, confirms: Confirms, tck: u64) -> Result<(
     wait_queue(&channel, WARMUP_EVENTS - warm_nacked).await?;
     purge(&channel).await?;
 
-    let cpu0 = cpu_us(tck)?;
+    let cpu0 = cpu.micros()?;
     let start = Instant::now();
     let nacked = publish_all(&channel, &keys, events, confirms).await?;
     // A nacked message never reaches the queue: wait for the others.
     let delivered = events - nacked;
     wait_queue(&channel, delivered).await?;
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu1 = cpu_us(tck)?;
+    let cpu1 = cpu.micros()?;
 
     println!(
         "RESULT row=lapin_{c}_1 kind=lapin confirms={c} workers=1 events={events} \
@@ -281,32 +288,4 @@ async fn purge(channel: &Channel) -> Result<(), BenchError> {
         .await
         .doing("purge the queue")?;
     Ok(())
-}
-
-/// User + system CPU time of this process (all threads: ours, tokio's and
-/// lapin's I/O), in microseconds; `tck` is the kernel's clock ticks per second.
-fn cpu_us(tck: u64) -> Result<u64, BenchError> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields restart after the command name, which may hold spaces.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| BenchError::Proc("no ')'".into()))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // proc(5) fields 14 and 15 (utime, stime) are the 12th and 13th after ')'.
-    let ticks = |i: usize| -> Result<u64, BenchError> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse().ok())
-            .ok_or_else(|| BenchError::Proc(format!("field {i}")))
-    };
-    Ok((ticks(11)? + ticks(12)?) * 1_000_000 / tck.max(1))
-}
-
-fn clock_ticks() -> Result<u64, BenchError> {
-    let out = Command::new("getconf").arg("CLK_TCK").output()?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| BenchError::Proc("getconf CLK_TCK".into()))
 }
