@@ -8,7 +8,7 @@
 mod rabbit_common;
 
 use bytes::Bytes;
-use event_pusher_core::rabbit::ConnectionEvent;
+use event_pusher_core::rabbit::{ConnectionEvent, ExchangeSpec};
 use event_pusher_core::Outcome;
 use lapin::types::FieldTable;
 use lapin::ExchangeKind;
@@ -259,5 +259,44 @@ fn a_publish_not_confirmed_in_time_is_reported_and_republished() {
     assert_eq!(s.connections_opened, 1, "the connection stayed up");
     let (report, _) = close(&pool, &events, Duration::from_secs(5));
     assert_eq!(report.dropped, 0);
+    broker.delete_exchange(&exchange);
+}
+
+/// A broker restart forgets non-durable exchanges (MongooseIM's default):
+/// the exchanges declared through the pool are declared again on every new
+/// connection, so publishes after the restart do not fail with NOT_FOUND.
+#[test]
+fn an_exchange_the_broker_lost_is_declared_again_on_reconnect() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !broker_available("redeclare") {
+        return;
+    }
+    let broker = TestBroker::connect();
+    let exchange = unique("redeclare");
+    let (pool, events) = start(config(1, true));
+    pool.declare_exchanges(
+        vec![ExchangeSpec {
+            name: exchange.clone(),
+            kind: "topic".into(),
+            durable: false,
+        }],
+        Duration::from_secs(5),
+        events.on_declared(),
+    );
+    let (result, _) = events.declared();
+    assert_eq!(result, Ok(()));
+    // What a restart does to a transient exchange, then to the connection.
+    broker.delete_exchange(&exchange);
+    assert!(!broker.exchange_exists(&exchange));
+    assert_eq!(close_pool_connections(), 1);
+    wait_until("the exchange declared again", || {
+        broker.exchange_exists(&exchange)
+    });
+    assert!(pool.stats().connections_opened >= 2);
+    let queue = broker.queue(&exchange, "#", FieldTable::default());
+    pool.publish(7, &exchange, "user@localhost", numbered(7))
+        .expect("accepted");
+    assert_eq!(number(&queue.take(1)[0].body), 7);
+    close(&pool, &events, Duration::from_secs(5));
     broker.delete_exchange(&exchange);
 }

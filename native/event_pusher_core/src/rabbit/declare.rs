@@ -11,7 +11,7 @@ use super::connect::reason;
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Connection, ExchangeKind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -57,6 +57,41 @@ struct LinkState {
     live: Vec<Option<Arc<Connection>>>,
     /// Reason of the last failed attempt; cleared when a worker connects.
     failure: Option<String>,
+}
+
+/// The exchanges declared through the pool, to declare again on every new
+/// connection: a broker restart forgets non-durable exchanges (MongooseIM's
+/// default), and publishes to a missing exchange would fail until their
+/// retries run out. Declaring an existing exchange again is a no-op.
+#[derive(Default)]
+pub(crate) struct Declared(Mutex<Vec<ExchangeSpec>>);
+
+impl Declared {
+    /// Keeps the exchanges a declaration created (a later one of the same
+    /// name replaces an earlier one).
+    pub fn remember(&self, exchanges: &[ExchangeSpec], result: &DeclareResult) {
+        let failed = |e: &ExchangeSpec| match result {
+            Ok(()) => false,
+            Err(failures) => failures.iter().any(|f| f.exchange == e.name),
+        };
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for exchange in exchanges.iter().filter(|e| !failed(e)) {
+            known.retain(|k| k.name != exchange.name);
+            known.push(exchange.clone());
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<ExchangeSpec> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Declares `exchanges` again on a new `connection`, each on its own channel.
+/// A failure is left to the publishes: they fail with the broker's reason.
+pub(crate) async fn redeclare(connection: &Connection, exchanges: &[ExchangeSpec]) {
+    for exchange in exchanges {
+        let _ = declare_one(connection, exchange).await;
+    }
 }
 
 /// The workers' connections, as declarations see them.

@@ -164,6 +164,9 @@ pub(crate) struct Shared<T> {
     pub reporter: Reporter<T>,
     pub events: Arc<Mutex<dyn PoolEvents>>,
     pub links: declare::Links,
+    /// Exchanges declared through the pool: a new connection declares them
+    /// again before it publishes (see `declare::Declared`).
+    pub declared: declare::Declared,
     /// Test hook: the next worker to loop panics.
     #[cfg(feature = "test-hooks")]
     pub fault: Arc<AtomicBool>,
@@ -219,6 +222,7 @@ impl<T: Tag> RabbitPool<T> {
             reporter,
             events: Arc::new(Mutex::new(events)),
             links: declare::Links::new(cfg.workers),
+            declared: declare::Declared::default(),
             #[cfg(feature = "test-hooks")]
             fault: fault.clone(),
         });

@@ -142,6 +142,7 @@ impl<T: Tag> Supervisor<T> {
                     declare::all_failed(&exchanges, "panic")
                 }
             };
+            shared.declared.remember(&exchanges, &result);
             shared.reporter.call(Box::new(move || done(result)));
         });
     }

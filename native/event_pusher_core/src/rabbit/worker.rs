@@ -10,6 +10,7 @@
 //! it was.
 
 use super::connect::reason;
+use super::declare;
 use super::publish::Pending;
 use super::window::Window;
 use super::{ConnectionEvent, Message, Shared, CONNECT_TIMEOUT, MAX_IN_FLIGHT};
@@ -183,6 +184,14 @@ impl<T: Tag> Worker<T> {
         let shared = self.shared.clone();
         let attempt = async {
             let connection = shared.endpoint.connect().await?;
+            let exchanges = shared.declared.snapshot();
+            if !exchanges.is_empty() {
+                let _ = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    declare::redeclare(&connection, &exchanges),
+                )
+                .await;
+            }
             match open_channel(&connection, shared.confirms).await {
                 Ok(channel) => Ok((connection, channel)),
                 Err(e) => {

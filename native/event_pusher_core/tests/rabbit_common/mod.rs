@@ -295,6 +295,31 @@ impl TestBroker {
         })
     }
 
+    /// Whether the broker has the exchange (a passive declare).
+    pub fn exchange_exists(&self, name: &str) -> bool {
+        block_on(async {
+            let Ok(ch) = self.connection.create_channel().await else {
+                return false;
+            };
+            let options = ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            // The kind is not compared by a passive declare.
+            let found = ch
+                .exchange_declare(
+                    name.into(),
+                    ExchangeKind::Topic,
+                    options,
+                    FieldTable::default(),
+                )
+                .await
+                .is_ok();
+            let _ = ch.close(200, "OK".into()).await;
+            found
+        })
+    }
+
     pub fn delete_exchange(&self, name: &str) {
         block_on(async {
             if let Ok(ch) = self.connection.create_channel().await {
