@@ -43,8 +43,8 @@ LABELS = {
     ("mim", "off"): "MongooseIM's way (amqp_client), confirms off",
     ("mim", "on"): "MongooseIM's way (amqp_client), confirms on: wait after each publish",
     ("mim", "pipelined"): "amqp_client, confirms on, pipelined (not MongooseIM: Erlang's best)",
-    ("lapin", "off"): "raw lapin publisher, confirms off (the limit)",
-    ("lapin", "on"): "raw lapin publisher, confirms on, pipelined (the limit)",
+    ("lapin", "off"): "raw lapin publisher, no BEAM, confirms off, each write awaited",
+    ("lapin", "on"): "raw lapin publisher, no BEAM, confirms on, up to 1000 in flight",
 }
 
 
