@@ -7,7 +7,8 @@ Each line `RESULT row=<a|b|c|d> key=value ...` is one run of a row (several
 runs of a row: the median of each number); rows that did not
 run are left out, ratios needing a missing row print as "n/a". The second form
 puts TABLE_FILE (the first form's output with its heading) between the
-README's `<!-- PERFORMANCE ... -->` and `<!-- /PERFORMANCE -->` markers.
+README's `<!-- HTTP-TABLE ... -->` and `<!-- /HTTP-TABLE -->` markers (the
+http part of its Performance section; the other backends' parts stay).
 """
 import re
 import statistics
@@ -132,9 +133,9 @@ def update_readme(readme, table_file):
         table = f.read().strip()
     with open(readme, encoding="utf-8") as f:
         text = f.read()
-    block = re.compile(r"(<!-- PERFORMANCE[^\n]*-->\n).*?(<!-- /PERFORMANCE -->)", re.S)
+    block = re.compile(r"(<!-- HTTP-TABLE[^\n]*-->\n).*?(<!-- /HTTP-TABLE -->)", re.S)
     if not block.search(text):
-        sys.exit(f"{readme}: no <!-- PERFORMANCE --> ... <!-- /PERFORMANCE --> block")
+        sys.exit(f"{readme}: no <!-- HTTP-TABLE --> ... <!-- /HTTP-TABLE --> block")
     body = (
         f"\n{table}\n\n"
         "Reproduce with `scripts/bench_http.sh`; how each row is measured: "
