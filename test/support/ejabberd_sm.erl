@@ -206,24 +206,17 @@ route(From, To, Acc, #xmlel{name = Name} = El) ->
 -spec register_iq_handler(jid:server(), binary(), mongoose_iq_handler:t()) -> ok.
 register_iq_handler(Domain, XMLNS, IQHandler) ->
     ensure_tables(),
-    true = ets:insert(?IQTABLE, {{XMLNS, Domain}, IQHandler}),
-    ok.
+    ep_iq_table:register(?IQTABLE, Domain, XMLNS, IQHandler).
 
 -spec unregister_iq_handler(jid:server(), binary()) -> ok.
 unregister_iq_handler(Domain, XMLNS) ->
     ensure_tables(),
-    case ets:take(?IQTABLE, {XMLNS, Domain}) of
-        [{_, IQHandler}] -> mongoose_iq_handler:delete(IQHandler);
-        [] -> ok
-    end.
+    ep_iq_table:unregister(?IQTABLE, Domain, XMLNS).
 
 -spec lookup_iq_handler(jid:lserver(), binary()) -> {ok, mongoose_iq_handler:t()} | error.
 lookup_iq_handler(Domain, XMLNS) ->
     ensure_tables(),
-    case ets:lookup(?IQTABLE, {XMLNS, Domain}) of
-        [{_, IQHandler}] -> {ok, IQHandler};
-        [] -> error
-    end.
+    ep_iq_table:lookup(?IQTABLE, Domain, XMLNS).
 
 %%--------------------------------------------------------------------
 %% Helpers
