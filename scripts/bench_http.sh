@@ -95,24 +95,8 @@ if [[ " $ROWS " == *" d "* ]] && cargo build --release -p bench_sink --features 
 fi
 
 # --- the sink ------------------------------------------------------------
-SINK_PID=""
-stop_sink() {
-    if [ -n "$SINK_PID" ]; then
-        kill -TERM "$SINK_PID" 2>/dev/null || true
-        wait "$SINK_PID" 2>/dev/null || true
-    fi
-}
-trap stop_sink EXIT
-target/release/bench_sink 0 "$SINK_THREADS" >"$OUT/sink.log" 2>&1 &
-SINK_PID=$!
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/^listening 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$OUT/sink.log")
-    [ -n "$PORT" ] && break
-    kill -0 "$SINK_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$PORT" ] || die "the sink did not start: $(cat "$OUT/sink.log")"
+. bench/sink.sh
+start_sink "$OUT/sink.log" "$SINK_THREADS"
 say "sink on 127.0.0.1:$PORT ($SINK_THREADS worker thread(s))"
 
 sink_get() { # prints "<requests> <bytes>" for GET $1 (/count or /reset)

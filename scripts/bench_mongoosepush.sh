@@ -40,24 +40,8 @@ SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam -printf '
                           | sort -rn | head -1 | cut -d' ' -f2-)")
 [ -f "$SUPPORT_EBIN/ejabberd_sup.beam" ] || die "the test host's beams are not in _build/test"
 
-SINK_PID=""
-stop_sink() {
-    if [ -n "$SINK_PID" ]; then
-        kill -TERM "$SINK_PID" 2>/dev/null || true
-        wait "$SINK_PID" 2>/dev/null || true
-    fi
-}
-trap stop_sink EXIT
-target/release/bench_sink 0 "$SINK_THREADS" >"$OUT/sink.log" 2>&1 &
-SINK_PID=$!
-PORT=""
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/^listening 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$OUT/sink.log")
-    [ -n "$PORT" ] && break
-    kill -0 "$SINK_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$PORT" ] || die "the sink did not start: $(cat "$OUT/sink.log")"
+. bench/sink.sh
+start_sink "$OUT/sink.log" "$SINK_THREADS"
 
 say "sync and ours: $BENCH_CALLERS callers, $BENCH_EVENTS notifications each row"
 ERL_CRASH_DUMP="$OUT/erl_crash.dump" timeout 300 erl -noshell +pc unicode \
