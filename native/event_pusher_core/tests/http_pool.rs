@@ -478,3 +478,50 @@ fn the_request_on_the_wire_is_byte_exact_with_no_added_headers() {
         )
     );
 }
+
+/// A server that closes an idle keep-alive connection (as most do after a
+/// few seconds): the next request goes on a new connection at once, without
+/// a failed attempt. The server answers one request per connection, keeps
+/// it open without `Connection: close`, and closes it once it has answered.
+#[test]
+fn a_keep_alive_connection_the_server_closed_is_replaced_without_a_failed_attempt() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut conn, _) = listener.accept().expect("accept");
+            conn.set_read_timeout(Some(DEADLINE)).expect("timeout");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The whole request: head and the 4-byte body of `job`.
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") || !got.ends_with(b"body") {
+                let n = conn.read(&mut buf).expect("read");
+                assert!(n > 0, "connection closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .expect("write");
+            drop(conn);
+            closed_tx.send(()).expect("test alive");
+        }
+    });
+    let mut cfg = config(url);
+    cfg.workers = 1;
+    let (pool, events) = start(cfg);
+    pool.submit(job(1, "a")).expect("accepted");
+    assert_eq!(status(&outcomes(&events.take(1))[0]), 200);
+    closed_rx
+        .recv_timeout(DEADLINE)
+        .expect("server closed the first connection");
+    pool.submit(job(2, "b")).expect("accepted");
+    let second = outcomes(&events.take(1));
+    assert_eq!(status(&second[0]), 200, "{second:?}");
+    closed_rx
+        .recv_timeout(DEADLINE)
+        .expect("second connection served");
+    server.join().expect("server");
+    let stats = pool.stats();
+    assert_eq!((stats.sent, stats.failed_attempts), (2, 0));
+}

@@ -27,7 +27,6 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
@@ -89,9 +88,9 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 /// then cost no wake-ups between tasks or threads.
 struct Conn {
     sender: http1::SendRequest<Full<Bytes>>,
-    driver: Driver,
-    /// The driver has returned: the connection is closed.
-    ended: bool,
+    /// `None` once it has returned (the connection is closed); dropped then,
+    /// so that hyper cancels what still waits on the connection.
+    driver: Option<Driver>,
     /// It has carried a request: a request it fails to even start (the server
     /// closed it meanwhile) goes on a new connection without counting as an
     /// attempt, as hyper's pooled client does.
@@ -359,7 +358,7 @@ async fn exchange<T>(
 ) -> Result<u16, Failure> {
     loop {
         let conn = match slot {
-            Some(conn) if !conn.ended && !conn.sender.is_closed() => conn,
+            Some(conn) if conn.driver.is_some() && !conn.sender.is_closed() => conn,
             _ => {
                 *slot = None;
                 slot.insert(connect(endpoint).await?)
@@ -419,8 +418,7 @@ async fn connect(endpoint: &Endpoint) -> Result<Conn, Failure> {
         .map_err(|e| Failure::Connect(Box::new(e)))?;
     Ok(Conn {
         sender,
-        driver: Box::pin(connection),
-        ended: false,
+        driver: Some(Box::pin(connection)),
         reused: false,
         last_used: Instant::now(),
     })
@@ -436,23 +434,18 @@ where
     F: FnOnce(&'a mut http1::SendRequest<Full<Bytes>>) -> Fut,
     Fut: Future + 'a,
 {
-    let Conn {
-        sender,
-        driver,
-        ended,
-        ..
-    } = conn;
+    let Conn { sender, driver, .. } = conn;
     let mut fut = std::pin::pin!(start(sender));
     std::future::poll_fn(move |cx| {
         // The driver first: it writes what the request queued and hands
         // over a response it read, which the request then sees at once.
-        if !*ended && driver.as_mut().poll(cx).is_ready() {
-            *ended = true;
+        if driver
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
+        {
+            *driver = None;
         }
-        match fut.as_mut().poll(cx) {
-            Poll::Ready(out) => Poll::Ready(out),
-            Poll::Pending => Poll::Pending,
-        }
+        fut.as_mut().poll(cx)
     })
     .await
 }
