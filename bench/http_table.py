@@ -76,8 +76,8 @@ def main(path):
     c = rows.get("c", {})
     out = [
         "| row | events/s | vs (b) | vs (c) | caller p50 | caller p99 "
-        "| client CPU µs/event | CPU vs (b) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| client CPU µs/event | CPU vs (b) | sink CPU µs/event |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key in ORDER:
         r = rows.get(key)
@@ -85,8 +85,9 @@ def main(path):
             continue
         eps = r.get("events_per_s")
         cpu = r.get("cpu_us_per_event")
+        sink_cpu = r.get("sink_cpu_us_per_event")
         out.append(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 LABELS[key],
                 f"{eps:,.0f}" if eps is not None else "—",
                 ratio(eps, b.get("events_per_s")) if key != "b" else "1.00x",
@@ -95,6 +96,7 @@ def main(path):
                 latency(r.get("p99_us")),
                 f"{cpu:.1f}" if cpu is not None else "—",
                 ratio(cpu, b.get("cpu_us_per_event")) if cpu is not None else "—",
+                f"{sink_cpu:.1f}" if sink_cpu is not None else "—",
             )
         )
     print("\n".join(out))

@@ -2,6 +2,7 @@
 # start_sink LOG THREADS: starts target/release/bench_sink on a free port of
 # 127.0.0.1 with THREADS worker threads, its output in LOG; sets PORT and
 # SINK_PID, and stops the sink when the script exits. Needs `die`.
+# sink_usage: prints "<requests since start> <CPU µs since start>" of the sink.
 SINK_PID=""
 stop_sink() {
     if [ -n "$SINK_PID" ]; then
@@ -22,4 +23,16 @@ start_sink() {
         sleep 0.1
     done
     [ -n "$PORT" ] || die "the sink did not start: $(cat "$log")"
+}
+
+sink_usage() {
+    local total ticks tck
+    exec 4<>"/dev/tcp/127.0.0.1/$PORT"
+    printf 'GET /total HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n' >&4
+    total=$(tail -n 1 <&4)
+    exec 4<&-
+    # utime + stime: fields 14 and 15 of proc(5), counted after the ')'.
+    ticks=$(sed 's/.*) //' "/proc/$SINK_PID/stat" | awk '{ print $12 + $13 }')
+    tck=$(getconf CLK_TCK)
+    echo "$total $((ticks * 1000000 / tck))"
 }

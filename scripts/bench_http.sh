@@ -130,6 +130,7 @@ for round in $(seq 1 "$ROUNDS"); do
 for row in $ROWS; do
     [ "$ROUNDS" = 1 ] || say "round $round of $ROUNDS"
     sink_get /reset >/dev/null
+    read -r served0 sink_cpu0 < <(sink_usage)
     case $row in
     c)
         say "(c) wrk -t2 -c10 -d${WRK_SECONDS}s"
@@ -168,6 +169,14 @@ for row in $ROWS; do
         ;;
     *) die "unknown row: $row" ;;
     esac
+    # What the sink itself spent per request it served in this row (warm-up
+    # included): the share of the machine a client leaves it.
+    read -r served1 sink_cpu1 < <(sink_usage)
+    if [ "$served1" -gt "$served0" ] && tail -n 1 "$RESULTS" | grep -q "^RESULT row=$row "; then
+        sink_cpu=$(awk -v c="$((sink_cpu1 - sink_cpu0))" -v n="$((served1 - served0))" \
+                       'BEGIN { printf "%.2f", c / n }')
+        sed -i "\$ s/\$/ sink_cpu_us_per_event=$sink_cpu/" "$RESULTS"
+    fi
 done
 done
 

@@ -4,7 +4,9 @@
 //! has been read; the sink counts requests and body bytes. Two `GET` routes
 //! let a benchmark read the counters without extra tooling:
 //! - `GET /count` answers `"<requests> <bytes>\n"`;
-//! - `GET /reset` answers the same and sets both counters to zero.
+//! - `GET /reset` answers the same and sets both counters to zero;
+//! - `GET /total` answers `"<requests>\n"`, every request since start (never
+//!   reset: a benchmark divides the sink's own CPU time by it).
 
 mod cpu;
 pub use cpu::{CpuError, ProcessCpu};
@@ -64,6 +66,7 @@ impl std::fmt::Display for Snapshot {
 pub struct Counters {
     requests: AtomicU64,
     bytes: AtomicU64,
+    total: AtomicU64,
 }
 
 impl Counters {
@@ -82,9 +85,15 @@ impl Counters {
         }
     }
 
+    /// Requests received since start.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
     fn record(&self, bytes: u64) {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -131,6 +140,10 @@ async fn handle(
         },
         (&Method::GET, "/count") => text(counters.snapshot()),
         (&Method::GET, "/reset") => text(counters.reset()),
+        (&Method::GET, "/total") => reply(
+            StatusCode::OK,
+            Bytes::from(format!("{}\n", counters.total())),
+        ),
         (&Method::GET, _) => reply(StatusCode::NOT_FOUND, Bytes::new()),
         _ => reply(StatusCode::METHOD_NOT_ALLOWED, Bytes::new()),
     };
@@ -246,12 +259,15 @@ mod tests {
     }
 
     #[test]
-    fn reset_returns_the_counts_and_zeroes_them() {
+    fn reset_returns_the_counts_and_zeroes_them_but_not_the_total() {
         let (_rt, port) = start();
         let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         request(&mut conn, "POST", "/notify", "abc");
         assert_eq!(request(&mut conn, "GET", "/reset", "").1, "1 3\n");
         assert_eq!(request(&mut conn, "GET", "/count", "").1, "0 0\n");
+        // The total is never reset.
+        request(&mut conn, "POST", "/notify", "de");
+        assert_eq!(request(&mut conn, "GET", "/total", "").1, "2\n");
         assert_eq!(
             request(&mut conn, "GET", "/nothing", "").0,
             "HTTP/1.1 404 Not Found"
