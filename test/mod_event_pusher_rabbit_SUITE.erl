@@ -567,7 +567,11 @@ nacked_message_emits_failed(Config) ->
                                               binary:match(P, <<"first fits">>) =/= nomatch
                                       end),
     send_chat(<<"second is rejected">>),
-    instrument_helper:wait_and_assert(?PUBLISHED, ?LABELS, fun(#{failed := 1}) -> true end),
+    %% As MongooseIM's: the failed message's payload comes with it.
+    instrument_helper:wait_and_assert(?PUBLISHED, ?LABELS,
+                                      fun(#{failed := 1, payload := P}) ->
+                                              binary:match(P, <<"second is rejected">>) =/= nomatch
+                                      end),
     ?assertEqual(1, ep_amqp:queue_length(Admin, Q)).
 
 connections_emit_opened_and_closed(doc) ->

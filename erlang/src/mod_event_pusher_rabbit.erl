@@ -115,18 +115,20 @@ push_event(HookAcc, #{event := Event}, #{host_type := HostType}) ->
 %% without: written), nacked, unconfirmed in time, failed, or given up.
 -spec handle_pool_result(ctx(), Outcome) -> ok when
       Outcome :: {published, non_neg_integer(), binary()}
-               | {error, binary(), non_neg_integer()}
+               | {error, binary(), non_neg_integer(), binary()}
                | {dropped, atom()}.
 handle_pool_result(Ctx, {published, TimeUs, Payload}) ->
     published(Ctx, #{count => 1, time => TimeUs, size => byte_size(Payload),
                      payload => Payload});
-handle_pool_result(Ctx, {error, <<"confirm_timeout">> = Reason, _TimeUs}) ->
+%% A failed attempt carries its message, as MongooseIM's `failed'/`timeout'
+%% measurements do.
+handle_pool_result(Ctx, {error, <<"confirm_timeout">> = Reason, _TimeUs, Payload}) ->
     ?LOG_ERROR((log_meta(Ctx))#{what => rabbit_message_sent_failed, reason => Reason,
                                 text => <<"The broker did not confirm a message in time">>}),
-    published(Ctx, #{timeout => 1});
-handle_pool_result(Ctx, {error, Reason, _TimeUs}) ->
+    published(Ctx, #{timeout => 1, payload => Payload});
+handle_pool_result(Ctx, {error, Reason, _TimeUs, Payload}) ->
     ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_message_sent_failed, reason => Reason}),
-    published(Ctx, #{failed => 1});
+    published(Ctx, #{failed => 1, payload => Payload});
 handle_pool_result(Ctx, {dropped, Reason}) ->
     dropped(Ctx, Reason).
 

@@ -33,6 +33,9 @@ pub enum Outcome {
     Error {
         reason: Cow<'static, str>,
         elapsed_us: u64,
+        /// The message, for a publish MongooseIM reports with its payload
+        /// (a rabbit nack, confirm timeout or refusal); `None` for HTTP.
+        payload: Option<bytes::Bytes>,
     },
     /// A message was accepted by the server (an AMQP confirm, or written to
     /// the channel with confirms off; an SNS publish that succeeded). The

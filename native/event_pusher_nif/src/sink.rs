@@ -48,9 +48,22 @@ fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
         Outcome::Response { status, elapsed_us } => {
             (atoms::response(), *status, *elapsed_us).encode(env)
         }
-        Outcome::Error { reason, elapsed_us } => {
-            (atoms::error(), reason.as_ref(), *elapsed_us).encode(env)
-        }
+        Outcome::Error {
+            reason,
+            elapsed_us,
+            payload: None,
+        } => (atoms::error(), reason.as_ref(), *elapsed_us).encode(env),
+        Outcome::Error {
+            reason,
+            elapsed_us,
+            payload: Some(payload),
+        } => (
+            atoms::error(),
+            reason.as_ref(),
+            *elapsed_us,
+            binary(env, payload),
+        )
+            .encode(env),
         Outcome::Dropped(DropReason::RetriesExhausted) => {
             (atoms::dropped(), atoms::retries_exhausted()).encode(env)
         }
@@ -61,13 +74,14 @@ fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
         Outcome::Published {
             elapsed_us,
             payload,
-        } => {
-            let mut bin = rustler::NewBinary::new(env, payload.len());
-            bin.as_mut_slice().copy_from_slice(payload);
-            let bin: rustler::Binary = bin.into();
-            (atoms::published(), *elapsed_us, bin).encode(env)
-        }
+        } => (atoms::published(), *elapsed_us, binary(env, payload)).encode(env),
     }
+}
+
+fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> rustler::Binary<'a> {
+    let mut bin = rustler::NewBinary::new(env, bytes.len());
+    bin.as_mut_slice().copy_from_slice(bytes);
+    bin.into()
 }
 
 /// `{mongoose_event_pusher_nif, closed, Ref, #{dropped => N}}` to the owner.

@@ -286,6 +286,7 @@ impl<T: Tag> Worker<T> {
                 Some(Outcome::Error {
                     reason: Cow::Borrowed("panic"),
                     elapsed_us: micros(started),
+                    payload: None,
                 })
             }
         }
@@ -337,6 +338,7 @@ impl<T: Tag> Worker<T> {
             Some(Err(failure)) => Outcome::Error {
                 reason: error_reason(&failure),
                 elapsed_us: micros(started),
+                payload: None,
             },
             None => timeout_outcome(started),
         };
@@ -467,6 +469,7 @@ fn timeout_outcome(started: Instant) -> Outcome {
     Outcome::Error {
         reason: Cow::Borrowed("timeout"),
         elapsed_us: micros(started),
+        payload: None,
     }
 }
 

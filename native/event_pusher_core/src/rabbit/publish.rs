@@ -190,6 +190,7 @@ impl<T: Tag> Worker<T> {
         let outcome = Outcome::Error {
             reason: why,
             elapsed_us,
+            payload: Some(message.body.clone()),
         };
         if message.failures >= MAX_ATTEMPTS {
             let counters = &self.shared.counters;

@@ -115,7 +115,11 @@ impl<T: Tag> Shared<T> {
             let exhausted = attempt > self.retry_count;
             jobs = Vec::with_capacity(failed.len());
             for (job, reason) in failed {
-                let outcome = Outcome::Error { reason, elapsed_us };
+                let outcome = Outcome::Error {
+                    reason,
+                    elapsed_us,
+                    payload: None,
+                };
                 self.reporter.outcome(job.tag.clone(), outcome);
                 if exhausted {
                     Counters::bump(&common.dropped_retries_exhausted);
