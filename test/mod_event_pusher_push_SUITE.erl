@@ -45,6 +45,8 @@
          subscriptions_in_mongooseim_record_shape_are_read/1]).
 %% plugins
 -export([enhanced_plugin_notifies_unacknowledged_message_at_once/1,
+         enhanced_plugin_notifies_the_session_service_with_nothing_stored/1,
+         unacknowledged_headline_is_not_notified/1,
          hints_plugin_skips_no_store/1,
          hints_plugin_notifies_jingle_call/1,
          custom_plugin_with_only_should_publish/1]).
@@ -107,6 +109,8 @@ groups() ->
        subscriptions_in_mongooseim_record_shape_are_read]},
      {plugins, [],
       [enhanced_plugin_notifies_unacknowledged_message_at_once,
+       enhanced_plugin_notifies_the_session_service_with_nothing_stored,
+       unacknowledged_headline_is_not_notified,
        hints_plugin_skips_no_store,
        hints_plugin_notifies_jingle_call,
        custom_plugin_with_only_should_publish]},
@@ -156,7 +160,9 @@ boots(Case) ->
 iq_timeout(timeout_does_not_disable_the_node) -> 300;
 iq_timeout(_) -> 5000.
 
-module_toml(enhanced_plugin_notifies_unacknowledged_message_at_once) ->
+module_toml(Case) when Case =:= enhanced_plugin_notifies_unacknowledged_message_at_once;
+                       Case =:= enhanced_plugin_notifies_the_session_service_with_nothing_stored;
+                       Case =:= unacknowledged_headline_is_not_notified ->
     "  plugin_module = \"mod_event_pusher_push_plugin_enhanced\"\n";
 module_toml(Case) when Case =:= hints_plugin_skips_no_store;
                        Case =:= hints_plugin_notifies_jingle_call ->
@@ -545,6 +551,34 @@ enhanced_plugin_notifies_unacknowledged_message_at_once(Config) ->
     [{_, _, IQ}] = ep_pubsub:wait_for_publishes(?config(pubsub, Config), 1, ?WAIT_MS),
     ?assertEqual([<<"are you there">>],
                  proplists:get_value(<<"last-message-body">>, summary_fields(IQ))).
+
+%% Doc: the enhanced plugin's should_publish is asked even when the store
+%% holds nothing for the user (as in MongooseIM): the service in the
+%% session is notified. remove_user clears the store, not the sessions.
+enhanced_plugin_notifies_the_session_service_with_nothing_stored(Config) ->
+    SID = login(?BOB_PHONE),
+    ok = enable(?BOB_PHONE, SID, ?PUBSUB, <<"n">>, #{}),
+    ok = ejabberd_auth:remove_user(jid:from_binary(?BOB)),
+    ok = ejabberd_auth:set_users(all),
+    ?assertEqual({ok, []}, services(?BOB)),
+    Message = ep_test_host:with_from_to(
+                ep_test_host:message(jid:from_binary(?BOB), <<"chat">>, <<"still there?">>),
+                jid:from_binary(?ALICE), jid:from_binary(?BOB_PHONE)),
+    {ok, _} = ep_test_host:unacknowledged_message(jid:from_binary(?BOB_PHONE), Message),
+    [{_, _, IQ}] = ep_pubsub:wait_for_publishes(?config(pubsub, Config), 1, ?WAIT_MS),
+    ?assertEqual([<<"still there?">>],
+                 proplists:get_value(<<"last-message-body">>, summary_fields(IQ))).
+
+%% Doc: only chat and groupchat messages name a sender: an unacknowledged
+%% headline notifies nobody (MongooseIM's handler fails on it).
+unacknowledged_headline_is_not_notified(Config) ->
+    SID = login(?BOB_PHONE),
+    ok = enable(?BOB_PHONE, SID, ?PUBSUB, <<"n">>, #{}),
+    Message = ep_test_host:with_from_to(
+                ep_test_host:message(jid:from_binary(?BOB), <<"headline">>, <<"news">>),
+                jid:from_binary(?ALICE), jid:from_binary(?BOB_PHONE)),
+    {ok, _} = ep_test_host:unacknowledged_message(jid:from_binary(?BOB_PHONE), Message),
+    assert_no_publish(Config).
 
 %% Doc: the hints plugin skips a message with a no-store hint.
 hints_plugin_skips_no_store(Config) ->

@@ -61,10 +61,13 @@ run(Acc, Event, BareRecipient) ->
                          user => jid:to_binary(BareRecipient), reason => Reason}),
             mod_event_pusher_push:count(HostType, failed, #{reason => storage}),
             Acc;
-        {_, {ok, []}} ->
-            Acc;
         {Payload, {ok, Enabled}} ->
+            %% Called with no stored service too, as in MongooseIM: a plugin
+            %% may notify services it finds elsewhere (the enhanced plugin's
+            %% session for an unacknowledged message).
             case should_publish(Acc, Event, Enabled) of
+                [] when Enabled =:= [] ->
+                    Acc;
                 [] ->
                     mod_event_pusher_push:count(HostType, skipped, #{reason => no_services}),
                     Acc;

@@ -40,13 +40,18 @@ should_publish(Acc, Event, Services) ->
 prepare_notification(Acc, _Event) ->
     {Sender, Recipient, Message} = mongoose_acc:packet(Acc),
     Text = exml_query:path(Message, [{element, <<"body">>}, cdata], <<>>),
+    Type = exml_query:attr(Message, <<"type">>),
     if
         Text =:= <<>> ->
+            skip;
+        %% Only these name a sender (MongooseIM's handler crashes on any
+        %% other type, e.g. an unacknowledged headline: nothing is sent).
+        Type =/= <<"chat">>, Type =/= <<"groupchat">> ->
             skip;
         true ->
             Count = messages_waiting(Acc, Recipient),
             [{<<"message-count">>, integer_to_binary(Count)},
-             {<<"last-message-sender">>, who_wrote(Sender, exml_query:attr(Message, <<"type">>))},
+             {<<"last-message-sender">>, who_wrote(Sender, Type)},
              {<<"last-message-body">>, Text}]
     end.
 
@@ -87,8 +92,8 @@ messages_waiting(Acc, Recipient) ->
 
 %% In a room the sender is the occupant (full JID, the nick); in a chat
 %% the bare JID. Lowercased either way.
--spec who_wrote(jid:jid(), binary() | undefined) -> binary().
+-spec who_wrote(jid:jid(), binary()) -> binary().
 who_wrote(Sender, <<"groupchat">>) ->
     jid:to_binary(jid:to_lower(Sender));
-who_wrote(Sender, _ChatOrOther) ->
+who_wrote(Sender, <<"chat">>) ->
     jid:to_binary(jid:to_lower(jid:to_bare(Sender))).
