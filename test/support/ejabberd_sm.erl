@@ -27,6 +27,8 @@
          route/3, route/4, register_iq_handler/3, unregister_iq_handler/2]).
 %% test host: the component lookup
 -export([lookup_iq_handler/2]).
+%% test host: ejabberd_sup creates the table when it starts
+-export([ensure_tables/0]).
 
 -include("jlib.hrl").
 -include("mongoose.hrl").

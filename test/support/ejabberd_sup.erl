@@ -41,6 +41,10 @@ init(noargs) ->
     %% which a supervisor would log as an unexpected message)
     mongoose_wpool:ensure_started(),
     ejabberd_local:ensure_tables(),
+    ejabberd_sm:ensure_tables(),
+    gen_iq_handler:ensure_table(),
+    mongoose_domain_api:ensure_table(),
+    mongoose_router:ensure_table(),
     {ok, {#{strategy => one_for_one, intensity => 10, period => 1},
           [worker_spec(Module) || Module <- ?CORE_CHILDREN]}}.
 

@@ -9,6 +9,8 @@
          add_iq_handler/6, remove_iq_handler/3]).
 %% test host: used by gen_iq_component
 -export([lookup/3]).
+%% test host: ejabberd_sup creates the table when it starts
+-export([ensure_table/0]).
 
 -include_lib("kernel/include/logger.hrl").
 

@@ -6,6 +6,8 @@
 -module(mongoose_domain_api).
 
 -export([insert_domain/2, delete_domain/2, get_domain_host_type/1, get_host_type/1]).
+%% test host: ejabberd_sup creates the table when it starts
+-export([ensure_table/0]).
 
 -type remove_domain_acc() :: #{failed := [module()]}.
 -type domain_info() :: #{domain := jid:lserver(), host_type := mongooseim:host_type()}.

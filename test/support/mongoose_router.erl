@@ -15,6 +15,8 @@
 
 -export([route/1, register_route/2, unregister_route/1, lookup_route/1,
          is_registered_route/1, get_all_domains/0]).
+%% test host: ejabberd_sup creates the table when it starts
+-export([ensure_table/0]).
 
 -include("jlib.hrl").
 -include("mongoose.hrl").
