@@ -22,6 +22,8 @@
          presence_only_config_declares_only_the_presence_exchange/1,
          exchange_of_another_type_fails_start_naming_it/1,
          wrong_port_fails_start_with_the_connection_error/1,
+         without_a_pool_start_fails_naming_each_exchange/1,
+         without_exchanges_the_module_starts_without_a_pool/1,
          wrong_credentials_fail_start_with_the_broker_refusal/1]).
 %% publish_confirms_off, publish_confirms_on
 -export([user_going_online_publishes_presence_true_under_bare_jid/1,
@@ -88,7 +90,9 @@ groups() ->
                     presence_only_config_declares_only_the_presence_exchange,
                     exchange_of_another_type_fails_start_naming_it,
                     wrong_port_fails_start_with_the_connection_error,
-                    wrong_credentials_fail_start_with_the_broker_refusal]},
+                    wrong_credentials_fail_start_with_the_broker_refusal,
+                    without_a_pool_start_fails_naming_each_exchange,
+                    without_exchanges_the_module_starts_without_a_pool]},
      {publish_confirms_off, [], publish_cases()},
      {publish_confirms_on, [], publish_cases()},
      {custom_exchanges, [], [custom_exchange_names_and_topics_are_used,
@@ -192,6 +196,11 @@ setup(exchange_of_another_type_fails_start_naming_it) ->
                                    {"chat_msg_exchange", "name = \"ep_no_conflict\""}]};
 setup(wrong_port_fails_start_with_the_connection_error) ->
     #{boot => false, conn => "port = 5699", exchanges => [{"presence_exchange", ""}]};
+setup(without_a_pool_start_fails_naming_each_exchange) ->
+    #{boot => false, no_pool => true,
+      exchanges => [{"presence_exchange", ""}, {"chat_msg_exchange", ""}]};
+setup(without_exchanges_the_module_starts_without_a_pool) ->
+    #{boot => false, no_pool => true, exchanges => []};
 setup(wrong_credentials_fail_start_with_the_broker_refusal) ->
     #{boot => false, conn => "password = \"not-the-password\"",
       exchanges => [{"presence_exchange", ""}]};
@@ -311,6 +320,25 @@ wrong_credentials_fail_start_with_the_broker_refusal(Config) ->
                               <<"login">>, <<"refused">>])),
     ?assertEqual(nomatch, binary:match(term_to_binary(Error), <<"not-the-password">>)),
     assert_pool_released().
+
+without_a_pool_start_fails_naming_each_exchange(doc) ->
+    ["Without [outgoing_pools.rabbit.event_pusher] no exchange can be declared: the start "
+     "fails with creating_exchanges_failed, each exchange failed with pool_not_started, "
+     "as in MongooseIM"];
+without_a_pool_start_fails_naming_each_exchange(Config) ->
+    #{what := creating_exchanges_failed, failures := Failures} = failed_boot(Config),
+    ?assertEqual(#{presence_exchange => #{name => <<"presence">>, reason => pool_not_started},
+                   chat_msg_exchange => #{name => <<"chat_msg">>, reason => pool_not_started}},
+                 Failures).
+
+without_exchanges_the_module_starts_without_a_pool(doc) ->
+    ["With no exchange configured there is nothing to declare or publish: the module "
+     "starts without a pool, and events publish nothing"];
+without_exchanges_the_module_starts_without_a_pool(Config) ->
+    ok = boot(Config),
+    ?assertEqual(undefined, mongoose_event_pusher_pools:lookup(rabbit, ?HOST_TYPE, event_pusher)),
+    {ok, _} = ep_test_host:user_available(ep_test_host:jid(<<"alice@localhost/res">>)),
+    ok = ep_test_host:restart_modules().
 
 %%====================================================================
 %% publish_confirms_off, publish_confirms_on
@@ -799,13 +827,17 @@ toml(Config) ->
                    true -> "confirms_enabled = true\n";
                    _ -> ""
                end,
+    Pool = case maps:get(no_pool, Setup, false) of
+               true -> [];
+               false -> ["[outgoing_pools.rabbit.event_pusher]\n",
+                         maps:get(pool, Setup, "workers = 1"), "\n",
+                         "[outgoing_pools.rabbit.event_pusher.connection]\n",
+                         "host = \"127.0.0.1\"\n",
+                         Confirms,
+                         maps:get(conn, Setup, ""), "\n"]
+           end,
     [ep_test_host:general_toml(),
-     "[outgoing_pools.rabbit.event_pusher]\n",
-     maps:get(pool, Setup, "workers = 1"), "\n",
-     "[outgoing_pools.rabbit.event_pusher.connection]\n",
-     "host = \"127.0.0.1\"\n",
-     Confirms,
-     maps:get(conn, Setup, ""), "\n",
+     Pool,
      "[modules.mod_event_pusher.rabbit]\n",
      [["[modules.mod_event_pusher.rabbit.", Key, "]\n", Body, "\n"]
       || {Key, Body} <- maps:get(exchanges, Setup)]].

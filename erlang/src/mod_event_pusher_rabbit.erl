@@ -55,8 +55,18 @@
 %% releases the pool and fails the start (MongooseIM: creating_exchanges_failed).
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, Opts) ->
-    Pool = acquire_pool(HostType),
-    case declare_exchanges(Pool, exchanges(Opts)) of
+    case exchanges(Opts) of
+        [] ->
+            %% Nothing to declare or publish: no pool needed (as MongooseIM).
+            ok;
+        Exchanges ->
+            start_with_pool(HostType, Exchanges)
+    end.
+
+-spec start_with_pool(mongooseim:host_type(), [{exchange_key(), exchange_opts()}]) -> ok.
+start_with_pool(HostType, Exchanges) ->
+    Pool = acquire_pool(HostType, Exchanges),
+    case declare_exchanges(Pool, Exchanges) of
         ok ->
             {ok, {rabbit, Scope, ?POOL_TAG}} =
                 mongoose_event_pusher_pools:pool_key(rabbit, HostType, ?POOL_TAG),
@@ -70,8 +80,14 @@ start(HostType, Opts) ->
 
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
-    _ = persistent_term:erase(ctx_key(HostType)),
-    mongoose_event_pusher_pools:release(rabbit, HostType, ?POOL_TAG).
+    %% The context is there only while the module holds the pool.
+    case persistent_term:get(ctx_key(HostType), undefined) of
+        undefined ->
+            ok;
+        _Ctx ->
+            _ = persistent_term:erase(ctx_key(HostType)),
+            mongoose_event_pusher_pools:release(rabbit, HostType, ?POOL_TAG)
+    end.
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
 hooks(HostType) ->
@@ -181,14 +197,24 @@ non_empty_binary() ->
 %% Start: pool and exchanges
 %%--------------------------------------------------------------------
 
--spec acquire_pool(mongooseim:host_type()) -> mongoose_event_pusher_pool:pool_ref().
-acquire_pool(HostType) ->
+%% Without the pool no exchange can be declared: the start fails as
+%% MongooseIM's does then, each configured exchange failed with
+%% `pool_not_started' (or why the configured pool could not start).
+-spec acquire_pool(mongooseim:host_type(), [{exchange_key(), exchange_opts()}]) ->
+          mongoose_event_pusher_pool:pool_ref().
+acquire_pool(HostType, Exchanges) ->
     case mongoose_event_pusher_pools:acquire(rabbit, HostType, ?POOL_TAG) of
         {ok, Pool} ->
             Pool;
         {error, Reason} ->
-            error(#{what => event_pusher_rabbit_pool_unavailable, host_type => HostType,
-                    pool => <<"outgoing_pools.rabbit.event_pusher">>, reason => Reason})
+            Why = case Reason of
+                      #{what := event_pusher_pool_not_found} -> pool_not_started;
+                      _ -> Reason
+                  end,
+            error(#{what => creating_exchanges_failed, host_type => HostType,
+                    pool => <<"outgoing_pools.rabbit.event_pusher">>,
+                    failures => maps:from_list([{Key, #{name => Name, reason => Why}}
+                                                || {Key, #{name := Name}} <- Exchanges])})
     end.
 
 %% The configured exchanges, in a fixed order.
