@@ -44,7 +44,8 @@
          unconfigured_exchanges_get_nothing/1]).
 %% filter_and_metadata
 -export([filter_module_lets_only_presences_through_with_metadata/1,
-         metadata_wins_on_a_clash_and_literals_stay_json/1]).
+         metadata_wins_on_a_clash_and_literals_stay_json/1,
+         metadata_numbers_and_text_are_written_as_jiffy_writes_them/1]).
 %% lifecycle
 -export([stopping_the_module_closes_its_connections_and_restarts_leak_none/1]).
 %% outage
@@ -58,7 +59,7 @@
          host_type_pool_emits_events_without_global_prefix/1]).
 
 %% A push_event handler of this suite (metadata_wins_on_a_clash...)
--export([add_clashing_metadata/3]).
+-export([add_clashing_metadata/3, add_number_and_text_metadata/3]).
 
 -define(WAIT_MS, 10000).
 -define(HOST_TYPE, <<"localhost">>).
@@ -99,7 +100,8 @@ groups() ->
                              renamed_exchanges_keep_the_default_topics,
                              unconfigured_exchanges_get_nothing]},
      {filter_and_metadata, [], [filter_module_lets_only_presences_through_with_metadata,
-                                metadata_wins_on_a_clash_and_literals_stay_json]},
+                                metadata_wins_on_a_clash_and_literals_stay_json,
+                                metadata_numbers_and_text_are_written_as_jiffy_writes_them]},
      {instrumentation, [], [published_message_emits_count_time_size_and_payload,
                             nacked_message_emits_failed,
                             connections_emit_opened_and_closed,
@@ -555,6 +557,35 @@ metadata_wins_on_a_clash_and_literals_stay_json(_Config) ->
         gen_hook:delete_handlers([Handler]),
         gen_hook:reload_hooks()
     end.
+
+metadata_numbers_and_text_are_written_as_jiffy_writes_them(doc) ->
+    ["The body is byte for byte what jiffy (MongooseIM's encoder) makes of the same map: "
+     "floats of every magnitude, and text with quotes, slashes and control characters"];
+metadata_numbers_and_text_are_written_as_jiffy_writes_them(_Config) ->
+    Handler = {push_event, ?HOST_TYPE, fun ?MODULE:add_number_and_text_metadata/3, #{}, 20},
+    gen_hook:add_handlers([Handler]),
+    gen_hook:reload_hooks(),
+    try
+        send_chat(<<"numbers">>),
+        [#{payload := Body}] = ep_amqp:recv(1, ?WAIT_MS),
+        Expected = jiffy:encode(maps:merge(#{from_user_id => <<"alice@localhost/phone">>,
+                                             to_user_id => <<"bob@localhost">>,
+                                             message => <<"numbers">>},
+                                           number_and_text_metadata())),
+        ?assertEqual(Expected, Body)
+    after
+        gen_hook:delete_handlers([Handler]),
+        gen_hook:reload_hooks()
+    end.
+
+add_number_and_text_metadata(HookAcc = #{metadata := Metadata}, _Params, _Extra) ->
+    {ok, HookAcc#{metadata := maps:merge(Metadata, number_and_text_metadata())}}.
+
+number_and_text_metadata() ->
+    #{f1 => 1.0e21, f2 => 1.0e20, f3 => 1.0e16, f4 => 1.0e-6, f5 => 1.0e-7,
+      f6 => 0.1, f7 => -2.5, f8 => 100.0, f9 => 1.2345e-5, f10 => 5.0e-324,
+      i1 => -42, i2 => 9007199254740993,
+      text => <<"q\" s\\ /path", 1, 31, 9, 10, "é"/utf8>>}.
 
 add_clashing_metadata(HookAcc = #{metadata := Metadata}, _Params, _Extra) ->
     {ok, HookAcc#{metadata := Metadata#{message => <<"from metadata">>, seen => true,
