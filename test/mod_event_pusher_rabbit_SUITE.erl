@@ -560,7 +560,8 @@ metadata_wins_on_a_clash_and_literals_stay_json(_Config) ->
 
 metadata_numbers_and_text_are_written_as_jiffy_writes_them(doc) ->
     ["The body is byte for byte what jiffy (MongooseIM's encoder) makes of the same map: "
-     "floats of every magnitude, and text with quotes, slashes and control characters"];
+     "floats of every magnitude, text with quotes, slashes and control characters, lists "
+     "and nested objects"];
 metadata_numbers_and_text_are_written_as_jiffy_writes_them(_Config) ->
     Handler = {push_event, ?HOST_TYPE, fun ?MODULE:add_number_and_text_metadata/3, #{}, 20},
     gen_hook:add_handlers([Handler]),
@@ -585,7 +586,11 @@ number_and_text_metadata() ->
     #{f1 => 1.0e21, f2 => 1.0e20, f3 => 1.0e16, f4 => 1.0e-6, f5 => 1.0e-7,
       f6 => 0.1, f7 => -2.5, f8 => 100.0, f9 => 1.2345e-5, f10 => 5.0e-324,
       i1 => -42, i2 => 9007199254740993,
-      text => <<"q\" s\\ /path", 1, 31, 9, 10, "é"/utf8>>}.
+      text => <<"q\" s\\ /path", 1, 31, 9, 10, "é"/utf8>>,
+      %% Lists and nested objects (a map, or jiffy's {[{K, V}]}).
+      tags => [<<"a">>, 1, 2.5, true, null, [], #{}],
+      nested => #{z => #{y => [#{x => <<"deep">>}]}, a => false},
+      proplist_object => {[{k1, <<"one">>}, {k3, 3}, {k2, 2}]}}.
 
 add_clashing_metadata(HookAcc = #{metadata := Metadata}, _Params, _Extra) ->
     {ok, HookAcc#{metadata := Metadata#{message => <<"from metadata">>, seen => true,

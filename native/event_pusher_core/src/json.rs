@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::io;
 
 /// One value of an event body or of its metadata.
@@ -17,46 +17,75 @@ pub enum Field {
     Int(i64),
     Float(f64),
     Null,
-}
-
-impl From<Field> for Value {
-    fn from(f: Field) -> Value {
-        match f {
-            Field::Str(s) => Value::String(s),
-            Field::Bool(b) => Value::Bool(b),
-            Field::Int(i) => Value::from(i),
-            // A non-finite float has no JSON form: written as null.
-            Field::Float(x) => serde_json::Number::from_f64(x)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-            Field::Null => Value::Null,
-        }
-    }
+    /// A list: a JSON array.
+    List(Vec<Field>),
+    /// A nested object, written with its pairs in this order (the caller
+    /// puts them in jiffy's: a map's keys descending, `{[{K, V}]}` as given).
+    Object(Vec<(String, Field)>),
 }
 
 /// `{"k": v, ...}` from the event's fields with the metadata merged over
 /// them, written byte for byte as jiffy writes it ([`JiffyFormatter`]).
 pub fn encode_object(fields: Vec<(String, Field)>, metadata: Vec<(String, Field)>) -> Vec<u8> {
-    // serde_json's Map is ordered by key; later inserts (metadata) win.
-    let mut map = Map::new();
-    for (k, v) in fields.into_iter().chain(metadata) {
-        map.insert(k, v.into());
-    }
-    let mut out = Vec::with_capacity(64 + 32 * map.len());
+    let mut out = Vec::with_capacity(64 + 32 * (fields.len() + metadata.len()));
+    let pairs = fields.iter().chain(metadata.iter());
+    write_object(&mut out, pairs.map(|(k, v)| (k.as_str(), v)));
+    out
+}
+
+/// An object, keys in descending order (jiffy's order for a small map);
+/// a later pair wins over an earlier one with the same key.
+fn write_object<'a>(out: &mut Vec<u8>, pairs: impl Iterator<Item = (&'a str, &'a Field)>) {
+    let map: BTreeMap<&str, &Field> = pairs.collect();
     out.push(b'{');
     for (i, (k, v)) in map.iter().rev().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, JiffyFormatter);
-        // Writing strings and plain values into a Vec cannot fail.
-        let _ = k.serialize(&mut ser);
+        write_scalar(out, *k);
         out.push(b':');
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, JiffyFormatter);
-        let _ = v.serialize(&mut ser);
+        write_field(out, v);
     }
     out.push(b'}');
-    out
+}
+
+fn write_field(out: &mut Vec<u8>, field: &Field) {
+    match field {
+        Field::Str(s) => write_scalar(out, s.as_str()),
+        Field::Bool(b) => write_scalar(out, b),
+        Field::Int(i) => write_scalar(out, i),
+        Field::Float(x) if x.is_finite() => write_scalar(out, x),
+        // A non-finite float has no JSON form: written as null.
+        Field::Float(_) | Field::Null => out.extend_from_slice(b"null"),
+        Field::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_field(out, item);
+            }
+            out.push(b']');
+        }
+        Field::Object(pairs) => {
+            out.push(b'{');
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_scalar(out, k.as_str());
+                out.push(b':');
+                write_field(out, v);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_scalar<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, JiffyFormatter);
+    // Writing a string or a plain value into a Vec cannot fail.
+    let _ = value.serialize(&mut ser);
 }
 
 /// serde_json's compact output with jiffy's two differences: floats
@@ -189,6 +218,24 @@ mod tests {
         assert_eq!(body, br#"{"message":7,"flag":null}"#.to_vec());
         let body = encode_object(vec![], vec![("x".into(), Field::Float(1.0e20))]);
         assert_eq!(body, br#"{"x":100000000000000000000.0}"#.to_vec());
+    }
+
+    #[test]
+    fn nested_lists_and_objects_are_arrays_and_objects_in_the_given_order() {
+        let body = encode_object(
+            vec![],
+            vec![(
+                "n".into(),
+                Field::Object(vec![
+                    ("b".into(), Field::Object(vec![])),
+                    (
+                        "a".into(),
+                        Field::List(vec![Field::Int(1), s("x"), Field::List(vec![])]),
+                    ),
+                ]),
+            )],
+        );
+        assert_eq!(body, br#"{"n":{"b":{},"a":[1,"x",[]]}}"#.to_vec());
     }
 
     #[test]

@@ -1,30 +1,42 @@
 //! Event bodies and metadata from Erlang terms for `event_pusher_core::json`:
 //! `[{Key, Value}]` lists or `#{Key => Value}` maps with atom or binary keys;
 //! values binaries, numbers, or atoms (`true`/`false`/`null` become JSON
-//! literals, other atoms strings: SPEC.md §3).
+//! literals, other atoms strings: SPEC.md §3), and, as jiffy encodes them,
+//! lists (arrays) and maps or `{[{Key, Value}]}` (objects), nested at most
+//! [`MAX_DEPTH`] deep.
 #![allow(dead_code)] // used by the rabbit and sns NIFs as they land
 
 use event_pusher_core::json::Field;
 use rustler::types::{ListIterator, MapIterator};
 use rustler::{Binary, Error, NifResult, Term, TermType};
 
+/// Deeper nesting is refused (badarg): a term from a user module must not
+/// be able to exhaust a scheduler's stack.
+const MAX_DEPTH: usize = 32;
+
 pub fn decode_fields(term: Term<'_>) -> NifResult<Vec<(String, Field)>> {
     match term.get_type() {
-        TermType::Map => {
-            let iter = MapIterator::new(term).ok_or(Error::BadArg)?;
-            iter.map(|(k, v)| Ok((decode_key(k)?, decode_value(v)?)))
-                .collect()
-        }
+        TermType::Map => decode_map(term, 0),
         TermType::List => {
             let iter: ListIterator = term.decode()?;
             iter.map(|kv| {
                 let (k, v): (Term, Term) = kv.decode()?;
-                Ok((decode_key(k)?, decode_value(v)?))
+                Ok((decode_key(k)?, decode_nested(v, 0)?))
             })
             .collect()
         }
         _ => Err(Error::BadArg),
     }
+}
+
+/// A map's pairs, keys descending: the order jiffy writes a small map in.
+fn decode_map(term: Term<'_>, depth: usize) -> NifResult<Vec<(String, Field)>> {
+    let iter = MapIterator::new(term).ok_or(Error::BadArg)?;
+    let mut pairs = iter
+        .map(|(k, v)| Ok((decode_key(k)?, decode_nested(v, depth)?)))
+        .collect::<NifResult<Vec<_>>>()?;
+    pairs.sort_by(|(a, _), (b, _)| b.cmp(a));
+    Ok(pairs)
 }
 
 fn decode_key(term: Term<'_>) -> NifResult<String> {
@@ -35,8 +47,31 @@ fn decode_key(term: Term<'_>) -> NifResult<String> {
     }
 }
 
-pub fn decode_value(term: Term<'_>) -> NifResult<Field> {
+fn decode_nested(term: Term<'_>, depth: usize) -> NifResult<Field> {
+    if depth > MAX_DEPTH {
+        return Err(Error::BadArg);
+    }
     match term.get_type() {
+        TermType::List => {
+            let iter: ListIterator = term.decode()?;
+            Ok(Field::List(
+                iter.map(|item| decode_nested(item, depth + 1))
+                    .collect::<NifResult<_>>()?,
+            ))
+        }
+        TermType::Map => Ok(Field::Object(decode_map(term, depth + 1)?)),
+        // jiffy's other form of an object: `{[{Key, Value}, ...]}`.
+        TermType::Tuple => {
+            let (pairs,): (ListIterator,) = term.decode()?;
+            Ok(Field::Object(
+                pairs
+                    .map(|kv| {
+                        let (k, v): (Term, Term) = kv.decode()?;
+                        Ok((decode_key(k)?, decode_nested(v, depth + 1)?))
+                    })
+                    .collect::<NifResult<_>>()?,
+            ))
+        }
         TermType::Binary => Ok(Field::Str(utf8(term)?)),
         TermType::Integer => Ok(Field::Int(term.decode()?)),
         TermType::Float => Ok(Field::Float(term.decode()?)),
