@@ -45,7 +45,8 @@
 %% filter_and_metadata
 -export([filter_module_lets_only_presences_through_with_metadata/1,
          metadata_wins_on_a_clash_and_literals_stay_json/1,
-         metadata_numbers_and_text_are_written_as_jiffy_writes_them/1]).
+         metadata_numbers_and_text_are_written_as_jiffy_writes_them/1,
+         metadata_json_cannot_hold_drops_only_that_message/1]).
 %% lifecycle
 -export([stopping_the_module_closes_its_connections_and_restarts_leak_none/1]).
 %% outage
@@ -59,7 +60,7 @@
          host_type_pool_emits_events_without_global_prefix/1]).
 
 %% A push_event handler of this suite (metadata_wins_on_a_clash...)
--export([add_clashing_metadata/3, add_number_and_text_metadata/3]).
+-export([add_clashing_metadata/3, add_number_and_text_metadata/3, add_pid_metadata/3]).
 
 -define(WAIT_MS, 10000).
 -define(HOST_TYPE, <<"localhost">>).
@@ -101,7 +102,8 @@ groups() ->
                              unconfigured_exchanges_get_nothing]},
      {filter_and_metadata, [], [filter_module_lets_only_presences_through_with_metadata,
                                 metadata_wins_on_a_clash_and_literals_stay_json,
-                                metadata_numbers_and_text_are_written_as_jiffy_writes_them]},
+                                metadata_numbers_and_text_are_written_as_jiffy_writes_them,
+                                metadata_json_cannot_hold_drops_only_that_message]},
      {instrumentation, [], [published_message_emits_count_time_size_and_payload,
                             nacked_message_emits_failed,
                             connections_emit_opened_and_closed,
@@ -220,6 +222,8 @@ setup(renamed_exchanges_keep_the_default_topics) ->
                     {"groupchat_msg_exchange", "name = \"ep_renamed_groupchat\""}]};
 setup(unconfigured_exchanges_get_nothing) ->
     #{exchanges => [{"presence_exchange", ""}], also_delete => ?DEFAULT_EXCHANGES};
+setup(metadata_json_cannot_hold_drops_only_that_message) ->
+    (default_setup())#{instrument => [{?PUBLISHED, ?LABELS}]};
 setup(published_message_emits_count_time_size_and_payload) ->
     (default_setup())#{instrument => [{?PUBLISHED, ?LABELS}]};
 setup(nacked_message_emits_failed) ->
@@ -578,6 +582,28 @@ metadata_numbers_and_text_are_written_as_jiffy_writes_them(_Config) ->
         gen_hook:delete_handlers([Handler]),
         gen_hook:reload_hooks()
     end.
+
+metadata_json_cannot_hold_drops_only_that_message(doc) ->
+    ["Metadata JSON cannot hold (a pid) drops that message, logged and counted as failed; "
+     "the next message is published"];
+metadata_json_cannot_hold_drops_only_that_message(_Config) ->
+    Handler = {push_event, ?HOST_TYPE, fun ?MODULE:add_pid_metadata/3, #{}, 20},
+    gen_hook:add_handlers([Handler]),
+    gen_hook:reload_hooks(),
+    try
+        {ok, _} = send_chat(<<"with a pid">>),
+        instrument_helper:wait_and_assert(?PUBLISHED, ?LABELS, fun(#{failed := 1}) -> true end)
+    after
+        gen_hook:delete_handlers([Handler]),
+        gen_hook:reload_hooks()
+    end,
+    %% The first message to arrive is the plain one: the other never went out.
+    {ok, _} = send_chat(<<"plain">>),
+    [#{payload := Body}] = ep_amqp:recv(1, ?WAIT_MS),
+    ?assertNotEqual(nomatch, binary:match(Body, <<"plain">>)).
+
+add_pid_metadata(HookAcc = #{metadata := Metadata}, _Params, _Extra) ->
+    {ok, HookAcc#{metadata := Metadata#{owner => self()}}}.
 
 add_number_and_text_metadata(HookAcc = #{metadata := Metadata}, _Params, _Extra) ->
     {ok, HookAcc#{metadata := maps:merge(Metadata, number_and_text_metadata())}}.
