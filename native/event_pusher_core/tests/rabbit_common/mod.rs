@@ -16,7 +16,7 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -276,16 +276,26 @@ impl TestBroker {
         kind: ExchangeKind,
         durable: bool,
     ) -> Result<(), String> {
+        let options = ExchangeDeclareOptions {
+            durable,
+            ..Default::default()
+        };
+        self.exchange_declare(name, kind, options)
+    }
+
+    /// An exchange declare on a channel of its own (a failed one closes it).
+    fn exchange_declare(
+        &self,
+        name: &str,
+        kind: ExchangeKind,
+        options: ExchangeDeclareOptions,
+    ) -> Result<(), String> {
         block_on(async {
             let ch = self
                 .connection
                 .create_channel()
                 .await
                 .map_err(|e| e.to_string())?;
-            let options = ExchangeDeclareOptions {
-                durable,
-                ..Default::default()
-            };
             let result = ch
                 .exchange_declare(name.into(), kind, options, FieldTable::default())
                 .await
@@ -295,29 +305,15 @@ impl TestBroker {
         })
     }
 
-    /// Whether the broker has the exchange (a passive declare).
+    /// Whether the broker has the exchange (a passive declare; the kind is
+    /// not compared).
     pub fn exchange_exists(&self, name: &str) -> bool {
-        block_on(async {
-            let Ok(ch) = self.connection.create_channel().await else {
-                return false;
-            };
-            let options = ExchangeDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            // The kind is not compared by a passive declare.
-            let found = ch
-                .exchange_declare(
-                    name.into(),
-                    ExchangeKind::Topic,
-                    options,
-                    FieldTable::default(),
-                )
-                .await
-                .is_ok();
-            let _ = ch.close(200, "OK".into()).await;
-            found
-        })
+        let options = ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        self.exchange_declare(name, ExchangeKind::Topic, options)
+            .is_ok()
     }
 
     pub fn delete_exchange(&self, name: &str) {
@@ -335,33 +331,11 @@ impl TestBroker {
     /// at once (auto-ack); `arguments` are the queue's (e.g. x-max-length).
     pub fn queue(&self, exchange: &str, binding_key: &str, arguments: FieldTable) -> TestQueue {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let name = block_on(async {
+        let (ch, name) = block_on(async {
             let ch = self.connection.create_channel().await.expect("channel");
-            let queue = ch
-                .queue_declare(
-                    "".into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        auto_delete: true,
-                        ..Default::default()
-                    },
-                    arguments,
-                )
-                .await
-                .expect("queue declared");
-            let name = queue.name().to_string();
-            ch.queue_bind(
-                name.as_str().into(),
-                exchange.into(),
-                binding_key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("queue bound");
+            let name = bound_queue(&ch, exchange, binding_key, arguments).await;
             (ch, name)
         });
-        let (ch, name) = name;
         let consumer = block_on(ch.basic_consume(
             name.as_str().into(),
             "".into(),
@@ -396,31 +370,41 @@ impl TestBroker {
     pub fn idle_queue(&self, exchange: &str, binding_key: &str, arguments: FieldTable) -> String {
         block_on(async {
             let ch = self.connection.create_channel().await.expect("channel");
-            let queue = ch
-                .queue_declare(
-                    "".into(),
-                    QueueDeclareOptions {
-                        exclusive: true,
-                        auto_delete: true,
-                        ..Default::default()
-                    },
-                    arguments,
-                )
-                .await
-                .expect("queue declared");
-            let name = queue.name().to_string();
-            ch.queue_bind(
-                name.as_str().into(),
-                exchange.into(),
-                binding_key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("queue bound");
-            name
+            bound_queue(&ch, exchange, binding_key, arguments).await
         })
     }
+}
+
+/// A server-named exclusive queue on `ch`, bound to `exchange`; its name.
+async fn bound_queue(
+    ch: &Channel,
+    exchange: &str,
+    binding_key: &str,
+    arguments: FieldTable,
+) -> String {
+    let queue = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .expect("queue declared");
+    let name = queue.name().to_string();
+    ch.queue_bind(
+        name.as_str().into(),
+        exchange.into(),
+        binding_key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue bound");
+    name
 }
 
 pub struct TestQueue {
