@@ -1,10 +1,11 @@
 //! The HTTP pool NIFs: `http_pool_start/2` and `http_submit/2`.
 
 use crate::atoms;
+use crate::error;
 use crate::pool::PoolResource;
+use crate::pools::monitored;
 use crate::sink::ErlangSink;
 use crate::tag::TagBlob;
-use crate::{error, pool};
 use event_pusher_core::http::header::{HeaderMap, HeaderName, HeaderValue};
 use event_pusher_core::http::{HttpJob, HttpPool, SubmitError};
 use event_pusher_core::Bytes;
@@ -23,13 +24,10 @@ fn http_pool_start<'a>(env: Env<'a>, owner: LocalPid, config: Term<'a>) -> NifRe
         Ok(pool) => pool,
         Err(e) => return Ok(error(env, &e.to_string())),
     };
-    let resource = ResourceArc::new(PoolResource { pool, owner });
-    // The pool lives as long as its owner: when the owner dies, `down` closes it.
-    if resource.monitor(Some(env), &owner).is_none() {
-        resource.pool.close(pool::OWNER_GONE_DRAIN, |_| {});
-        return Ok(error(env, "owner is not alive"));
-    }
-    Ok((atoms::ok(), resource).encode(env))
+    Ok(monitored(
+        env,
+        ResourceArc::new(PoolResource { pool, owner }),
+    ))
 }
 
 /// `http_submit(Pool, {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs})

@@ -20,9 +20,8 @@ pub struct PoolResource {
 
 #[rustler::resource_impl]
 impl Resource for PoolResource {
-    // Runs on a scheduler thread: `close` only signals the pool's dispatcher.
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
-        self.pool.close(OWNER_GONE_DRAIN, |_| {});
+        self.owner_gone();
     }
 }
 
@@ -64,5 +63,9 @@ impl ManagedPool for PoolResource {
 
     fn owner(&self) -> LocalPid {
         self.owner
+    }
+
+    fn owner_gone(&self) {
+        self.pool.close(OWNER_GONE_DRAIN, |_| {});
     }
 }

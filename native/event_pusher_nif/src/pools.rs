@@ -15,6 +15,25 @@ pub trait ManagedPool {
     fn close(&self, drain: Duration, notice: CloseNotice);
     /// The process that receives this pool's messages.
     fn owner(&self) -> rustler::LocalPid;
+    /// Its owner died without closing it: results can no longer be
+    /// reported, but accepted work may still go out within the pool's drop
+    /// drain. Runs on a scheduler thread: it only signals the pool.
+    fn owner_gone(&self);
+}
+
+/// `{ok, Pool}` for a pool just started, once it monitors its owner: the
+/// pool lives as long as its owner (the resource's `down` calls
+/// `owner_gone`). An owner already dead closes the pool at once.
+pub fn monitored<'a, R: ManagedPool + rustler::Resource>(
+    env: Env<'a>,
+    resource: ResourceArc<R>,
+) -> Term<'a> {
+    let owner = resource.owner();
+    if resource.monitor(Some(env), &owner).is_none() {
+        resource.owner_gone();
+        return crate::error(env, "owner is not alive");
+    }
+    (atoms::ok(), resource).encode(env)
 }
 
 /// Any pool resource, decoded from its term.

@@ -10,7 +10,7 @@
 //! the outcomes.
 
 use crate::json_term::decode_fields;
-use crate::pools::ManagedPool;
+use crate::pools::{monitored, ManagedPool};
 use crate::sink::{CloseNotice, ErlangSink};
 use crate::tag::{TagBlob, TagCache};
 use crate::{atoms, error};
@@ -69,9 +69,8 @@ pub struct RabbitPoolResource {
 
 #[rustler::resource_impl]
 impl Resource for RabbitPoolResource {
-    // Runs on a scheduler thread: `close` only signals the pool's supervisor.
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
-        self.pool.close(OWNER_GONE_DRAIN, |_| {});
+        self.owner_gone();
     }
 }
 
@@ -106,6 +105,10 @@ impl ManagedPool for RabbitPoolResource {
     fn owner(&self) -> LocalPid {
         self.owner
     }
+
+    fn owner_gone(&self) {
+        self.pool.close(OWNER_GONE_DRAIN, |_| {});
+    }
 }
 
 /// `rabbit_pool_start(Owner, Config) -> {ok, Pool} | {error, Reason}`. Reads
@@ -131,12 +134,7 @@ fn rabbit_pool_start<'a>(env: Env<'a>, owner: LocalPid, config: Term<'a>) -> Nif
         owner,
         tags: TagCache::default(),
     });
-    // The pool lives as long as its owner: when the owner dies, `down` closes it.
-    if resource.monitor(Some(env), &owner).is_none() {
-        resource.pool.close(OWNER_GONE_DRAIN, |_| {});
-        return Ok(error(env, "owner is not alive"));
-    }
-    Ok((atoms::ok(), resource).encode(env))
+    Ok(monitored(env, resource))
 }
 
 /// `rabbit_declare_exchanges(Pool, Ref, [{Name, Type, Durable}], TimeoutMs) -> ok`;

@@ -3,7 +3,7 @@
 //! reference is collected.
 
 use crate::json_term::decode_fields;
-use crate::pools::ManagedPool;
+use crate::pools::{monitored, ManagedPool};
 use crate::sink::{CloseNotice, ErlangSink};
 use crate::tag::{TagBlob, TagCache};
 use crate::{atoms, error};
@@ -50,9 +50,8 @@ pub struct SnsPoolResource {
 
 #[rustler::resource_impl]
 impl Resource for SnsPoolResource {
-    // Runs on a scheduler thread: `close` only signals the pool's dispatcher.
     fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
-        self.pool.close(OWNER_GONE_DRAIN, |_| {});
+        self.owner_gone();
     }
 }
 
@@ -85,6 +84,10 @@ impl ManagedPool for SnsPoolResource {
     fn owner(&self) -> LocalPid {
         self.owner
     }
+
+    fn owner_gone(&self) {
+        self.pool.close(OWNER_GONE_DRAIN, |_| {});
+    }
 }
 
 /// `sns_pool_start(Owner, Config) -> {ok, Pool} | {error, Reason}`. Builds the
@@ -104,12 +107,7 @@ fn sns_pool_start<'a>(env: Env<'a>, owner: LocalPid, config: Term<'a>) -> NifRes
         owner,
         tags: TagCache::default(),
     });
-    // The pool lives as long as its owner: when the owner dies, `down` closes it.
-    if resource.monitor(Some(env), &owner).is_none() {
-        resource.pool.close(OWNER_GONE_DRAIN, |_| {});
-        return Ok(error(env, "owner is not alive"));
-    }
-    Ok((atoms::ok(), resource).encode(env))
+    Ok(monitored(env, resource))
 }
 
 /// `sns_publish(Pool, {Tag, TopicArn, Fields, Metadata, Attributes})
