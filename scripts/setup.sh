@@ -11,8 +11,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 # Debian packages. erlang-jiffy/erlang-meck land in /usr/lib/erlang/lib, so they
 # are on every node's code path (tests only: the product uses neither).
+# wrk: the load generator of scripts/bench_http.sh. postgresql, mariadb-server
+# and Debian's Erlang clients for them: the push rdbms tests (test-only).
 APT_PACKAGES=(erlang-nox erlang-dev erlang-common-test rebar3 rabbitmq-server
-              erlang-jiffy erlang-meck)
+              erlang-jiffy erlang-meck wrk postgresql mariadb-server
+              erlang-p1-pgsql erlang-p1-mysql)
 # The Rust build links with the system C toolchain.
 command -v cc >/dev/null 2>&1 || APT_PACKAGES+=(gcc libc6-dev)
 # Python 3.11+ with pip: moto's server, and the test host parses TOML with tomllib.

@@ -1,4 +1,4 @@
-%% @doc mod_event_pusher and its push_event hook (SPEC.md §3): backends at
+%% @doc mod_event_pusher and its push_event hook (doc/compatibility.md §3): backends at
 %% priority 50 get every event with the metadata left by user handlers below
 %% 50, which may also stop the event.
 -module(mod_event_pusher_SUITE).

@@ -1,5 +1,5 @@
 %% @doc The hook translator turns MongooseIM's hooks into event pusher
-%% events (SPEC.md §2). A recording push_event handler at the backends'
+%% events (doc/compatibility.md §2). A recording push_event handler at the backends'
 %% priority (50) sends each event to the test process.
 -module(mod_event_pusher_hook_translator_SUITE).
 

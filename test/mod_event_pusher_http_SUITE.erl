@@ -1,4 +1,4 @@
-%% @doc mod_event_pusher_http (SPEC.md §4) against a real HTTP server: what
+%% @doc mod_event_pusher_http (doc/compatibility.md §4) against a real HTTP server: what
 %% arrives (method, URL, headers, body bytes), retries, instrumentation, and
 %% that the hook never waits for the server.
 -module(mod_event_pusher_http_SUITE).
@@ -236,7 +236,7 @@ message_text_is_form_encoded_as_cow_qs_does(doc) ->
 message_text_is_form_encoded_as_cow_qs_does(Config) ->
     Text = <<"a b~c*d&e=f zażółć ❤"/utf8>>,
     Expected = <<"a+b%7Ec%2Ad%26e%3Df+za%C5%BC%C3%B3%C5%82%C4%87+%E2%9D%A4">>,
-    %% The literal agrees with SPEC.md's rule, computed independently.
+    %% The literal agrees with doc/compatibility.md's rule, computed independently.
     ?assertEqual(Expected, form_encode(Text)),
     send_chat(Text),
     [#{body := Body}] = all_requests(Config, 1),
@@ -566,7 +566,7 @@ assert_posted_to(Config, Path) ->
     [#{path := Got}] = all_requests(Config, 1),
     ?assertEqual(Path, Got).
 
-%% SPEC.md §4: A-Z a-z 0-9 - . _ kept, space as +, every other byte %XX.
+%% doc/compatibility.md §4: A-Z a-z 0-9 - . _ kept, space as +, every other byte %XX.
 form_encode(Bin) ->
     << <<(form_byte(C))/binary>> || <<C>> <= Bin >>.
 

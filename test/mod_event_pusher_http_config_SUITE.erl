@@ -1,6 +1,6 @@
 %% @doc The options of `[modules.mod_event_pusher.http]' and
 %% `[outgoing_pools.http.*]' are accepted, defaulted and rejected as
-%% MongooseIM does (SPEC.md §4), each error naming the option's TOML path.
+%% MongooseIM does (doc/compatibility.md §4), each error naming the option's TOML path.
 -module(mod_event_pusher_http_config_SUITE).
 
 -include_lib("common_test/include/ct.hrl").

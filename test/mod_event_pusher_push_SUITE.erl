@@ -1,4 +1,4 @@
-%% @doc mod_event_pusher_push (SPEC.md §7, XEP-0357): the enable/disable
+%% @doc mod_event_pusher_push (doc/compatibility.md §7, XEP-0357): the enable/disable
 %% IQs, what is stored and kept in sessions, and the publish IQs that reach a
 %% real (test-controlled) pubsub service, with its replies.
 -module(mod_event_pusher_push_SUITE).

@@ -1,4 +1,4 @@
-%% @doc mod_event_pusher_rabbit (SPEC.md §3, §5) against the real RabbitMQ on
+%% @doc mod_event_pusher_rabbit (doc/compatibility.md §3, §5) against the real RabbitMQ on
 %% 127.0.0.1:5672, read with a real amqp_client consumer: the exchanges it
 %% declares, what arrives (exchange, routing key, properties, body bytes) with
 %% confirms off and on, filters and metadata, a broker outage, and MongooseIM's

@@ -1,6 +1,6 @@
 %% @doc The options of `[modules.mod_event_pusher.rabbit]' and
 %% `[outgoing_pools.rabbit.*]' are accepted, defaulted and rejected as
-%% MongooseIM does (SPEC.md §5), each error naming the option's TOML path; and
+%% MongooseIM does (doc/compatibility.md §5), each error naming the option's TOML path; and
 %% a rabbit pool entry becomes the Rust pool's configuration.
 -module(mod_event_pusher_rabbit_config_SUITE).
 

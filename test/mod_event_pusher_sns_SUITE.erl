@@ -1,4 +1,4 @@
-%% @doc mod_event_pusher_sns (SPEC.md §6) against a real SNS endpoint: moto's
+%% @doc mod_event_pusher_sns (doc/compatibility.md §6) against a real SNS endpoint: moto's
 %% server, with an SQS queue subscribed (raw delivery) to each topic. Cases
 %% read what the queues received; a proxy of ours between the module and
 %% moto records each HTTP request (Action, batch size) and can take the

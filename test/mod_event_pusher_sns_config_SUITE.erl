@@ -1,5 +1,5 @@
 %% @doc The options of `[modules.mod_event_pusher.sns]' are accepted,
-%% defaulted and rejected as SPEC.md §6 says, each error naming the option's
+%% defaulted and rejected as doc/compatibility.md §6 says, each error naming the option's
 %% TOML path; and `sns_host' becomes the endpoint URL as documented.
 -module(mod_event_pusher_sns_config_SUITE).
 

@@ -1,4 +1,4 @@
-%% @doc mod_push_service_mongoosepush (SPEC.md §8) against a MongoosePush
+%% @doc mod_push_service_mongoosepush (doc/compatibility.md §8) against a MongoosePush
 %% stand-in (a real HTTP server, ep_mongoosepush): the request path and JSON
 %% byte for byte, the synchronous contract of Acc `ok', and the event
 %% pusher's path end to end (enable IQ, offline message, request at the
@@ -326,7 +326,7 @@ summary(Count, Sender, Body) ->
 hook(Acc, Forms, Options) ->
     mongoose_hooks:push_notifications(?HT, Acc, Forms, Options).
 
-%% The map MongooseIM hands to jiffy (SPEC.md §8), built here independently.
+%% The map MongooseIM hands to jiffy (doc/compatibility.md §8), built here independently.
 mongooseim_map(Notification, Options) ->
     N = case Notification of
             #{<<"message-count">> := C} -> Notification#{<<"message-count">> := binary_to_integer(C)};

@@ -1,5 +1,5 @@
-%% @doc The event pusher booted the way SPEC.md §1 says MongooseIM boots, as
-%% an acceptance suite written from SPEC.md alone would do it: no helper of
+%% @doc The event pusher booted the way doc/compatibility.md §1 says MongooseIM boots, as
+%% an acceptance suite written from doc/compatibility.md alone would do it: no helper of
 %% ours, only MongooseIM's API, MongooseIM's headers by `include_lib', a raw
 %% HTTP server of the suite's own that records the bytes it receives, and
 %% MongooseIM's test helpers (`instrument_helper', `wait_helper',
@@ -65,7 +65,7 @@ groups() ->
                        unit_test_style_start_links_mix_with_the_boot,
                        unit_test_style_start_links_take_over_a_running_host]}].
 
-%% The node boots once here, exactly as SPEC.md §1 says, from TOML text.
+%% The node boots once here, exactly as doc/compatibility.md §1 says, from TOML text.
 init_per_suite(Config) ->
     {Sink, Port} = start_sink(),
     instrument_helper:start(instrument_helper:declared_events(mod_event_pusher_http)),
@@ -167,7 +167,7 @@ presence_hooks_push_user_status_events(_Config) ->
     end.
 
 second_boot_after_the_spec_shutdown_works() ->
-    [{doc, "Shutting down as SPEC.md §1 says and booting again in the same node "
+    [{doc, "Shutting down as doc/compatibility.md §1 says and booting again in the same node "
            "works, twice, each boot with its own config."}].
 second_boot_after_the_spec_shutdown_works(Config) ->
     Since = instrument_helper:timestamp(),
@@ -187,7 +187,7 @@ second_boot_after_the_spec_shutdown_works(Config) ->
       #{min_timestamp => Since, expected_count => 2, retries => 50, delay => 100}).
 
 spec_boot_on_a_fresh_node_starts_the_host_itself() ->
-    [{doc, "On a new node, each SPEC.md §1 step in a process of its own (which exits): "
+    [{doc, "On a new node, each doc/compatibility.md §1 step in a process of its own (which exits): "
            "the host starts itself and outlives the callers."}].
 spec_boot_on_a_fresh_node_starts_the_host_itself(Config) ->
     with_peer(
@@ -251,7 +251,7 @@ unit_test_style_start_links_take_over_a_running_host(Config) ->
       end).
 
 %%--------------------------------------------------------------------
-%% Boot and shutdown, as SPEC.md §1 says
+%% Boot and shutdown, as doc/compatibility.md §1 says
 %%--------------------------------------------------------------------
 
 -spec boot(binary()) -> ok.

@@ -1,5 +1,5 @@
 %% Row (a): our mod_event_pusher http backend, booted the way MongooseIM boots
-%% (SPEC.md §1) on the test host. Callers run the `user_send_message` hook for
+%% (doc/compatibility.md §1) on the test host. Callers run the `user_send_message` hook for
 %% chat messages; the caller's cost is the hook run, and the row's time ends
 %% when the sink has counted every event.
 -module(bench_http_ours).
@@ -83,7 +83,7 @@ main([PortStr]) ->
     end,
     halt(0).
 
-%% MongooseIM's boot sequence (SPEC.md §1), after its top supervisor (which
+%% MongooseIM's boot sequence (doc/compatibility.md §1), after its top supervisor (which
 %% runs gen_hook and mongoose_instrument) is up.
 boot(Toml) ->
     {ok, _} = ejabberd_sup:ensure_started(),

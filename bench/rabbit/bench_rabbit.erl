@@ -1,5 +1,5 @@
 %% One row of the RabbitMQ benchmark (scripts/bench_rabbit.sh), in its own
-%% BEAM. The node boots the test host from TOML as MongooseIM boots (SPEC.md
+%% BEAM. The node boots the test host from TOML as MongooseIM boots (doc/compatibility.md
 %% §1); callers, each a different user, run the `user_send_message' hook for
 %% chat messages as mongoose_c2s runs it, and the event pusher behind the hook
 %% publishes to exchange `chat_msg'. A queue bound to it with "#" is the
@@ -89,7 +89,7 @@ run(Row, Kind, Confirms, Workers, Callers, PerCaller, Sent) ->
         file:delete(Toml)
     end.
 
-%% MongooseIM's boot sequence (SPEC.md §1), after its top supervisor (which
+%% MongooseIM's boot sequence (doc/compatibility.md §1), after its top supervisor (which
 %% runs gen_hook and mongoose_instrument) is up.
 boot(Toml) ->
     {ok, _} = ejabberd_sup:ensure_started(),

@@ -3,7 +3,7 @@
 %% encodes it with jiffy (metadata merged), computes the routing key and
 %% casts it to a worker picked as wpool's default `best_worker' strategy does
 %% (the shortest message queue). Written for this benchmark from
-%% MongooseIM's documented behaviour (SPEC.md §5); chat events only.
+%% MongooseIM's documented behaviour (doc/compatibility.md §5); chat events only.
 -module(bench_rabbit_mim).
 
 -include("jlib.hrl").

@@ -1,4 +1,4 @@
-%% @doc XEP-0357 push notifications for the event pusher (SPEC.md §7).
+%% @doc XEP-0357 push notifications for the event pusher (doc/compatibility.md §7).
 %%
 %% A client enables push by sending `<enable/>' in `urn:xmpp:push:0' naming a
 %% pubsub service and node (an app server); `mod_event_pusher_push_iq'

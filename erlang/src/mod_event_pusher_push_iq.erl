@@ -1,4 +1,4 @@
-%% @doc The `urn:xmpp:push:0' requests (SPEC.md §7): a request element is
+%% @doc The `urn:xmpp:push:0' requests (doc/compatibility.md §7): a request element is
 %% checked step by step into a command map, then the command is carried out.
 -module(mod_event_pusher_push_iq).
 

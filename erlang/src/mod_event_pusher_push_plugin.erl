@@ -42,7 +42,7 @@ init(HostType, Opts) ->
                     plugin_module => Plugin, reason => Why})
     end.
 
-%% @doc The flow of SPEC.md §7 for one event: prepare (`skip' ends it),
+%% @doc The flow of doc/compatibility.md §7 for one event: prepare (`skip' ends it),
 %% look up the recipient's services, keep those to notify, publish.
 %% `skipped' is counted only for a recipient who enabled some service.
 -spec run(mongoose_acc:t(), mod_event_pusher:event(), jid:jid()) -> mongoose_acc:t().

@@ -1,4 +1,4 @@
-%% @doc The default push plugin (SPEC.md §7): an offline recipient of a
+%% @doc The default push plugin (doc/compatibility.md §7): an offline recipient of a
 %% message with a body gets a summary (message count, sender, body), sent by
 %% `mod_event_pusher_push_publish'.
 -module(mod_event_pusher_push_plugin_defaults).
@@ -34,7 +34,7 @@ should_publish(Acc, Event, Services) ->
     end.
 
 %% @doc The summary fields of the accumulator's message, in the order of
-%% SPEC.md §7; `skip' when it has no body or an empty one.
+%% doc/compatibility.md §7; `skip' when it has no body or an empty one.
 -spec prepare_notification(mongoose_acc:t(), mod_event_pusher:event()) ->
           mod_event_pusher_push_plugin:push_payload() | skip.
 prepare_notification(Acc, _Event) ->

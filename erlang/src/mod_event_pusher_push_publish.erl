@@ -1,4 +1,4 @@
-%% @doc Sending one notification to the services a plugin chose (SPEC.md
+%% @doc Sending one notification to the services a plugin chose (doc/compatibility.md
 %% §7). Each service is first sorted: a virtual pubsub host of the
 %% recipient's domain is served by the `push_notifications' hook, any other
 %% by a pubsub publish IQ, routed and answered in a `pusher_push' worker.

@@ -1,4 +1,4 @@
-%% @doc The RabbitMQ backend of the event pusher (SPEC.md §5).
+%% @doc The RabbitMQ backend of the event pusher (doc/compatibility.md §5).
 %%
 %% At start it acquires the shared Rust pool of `[outgoing_pools.rabbit.event_pusher]'
 %% and declares every configured exchange through it, waiting for the broker's

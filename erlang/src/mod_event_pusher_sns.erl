@@ -1,6 +1,6 @@
 %% @doc The sns backend of the event pusher: presence changes and chat and
 %% groupchat messages sent by local users become notifications on AWS SNS
-%% topics (SPEC.md §6).
+%% topics (doc/compatibility.md §6).
 %%
 %% The plugin module (user GUIDs, message attributes) runs here, in the
 %% calling process; the notification is then handed to this host type's Rust

@@ -3,7 +3,7 @@
 %% pubsub hosts, and by the legacy pubsub node plugin) and POSTs one JSON
 %% body per notification through the Rust HTTP pool of `pool_name'.
 %%
-%% Two callers, two contracts (SPEC.md §8):
+%% Two callers, two contracts (doc/compatibility.md §8):
 %% - Acc `ok' (the pubsub node plugin turns the result into an IQ reply): the
 %%   handler returns `ok', `{error, device_not_registered}' or another error;
 %%   the calling process waits in `receive' (bounded by the pool's

@@ -2,7 +2,7 @@
 %% children the test host needs (`gen_hook', `mongoose_instrument'); other
 %% services and our application's supervisors are added with `start_child/1'.
 %%
-%% The host starts itself: the functions of the boot sequence (SPEC.md §1:
+%% The host starts itself: the functions of the boot sequence (doc/compatibility.md §1:
 %% `mongoose_config:set_opts/1', `mongoose_wpool:start_configured_pools/0',
 %% `mongoose_modules:start/0', `gen_hook:reload_hooks/0'...) call
 %% `ensure_started/0', which starts the supervisor unless it runs, unlinked

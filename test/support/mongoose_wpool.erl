@@ -12,7 +12,7 @@
 %%
 %% Starting a pool that runs already replaces it (MongooseIM fails on its
 %% instrumentation, `event_already_registered'): a test may boot the host
-%% again in the same node after the shutdown of SPEC.md §1, which leaves the
+%% again in the same node after the shutdown of doc/compatibility.md §1, which leaves the
 %% pools running. The host's processes are started on demand.
 -module(mongoose_wpool).
 

@@ -2,7 +2,7 @@
 //!
 //! Keys come out in descending order, as jiffy writes a small Erlang map with
 //! atom keys (MongooseIM encodes its event maps with jiffy:
-//! `{"user_id":…,"present":…}`), and metadata wins on a key clash (SPEC.md §3).
+//! `{"user_id":…,"present":…}`), and metadata wins on a key clash (doc/compatibility.md §3).
 
 use serde::Serialize;
 use serde_json::ser::{CharEscape, CompactFormatter, Formatter};

@@ -1,7 +1,7 @@
 //! Event bodies and metadata from Erlang terms for `event_pusher_core::json`:
 //! `[{Key, Value}]` lists or `#{Key => Value}` maps with atom or binary keys;
 //! values binaries, numbers, or atoms (`true`/`false`/`null` become JSON
-//! literals, other atoms strings: SPEC.md §3), and, as jiffy encodes them,
+//! literals, other atoms strings: doc/compatibility.md §3), and, as jiffy encodes them,
 //! lists (arrays) and maps or `{[{Key, Value}]}` (objects), nested at most
 //! [`MAX_DEPTH`] deep.
 #![allow(dead_code)] // used by the rabbit and sns NIFs as they land

@@ -1,4 +1,4 @@
-//! MongooseIM's SNS retry backoff (SPEC.md §6): before the retry that leaves
+//! MongooseIM's SNS retry backoff (doc/compatibility.md §6): before the retry that leaves
 //! `retry` retries of `count`, wait `2^(count - retry) * base - rand(1..base)`.
 //! Counting retries from 1, that is `2^(n-1) * base - rand(1..base)` before
 //! retry `n`: between 0 and `base - 1` first, then about twice as long each time.
