@@ -81,13 +81,10 @@ fi
 cargo build --release -p bench_sink --quiet 2>>"$OUT/build.log" || { tail -40 "$OUT/build.log" >&2; die "cargo build of bench_sink failed"; }
 BENCH_EBIN="$ROOT/_build/bench/ebin"
 mkdir -p "$BENCH_EBIN"
-erlc -Werror +debug_info -I test/support/include -I erlang/include -o "$BENCH_EBIN" bench/erlang/*.erl
-# Where rebar3 put the test host's beams (extra_src_dirs): _build/test/extras/test
-# (`rebar3 ct`) or .../test/support (`rebar3 as test compile`); the newest wins.
-SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam -printf '%T@ %p\n' 2>/dev/null \
-                          | sort -rn | head -1 | cut -d' ' -f2-)")
-[[ " $ROWS " != *" a "* ]] || [ -f "$SUPPORT_EBIN/ejabberd_sup.beam" ] \
-    || die "the test host's beams are not in _build/test"
+erlc -Werror +debug_info -I mim_host/include -I erlang/include -o "$BENCH_EBIN" bench/erlang/*.erl
+. bench/test_host.sh
+SUPPORT_EBIN="$ROOT/_build/bench/host_ebin"
+[[ " $ROWS " != *" a "* ]] || test_host_ebin "$SUPPORT_EBIN" || die "build the test host first"
 HAVE_CORE_BENCH=0
 if [[ " $ROWS " == *" d "* ]] && cargo build --release -p bench_sink --features core \
         --bin bench_core --quiet 2>>"$OUT/build.log"; then

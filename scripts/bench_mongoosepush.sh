@@ -34,11 +34,11 @@ cargo build --release -p bench_sink --quiet 2>>"$OUT/build.log" \
     || { tail -40 "$OUT/build.log" >&2; die "cargo build of bench_sink failed"; }
 BENCH_EBIN="$ROOT/_build/bench/mongoosepush/ebin"
 mkdir -p "$BENCH_EBIN"
-erlc -Werror +debug_info -I test/support/include -I erlang/include -o "$BENCH_EBIN" \
+erlc -Werror +debug_info -I mim_host/include -I erlang/include -o "$BENCH_EBIN" \
     bench/erlang/bench_http_lib.erl bench/erlang/bench_callers.erl bench/mongoosepush/*.erl
-SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam -printf '%T@ %p\n' 2>/dev/null \
-                          | sort -rn | head -1 | cut -d' ' -f2-)")
-[ -f "$SUPPORT_EBIN/ejabberd_sup.beam" ] || die "the test host's beams are not in _build/test"
+. bench/test_host.sh
+SUPPORT_EBIN="$ROOT/_build/bench/mongoosepush/host_ebin"
+test_host_ebin "$SUPPORT_EBIN" || die "build the test host first"
 
 . bench/sink.sh
 start_sink "$OUT/sink.log" "$SINK_THREADS"

@@ -49,10 +49,11 @@ rebar3 as test compile >"$OUT/build.log" 2>&1 \
     || { tail -40 "$OUT/build.log" >&2; die "rebar3 as test compile failed"; }
 BENCH_EBIN="$ROOT/_build/bench/rabbit/ebin"
 mkdir -p "$BENCH_EBIN"
-ERL_LIBS="$PLUGINS" erlc -Werror +debug_info -I test/support/include -I erlang/include \
+ERL_LIBS="$PLUGINS" erlc -Werror +debug_info -I mim_host/include -I erlang/include \
     -o "$BENCH_EBIN" bench/rabbit/*.erl bench/erlang/bench_callers.erl bench/erlang/bench_xmpp.erl
-SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name ep_amqp.beam 2>/dev/null | head -1)")
-[ -f "$SUPPORT_EBIN/ep_amqp.beam" ] || die "the test host (test/support) did not build"
+. bench/test_host.sh
+SUPPORT_EBIN="$ROOT/_build/bench/rabbit/host_ebin"
+test_host_ebin "$SUPPORT_EBIN" || die "build the test host first"
 RMQ_PATHS=()
 for lib in amqp_client rabbit_common credentials_obfuscation jsx recon; do
     d=$(ls -d "$PLUGINS/$lib"-*/ebin 2>/dev/null | sort | tail -1)

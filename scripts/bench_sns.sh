@@ -49,17 +49,16 @@ rebar3 as test compile >"$OUT/build.log" 2>&1 \
     || { tail -40 "$OUT/build.log" >&2; die "rebar3 as test compile failed"; }
 BENCH_EBIN="$ROOT/_build/bench_sns/ebin"
 mkdir -p "$BENCH_EBIN"
-erlc -Werror +debug_info -I test/support/include -I erlang/include -o "$BENCH_EBIN" \
+erlc -Werror +debug_info -I mim_host/include -I erlang/include -o "$BENCH_EBIN" \
     bench/sns/erlang/*.erl bench/erlang/bench_callers.erl
-SUPPORT_EBIN=$(dirname "$(find "$ROOT/_build/test" -name gen_hook.beam 2>/dev/null | head -1)")
-[ -d "$SUPPORT_EBIN" ] || die "the test host's beams are not in _build/test"
+. bench/test_host.sh
 # The rows run from a copy of the build: a rebuild while they run (another
 # checkout's test run, say) rewrites the NIF library in place, which would
 # crash a VM that has it loaded.
 SNAPSHOT=$(mktemp -d)
 trap 'rm -rf "$SNAPSHOT"' EXIT
 cp -rL "$ROOT/_build/test/lib/mongoose_event_pusher" "$SNAPSHOT/"
-cp -rL "$SUPPORT_EBIN" "$SNAPSHOT/support"
+test_host_ebin "$SNAPSHOT/support" || die "build the test host first"
 APP_EBIN="$SNAPSHOT/mongoose_event_pusher/ebin"
 SUPPORT_EBIN="$SNAPSHOT/support"
 # The core bench is a workspace of its own (the main `cargo test` never builds

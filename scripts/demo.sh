@@ -31,6 +31,8 @@ done
 # distribution: the node opens no port of its own.
 exec erl -noshell -noinput \
     -pa _build/test/lib/*/ebin \
+    -pa _build/test/extras/mim_host \
     -pa _build/test/extras/test \
+    -pa _build/test/extras/demo \
     "${rabbit_libs[@]}" \
     -run ep_demo main "$config"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing and starts the services
-# (scripts/setup.sh), then `cargo test` (the workspace's default members) and
-# `rebar3 ct` once per suite in test/ (one VM each, so a suite that brings its
-# node down cannot hide the results of the others). Prints a summary and exits
-# non-zero if the build, cargo test or any suite fails.
+# (scripts/setup.sh), then `cargo test --workspace`, the static checks
+# (`rebar3 as test xref`, `cargo clippy`) and `rebar3 ct` once per suite (one
+# VM each, so a suite that brings its node down cannot hide the results of the
+# others): first the host emulation's own suites (mim_host/test), then the
+# product's (test/), so that the summary says which of the two broke. Prints a
+# summary and exits non-zero if the build, a check or any suite fails.
 #
 # Usage: scripts/test.sh [--ct-only | --cargo-only] [SUITE...]
 #   SUITE: a suite name (mod_event_pusher_http_SUITE) to run only those.
@@ -19,7 +21,7 @@ for arg in "$@"; do
     case "$arg" in
         --ct-only) run_cargo=no ;;
         --cargo-only) run_ct=no ;;
-        -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
         -*) echo "unknown option $arg" >&2; exit 2 ;;
         *) suites+=("$(basename "${arg%.erl}")") ;;
     esac
@@ -47,14 +49,14 @@ record() { # name status passed failed skipped closing-line
     total_failed=$((total_failed + $4))
     total_skipped=$((total_skipped + $5))
     [ "$2" = ok ] || any_failed=yes
-    summary+=("$(printf '%-44s %-7s %s passed, %s failed, %s skipped   | %s' "$1" "$2" "$3" "$4" "$5" "$6")")
+    summary+=("$(printf '%-62s %-7s %s passed, %s failed, %s skipped   | %s' "$1" "$2" "$3" "$4" "$5" "$6")")
 }
 
 # --- cargo test ---------------------------------------------------------------
 if [ $run_cargo = yes ]; then
     log "cargo test"
     t0=$SECONDS
-    cargo test 2>&1 | tee "$LOG_DIR/cargo.log"
+    cargo test --workspace 2>&1 | tee "$LOG_DIR/cargo.log"
     rc=${PIPESTATUS[0]}
     # One "test result:" line per test binary and doc-test run.
     read -r p f s < <(strip_ansi <"$LOG_DIR/cargo.log" | awk '
@@ -64,7 +66,18 @@ if [ $run_cargo = yes ]; then
     closing=$(strip_ansi <"$LOG_DIR/cargo.log" | grep '^test result:' | tail -n 1)
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; closing="cargo test exited $rc: ${closing:-no test result (build failed?)}"; fi
     if [ "$rc" -eq 0 ]; then st=ok; else st=FAILED; fi
-    record "cargo test ($((SECONDS - t0))s)" "$st" "$p" "$f" "$s" "$closing"
+    record "cargo test --workspace ($((SECONDS - t0))s)" "$st" "$p" "$f" "$s" "$closing"
+    if cargo clippy --version >/dev/null 2>&1; then
+        log "cargo clippy"
+        t0=$SECONDS
+        if cargo clippy --workspace --all-targets --quiet -- -D warnings 2>&1 | tee "$LOG_DIR/clippy.log"; [ "${PIPESTATUS[0]}" -ne 0 ]; then
+            record "check: cargo clippy --workspace ($((SECONDS - t0))s)" FAILED 0 1 0 "$(strip_ansi <"$LOG_DIR/clippy.log" | grep -m1 -E '^(error|warning)' )"
+        else
+            record "check: cargo clippy --workspace ($((SECONDS - t0))s)" ok 1 0 0 "no warnings"
+        fi
+    else
+        log "cargo clippy is not installed: skipped (rustup component add clippy)"
+    fi
 fi
 
 # --- rebar3 ct, one run per suite --------------------------------------------
@@ -82,28 +95,45 @@ ct_counts() {
         END { print p+0, f+0, us+0, as+0 }'
 }
 
+# Where a suite lives: mim_host/test (the host emulation) or test (the product).
+suite_dir() {
+    if [ -e "mim_host/test/$1.erl" ]; then echo mim_host/test; else echo test; fi
+}
+suite_label() {
+    if [ "$(suite_dir "$1")" = mim_host/test ]; then echo "[host emulation] $1"; else echo "[product] $1"; fi
+}
+
 if [ $run_ct = yes ]; then
     if [ ${#suites[@]} -eq 0 ]; then
-        for f in test/*_SUITE.erl; do
+        for f in mim_host/test/*_SUITE.erl test/*_SUITE.erl; do
             [ -e "$f" ] && suites+=("$(basename "$f" .erl)")
         done
     fi
     if [ ${#suites[@]} -eq 0 ]; then
-        log "no common_test suite (test/*_SUITE.erl) found"
+        log "no common_test suite (mim_host/test/*_SUITE.erl, test/*_SUITE.erl) found"
         record "rebar3 ct" FAILED 0 1 0 "no suite found"
     else
-        # Build once (NIF through the pre_hook, the app, test/support) so that a
+        # Build once (NIF through the pre_hook, the app, mim_host, test) so that a
         # build failure is reported once and not as every suite failing.
         log "rebar3 as test compile"
         t0=$SECONDS
         if rebar3 as test compile 2>&1 | tee "$LOG_DIR/build.log" | strip_ansi; [ "${PIPESTATUS[0]}" -ne 0 ]; then
             record "build: rebar3 as test compile ($((SECONDS - t0))s)" FAILED 0 1 0 "$(strip_ansi <"$LOG_DIR/build.log" | grep -v '^\s*$' | tail -n 1)"
         else
+            # A call to a function that neither OTP, the app nor the host
+            # emulation has (xref), caught before any suite runs.
+            log "rebar3 as test xref"
+            t0=$SECONDS
+            if rebar3 as test xref 2>&1 | tee "$LOG_DIR/xref.log" | strip_ansi; [ "${PIPESTATUS[0]}" -ne 0 ]; then
+                record "check: rebar3 as test xref ($((SECONDS - t0))s)" FAILED 0 1 0 "$(strip_ansi <"$LOG_DIR/xref.log" | grep -v '^\s*$' | tail -n 1)"
+            else
+                record "check: rebar3 as test xref ($((SECONDS - t0))s)" ok 1 0 0 "no undefined calls"
+            fi
             for suite in "${suites[@]}"; do
-                log "rebar3 ct --suite $suite"
+                log "rebar3 ct --dir $(suite_dir "$suite") --suite $suite"
                 t0=$SECONDS
                 timeout --kill-after=30 "$SUITE_TIMEOUT" \
-                    rebar3 ct --dir test --suite "$suite" </dev/null 2>&1 | tee "$LOG_DIR/$suite.log"
+                    rebar3 ct --dir "$(suite_dir "$suite")" --suite "$suite" </dev/null 2>&1 | tee "$LOG_DIR/$suite.log"
                 rc=${PIPESTATUS[0]}
                 read -r p f us as < <(strip_ansi <"$LOG_DIR/$suite.log" | ct_counts)
                 # rebar3 fails a run with auto-skipped cases (a failed init_per_*): count them as failed.
@@ -117,7 +147,7 @@ if [ $run_ct = yes ]; then
                     [ -n "$closing" ] || closing="rebar3 ct exited $rc: $(strip_ansi <"$LOG_DIR/$suite.log" | grep -v '^\s*$' | tail -n 1)"
                 fi
                 if [ "$rc" -eq 0 ]; then st=ok; else st=FAILED; fi
-                record "$suite ($((SECONDS - t0))s)" "$st" "$p" "$f" "$us" "$closing"
+                record "$(suite_label "$suite") ($((SECONDS - t0))s)" "$st" "$p" "$f" "$us" "$closing"
             done
         fi
     fi

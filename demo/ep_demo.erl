@@ -153,13 +153,13 @@ scenario_users() ->
 %% offline closes it after the unavailable one, as a c2s does.
 play({online, Jid}) ->
     say("~s goes online", [jid:to_binary(Jid)]),
-    _ = ep_xmpp:login(Jid),
+    _ = mim_host_xmpp:login(Jid),
     {ok, _} = ep_test_host:user_available(Jid);
 play({offline, Jid}) ->
     say("~s goes offline", [jid:to_binary(Jid)]),
     {ok, _} = ep_test_host:unset_presence(Jid, <<"bye">>),
     #session{sid = SID} = ejabberd_sm:get_session(Jid),
-    ok = ep_xmpp:logout(Jid, SID);
+    ok = mim_host_xmpp:logout(Jid, SID);
 play({enable_push, Jid, Service, Node, PublishOptions}) ->
     say("~s enables push notifications: service ~s, node ~s~ts",
         [jid:to_binary(Jid), jid:to_binary(Service), Node,
@@ -524,7 +524,7 @@ push_enable(Jid, Service, Node, PublishOptions) ->
                     children = push_publish_options(PublishOptions)},
     IQ = #xmlel{name = <<"iq">>, attrs = #{<<"type">> => <<"set">>, <<"id">> => Id},
                 children = [Enable]},
-    case ep_xmpp:send_iq(Jid, jid:to_bare(Jid), IQ, ?WAIT_MS) of
+    case mim_host_xmpp:send_iq(Jid, jid:to_bare(Jid), IQ, ?WAIT_MS) of
         {ok, Reply} ->
             case exml_query:attr(Reply, <<"type">>) of
                 <<"result">> -> say("  answered: result", []);

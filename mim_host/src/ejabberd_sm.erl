@@ -8,7 +8,7 @@
 %% presence (just opened, or `unset_presence/5'); an integer = available.
 %% Tests open sessions with `open_session/5' (SID from `make_new_sid/0', or
 %% `{erlang:system_time(microsecond), Pid}' for another process) and change
-%% presence with `set_presence/6' / `unset_presence/5' (helpers: `ep_xmpp').
+%% presence with `set_presence/6' / `unset_presence/5' (helpers: `mim_host_xmpp').
 %%
 %% Differences from MongooseIM (none visible to the event pusher):
 %% `store_info/4' and `remove_info/3' update the session row at once
@@ -208,17 +208,17 @@ route(From, To, Acc, #xmlel{name = Name} = El) ->
 -spec register_iq_handler(jid:server(), binary(), mongoose_iq_handler:t()) -> ok.
 register_iq_handler(Domain, XMLNS, IQHandler) ->
     ensure_tables(),
-    ep_iq_table:register(?IQTABLE, Domain, XMLNS, IQHandler).
+    mim_host_iq_table:register(?IQTABLE, Domain, XMLNS, IQHandler).
 
 -spec unregister_iq_handler(jid:server(), binary()) -> ok.
 unregister_iq_handler(Domain, XMLNS) ->
     ensure_tables(),
-    ep_iq_table:unregister(?IQTABLE, Domain, XMLNS).
+    mim_host_iq_table:unregister(?IQTABLE, Domain, XMLNS).
 
 -spec lookup_iq_handler(jid:lserver(), binary()) -> {ok, mongoose_iq_handler:t()} | error.
 lookup_iq_handler(Domain, XMLNS) ->
     ensure_tables(),
-    ep_iq_table:lookup(?IQTABLE, Domain, XMLNS).
+    mim_host_iq_table:lookup(?IQTABLE, Domain, XMLNS).
 
 %%--------------------------------------------------------------------
 %% Helpers

@@ -3,7 +3,7 @@
 %% domain:
 %%  1. a route registered with `register_route/2' (MongooseIM's external
 %%     components and services; tests register their endpoints here, see
-%%     `ep_xmpp'),
+%%     `mim_host_xmpp'),
 %%  2. a local domain (`hosts', dynamic domains of `mongoose_domain_api'):
 %%     `ejabberd_local',
 %%  3. else no route (MongooseIM would try s2s): logged, and a request

@@ -1,8 +1,8 @@
 %% @doc The XMPP pieces of the MongooseIM host emulation the push backend
-%% uses (test/support): ejabberd_sm sessions and info, IQ handlers and
+%% uses (mim_host/src): ejabberd_sm sessions and info, IQ handlers and
 %% routing (ejabberd_local, gen_iq_handler, route_iq with replies and
 %% timeouts), data forms, subdomain patterns, ejabberd_auth, mnesia, and the
-%% ep_xmpp test helpers.
+%% mim_host_xmpp test helpers.
 -module(push_host_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -47,12 +47,12 @@ end_per_testcase(_Case, _Config) ->
 
 sessions_and_presence(_Config) ->
     Alice = jid(<<"alice">>, <<"phone">>),
-    SID = ep_xmpp:login(Alice, #{priority => 5, info => #{k => v}}),
+    SID = mim_host_xmpp:login(Alice, #{priority => 5, info => #{k => v}}),
     ?assertMatch(#session{sid = SID, usr = {<<"alice">>, ?HOST, <<"phone">>},
                           us = {<<"alice">>, ?HOST}, priority = 5, info = #{k := v}},
                  ejabberd_sm:get_session(Alice)),
     ?assertEqual(self(), ejabberd_sm:get_session_pid(Alice)),
-    SID2 = ep_xmpp:login(jid(<<"alice">>, <<"pc">>), #{priority => undefined}),
+    SID2 = mim_host_xmpp:login(jid(<<"alice">>, <<"pc">>), #{priority => undefined}),
     ?assertEqual([<<"pc">>, <<"phone">>],
                  lists:sort(ejabberd_sm:get_user_resources(jid:to_bare(Alice)))),
     ?assertEqual([{5, <<"phone">>}], ejabberd_sm:get_user_present_resources(Alice)),
@@ -62,8 +62,8 @@ sessions_and_presence(_Config) ->
     NewSID = {erlang:system_time(microsecond), Pid},
     ?assertEqual([self()], ejabberd_sm:open_session(?HOST, NewSID, Alice, 1, #{})),
     ?assertEqual(Pid, ejabberd_sm:get_session_pid(Alice)),
-    ep_xmpp:logout(Alice, NewSID),
-    ep_xmpp:logout(jid(<<"alice">>, <<"pc">>), SID2),
+    mim_host_xmpp:logout(Alice, NewSID),
+    mim_host_xmpp:logout(jid(<<"alice">>, <<"pc">>), SID2),
     ?assertEqual(offline, ejabberd_sm:get_session(Alice)),
     ?assertEqual([], ejabberd_sm:get_raw_sessions(Alice)),
     Pid ! stop.
@@ -71,7 +71,7 @@ sessions_and_presence(_Config) ->
 is_offline_follows_priority(_Config) ->
     Bob = jid(<<"bob">>, <<"r1">>),
     ?assert(ejabberd_sm:is_offline(Bob)),
-    SID = ep_xmpp:login(Bob, #{priority => undefined}),
+    SID = mim_host_xmpp:login(Bob, #{priority => undefined}),
     ?assert(ejabberd_sm:is_offline(jid:to_bare(Bob))),
     Acc = new_acc(Bob),
     ejabberd_sm:set_presence(Acc, SID, Bob, -1, presence, #{}),
@@ -79,16 +79,16 @@ is_offline_follows_priority(_Config) ->
     ejabberd_sm:set_presence(Acc, SID, Bob, 0, presence, #{}),
     ?assertNot(ejabberd_sm:is_offline(jid:to_bare(Bob))),
     %% the highest priority counts
-    SID2 = ep_xmpp:login(jid(<<"bob">>, <<"r2">>), #{priority => -5}),
+    SID2 = mim_host_xmpp:login(jid(<<"bob">>, <<"r2">>), #{priority => -5}),
     ?assertNot(ejabberd_sm:is_offline(Bob)),
     ejabberd_sm:unset_presence(Acc, SID, Bob, <<>>, #{}),
     ?assert(ejabberd_sm:is_offline(Bob)),
-    ep_xmpp:logout(jid(<<"bob">>, <<"r2">>), SID2).
+    mim_host_xmpp:logout(jid(<<"bob">>, <<"r2">>), SID2).
 
 session_info_store_get_remove(_Config) ->
     Carol = jid(<<"carol">>, <<"r">>),
     ?assertEqual({error, offline}, ejabberd_sm:get_info(Carol, publish_service)),
-    SID = ep_xmpp:login(Carol),
+    SID = mim_host_xmpp:login(Carol),
     ?assertEqual({error, not_set}, ejabberd_sm:get_info(Carol, publish_service)),
     ok = ejabberd_sm:store_info(Carol, SID, publish_service, {a, b, #{}}),
     ?assertEqual({ok, {a, b, #{}}}, ejabberd_sm:get_info(Carol, publish_service)),
@@ -105,12 +105,12 @@ session_info_store_get_remove(_Config) ->
 message_to_bare_jid_goes_to_highest_priority(_Config) ->
     Dave = jid(<<"dave">>, <<"hi">>),
     Other = spawn_collector(),
-    _ = ep_xmpp:login(Dave, #{priority => 10}),
+    _ = mim_host_xmpp:login(Dave, #{priority => 10}),
     _ = ejabberd_sm:open_session(?HOST, {erlang:system_time(microsecond), Other},
                                  jid(<<"dave">>, <<"lo">>), 1, #{}),
     Msg = #xmlel{name = <<"message">>, attrs = #{<<"type">> => <<"chat">>},
                  children = [#xmlel{name = <<"body">>, children = [#xmlcdata{content = <<"x">>}]}]},
-    ep_xmpp:send(jid(<<"eve">>, <<"r">>), jid:to_bare(Dave), Msg),
+    mim_host_xmpp:send(jid(<<"eve">>, <<"r">>), jid:to_bare(Dave), Msg),
     receive
         {route, Acc} ->
             ?assertEqual(Dave, mongoose_acc:to_jid(Acc)),
@@ -138,9 +138,9 @@ iq_to_server_and_bare_jid_handlers(_Config) ->
                  gen_iq_handler:add_iq_handler_for_domain(?HOST, ?NS_TEST, ejabberd_sm, Handler,
                                                           #{}, no_queue)),
     Alice = jid(<<"alice">>, <<"r">>),
-    SID = ep_xmpp:login(Alice),
+    SID = mim_host_xmpp:login(Alice),
     %% to the server
-    {ok, Reply1} = ep_xmpp:send_iq(Alice, jid:make(<<>>, ?HOST, <<>>), iq(<<"1">>, set)),
+    {ok, Reply1} = mim_host_xmpp:send_iq(Alice, jid:make(<<>>, ?HOST, <<>>), iq(<<"1">>, set)),
     ?assertEqual(<<"result">>, exml_query:attr(Reply1, <<"type">>)),
     ?assertEqual(<<"1">>, exml_query:attr(Reply1, <<"id">>)),
     ?assertEqual(<<"localhost">>, exml_query:attr(Reply1, <<"from">>)),
@@ -150,7 +150,7 @@ iq_to_server_and_bare_jid_handlers(_Config) ->
     after 1000 -> ct:fail(not_handled_local)
     end,
     %% to the user's own bare JID
-    {ok, Reply2} = ep_xmpp:send_iq(Alice, jid:to_bare(Alice), iq(<<"2">>, set)),
+    {ok, Reply2} = mim_host_xmpp:send_iq(Alice, jid:to_bare(Alice), iq(<<"2">>, set)),
     ?assertEqual(<<"result">>, exml_query:attr(Reply2, <<"type">>)),
     receive {handled, Alice, _, SID, #{tag := sm, host_type := ?HOST}} -> ok
     after 1000 -> ct:fail(not_handled_sm)
@@ -158,12 +158,12 @@ iq_to_server_and_bare_jid_handlers(_Config) ->
     ok = gen_iq_handler:remove_iq_handler_for_domain(?HOST, ?NS_TEST, ejabberd_sm),
     ?assertEqual({error, not_registered},
                  gen_iq_handler:remove_iq_handler_for_domain(?HOST, ?NS_TEST, ejabberd_sm)),
-    {ok, Reply3} = ep_xmpp:send_iq(Alice, jid:to_bare(Alice), iq(<<"3">>, set)),
+    {ok, Reply3} = mim_host_xmpp:send_iq(Alice, jid:to_bare(Alice), iq(<<"3">>, set)),
     ?assertEqual(<<"service-unavailable">>, error_condition(Reply3)).
 
 iq_handler_execution_types(_Config) ->
     Alice = jid(<<"alice">>, <<"r">>),
-    _ = ep_xmpp:login(Alice),
+    _ = mim_host_xmpp:login(Alice),
     Handler = fun(Acc, _From, _To, IQ, _Extra) -> {Acc, IQ#iq{type = result, sub_el = []}} end,
     lists:foreach(
       fun({Type, N}) ->
@@ -173,7 +173,7 @@ iq_handler_execution_types(_Config) ->
               IQ = #xmlel{name = <<"iq">>, attrs = #{<<"type">> => <<"get">>,
                                                      <<"id">> => NS},
                           children = [#xmlel{name = <<"q">>, attrs = #{<<"xmlns">> => NS}}]},
-              {ok, Reply} = ep_xmpp:send_iq(Alice, jid:make(<<>>, ?HOST, <<>>), IQ),
+              {ok, Reply} = mim_host_xmpp:send_iq(Alice, jid:make(<<>>, ?HOST, <<>>), IQ),
               ?assertEqual(<<"result">>, exml_query:attr(Reply, <<"type">>)),
               ?assertEqual([], Reply#xmlel.children),
               ok = gen_iq_handler:remove_iq_handler_for_domain(?HOST, NS, ejabberd_local)
@@ -181,8 +181,8 @@ iq_handler_execution_types(_Config) ->
 
 unknown_namespace_is_bounced(_Config) ->
     Alice = jid(<<"alice">>, <<"r">>),
-    _ = ep_xmpp:login(Alice),
-    {ok, Reply} = ep_xmpp:send_iq(Alice, jid:make(<<>>, ?HOST, <<>>), iq(<<"9">>, get)),
+    _ = mim_host_xmpp:login(Alice),
+    {ok, Reply} = mim_host_xmpp:send_iq(Alice, jid:make(<<>>, ?HOST, <<>>), iq(<<"9">>, get)),
     ?assertEqual(<<"error">>, exml_query:attr(Reply, <<"type">>)),
     ?assertEqual(<<"feature-not-implemented">>, error_condition(Reply)),
     %% the request comes back after the error
@@ -190,10 +190,10 @@ unknown_namespace_is_bounced(_Config) ->
 
 handler_crash_replies_error(_Config) ->
     Alice = jid(<<"alice">>, <<"r">>),
-    _ = ep_xmpp:login(Alice),
+    _ = mim_host_xmpp:login(Alice),
     ok = gen_iq_handler:add_iq_handler_for_domain(
            ?HOST, ?NS_TEST, ejabberd_local, fun(_, _, _, _, _) -> error(boom) end, #{}, no_queue),
-    {ok, Reply} = ep_xmpp:send_iq(Alice, jid:make(<<>>, ?HOST, <<>>), iq(<<"c">>, set)),
+    {ok, Reply} = mim_host_xmpp:send_iq(Alice, jid:make(<<>>, ?HOST, <<>>), iq(<<"c">>, set)),
     ?assertEqual(<<"internal-server-error">>, error_condition(Reply)).
 
 %%--------------------------------------------------------------------
@@ -201,7 +201,7 @@ handler_crash_replies_error(_Config) ->
 %%--------------------------------------------------------------------
 
 route_iq_gets_reply(_Config) ->
-    {ok, _} = ep_xmpp:start_endpoint(?PUBSUB, fun(_) -> result end),
+    {ok, _} = mim_host_xmpp:start_endpoint(?PUBSUB, fun(_) -> result end),
     Callback = reply_callback(),
     ServerJID = jid:make(<<>>, ?HOST, <<>>),
     PubSub = jid:make(<<>>, ?PUBSUB, <<>>),
@@ -219,11 +219,11 @@ route_iq_gets_reply(_Config) ->
         {iq_reply, PubSub, ServerJID, #iq{type = result}} -> ok
     after 5000 -> ct:fail(no_reply)
     end,
-    ok = ep_xmpp:stop_endpoint(?PUBSUB).
+    ok = mim_host_xmpp:stop_endpoint(?PUBSUB).
 
 route_iq_gets_error_reply(_Config) ->
     Error = mongoose_xmpp_errors:item_not_found(),
-    {ok, _} = ep_xmpp:start_endpoint(?PUBSUB, fun(_) -> {error, Error} end),
+    {ok, _} = mim_host_xmpp:start_endpoint(?PUBSUB, fun(_) -> {error, Error} end),
     ServerJID = jid:make(<<>>, ?HOST, <<>>),
     PubSub = jid:make(<<>>, ?PUBSUB, <<>>),
     IQ = #iq{type = set, sub_el = [#xmlel{name = <<"pubsub">>,
@@ -236,14 +236,14 @@ route_iq_gets_error_reply(_Config) ->
     after 5000 -> ct:fail(no_reply)
     end,
     %% the responder can be changed mid-test
-    ok = ep_xmpp:set_responder(?PUBSUB, fun(_) -> result end),
+    ok = mim_host_xmpp:set_responder(?PUBSUB, fun(_) -> result end),
     _ = ejabberd_local:route_iq(ServerJID, PubSub, new_acc(ServerJID), IQ, reply_callback()),
     receive {iq_reply, _, _, #iq{type = result}} -> ok
     after 5000 -> ct:fail(no_reply)
     end.
 
 route_iq_times_out(_Config) ->
-    {ok, _} = ep_xmpp:start_endpoint(?PUBSUB, fun(_) -> no_reply end),
+    {ok, _} = mim_host_xmpp:start_endpoint(?PUBSUB, fun(_) -> no_reply end),
     ServerJID = jid:make(<<>>, ?HOST, <<>>),
     PubSub = jid:make(<<>>, ?PUBSUB, <<>>),
     IQ = #iq{type = get, sub_el = [#xmlel{name = <<"q">>, attrs = #{<<"xmlns">> => ?NS_TEST}}]},
@@ -256,7 +256,7 @@ route_iq_times_out(_Config) ->
     after 5000 -> ct:fail(no_timeout)
     end,
     %% an explicit timeout; a late reply is dropped
-    ok = ep_xmpp:set_responder(?PUBSUB, fun(_) -> no_reply end),
+    ok = mim_host_xmpp:set_responder(?PUBSUB, fun(_) -> no_reply end),
     _ = ejabberd_local:route_iq(ServerJID, PubSub, new_acc(ServerJID), IQ, reply_callback(), 50),
     receive
         {ep_xmpp_stanza, ?PUBSUB, _, _, El} ->
@@ -298,8 +298,8 @@ dynamic_domain_routes_locally(_Config) ->
                                sub_el = [#xmlel{name = <<"ht">>, attrs = #{<<"v">> => HT}}]}}
            end, #{}, no_queue),
     User = jid:make(<<"u">>, ?DYN, <<"r">>),
-    _ = ep_xmpp:login(User),
-    {ok, Reply} = ep_xmpp:send_iq(User, jid:to_bare(User), iq(<<"d">>, set)),
+    _ = mim_host_xmpp:login(User),
+    {ok, Reply} = mim_host_xmpp:send_iq(User, jid:to_bare(User), iq(<<"d">>, set)),
     ?assertEqual(?DYN_TYPE, exml_query:path(Reply, [{element, <<"ht">>}, {attr, <<"v">>}])),
     Self = self(),
     ok = gen_hook:add_handlers([{remove_domain, ?DYN_TYPE,

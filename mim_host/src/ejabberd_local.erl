@@ -118,17 +118,17 @@ get_iq_callback(ID) ->
 -spec register_iq_handler(jid:server(), binary(), mongoose_iq_handler:t()) -> ok.
 register_iq_handler(Domain, XMLNS, IQHandler) ->
     ensure_tables(),
-    ep_iq_table:register(?IQTABLE, Domain, XMLNS, IQHandler).
+    mim_host_iq_table:register(?IQTABLE, Domain, XMLNS, IQHandler).
 
 -spec unregister_iq_handler(jid:server(), binary()) -> ok.
 unregister_iq_handler(Domain, XMLNS) ->
     ensure_tables(),
-    ep_iq_table:unregister(?IQTABLE, Domain, XMLNS).
+    mim_host_iq_table:unregister(?IQTABLE, Domain, XMLNS).
 
 -spec lookup_iq_handler(jid:lserver(), binary()) -> {ok, mongoose_iq_handler:t()} | error.
 lookup_iq_handler(Domain, XMLNS) ->
     ensure_tables(),
-    ep_iq_table:lookup(?IQTABLE, Domain, XMLNS).
+    mim_host_iq_table:lookup(?IQTABLE, Domain, XMLNS).
 
 %% @doc Routes a domain here (MongooseIM does it when a domain is added).
 -spec register_host(jid:server()) -> ok.

@@ -8,7 +8,7 @@
 %% Responder (answers IQ requests only; called in the endpoint process):
 %%   `fun((exml:element()) -> result | {result, [exml:element()]} |
 %%                            {error, ErrorEl :: exml:element()} | no_reply)'
--module(ep_xmpp).
+-module(mim_host_xmpp).
 
 -behaviour(mongoose_packet_handler).
 

@@ -1,7 +1,7 @@
 %% The IQ handler table that ejabberd_local (a domain's own IQs) and
 %% ejabberd_sm (IQs to a user's bare JID) each keep: handlers by namespace
 %% and domain, in an ETS table the caller names and has created.
--module(ep_iq_table).
+-module(mim_host_iq_table).
 
 -export([register/4, unregister/3, lookup/3]).
 

@@ -1,4 +1,4 @@
 %% `-include_lib("exml/include/exml.hrl")' as MongooseIM's code and tests
 %% write it: epp looks include_lib paths up in the include path first, where
-%% the build puts test/support/include. The records are the test host's.
+%% the build puts mim_host/include. The records are the test host's.
 -include("../../exml.hrl").

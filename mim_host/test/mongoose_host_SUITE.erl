@@ -1,4 +1,4 @@
-%% @doc The MongooseIM host emulation in test/support behaves as MongooseIM:
+%% @doc The MongooseIM host emulation in mim_host/src behaves as MongooseIM:
 %% gen_hook, gen_mod, gen_mod_deps, mongoose_modules, mongoose_hooks,
 %% mongoose_acc, jid, exml, exml_query, mongoose_instrument,
 %% instrument_helper and mongoose_wpool.
