@@ -10,12 +10,15 @@
 pub mod background;
 pub mod http;
 pub mod json;
+pub mod pool;
 pub mod rabbit;
 pub mod report;
 pub mod retry;
 pub mod runtime;
+pub mod secret;
 pub mod sns;
 pub mod stats;
+pub mod tls;
 
 pub use bytes::Bytes;
 pub use report::{CloseReport, DropReason, Outcome, OutcomeSink, Tag};

@@ -98,7 +98,7 @@ impl<T: Tag> Shared<T> {
                 results = self.guarded_attempt(&topic, &jobs) => results,
             };
             guard.first_attempt_done();
-            let elapsed_us = micros(started);
+            let elapsed_us = crate::pool::micros(started.elapsed());
             let mut failed = Vec::new();
             for (job, result) in jobs.into_iter().zip(results) {
                 match result {
@@ -263,8 +263,4 @@ impl<T: Tag> Shared<T> {
         }
         results
     }
-}
-
-fn micros(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
