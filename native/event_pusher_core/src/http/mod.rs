@@ -119,7 +119,7 @@ pub struct HttpPool<T: Send + 'static> {
     /// Wakes an idle worker after a job was queued.
     job_ready: Arc<Notify>,
     #[cfg(feature = "test-hooks")]
-    faults: Arc<worker::Faults>,
+    faults: Arc<pool::Faults>,
 }
 
 impl<T: Tag> HttpPool<T> {
@@ -131,7 +131,7 @@ impl<T: Tag> HttpPool<T> {
         let counters = Arc::new(Counters::default());
         let job_ready = Arc::new(Notify::new());
         #[cfg(feature = "test-hooks")]
-        let faults = Arc::new(worker::Faults::default());
+        let faults = Arc::new(pool::Faults::default());
         let (lane, queue) = mpsc::unbounded_channel();
         let intake = pool::start(
             "event_pusher_rep",
@@ -204,17 +204,13 @@ impl<T: Send + 'static> HttpPool<T> {
     /// next job) panic once, the next time one loops.
     #[cfg(feature = "test-hooks")]
     pub fn inject_dispatcher_panic(&self) {
-        self.faults
-            .dispatcher
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.faults.arm_task();
     }
 
     /// Test hook: make the next attempt panic.
     #[cfg(feature = "test-hooks")]
     pub fn inject_attempt_panic(&self) {
-        self.faults
-            .attempt
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.faults.arm_attempt();
     }
 }
 

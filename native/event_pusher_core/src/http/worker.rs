@@ -35,14 +35,6 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// Panics to provoke, for the crate's own tests.
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Default)]
-pub(crate) struct Faults {
-    pub dispatcher: std::sync::atomic::AtomicBool,
-    pub attempt: std::sync::atomic::AtomicBool,
-}
-
 /// What a pool's workers and dispatcher share (one `Arc` per pool).
 pub(crate) struct Shared<T> {
     pub endpoint: Endpoint,
@@ -56,7 +48,7 @@ pub(crate) struct Shared<T> {
     /// Cancelled when the drain deadline passes: running jobs stop and are dropped.
     pub hard_stop: CancellationToken,
     #[cfg(feature = "test-hooks")]
-    pub faults: Arc<Faults>,
+    pub faults: Arc<pool::Faults>,
 }
 
 impl<T> Shared<T> {
@@ -180,14 +172,7 @@ impl<T: Tag> Worker<T> {
     async fn next_job(&mut self) -> Option<Job<T>> {
         loop {
             #[cfg(feature = "test-hooks")]
-            if self
-                .shared
-                .faults
-                .dispatcher
-                .swap(false, std::sync::atomic::Ordering::Relaxed)
-            {
-                panic!("injected dispatcher panic");
-            }
+            self.shared.faults.task_point();
             if self.shared.hard_stop.is_cancelled() {
                 return None;
             }
@@ -299,14 +284,7 @@ impl<T: Tag> Worker<T> {
 
     async fn attempt(&mut self, job: &Job<T>, started: Instant) -> Option<Outcome> {
         #[cfg(feature = "test-hooks")]
-        if self
-            .shared
-            .faults
-            .attempt
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            panic!("injected attempt panic");
-        }
+        self.shared.faults.attempt_point();
         let timeout = self.shared.request_timeout;
         if timeout.is_zero() {
             return Some(timeout_outcome(started));

@@ -10,12 +10,16 @@
 //! generic (static dispatch): no boxed call per event.
 
 mod error;
+#[cfg(feature = "test-hooks")]
+mod faults;
 mod intake;
 mod lifecycle;
 mod supervise;
 
 pub(crate) use error::submit_error;
 pub use error::{Refused, StartError};
+#[cfg(feature = "test-hooks")]
+pub(crate) use faults::Faults;
 pub(crate) use intake::{start, Intake};
 pub(crate) use lifecycle::Strategy;
 pub(crate) use supervise::{supervise, Supervised};

@@ -41,8 +41,6 @@ use bytes::Bytes;
 use counters::RabbitCounters;
 use lapin::types::ShortString;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-#[cfg(feature = "test-hooks")]
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -141,7 +139,7 @@ pub(crate) struct Shared<T> {
     pub declared: declare::Declared,
     /// Test hook: the next worker to loop panics.
     #[cfg(feature = "test-hooks")]
-    pub fault: Arc<AtomicBool>,
+    pub fault: Arc<pool::Faults>,
 }
 
 impl<T: Tag> Shared<T> {
@@ -161,7 +159,7 @@ pub struct RabbitPool<T: Send + 'static> {
     intake: Intake<Message<T>, supervisor::Declare>,
     counters: Arc<RabbitCounters>,
     #[cfg(feature = "test-hooks")]
-    fault: Arc<AtomicBool>,
+    fault: Arc<pool::Faults>,
 }
 
 impl<T: Tag> RabbitPool<T> {
@@ -177,7 +175,7 @@ impl<T: Tag> RabbitPool<T> {
         let endpoint = connect::Endpoint::new(&cfg)?;
         let counters = Arc::new(RabbitCounters::default());
         #[cfg(feature = "test-hooks")]
-        let fault = Arc::new(AtomicBool::new(false));
+        let fault = Arc::new(pool::Faults::default());
         let (lanes, queues): (Vec<_>, Vec<_>) =
             (0..cfg.workers).map(|_| mpsc::unbounded_channel()).unzip();
         let intake = pool::start(
@@ -289,7 +287,7 @@ impl<T: Send + 'static> RabbitPool<T> {
 impl<T: Send + 'static> RabbitPool<T> {
     /// Test hook: make a worker panic once, the next time it loops.
     pub fn inject_worker_panic(&self) {
-        self.fault.store(true, Ordering::SeqCst);
+        self.fault.arm_task();
     }
 }
 

@@ -283,13 +283,7 @@ impl<T: Tag> Worker<T> {
                 }
             }
             #[cfg(feature = "test-hooks")]
-            if self
-                .shared
-                .fault
-                .swap(false, std::sync::atomic::Ordering::SeqCst)
-            {
-                panic!("injected worker panic");
-            }
+            self.shared.fault.task_point();
             self.publish_retries().await;
             let Some(link) = &mut self.link else { return };
             let room = self.window.len() < MAX_IN_FLIGHT;

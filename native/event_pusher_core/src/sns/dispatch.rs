@@ -29,14 +29,6 @@ use tokio::time::Instant;
 /// already queued is grouped before its first job leaves alone.
 const INTAKE: usize = 256;
 
-/// Panics to provoke, for the crate's own tests.
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Default)]
-pub(crate) struct Faults {
-    pub dispatcher: std::sync::atomic::AtomicBool,
-    pub attempt: std::sync::atomic::AtomicBool,
-}
-
 pub(crate) struct Settings {
     pub pool_size: usize,
     pub batching: bool,
@@ -125,14 +117,7 @@ impl<T: Tag> Strategy for Dispatcher<T> {
     /// Starts what can start, then waits for a task's signal or a job.
     async fn next_event(&mut self, _closing: bool) {
         #[cfg(feature = "test-hooks")]
-        if self
-            .shared
-            .faults
-            .dispatcher
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
-        {
-            panic!("injected dispatcher panic");
-        }
+        self.shared.faults.task_point();
         self.dispatch_ready();
         tokio::select! {
             biased;

@@ -160,7 +160,7 @@ pub struct SnsPool<T: Send + 'static> {
     intake: Intake<Job<T>, Infallible>,
     counters: Arc<SnsCounters>,
     #[cfg(feature = "test-hooks")]
-    faults: Arc<dispatch::Faults>,
+    faults: Arc<pool::Faults>,
 }
 
 impl<T: Tag> SnsPool<T> {
@@ -171,7 +171,7 @@ impl<T: Tag> SnsPool<T> {
         let client = client::build(&cfg).map_err(StartError::InvalidConfig)?;
         let counters = Arc::new(SnsCounters::default());
         #[cfg(feature = "test-hooks")]
-        let faults = Arc::new(dispatch::Faults::default());
+        let faults = Arc::new(pool::Faults::default());
         let (lane, queue) = mpsc::unbounded_channel();
         let intake = pool::start(
             "event_pusher_sns",
@@ -253,17 +253,13 @@ impl<T: Send + 'static> SnsPool<T> {
     /// Test hook: make the dispatcher panic once, the next time it loops.
     #[cfg(feature = "test-hooks")]
     pub fn inject_dispatcher_panic(&self) {
-        self.faults
-            .dispatcher
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.faults.arm_task();
     }
 
     /// Test hook: make the next request attempt panic.
     #[cfg(feature = "test-hooks")]
     pub fn inject_attempt_panic(&self) {
-        self.faults
-            .attempt
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.faults.arm_attempt();
     }
 }
 

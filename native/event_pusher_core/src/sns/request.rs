@@ -33,7 +33,7 @@ pub(crate) struct Shared<T> {
     /// Cancelled when the drain deadline passes: running jobs stop and are dropped.
     pub hard_stop: CancellationToken,
     #[cfg(feature = "test-hooks")]
-    pub faults: Arc<super::dispatch::Faults>,
+    pub faults: Arc<crate::pool::Faults>,
 }
 
 /// From request tasks to the dispatcher.
@@ -186,13 +186,7 @@ impl<T: Tag> Shared<T> {
     /// One result per job, in the jobs' order.
     async fn attempt(&self, topic: &str, jobs: &[Job<T>]) -> Vec<Result<(), Reason>> {
         #[cfg(feature = "test-hooks")]
-        if self
-            .faults
-            .attempt
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            panic!("injected attempt panic");
-        }
+        self.faults.attempt_point();
         if self.request_timeout.is_zero() {
             return vec![Err(Cow::Borrowed("timeout")); jobs.len()];
         }
