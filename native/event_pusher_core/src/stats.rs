@@ -1,4 +1,6 @@
-//! Pool counters: lock-free atomics bumped on the hot path, read as a [`Stats`] snapshot.
+//! Pool counters: lock-free atomics bumped on the hot path, read as a [`Stats`]
+//! snapshot. Every backend counts its jobs' way through the pool here; its
+//! own extra counters sit next to these.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -32,10 +34,12 @@ pub struct Stats {
     pub panics: u64,
 }
 
-/// The live counters shared by a pool's handle, dispatcher, tasks and reporter.
+/// The live counters shared by a pool's handle, lifecycle, tasks and reporter.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub submitted: AtomicU64,
+    /// Places taken in the queue (the queue's bound is checked against it).
+    pub queued: AtomicU64,
     pub sent: AtomicU64,
     pub rejected: AtomicU64,
     pub failed_attempts: AtomicU64,
@@ -56,8 +60,40 @@ impl Counters {
         counter.fetch_sub(1, Relaxed);
     }
 
-    /// Snapshot; `queued` comes from the queue itself.
-    pub fn snapshot(&self, queued: u64) -> Stats {
+    /// Takes a place in the queue, or counts an overload.
+    pub fn reserve(&self, capacity: u64) -> bool {
+        if self.queued.fetch_add(1, Relaxed) >= capacity {
+            self.queued.fetch_sub(1, Relaxed);
+            Self::bump(&self.dropped_overloaded);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back a place taken by `reserve` (the job was not accepted).
+    pub fn unreserve(&self) {
+        self.queued.fetch_sub(1, Relaxed);
+    }
+
+    /// A task took `n` jobs out of the queue.
+    pub fn taken(&self, n: u64) {
+        self.queued.fetch_sub(n, Relaxed);
+        self.in_flight.fetch_add(n, Relaxed);
+    }
+
+    /// A job taken by a task is done: counted in `outcome`, out of `in_flight`.
+    pub fn finished(&self, outcome: &AtomicU64) {
+        Self::bump(outcome);
+        Self::drop_one(&self.in_flight);
+    }
+
+    /// A job still in the queue was dropped by a close.
+    pub fn dropped_from_queue(&self) {
+        Self::bump(&self.dropped_closed);
+        self.queued.fetch_sub(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Stats {
         Stats {
             submitted: self.submitted.load(Relaxed),
             sent: self.sent.load(Relaxed),
@@ -67,7 +103,7 @@ impl Counters {
             dropped_overloaded: self.dropped_overloaded.load(Relaxed),
             dropped_closed: self.dropped_closed.load(Relaxed),
             dropped_retries_exhausted: self.dropped_retries_exhausted.load(Relaxed),
-            queued,
+            queued: self.queued.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             panics: self.panics.load(Relaxed),
         }

@@ -18,16 +18,16 @@
 //! takes one job at a time from the queue and runs its attempts on its own
 //! connection, so a request crosses no task boundary besides hyper's
 //! connection task; `workers` bounds jobs in progress (a job waiting to retry
-//! keeps its worker). The dispatcher (see [`dispatch`]) carries out the
-//! close. Outcomes go to the pool's reporter.
+//! keeps its worker). The queue, the close and the counters are the shared
+//! pool runtime's ([`crate::pool`]); the workers are this backend's
+//! [`pool::Strategy`] (see [`dispatch`]). Outcomes go to the pool's reporter.
 
 mod dispatch;
-pub mod tls;
 mod url;
 mod worker;
 
-use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
-use crate::runtime;
+use crate::pool::{self, Intake};
+use crate::report::{CloseReport, OutcomeSink, Tag};
 use crate::stats::{Counters, Stats};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -35,18 +35,19 @@ use http::Uri;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::service::TowerToHyperService;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use url::UrlBase;
 
+pub use crate::pool::{StartError, DROP_DRAIN};
 pub use http::header;
-pub use tls::{Secret, TlsOptions, VerifyMode};
+// Old path, kept until the NIF crate moves to the new one.
+pub use crate::secret::Secret;
+// Old path, kept until the NIF crate moves to the new one.
+pub use crate::tls::{self, TlsOptions, VerifyMode};
 
-/// How long a pool whose handle was dropped without `close` (its owner died)
-/// keeps delivering what it had accepted.
-pub const DROP_DRAIN: Duration = Duration::from_secs(5);
 /// Idle keep-alive connections are closed after this long.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -91,29 +92,9 @@ pub(crate) struct Endpoint {
     pub host: HeaderValue,
 }
 
-/// Why a pool could not start. Messages are for people and never hold secrets.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    InvalidConfig(String),
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error("cannot start the runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot start the reporter thread: {0}")]
-    Thread(std::io::Error),
-}
-
-/// Why `submit` refused a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    #[error("overloaded")]
-    Overloaded,
-    #[error("closed")]
-    Closed,
+pool::submit_error! {
     /// No HTTP request line can carry `base_url ++ path` (e.g. too long).
-    #[error("invalid path")]
-    InvalidPath,
+    InvalidPath => "invalid path"
 }
 
 /// A job inside the pool: validated and ready to send.
@@ -131,24 +112,14 @@ pub(crate) struct Job<T> {
     retry_base: Duration,
 }
 
-/// Asks the dispatcher to close.
-pub(crate) struct CloseCommand {
-    drain: Duration,
-    done: CloseCallback,
-}
-
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct HttpPool<T: Send + 'static> {
     base_url: UrlBase,
-    queue: mpsc::Sender<Job<T>>,
+    intake: Intake<Job<T>, Infallible>,
     /// Wakes an idle worker after a job was queued.
     job_ready: Arc<Notify>,
-    control: mpsc::UnboundedSender<CloseCommand>,
-    closing: AtomicBool,
-    counters: Arc<Counters>,
-    runtime: &'static tokio::runtime::Handle,
     #[cfg(feature = "test-hooks")]
-    faults: Arc<worker::Faults>,
+    faults: Arc<pool::Faults>,
 }
 
 impl<T: Tag> HttpPool<T> {
@@ -157,35 +128,36 @@ impl<T: Tag> HttpPool<T> {
     pub fn start<S: OutcomeSink<T>>(cfg: HttpPoolConfig, sink: S) -> Result<Self, StartError> {
         let base_url = validate(&cfg)?;
         let endpoint = endpoint(&cfg, &base_url)?;
-        let runtime = runtime::handle().map_err(StartError::Runtime)?;
         let counters = Arc::new(Counters::default());
-        let reporter = Reporter::spawn("event_pusher_rep", sink, counters.clone())
-            .map_err(StartError::Thread)?;
-        let (queue, queue_rx) = mpsc::channel(cfg.queue_capacity);
         let job_ready = Arc::new(Notify::new());
-        let (control, control_rx) = mpsc::unbounded_channel();
         #[cfg(feature = "test-hooks")]
-        let faults = Arc::new(worker::Faults::default());
-        let shared = worker::Shared {
-            endpoint,
-            request_timeout: cfg.request_timeout,
-            counters: counters.clone(),
-            reporter,
-            queue: std::sync::Mutex::new(queue_rx),
-            job_ready: job_ready.clone(),
-            hard_stop: tokio_util::sync::CancellationToken::new(),
-            #[cfg(feature = "test-hooks")]
-            faults: faults.clone(),
-        };
-        dispatch::spawn(runtime, shared, control_rx, cfg.workers);
+        let faults = Arc::new(pool::Faults::default());
+        let (lane, queue) = mpsc::unbounded_channel();
+        let intake = pool::start(
+            "event_pusher_rep",
+            sink,
+            counters.clone(),
+            vec![lane],
+            cfg.queue_capacity,
+            |reporter, runtime| {
+                let shared = worker::Shared {
+                    endpoint,
+                    request_timeout: cfg.request_timeout,
+                    counters,
+                    reporter,
+                    queue: std::sync::Mutex::new(queue),
+                    job_ready: job_ready.clone(),
+                    hard_stop: tokio_util::sync::CancellationToken::new(),
+                    #[cfg(feature = "test-hooks")]
+                    faults: faults.clone(),
+                };
+                dispatch::spawn(runtime, shared, cfg.workers)
+            },
+        )?;
         Ok(HttpPool {
             base_url,
-            queue,
+            intake,
             job_ready,
-            control,
-            closing: AtomicBool::new(false),
-            counters,
-            runtime,
             #[cfg(feature = "test-hooks")]
             faults,
         })
@@ -193,9 +165,7 @@ impl<T: Tag> HttpPool<T> {
 
     /// Queues a job. O(1), never waits.
     pub fn submit(&self, job: HttpJob<'_, T>) -> Result<(), SubmitError> {
-        if self.closing.load(Ordering::Relaxed) {
-            return Err(self.refuse(SubmitError::Closed));
-        }
+        self.intake.check_open()?;
         let target = self
             .base_url
             .target(job.path)
@@ -208,33 +178,18 @@ impl<T: Tag> HttpPool<T> {
             max_retries: job.max_retries,
             retry_base: job.retry_base,
         };
-        match self.queue.try_send(job) {
-            Ok(()) => {
-                Counters::bump(&self.counters.submitted);
-                // Stores a wake-up when no worker waits: a busy worker takes
-                // the next job without one.
-                self.job_ready.notify_one();
-                Ok(())
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Counters::bump(&self.counters.dropped_overloaded);
-                Err(self.refuse(SubmitError::Overloaded))
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.refuse(SubmitError::Closed)),
-        }
-    }
-
-    fn refuse(&self, e: SubmitError) -> SubmitError {
-        Counters::bump(&self.counters.rejected);
-        e
+        self.intake.push(0, job)?;
+        // Stores a wake-up when no worker waits: a busy worker takes the
+        // next job without one.
+        self.job_ready.notify_one();
+        Ok(())
     }
 }
 
 impl<T: Send + 'static> HttpPool<T> {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        let queued = self.queue.max_capacity() - self.queue.capacity();
-        self.counters.snapshot(queued as u64)
+        self.intake.counters().snapshot()
     }
 
     /// Stops taking work at once; what is queued or in flight may finish
@@ -242,39 +197,20 @@ impl<T: Send + 'static> HttpPool<T> {
     /// connections close and `done` runs on the reporter thread, after the
     /// pool's last outcome. Closing again later only runs `done` (dropped 0).
     pub fn close(&self, drain: Duration, done: impl FnOnce(CloseReport) + Send + 'static) {
-        self.closing.store(true, Ordering::Relaxed);
-        let command = CloseCommand {
-            drain,
-            done: Box::new(done),
-        };
-        // Refused only once the dispatcher has finished: nothing is left to
-        // report, so only the callback runs (off the caller's thread, like a
-        // real close).
-        if let Err(mpsc::error::SendError(command)) = self.control.send(command) {
-            self.runtime
-                .spawn(async move { (command.done)(CloseReport::default()) });
-        }
+        self.intake.close(drain, Box::new(done));
     }
 
     /// Test hook: make the dispatching part of a worker (where it takes its
     /// next job) panic once, the next time one loops.
     #[cfg(feature = "test-hooks")]
     pub fn inject_dispatcher_panic(&self) {
-        self.faults.dispatcher.store(true, Ordering::SeqCst);
+        self.faults.arm_task();
     }
 
     /// Test hook: make the next attempt panic.
     #[cfg(feature = "test-hooks")]
     pub fn inject_attempt_panic(&self) {
-        self.faults.attempt.store(true, Ordering::SeqCst);
-    }
-}
-
-impl<T: Send + 'static> Drop for HttpPool<T> {
-    fn drop(&mut self) {
-        // Dropping the queue and control senders tells the dispatcher to
-        // close with DROP_DRAIN (unless `close` already asked it to).
-        self.closing.store(true, Ordering::Relaxed);
+        self.faults.arm_attempt();
     }
 }
 
@@ -334,7 +270,8 @@ fn validate(cfg: &HttpPoolConfig) -> Result<UrlBase, StartError> {
     if cfg.queue_capacity == 0 {
         return invalid("queue_capacity must be at least 1".into());
     }
-    // tokio's bounded channel refuses larger capacities.
+    // The bound of tokio's bounded channel, which this queue once was: the
+    // same configurations stay valid.
     if cfg.queue_capacity > tokio::sync::Semaphore::MAX_PERMITS {
         return invalid(format!(
             "queue_capacity must be at most {}",

@@ -10,8 +10,8 @@
 //! and the next attempt opens a new one; one left idle for [`IDLE_TIMEOUT`]
 //! is closed.
 
-use super::dispatch::RESTART_PAUSE;
 use super::{Endpoint, Job, IDLE_TIMEOUT};
+use crate::pool::{self, deadline_after, micros, sleep_until_some, Supervised};
 use crate::report::{DropReason, Outcome, Reporter, Tag};
 use crate::retry::backoff;
 use crate::stats::Counters;
@@ -35,14 +35,6 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// Panics to provoke, for the crate's own tests.
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Default)]
-pub(crate) struct Faults {
-    pub dispatcher: std::sync::atomic::AtomicBool,
-    pub attempt: std::sync::atomic::AtomicBool,
-}
-
 /// What a pool's workers and dispatcher share (one `Arc` per pool).
 pub(crate) struct Shared<T> {
     pub endpoint: Endpoint,
@@ -51,12 +43,12 @@ pub(crate) struct Shared<T> {
     pub reporter: Reporter<T>,
     /// The pool's queue. Workers only `try_recv` (a lock held for that
     /// instant) and wait on `job_ready` when it is empty.
-    pub queue: Mutex<mpsc::Receiver<Job<T>>>,
+    pub queue: Mutex<mpsc::UnboundedReceiver<Job<T>>>,
     pub job_ready: Arc<Notify>,
     /// Cancelled when the drain deadline passes: running jobs stop and are dropped.
     pub hard_stop: CancellationToken,
     #[cfg(feature = "test-hooks")]
-    pub faults: Arc<Faults>,
+    pub faults: Arc<pool::Faults>,
 }
 
 impl<T> Shared<T> {
@@ -116,6 +108,8 @@ enum End {
 
 struct Worker<T> {
     shared: Arc<Shared<T>>,
+    /// Released when the worker ends (the dispatcher waits for it).
+    _running: OwnedSemaphorePermit,
     conn: Option<Conn>,
     /// Ready once the pool's close deadline has passed. Registered once for
     /// the worker's life rather than once per job.
@@ -126,33 +120,36 @@ struct Worker<T> {
 }
 
 /// Runs a worker until the queue is closed and empty, or the pool stops.
-/// `_running` is released when the worker ends (the dispatcher waits for it).
-pub(crate) async fn run<T: Tag>(shared: Arc<Shared<T>>, _running: OwnedSemaphorePermit) {
-    let mut worker = Worker {
+/// `running` is released when the worker ends.
+pub(crate) async fn run<T: Tag>(shared: Arc<Shared<T>>, running: OwnedSemaphorePermit) {
+    pool::supervise(Worker {
         stop: Box::pin(shared.hard_stop.clone().cancelled_owned()),
         timer: Box::pin(tokio::time::sleep(shared.request_timeout)),
         shared,
+        _running: running,
         conn: None,
-    };
-    loop {
-        match AssertUnwindSafe(worker.work()).catch_unwind().await {
-            Ok(()) => break,
-            Err(_) => {
-                // Outside a job: the part of the pool that takes work from
-                // the queue. The queue is intact; the connection may not be.
-                worker.conn = None;
-                Counters::bump(&worker.shared.counters.panics);
-                worker.shared.reporter.panic("http_dispatcher");
-                tokio::time::sleep(RESTART_PAUSE).await;
-            }
-        }
+    })
+    .await;
+}
+
+impl<T: Tag> Supervised for Worker<T> {
+    async fn run(&mut self) {
+        self.work().await;
+    }
+
+    /// A panic outside a job: the part of the pool that takes work from the
+    /// queue. The queue is intact; the connection may not be.
+    fn recover(&mut self) {
+        self.conn = None;
+        Counters::bump(&self.shared.counters.panics);
+        self.shared.reporter.panic("http_dispatcher");
     }
 }
 
 impl<T: Tag> Worker<T> {
     async fn work(&mut self) {
         while let Some(job) = self.next_job().await {
-            Counters::bump(&self.shared.counters.in_flight);
+            self.shared.counters.taken(1);
             // `run_job` reports and catches attempt panics itself; this is
             // the last line of defence for the bookkeeping around them.
             if AssertUnwindSafe(self.run_job(job))
@@ -175,14 +172,7 @@ impl<T: Tag> Worker<T> {
     async fn next_job(&mut self) -> Option<Job<T>> {
         loop {
             #[cfg(feature = "test-hooks")]
-            if self
-                .shared
-                .faults
-                .dispatcher
-                .swap(false, std::sync::atomic::Ordering::Relaxed)
-            {
-                panic!("injected dispatcher panic");
-            }
+            self.shared.faults.task_point();
             if self.shared.hard_stop.is_cancelled() {
                 return None;
             }
@@ -285,7 +275,7 @@ impl<T: Tag> Worker<T> {
                 self.shared.reporter.panic("http_attempt");
                 Some(Outcome::Error {
                     reason: Cow::Borrowed("panic"),
-                    elapsed_us: micros(started),
+                    elapsed_us: micros(started.elapsed()),
                     payload: None,
                 })
             }
@@ -294,24 +284,18 @@ impl<T: Tag> Worker<T> {
 
     async fn attempt(&mut self, job: &Job<T>, started: Instant) -> Option<Outcome> {
         #[cfg(feature = "test-hooks")]
-        if self
-            .shared
-            .faults
-            .attempt
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            panic!("injected attempt panic");
-        }
+        self.shared.faults.attempt_point();
         let timeout = self.shared.request_timeout;
         if timeout.is_zero() {
             return Some(timeout_outcome(started));
         }
-        let deadline = started.checked_add(timeout).unwrap_or_else(far_future);
+        let deadline = deadline_after(started, timeout);
         let Worker {
             shared,
             conn,
             stop,
             timer,
+            ..
         } = self;
         let result = {
             let exchange = exchange(&shared.endpoint, conn, job);
@@ -333,11 +317,11 @@ impl<T: Tag> Worker<T> {
         let outcome = match result {
             Some(Ok(status)) => Outcome::Response {
                 status,
-                elapsed_us: micros(started),
+                elapsed_us: micros(started.elapsed()),
             },
             Some(Err(failure)) => Outcome::Error {
                 reason: error_reason(&failure),
-                elapsed_us: micros(started),
+                elapsed_us: micros(started.elapsed()),
                 payload: None,
             },
             None => timeout_outcome(started),
@@ -452,29 +436,12 @@ where
     .await
 }
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A deadline that never comes (for a timeout too large to add).
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86400 * 365 * 30)
-}
-
 fn timeout_outcome(started: Instant) -> Outcome {
     Outcome::Error {
         reason: Cow::Borrowed("timeout"),
-        elapsed_us: micros(started),
+        elapsed_us: micros(started.elapsed()),
         payload: None,
     }
-}
-
-fn micros(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A short reason for a failed attempt: a fixed word for the common cases,

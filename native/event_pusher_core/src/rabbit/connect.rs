@@ -6,7 +6,7 @@
 //! formatted: reasons are built from error kinds and the broker's text.
 
 use super::{RabbitPoolConfig, StartError, CONNECT_TIMEOUT};
-use crate::http::tls;
+use crate::tls;
 use lapin::tcp::{AsyncTcpStream, RustlsConnector};
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{Connection, ConnectionProperties, ErrorKind};

@@ -1,6 +1,7 @@
 //! A rabbit pool's counters: atomics bumped on the hot path, read as a
 //! [`RabbitStats`] snapshot.
 
+use crate::stats::Counters;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -44,84 +45,41 @@ pub struct RabbitStats {
     pub panics: u64,
 }
 
+/// The live counters: the pool's own (`sent` counts published messages)
+/// plus what only rabbit pools have.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// The reporter thread counts a panicking sink here.
-    pub reporter: Arc<crate::stats::Counters>,
-    pub submitted: AtomicU64,
-    pub published: AtomicU64,
+pub(crate) struct RabbitCounters {
+    pub common: Arc<Counters>,
     pub confirmed: AtomicU64,
     pub nacked: AtomicU64,
     pub republished: AtomicU64,
     pub confirm_timeouts: AtomicU64,
-    pub queued: AtomicU64,
-    pub in_flight: AtomicU64,
-    pub dropped_overloaded: AtomicU64,
-    pub dropped_closed: AtomicU64,
-    pub dropped_retries_exhausted: AtomicU64,
     pub connections_opened: AtomicU64,
     pub connections_failed: AtomicU64,
-    pub panics: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Relaxed);
+    Counters::bump(counter);
 }
 
-impl Counters {
-    /// Takes a place in the queue, or counts an overload.
-    pub fn reserve(&self, capacity: u64) -> bool {
-        if self.queued.fetch_add(1, Relaxed) >= capacity {
-            self.queued.fetch_sub(1, Relaxed);
-            bump(&self.dropped_overloaded);
-            return false;
-        }
-        true
-    }
-
-    /// Gives back a place taken by `reserve` (the message was not accepted).
-    pub fn unreserve(&self) {
-        self.queued.fetch_sub(1, Relaxed);
-    }
-
-    pub fn accepted(&self) {
-        bump(&self.submitted);
-    }
-
-    /// A worker took a message out of the queue.
-    pub fn taken(&self) {
-        self.queued.fetch_sub(1, Relaxed);
-        bump(&self.in_flight);
-    }
-
-    /// A message taken by a worker is done (published or dropped).
-    pub fn finished(&self, outcome: &AtomicU64) {
-        bump(outcome);
-        self.in_flight.fetch_sub(1, Relaxed);
-    }
-
-    /// A message still in the queue was dropped by a close.
-    pub fn dropped_from_queue(&self) {
-        bump(&self.dropped_closed);
-        self.queued.fetch_sub(1, Relaxed);
-    }
-
+impl RabbitCounters {
     pub fn snapshot(&self) -> RabbitStats {
+        let c = &self.common;
         RabbitStats {
-            submitted: self.submitted.load(Relaxed),
-            published: self.published.load(Relaxed),
+            submitted: c.submitted.load(Relaxed),
+            published: c.sent.load(Relaxed),
             confirmed: self.confirmed.load(Relaxed),
             nacked: self.nacked.load(Relaxed),
             republished: self.republished.load(Relaxed),
             confirm_timeouts: self.confirm_timeouts.load(Relaxed),
-            queued: self.queued.load(Relaxed),
-            in_flight: self.in_flight.load(Relaxed),
-            dropped_overloaded: self.dropped_overloaded.load(Relaxed),
-            dropped_closed: self.dropped_closed.load(Relaxed),
-            dropped_retries_exhausted: self.dropped_retries_exhausted.load(Relaxed),
+            queued: c.queued.load(Relaxed),
+            in_flight: c.in_flight.load(Relaxed),
+            dropped_overloaded: c.dropped_overloaded.load(Relaxed),
+            dropped_closed: c.dropped_closed.load(Relaxed),
+            dropped_retries_exhausted: c.dropped_retries_exhausted.load(Relaxed),
             connections_opened: self.connections_opened.load(Relaxed),
             connections_failed: self.connections_failed.load(Relaxed),
-            panics: self.panics.load(Relaxed) + self.reporter.panics.load(Relaxed),
+            panics: c.panics.load(Relaxed),
         }
     }
 }

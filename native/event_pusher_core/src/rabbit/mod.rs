@@ -20,6 +20,10 @@
 //! wait in the bounded queue (beyond the bound `publish` says `Overloaded` and
 //! counts it) and are published once a connection is back. Every attempt that
 //! fails is reported as a `Failed` connection event.
+//!
+//! The queue (one lane per worker, one bound for all), the close and the
+//! counters are the shared pool runtime's ([`crate::pool`]); the workers and
+//! declarations are this backend's [`pool::Strategy`] (see [`supervisor`]).
 
 mod connect;
 mod counters;
@@ -29,23 +33,22 @@ mod supervisor;
 mod window;
 mod worker;
 
-use crate::http::tls::{self, TlsOptions};
-use crate::http::Secret;
+use crate::pool::{self, Intake};
 use crate::report::{OutcomeSink, Reporter, Tag};
-use crate::runtime;
+use crate::secret::Secret;
+use crate::tls::TlsOptions;
 use bytes::Bytes;
+use counters::RabbitCounters;
 use lapin::types::ShortString;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+pub use crate::pool::{StartError, DROP_DRAIN};
 pub use counters::RabbitStats;
 pub use declare::{DeclareFailure, DeclareResult, ExchangeSpec};
 
-/// How long a pool whose handle was dropped without `close` keeps delivering.
-pub const DROP_DRAIN: Duration = Duration::from_secs(5);
 /// Publishes in flight (written and not yet confirmed) per channel. Enough
 /// to keep a local broker busy; more costs CPU for nothing, as lapin settles
 /// each multiple ack by scanning every pending confirm of the channel
@@ -104,29 +107,9 @@ pub trait PoolEvents: Send + 'static {
     fn connection(&mut self, event: ConnectionEvent);
 }
 
-/// Why a pool could not start. Messages are for people and never hold secrets.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    InvalidConfig(String),
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    #[error("cannot start the runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot start the reporter thread: {0}")]
-    Thread(std::io::Error),
-}
-
-/// Why `publish` refused a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    #[error("overloaded")]
-    Overloaded,
-    #[error("closed")]
-    Closed,
+pool::submit_error! {
     /// The exchange name or routing key is longer than AMQP allows (255 bytes).
-    #[error("exchange or routing key longer than 255 bytes")]
-    TooLong,
+    TooLong => "exchange or routing key longer than 255 bytes"
 }
 
 /// A message inside the pool.
@@ -141,26 +124,13 @@ pub(crate) struct Message<T> {
     pub failures: u32,
 }
 
-/// Requests to the pool's supervisor task.
-pub(crate) enum Control {
-    Close {
-        drain: Duration,
-        done: crate::report::CloseCallback,
-    },
-    Declare {
-        exchanges: Vec<ExchangeSpec>,
-        timeout: Duration,
-        done: declare::DeclareCallback,
-    },
-}
-
 /// What the workers, declarations and the supervisor of a pool share.
 pub(crate) struct Shared<T> {
     pub endpoint: connect::Endpoint,
     pub confirms: bool,
     pub reconnect_delay: Duration,
     pub confirm_timeout: Duration,
-    pub counters: Arc<counters::Counters>,
+    pub counters: Arc<RabbitCounters>,
     pub reporter: Reporter<T>,
     pub events: Arc<Mutex<dyn PoolEvents>>,
     pub links: declare::Links,
@@ -169,7 +139,7 @@ pub(crate) struct Shared<T> {
     pub declared: declare::Declared,
     /// Test hook: the next worker to loop panics.
     #[cfg(feature = "test-hooks")]
-    pub fault: Arc<AtomicBool>,
+    pub fault: Arc<pool::Faults>,
 }
 
 impl<T: Tag> Shared<T> {
@@ -186,14 +156,10 @@ impl<T: Tag> Shared<T> {
 
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct RabbitPool<T: Send + 'static> {
-    queues: Vec<mpsc::UnboundedSender<Message<T>>>,
-    control: mpsc::UnboundedSender<Control>,
-    closing: AtomicBool,
-    capacity: u64,
-    counters: Arc<counters::Counters>,
-    runtime: &'static tokio::runtime::Handle,
+    intake: Intake<Message<T>, supervisor::Declare>,
+    counters: Arc<RabbitCounters>,
     #[cfg(feature = "test-hooks")]
-    fault: Arc<AtomicBool>,
+    fault: Arc<pool::Faults>,
 }
 
 impl<T: Tag> RabbitPool<T> {
@@ -207,34 +173,37 @@ impl<T: Tag> RabbitPool<T> {
     ) -> Result<Self, StartError> {
         validate(&cfg)?;
         let endpoint = connect::Endpoint::new(&cfg)?;
-        let runtime = runtime::handle().map_err(StartError::Runtime)?;
-        let counters = Arc::new(counters::Counters::default());
-        let reporter = Reporter::spawn("event_pusher_rmq", sink, counters.reporter.clone())
-            .map_err(StartError::Thread)?;
+        let counters = Arc::new(RabbitCounters::default());
         #[cfg(feature = "test-hooks")]
-        let fault = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared {
-            endpoint,
-            confirms: cfg.confirms_enabled,
-            reconnect_delay: cfg.reconnect_delay.max(MIN_RECONNECT_DELAY),
-            confirm_timeout: cfg.confirm_timeout,
-            counters: counters.clone(),
-            reporter,
-            events: Arc::new(Mutex::new(events)),
-            links: declare::Links::new(cfg.workers),
-            declared: declare::Declared::default(),
-            #[cfg(feature = "test-hooks")]
-            fault: fault.clone(),
-        });
-        let (control, control_rx) = mpsc::unbounded_channel();
-        let queues = supervisor::spawn(runtime, shared, control_rx, cfg.workers);
+        let fault = Arc::new(pool::Faults::default());
+        let (lanes, queues): (Vec<_>, Vec<_>) =
+            (0..cfg.workers).map(|_| mpsc::unbounded_channel()).unzip();
+        let intake = pool::start(
+            "event_pusher_rmq",
+            sink,
+            counters.common.clone(),
+            lanes,
+            cfg.queue_capacity,
+            |reporter, runtime| {
+                let shared = Arc::new(Shared {
+                    endpoint,
+                    confirms: cfg.confirms_enabled,
+                    reconnect_delay: cfg.reconnect_delay.max(MIN_RECONNECT_DELAY),
+                    confirm_timeout: cfg.confirm_timeout,
+                    counters: counters.clone(),
+                    reporter,
+                    events: Arc::new(Mutex::new(events)),
+                    links: declare::Links::new(cfg.workers),
+                    declared: declare::Declared::default(),
+                    #[cfg(feature = "test-hooks")]
+                    fault: fault.clone(),
+                });
+                supervisor::spawn(runtime, shared, queues)
+            },
+        )?;
         Ok(RabbitPool {
-            queues,
-            control,
-            closing: AtomicBool::new(false),
-            capacity: cfg.queue_capacity as u64,
+            intake,
             counters,
-            runtime,
             #[cfg(feature = "test-hooks")]
             fault,
         })
@@ -248,18 +217,14 @@ impl<T: Tag> RabbitPool<T> {
         routing_key: &str,
         body: Bytes,
     ) -> Result<(), SubmitError> {
-        if self.closing.load(Ordering::Relaxed) {
-            return Err(SubmitError::Closed);
-        }
+        self.intake.check_open()?;
         let (Ok(exchange), Ok(routing_key)) = (
             ShortString::try_new(exchange),
             ShortString::try_new(routing_key),
         ) else {
             return Err(SubmitError::TooLong);
         };
-        if !self.counters.reserve(self.capacity) {
-            return Err(SubmitError::Overloaded);
-        }
+        let worker = self.worker_for(routing_key.as_str());
         let message = Message {
             tag,
             exchange,
@@ -268,29 +233,19 @@ impl<T: Tag> RabbitPool<T> {
             order: 0,
             failures: 0,
         };
-        let worker = self.worker_for(message.routing_key.as_str());
-        match self.queues[worker].send(message) {
-            Ok(()) => {
-                self.counters.accepted();
-                Ok(())
-            }
-            // The worker stopped taking messages: the pool is closing.
-            Err(_) => {
-                self.counters.unreserve();
-                Err(SubmitError::Closed)
-            }
-        }
+        Ok(self.intake.push(worker, message)?)
     }
 
     /// The worker of a routing key: the same key always goes to the same
     /// channel, which keeps its messages in order.
     fn worker_for(&self, routing_key: &str) -> usize {
-        if self.queues.len() == 1 {
+        let lanes = self.intake.lanes();
+        if lanes == 1 {
             return 0;
         }
         // A fixed-key hasher: stable for the pool's life, no per-call seed.
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(routing_key);
-        (hash % self.queues.len() as u64) as usize
+        (hash % lanes as u64) as usize
     }
 }
 
@@ -309,20 +264,14 @@ impl<T: Send + 'static> RabbitPool<T> {
         timeout: Duration,
         done: impl FnOnce(DeclareResult) + Send + 'static,
     ) {
-        let command = Control::Declare {
+        let request = supervisor::Declare {
             exchanges,
             timeout,
             done: Box::new(done),
         };
-        // Refused only once the pool has finished: answer from the runtime,
-        // never on the caller's thread.
-        if let Err(mpsc::error::SendError(Control::Declare {
-            exchanges, done, ..
-        })) = self.control.send(command)
-        {
-            self.runtime
-                .spawn(async move { done(declare::all_failed(&exchanges, "closed")) });
-        }
+        self.intake.request(request, |refused| {
+            (refused.done)(declare::all_failed(&refused.exchanges, "closed"))
+        });
     }
 
     /// Stops taking work at once; what is queued or in flight may still be
@@ -330,16 +279,7 @@ impl<T: Send + 'static> RabbitPool<T> {
     /// then the connections close and `done` runs on the reporter thread,
     /// after the pool's last outcome. Closing again later only runs `done`.
     pub fn close(&self, drain: Duration, done: impl FnOnce(crate::CloseReport) + Send + 'static) {
-        self.closing.store(true, Ordering::Relaxed);
-        let command = Control::Close {
-            drain,
-            done: Box::new(done),
-        };
-        if let Err(mpsc::error::SendError(Control::Close { done, .. })) = self.control.send(command)
-        {
-            self.runtime
-                .spawn(async move { done(crate::CloseReport::default()) });
-        }
+        self.intake.close(drain, Box::new(done));
     }
 }
 
@@ -347,15 +287,7 @@ impl<T: Send + 'static> RabbitPool<T> {
 impl<T: Send + 'static> RabbitPool<T> {
     /// Test hook: make a worker panic once, the next time it loops.
     pub fn inject_worker_panic(&self) {
-        self.fault.store(true, Ordering::SeqCst);
-    }
-}
-
-impl<T: Send + 'static> Drop for RabbitPool<T> {
-    fn drop(&mut self) {
-        // Dropping the control sender tells the supervisor to close with
-        // DROP_DRAIN (unless `close` already asked it to).
-        self.closing.store(true, Ordering::Relaxed);
+        self.fault.arm_task();
     }
 }
 

@@ -7,6 +7,7 @@
 use super::connect::reason;
 use super::worker::{Broken, Worker};
 use super::{Message, MAX_ATTEMPTS, MAX_IN_FLIGHT};
+use crate::pool::micros;
 use crate::rabbit::counters::bump;
 use crate::report::{DropReason, Outcome, Tag};
 use bytes::Bytes;
@@ -51,7 +52,7 @@ impl<T: Tag> Worker<T> {
     }
 
     pub(super) async fn counted_take(&mut self, mut message: Message<T>) {
-        self.shared.counters.taken();
+        self.shared.counters.common.taken(1);
         message.order = self.next_order;
         self.next_order += 1;
         self.publish(message).await;
@@ -99,9 +100,9 @@ impl<T: Tag> Worker<T> {
                 if matches!(settled, Settled::Acked) {
                     bump(&counters.confirmed);
                 }
-                counters.finished(&counters.published);
+                counters.common.finished(&counters.common.sent);
                 let outcome = Outcome::Published {
-                    elapsed_us: micros(sent.at),
+                    elapsed_us: micros(sent.at.elapsed()),
                     payload: sent.message.body,
                 };
                 self.shared.reporter.outcome(sent.message.tag, outcome);
@@ -123,7 +124,7 @@ impl<T: Tag> Worker<T> {
             }
         };
         if let Some(sent) = self.window.take(seq) {
-            self.failed_attempt(sent.message, failure, micros(sent.at));
+            self.failed_attempt(sent.message, failure, micros(sent.at.elapsed()));
         }
     }
 
@@ -194,7 +195,9 @@ impl<T: Tag> Worker<T> {
         };
         if message.failures >= MAX_ATTEMPTS {
             let counters = &self.shared.counters;
-            counters.finished(&counters.dropped_retries_exhausted);
+            counters
+                .common
+                .finished(&counters.common.dropped_retries_exhausted);
             reporter.outcome(message.tag.clone(), outcome);
             reporter.outcome(message.tag, Outcome::Dropped(DropReason::RetriesExhausted));
         } else {
@@ -263,7 +266,4 @@ fn publish_future(
         };
         (seq, settled)
     })
-}
-fn micros(since: std::time::Instant) -> u64 {
-    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
 }

@@ -1,19 +1,18 @@
-//! The pool's supervisor task: starts the workers, runs declarations, and
-//! carries out the close (drain deadline to the workers, wait for them,
-//! then the close notices), as mini-redis does its shutdown: one signal the
-//! tasks watch, one completion the supervisor waits on.
-//!
-//! Its state lives in [`Supervisor`], so a panic is caught, counted, and it
-//! resumes with the same workers, declarations and close callbacks.
+//! The rabbit pool's [`Strategy`]: it starts the workers, runs
+//! declarations, and on close hands the drain deadline to the workers (each
+//! drains or abandons its own messages) and waits for them. The lifecycle
+//! around it (control, close notices, restart after a panic) is the shared
+//! pool runtime's.
 
 use super::counters::bump;
-use super::declare::{self, DeclareResult};
-use super::worker::{self, Worker};
-use super::{Control, Message, Shared, DROP_DRAIN};
-use crate::report::{CloseCallback, CloseReport, Tag};
+use super::declare::{self, DeclareResult, ExchangeSpec};
+use super::worker::Worker;
+use super::{Message, Shared};
+use crate::pool::{self, Strategy};
+use crate::report::{Reporter, Tag};
+use crate::stats::Counters;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -21,115 +20,81 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-const RESTART_PAUSE: Duration = Duration::from_millis(10);
+/// A declaration asked through the pool handle.
+pub(crate) struct Declare {
+    pub exchanges: Vec<ExchangeSpec>,
+    pub timeout: Duration,
+    pub done: declare::DeclareCallback,
+}
 
-struct Supervisor<T> {
+pub(crate) struct Supervisor<T> {
     shared: Arc<Shared<T>>,
-    control: mpsc::UnboundedReceiver<Control>,
-    /// False once every control sender is gone (the pool handle was dropped).
-    control_open: bool,
     drain: watch::Sender<Option<Instant>>,
     workers: JoinSet<()>,
     declares: JoinSet<()>,
     /// Cancels running declarations when the pool has closed.
     stop: CancellationToken,
-    /// Set once a close began.
-    callbacks: Option<Vec<CloseCallback>>,
 }
 
-/// Starts the workers and the supervisor; returns each worker's queue.
+/// Starts one worker per queue; returns the strategy that supervises them.
 pub(crate) fn spawn<T: Tag>(
     runtime: &tokio::runtime::Handle,
     shared: Arc<Shared<T>>,
-    control: mpsc::UnboundedReceiver<Control>,
-    workers: usize,
-) -> Vec<mpsc::UnboundedSender<Message<T>>> {
+    queues: Vec<mpsc::UnboundedReceiver<Message<T>>>,
+) -> Supervisor<T> {
     let (drain, drain_rx) = watch::channel(None);
-    let mut queues = Vec::with_capacity(workers);
-    let mut tasks = JoinSet::new();
-    for id in 0..workers {
-        let (tx, rx) = mpsc::unbounded_channel();
-        queues.push(tx);
-        let worker = Worker::new(id, shared.clone(), rx, drain_rx.clone());
-        tasks.spawn_on(worker::supervise(worker), runtime);
+    let mut workers = JoinSet::new();
+    for (id, queue) in queues.into_iter().enumerate() {
+        let worker = Worker::new(id, shared.clone(), queue, drain_rx.clone());
+        workers.spawn_on(pool::supervise(worker), runtime);
     }
-    let supervisor = Supervisor {
+    Supervisor {
         shared,
-        control,
-        control_open: true,
         drain,
-        workers: tasks,
+        workers,
         declares: JoinSet::new(),
         stop: CancellationToken::new(),
-        callbacks: None,
-    };
-    runtime.spawn(supervise(supervisor));
-    queues
-}
-
-async fn supervise<T: Tag>(mut supervisor: Supervisor<T>) {
-    loop {
-        match AssertUnwindSafe(supervisor.run()).catch_unwind().await {
-            Ok(()) => break,
-            Err(_) => {
-                bump(&supervisor.shared.counters.panics);
-                supervisor.shared.reporter.panic("rabbit_supervisor");
-                tokio::time::sleep(RESTART_PAUSE).await;
-            }
-        }
     }
 }
 
-impl<T: Tag> Supervisor<T> {
-    async fn run(&mut self) {
-        loop {
-            if self.callbacks.is_some() && self.workers.is_empty() {
-                break;
-            }
-            let closing = self.callbacks.is_some();
-            tokio::select! {
-                command = self.control.recv(), if self.control_open => self.handle(command),
-                Some(_) = self.workers.join_next(), if closing => {}
-                Some(_) = self.declares.join_next(), if !self.declares.is_empty() => {}
-            }
-        }
-        self.finish().await;
+impl<T: Tag> Strategy for Supervisor<T> {
+    type Tag = T;
+    type Request = Declare;
+    const LOCATION: &'static str = "rabbit_supervisor";
+
+    fn counters(&self) -> &Counters {
+        &self.shared.counters.common
     }
 
-    fn handle(&mut self, command: Option<Control>) {
-        match command {
-            Some(Control::Close { drain, done }) => self.begin_close(drain, Some(done)),
-            Some(Control::Declare {
-                exchanges,
-                timeout,
-                done,
-            }) => self.declare(exchanges, timeout, done),
-            None => {
-                self.control_open = false;
-                self.begin_close(DROP_DRAIN, None);
-            }
+    fn reporter(&self) -> &Reporter<T> {
+        &self.shared.reporter
+    }
+
+    /// The workers watch the deadline: they stop taking messages, drain,
+    /// and drop what is left once it passes.
+    fn begin_close(&mut self, deadline: Instant) {
+        self.drain.send_replace(Some(deadline));
+    }
+
+    /// Reaps the workers (once closing) and finished declarations.
+    async fn next_event(&mut self, closing: bool) {
+        tokio::select! {
+            Some(_) = self.workers.join_next(), if closing => {}
+            Some(_) = self.declares.join_next(), if !self.declares.is_empty() => {}
+            else => std::future::pending().await,
         }
     }
 
-    /// Fixes the drain deadline (the first close decides it); later closes
-    /// only add their callback.
-    fn begin_close(&mut self, drain: Duration, done: Option<CloseCallback>) {
-        let callbacks = self.callbacks.get_or_insert_with(|| {
-            let deadline = Instant::now()
-                .checked_add(drain)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365));
-            self.drain.send_replace(Some(deadline));
-            Vec::new()
-        });
-        callbacks.extend(done);
+    fn drained(&self) -> bool {
+        self.workers.is_empty()
     }
 
-    fn declare(
-        &mut self,
-        exchanges: Vec<declare::ExchangeSpec>,
-        timeout: Duration,
-        done: declare::DeclareCallback,
-    ) {
+    fn request(&mut self, request: Declare) {
+        let Declare {
+            exchanges,
+            timeout,
+            done,
+        } = request;
         let shared = self.shared.clone();
         let stop = self.stop.clone();
         self.declares.spawn(async move {
@@ -137,7 +102,7 @@ impl<T: Tag> Supervisor<T> {
             let result: DeclareResult = match AssertUnwindSafe(declaring).catch_unwind().await {
                 Ok(result) => result,
                 Err(_) => {
-                    bump(&shared.counters.panics);
+                    bump(&shared.counters.common.panics);
                     shared.reporter.panic("rabbit_declare");
                     declare::all_failed(&exchanges, "panic")
                 }
@@ -147,30 +112,17 @@ impl<T: Tag> Supervisor<T> {
         });
     }
 
-    /// Every worker is done: ends the declarations, then sends the close
-    /// notices after every outcome.
+    /// Waits for the workers (past the deadline they drop what they hold),
+    /// then ends the declarations.
     async fn finish(&mut self) {
+        while self.workers.join_next().await.is_some() {}
         self.stop.cancel();
         while self.declares.join_next().await.is_some() {}
-        let report = CloseReport {
-            dropped: self.shared.counters.dropped_closed.load(Relaxed),
-        };
-        // Commands racing with the end get their answer too.
-        self.control.close();
-        let mut callbacks = self.callbacks.take().unwrap_or_default();
-        while let Ok(command) = self.control.try_recv() {
-            match command {
-                Control::Close { done, .. } => callbacks.push(done),
-                Control::Declare {
-                    exchanges, done, ..
-                } => {
-                    let result = declare::all_failed(&exchanges, "closed");
-                    self.shared.reporter.call(Box::new(move || done(result)));
-                }
-            }
-        }
-        for done in callbacks {
-            self.shared.reporter.closed(report, done);
-        }
+    }
+
+    fn refuse(&self, request: Declare) {
+        let result = declare::all_failed(&request.exchanges, "closed");
+        let done = request.done;
+        self.shared.reporter.call(Box::new(move || done(result)));
     }
 }

@@ -14,6 +14,7 @@ use super::declare;
 use super::publish::Pending;
 use super::window::Window;
 use super::{ConnectionEvent, Message, Shared, CONNECT_TIMEOUT, MAX_IN_FLIGHT};
+use crate::pool::Supervised;
 use crate::rabbit::counters::bump;
 use crate::report::{DropReason, Outcome, Tag};
 use futures_util::stream::FuturesUnordered;
@@ -21,7 +22,6 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection};
 use std::collections::VecDeque;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,8 +33,7 @@ use tokio::time::Instant;
 const LINK_CHECK: Duration = Duration::from_millis(100);
 /// Bound on closing a channel and a connection at the end.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pause before resuming after a panic, so a repeating panic cannot spin.
-const RESTART_PAUSE: Duration = Duration::from_millis(10);
+
 pub(super) struct Link {
     pub connection: Arc<Connection>,
     /// `None` while it has to be (re)opened.
@@ -69,17 +68,21 @@ pub(crate) struct Worker<T> {
     pub(super) broken: Option<Broken>,
 }
 
-/// Runs a worker until the pool has closed, restarting it after a panic.
-pub(crate) async fn supervise<T: Tag>(mut worker: Worker<T>) {
-    loop {
-        match AssertUnwindSafe(worker.run()).catch_unwind().await {
-            Ok(()) => break,
-            Err(_) => {
-                bump(&worker.shared.counters.panics);
-                worker.shared.reporter.panic("rabbit_worker");
-                worker.recover();
-                tokio::time::sleep(RESTART_PAUSE).await;
-            }
+/// Runs until the pool has closed; resumed after a panic by `pool::supervise`.
+impl<T: Tag> Supervised for Worker<T> {
+    async fn run(&mut self) {
+        self.run_until_closed().await;
+    }
+
+    /// Whatever was on the wire may have lost its future, so it goes back
+    /// to the retry queue on a fresh channel.
+    fn recover(&mut self) {
+        bump(&self.shared.counters.common.panics);
+        self.shared.reporter.panic("rabbit_worker");
+        self.requeue_window();
+        self.broken = None;
+        if let Some(link) = &mut self.link {
+            link.channel = None;
         }
     }
 }
@@ -107,7 +110,7 @@ impl<T: Tag> Worker<T> {
         }
     }
 
-    async fn run(&mut self) {
+    async fn run_until_closed(&mut self) {
         loop {
             if let Some(deadline) = self.deadline() {
                 self.queue.close();
@@ -280,13 +283,7 @@ impl<T: Tag> Worker<T> {
                 }
             }
             #[cfg(feature = "test-hooks")]
-            if self
-                .shared
-                .fault
-                .swap(false, std::sync::atomic::Ordering::SeqCst)
-            {
-                panic!("injected worker panic");
-            }
+            self.shared.fault.task_point();
             self.publish_retries().await;
             let Some(link) = &mut self.link else { return };
             let room = self.window.len() < MAX_IN_FLIGHT;
@@ -354,22 +351,12 @@ impl<T: Tag> Worker<T> {
         let counters = &self.shared.counters;
         let reporter = &self.shared.reporter;
         for message in self.retry.drain(..) {
-            counters.finished(&counters.dropped_closed);
+            counters.common.finished(&counters.common.dropped_closed);
             reporter.outcome(message.tag, Outcome::Dropped(DropReason::Closed));
         }
         while let Ok(message) = self.queue.try_recv() {
-            counters.dropped_from_queue();
+            counters.common.dropped_from_queue();
             reporter.outcome(message.tag, Outcome::Dropped(DropReason::Closed));
-        }
-    }
-
-    /// After a panic: whatever was on the wire may have lost its future, so
-    /// it goes back to the retry queue on a fresh channel.
-    fn recover(&mut self) {
-        self.requeue_window();
-        self.broken = None;
-        if let Some(link) = &mut self.link {
-            link.channel = None;
         }
     }
 }

@@ -1,7 +1,6 @@
-//! The dispatcher: one task per pool that takes jobs from the queue, groups
-//! them by topic, starts request tasks (at most `pool_size` at once) and
-//! carries out the close: drain until the deadline, then drop what is left,
-//! then notify.
+//! The dispatcher, the SNS pool's [`Strategy`]: it takes jobs from the
+//! queue, groups them by topic, starts request tasks (at most `pool_size` at
+//! once), and on close drains until the deadline, then drops what is left.
 //!
 //! Batching (ours) works like Nagle's algorithm, per topic: a topic with no
 //! partial batch in flight sends what it has at once (no added latency when
@@ -9,37 +8,26 @@
 //! that topic wait and go out together, ten per `PublishBatch` as soon as ten
 //! are there. Without batching every job is its own `Publish`.
 //!
-//! It runs under a supervising loop: a panic is caught, counted, reported and
-//! the dispatcher restarts with its state (queues, running tasks, close
-//! progress) intact, because that state lives outside the panicking future.
+//! It runs in the pool's lifecycle task: a panic is caught, counted,
+//! reported and the dispatcher resumes with its state (queues, running
+//! tasks) intact, because that state lives outside the panicking future.
 
 use super::request::{Batch, Shared, Signal, TaskGuard};
-use super::{CloseCommand, Job, DROP_DRAIN, MAX_BATCH, MAX_BATCH_BYTES};
-use crate::report::{CloseCallback, CloseReport, DropReason, Outcome, Tag};
+use super::{Job, MAX_BATCH, MAX_BATCH_BYTES};
+use crate::pool::Strategy;
+use crate::report::{DropReason, Outcome, Reporter, Tag};
 use crate::stats::Counters;
 use futures_util::FutureExt;
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Pause before restarting a dispatcher that panicked, so a panic that
-/// repeats cannot spin a runtime thread.
-const RESTART_PAUSE: Duration = Duration::from_millis(10);
 /// Jobs taken from the channel in one go before dispatching, so that a burst
 /// already queued is grouped before its first job leaves alone.
 const INTAKE: usize = 256;
-
-/// Panics to provoke, for the crate's own tests.
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Default)]
-pub(crate) struct Faults {
-    pub dispatcher: std::sync::atomic::AtomicBool,
-    pub attempt: std::sync::atomic::AtomicBool,
-}
 
 pub(crate) struct Settings {
     pub pool_size: usize,
@@ -74,105 +62,112 @@ impl<T> TopicQueue<T> {
     }
 }
 
-struct Dispatcher<T> {
+pub(crate) struct Dispatcher<T> {
     shared: Arc<Shared<T>>,
     settings: Settings,
     queue: mpsc::UnboundedReceiver<Job<T>>,
     /// False once the queue is closed and empty.
     queue_open: bool,
-    control: mpsc::UnboundedReceiver<CloseCommand>,
-    /// False once every control sender is gone (the pool handle was dropped).
-    control_open: bool,
     signals: mpsc::UnboundedReceiver<Signal>,
     topics: HashMap<Arc<str>, TopicQueue<T>>,
     /// Topics that can send now, served in turn.
     ready: VecDeque<Arc<str>>,
     /// Request tasks started and not finished.
     running: usize,
-    /// Set once a close began: when to give up, and who to tell.
-    closing: Option<(Instant, Vec<CloseCallback>)>,
-}
-
-pub(crate) fn spawn<T: Tag>(
-    runtime: &tokio::runtime::Handle,
-    shared: Shared<T>,
-    settings: Settings,
-    queue: mpsc::UnboundedReceiver<Job<T>>,
-    control: mpsc::UnboundedReceiver<CloseCommand>,
-    signals: mpsc::UnboundedReceiver<Signal>,
-) {
-    let dispatcher = Dispatcher {
-        shared: Arc::new(shared),
-        settings,
-        queue,
-        queue_open: true,
-        control,
-        control_open: true,
-        signals,
-        topics: HashMap::new(),
-        ready: VecDeque::new(),
-        running: 0,
-        closing: None,
-    };
-    runtime.spawn(supervise(dispatcher));
-}
-
-async fn supervise<T: Tag>(mut dispatcher: Dispatcher<T>) {
-    loop {
-        match AssertUnwindSafe(dispatcher.run()).catch_unwind().await {
-            Ok(()) => break,
-            Err(_) => {
-                Counters::bump(&dispatcher.shared.counters.common.panics);
-                dispatcher.shared.reporter.panic("sns_dispatcher");
-                tokio::time::sleep(RESTART_PAUSE).await;
-            }
-        }
-    }
-    // Dropping the dispatcher drops its `Shared`; the reporter thread ends
-    // once the last request task has dropped its clone too.
 }
 
 impl<T: Tag> Dispatcher<T> {
-    async fn run(&mut self) {
-        loop {
-            #[cfg(feature = "test-hooks")]
-            if self.shared.faults.dispatcher.swap(false, Relaxed) {
-                panic!("injected dispatcher panic");
-            }
-            self.dispatch_ready();
-            let deadline = match &self.closing {
-                Some(_) if self.drained() => break,
-                Some((deadline, _)) => Some(*deadline),
-                None => None,
-            };
-            tokio::select! {
-                biased;
-                Some(signal) = self.signals.recv() => self.on_signal(signal),
-                command = self.control.recv(), if self.control_open => match command {
-                    Some(command) => self.begin_close(command.drain, Some(command.done)),
-                    None => {
-                        self.control_open = false;
-                        self.begin_close(DROP_DRAIN, None);
-                    }
-                },
-                job = self.queue.recv(), if self.queue_open => match job {
-                    Some(job) => self.intake(job),
-                    None => {
-                        self.queue_open = false;
-                        self.begin_close(DROP_DRAIN, None);
-                    }
-                },
-                _ = sleep_until(deadline), if deadline.is_some() => break,
-            }
+    pub fn new(
+        shared: Shared<T>,
+        settings: Settings,
+        queue: mpsc::UnboundedReceiver<Job<T>>,
+        signals: mpsc::UnboundedReceiver<Signal>,
+    ) -> Self {
+        Dispatcher {
+            shared: Arc::new(shared),
+            settings,
+            queue,
+            queue_open: true,
+            signals,
+            topics: HashMap::new(),
+            ready: VecDeque::new(),
+            running: 0,
         }
-        self.finish().await;
+    }
+}
+
+impl<T: Tag> Strategy for Dispatcher<T> {
+    type Tag = T;
+    type Request = Infallible;
+    const LOCATION: &'static str = "sns_dispatcher";
+
+    fn counters(&self) -> &Counters {
+        &self.shared.counters.common
     }
 
-    /// Nothing queued, nothing running, nothing more can arrive.
+    fn reporter(&self) -> &Reporter<T> {
+        &self.shared.reporter
+    }
+
+    /// Closes the queue: later publishes fail.
+    fn begin_close(&mut self, _deadline: Instant) {
+        self.queue.close();
+    }
+
+    /// Starts what can start, then waits for a task's signal or a job.
+    async fn next_event(&mut self, _closing: bool) {
+        #[cfg(feature = "test-hooks")]
+        self.shared.faults.task_point();
+        self.dispatch_ready();
+        tokio::select! {
+            biased;
+            Some(signal) = self.signals.recv() => self.on_signal(signal),
+            job = self.queue.recv(), if self.queue_open => match job {
+                Some(job) => self.intake(job),
+                // The handle is gone: the lifecycle closes with DROP_DRAIN.
+                None => self.queue_open = false,
+            },
+            else => std::future::pending().await,
+        }
+    }
+
     fn drained(&self) -> bool {
         !self.queue_open && self.topics.is_empty() && self.running == 0
     }
 
+    fn request(&mut self, request: Infallible) {
+        match request {}
+    }
+
+    /// Stops what still runs, drops what is still queued, and waits for
+    /// every request task to report.
+    async fn finish(&mut self) {
+        self.shared.hard_stop.cancel();
+        self.queue.close();
+        while let Ok(job) = self.queue.try_recv() {
+            self.drop_queued(job);
+        }
+        self.queue_open = false;
+        self.ready.clear();
+        let topics = std::mem::take(&mut self.topics);
+        for (_, queue) in topics {
+            queue.jobs.into_iter().for_each(|job| self.drop_queued(job));
+        }
+        // Cancelled tasks report at their next poll, then signal `Finished`.
+        while self.running > 0 {
+            match self.signals.recv().await {
+                Some(signal) => self.on_signal(signal),
+                None => break,
+            }
+        }
+    }
+
+    fn refuse(&self, request: Infallible) {
+        match request {}
+    }
+}
+
+impl<T: Tag> Dispatcher<T> {
     /// Files `job` and whatever else is already in the channel.
     fn intake(&mut self, job: Job<T>) {
         self.enqueue(job);
@@ -257,65 +252,15 @@ impl<T: Tag> Dispatcher<T> {
         }
     }
 
-    /// Closes the queue (later publishes fail) and fixes the deadline. A
-    /// later command only adds its callback.
-    fn begin_close(&mut self, drain: Duration, done: Option<CloseCallback>) {
-        self.queue.close();
-        let (_, callbacks) = self.closing.get_or_insert_with(|| {
-            let deadline = Instant::now().checked_add(drain).unwrap_or_else(far_future);
-            (deadline, Vec::new())
-        });
-        callbacks.extend(done);
-    }
-
-    /// Stops what still runs, drops what is still queued, waits for every
-    /// request task to report, then sends the close notices.
-    async fn finish(&mut self) {
-        self.shared.hard_stop.cancel();
-        self.queue.close();
-        while let Ok(job) = self.queue.try_recv() {
-            self.drop_queued(job);
-        }
-        self.queue_open = false;
-        self.ready.clear();
-        let topics = std::mem::take(&mut self.topics);
-        for (_, queue) in topics {
-            queue.jobs.into_iter().for_each(|job| self.drop_queued(job));
-        }
-        // Cancelled tasks report at their next poll, then signal `Finished`.
-        while self.running > 0 {
-            match self.signals.recv().await {
-                Some(signal) => self.on_signal(signal),
-                None => break,
-            }
-        }
-        let report = CloseReport {
-            dropped: self.shared.counters.common.dropped_closed.load(Relaxed),
-        };
-        // Close commands racing with the end get their notice too.
-        self.control.close();
-        let mut callbacks = self.closing.take().map(|c| c.1).unwrap_or_default();
-        while let Ok(command) = self.control.try_recv() {
-            callbacks.push(command.done);
-        }
-        for done in callbacks {
-            self.shared.reporter.closed(report, done);
-        }
-    }
-
     fn drop_queued(&self, job: Job<T>) {
-        let counters = &self.shared.counters;
-        counters.queued.fetch_sub(1, Relaxed);
-        Counters::bump(&counters.common.dropped_closed);
+        self.shared.counters.common.dropped_from_queue();
         let dropped = Outcome::Dropped(DropReason::Closed);
         self.shared.reporter.outcome(job.tag, dropped);
     }
 
     fn start(&mut self, batch: Batch<T>, partial: bool) {
         let n = batch.jobs.len() as u64;
-        let counters = &self.shared.counters;
-        counters.queued.fetch_sub(n, Relaxed);
-        counters.common.in_flight.fetch_add(n, Relaxed);
+        self.shared.counters.common.taken(n);
         self.running += 1;
         // The guard signals the end of the first attempt and of the task,
         // also if the task panics.
@@ -335,18 +280,6 @@ impl<T: Tag> Dispatcher<T> {
             }
         });
     }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A deadline that never comes (for a drain time too large to add).
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86400 * 365 * 30)
 }
 
 /// How many of the first queued jobs fit one PublishBatch: at most

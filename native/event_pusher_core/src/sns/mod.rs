@@ -3,9 +3,11 @@
 //! batching with `PublishBatch`, and a bounded drain on close.
 //!
 //! [`SnsPool::publish`] is O(1) and never waits: it counts the job against
-//! the queue capacity and hands it to the dispatcher (see [`dispatch`]), which
-//! groups queued jobs by topic and starts one request task per batch (see
-//! [`request`]); every outcome goes to the pool's reporter.
+//! the queue capacity and hands it to the dispatcher (see [`dispatch`], this
+//! backend's [`pool::Strategy`]), which groups queued jobs by topic and
+//! starts one request task per batch (see [`request`]); every outcome goes to
+//! the pool's reporter. Queue, close and counters are the shared pool
+//! runtime's ([`crate::pool`]).
 
 mod backoff;
 mod client;
@@ -13,22 +15,21 @@ mod dispatch;
 mod reason;
 mod request;
 
-use crate::http::Secret;
-use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
-use crate::runtime;
+use crate::pool::{self, Intake};
+use crate::report::{CloseReport, OutcomeSink, Tag};
+use crate::secret::Secret;
 use crate::stats::Counters;
 use aws_sdk_sns::types::MessageAttributeValue;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+pub use crate::pool::{StartError, DROP_DRAIN};
 pub use backoff::backoff;
 
-/// How long a pool whose handle was dropped without `close` (its owner died)
-/// keeps delivering what it had accepted.
-pub const DROP_DRAIN: Duration = Duration::from_secs(5);
 /// Bound on one request (connect, send, read the answer) unless configured.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most entries in one `PublishBatch` request (the SNS limit).
@@ -83,27 +84,9 @@ pub struct SnsJob<T> {
     pub attributes: Vec<(String, AttributeValue)>,
 }
 
-/// Why a pool could not start. Messages are for people and never hold secrets.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{0}")]
-    InvalidConfig(String),
-    #[error("cannot start the runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot start the reporter thread: {0}")]
-    Thread(std::io::Error),
-}
-
-/// Why `publish` refused a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    #[error("overloaded")]
-    Overloaded,
-    #[error("closed")]
-    Closed,
+pool::submit_error! {
     /// An attribute the SDK cannot represent.
-    #[error("invalid attribute")]
-    InvalidAttribute,
+    InvalidAttribute => "invalid attribute"
 }
 
 /// A snapshot of an SNS pool's counters (the NIF's `pool_stats/1` map).
@@ -143,8 +126,6 @@ pub struct SnsStats {
 pub(crate) struct SnsCounters {
     pub common: Arc<Counters>,
     pub requests: AtomicU64,
-    /// Jobs accepted and not yet taken into a request (or dropped).
-    pub queued: AtomicU64,
 }
 
 /// A job inside the pool: attributes in the SDK's form, ready to send.
@@ -174,22 +155,12 @@ impl<T> Job<T> {
     }
 }
 
-/// Asks the dispatcher to close.
-pub(crate) struct CloseCommand {
-    drain: Duration,
-    done: CloseCallback,
-}
-
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct SnsPool<T: Send + 'static> {
-    queue: mpsc::UnboundedSender<Job<T>>,
-    control: mpsc::UnboundedSender<CloseCommand>,
-    capacity: u64,
-    closing: AtomicBool,
+    intake: Intake<Job<T>, Infallible>,
     counters: Arc<SnsCounters>,
-    runtime: &'static tokio::runtime::Handle,
     #[cfg(feature = "test-hooks")]
-    faults: Arc<dispatch::Faults>,
+    faults: Arc<pool::Faults>,
 }
 
 impl<T: Tag> SnsPool<T> {
@@ -198,39 +169,40 @@ impl<T: Tag> SnsPool<T> {
     pub fn start<S: OutcomeSink<T>>(cfg: SnsPoolConfig, sink: S) -> Result<Self, StartError> {
         validate(&cfg)?;
         let client = client::build(&cfg).map_err(StartError::InvalidConfig)?;
-        let runtime = runtime::handle().map_err(StartError::Runtime)?;
         let counters = Arc::new(SnsCounters::default());
-        let reporter = Reporter::spawn("event_pusher_sns", sink, counters.common.clone())
-            .map_err(StartError::Thread)?;
-        let (queue, queue_rx) = mpsc::unbounded_channel();
-        let (control, control_rx) = mpsc::unbounded_channel();
         #[cfg(feature = "test-hooks")]
-        let faults = Arc::new(dispatch::Faults::default());
-        let settings = dispatch::Settings {
-            pool_size: cfg.pool_size,
-            batching: cfg.batching,
-        };
-        let (signals, signals_rx) = mpsc::unbounded_channel();
-        let shared = request::Shared {
-            client,
-            request_timeout: cfg.request_timeout,
-            retry_count: cfg.retry_count,
-            retry_time: cfg.retry_time,
-            counters: counters.clone(),
-            reporter,
-            signals,
-            hard_stop: tokio_util::sync::CancellationToken::new(),
-            #[cfg(feature = "test-hooks")]
-            faults: faults.clone(),
-        };
-        dispatch::spawn(runtime, shared, settings, queue_rx, control_rx, signals_rx);
+        let faults = Arc::new(pool::Faults::default());
+        let (lane, queue) = mpsc::unbounded_channel();
+        let intake = pool::start(
+            "event_pusher_sns",
+            sink,
+            counters.common.clone(),
+            vec![lane],
+            cfg.queue_capacity,
+            |reporter, _runtime| {
+                let (signals, signals_rx) = mpsc::unbounded_channel();
+                let shared = request::Shared {
+                    client,
+                    request_timeout: cfg.request_timeout,
+                    retry_count: cfg.retry_count,
+                    retry_time: cfg.retry_time,
+                    counters: counters.clone(),
+                    reporter,
+                    signals,
+                    hard_stop: tokio_util::sync::CancellationToken::new(),
+                    #[cfg(feature = "test-hooks")]
+                    faults: faults.clone(),
+                };
+                let settings = dispatch::Settings {
+                    pool_size: cfg.pool_size,
+                    batching: cfg.batching,
+                };
+                dispatch::Dispatcher::new(shared, settings, queue, signals_rx)
+            },
+        )?;
         Ok(SnsPool {
-            queue,
-            control,
-            capacity: cfg.queue_capacity as u64,
-            closing: AtomicBool::new(false),
+            intake,
             counters,
-            runtime,
             #[cfg(feature = "test-hooks")]
             faults,
         })
@@ -238,38 +210,15 @@ impl<T: Tag> SnsPool<T> {
 
     /// Queues a notification. O(1), never waits.
     pub fn publish(&self, job: SnsJob<T>) -> Result<(), SubmitError> {
-        if self.closing.load(Relaxed) {
-            return Err(self.refuse(SubmitError::Closed));
-        }
+        self.intake.check_open()?;
         let attributes = sdk_attributes(job.attributes)?;
-        let common = &self.counters.common;
-        // Reserve a place first, so concurrent callers never overshoot the capacity.
-        if self.counters.queued.fetch_add(1, Relaxed) >= self.capacity {
-            self.counters.queued.fetch_sub(1, Relaxed);
-            Counters::bump(&common.dropped_overloaded);
-            return Err(self.refuse(SubmitError::Overloaded));
-        }
         let job = Job {
             tag: job.tag,
             topic: Arc::from(job.topic_arn),
             message: job.message,
             attributes,
         };
-        match self.queue.send(job) {
-            Ok(()) => {
-                Counters::bump(&common.submitted);
-                Ok(())
-            }
-            Err(_) => {
-                self.counters.queued.fetch_sub(1, Relaxed);
-                Err(self.refuse(SubmitError::Closed))
-            }
-        }
-    }
-
-    fn refuse(&self, e: SubmitError) -> SubmitError {
-        Counters::bump(&self.counters.common.rejected);
-        e
+        Ok(self.intake.push(0, job)?)
     }
 }
 
@@ -284,7 +233,7 @@ impl<T: Send + 'static> SnsPool<T> {
             failed_attempts: c.failed_attempts.load(Relaxed),
             retried: c.retried.load(Relaxed),
             requests: self.counters.requests.load(Relaxed),
-            queued: self.counters.queued.load(Relaxed),
+            queued: c.queued.load(Relaxed),
             in_flight: c.in_flight.load(Relaxed),
             dropped_overloaded: c.dropped_overloaded.load(Relaxed),
             dropped_closed: c.dropped_closed.load(Relaxed),
@@ -298,41 +247,19 @@ impl<T: Send + 'static> SnsPool<T> {
     /// runs on the reporter thread, after the pool's last outcome. Closing
     /// again later only runs `done` (dropped 0).
     pub fn close(&self, drain: Duration, done: impl FnOnce(CloseReport) + Send + 'static) {
-        self.closing.store(true, Relaxed);
-        let command = CloseCommand {
-            drain,
-            done: Box::new(done),
-        };
-        // Refused only once the dispatcher has finished: nothing is left to
-        // report, so only the callback runs (off the caller's thread).
-        if let Err(mpsc::error::SendError(command)) = self.control.send(command) {
-            self.runtime
-                .spawn(async move { (command.done)(CloseReport::default()) });
-        }
+        self.intake.close(drain, Box::new(done));
     }
 
     /// Test hook: make the dispatcher panic once, the next time it loops.
     #[cfg(feature = "test-hooks")]
     pub fn inject_dispatcher_panic(&self) {
-        self.faults
-            .dispatcher
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.faults.arm_task();
     }
 
     /// Test hook: make the next request attempt panic.
     #[cfg(feature = "test-hooks")]
     pub fn inject_attempt_panic(&self) {
-        self.faults
-            .attempt
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl<T: Send + 'static> Drop for SnsPool<T> {
-    fn drop(&mut self) {
-        // Dropping the queue and control senders tells the dispatcher to
-        // close with DROP_DRAIN (unless `close` already asked it to).
-        self.closing.store(true, Relaxed);
+        self.faults.arm_attempt();
     }
 }
 

@@ -33,7 +33,7 @@ pub(crate) struct Shared<T> {
     /// Cancelled when the drain deadline passes: running jobs stop and are dropped.
     pub hard_stop: CancellationToken,
     #[cfg(feature = "test-hooks")]
-    pub faults: Arc<super::dispatch::Faults>,
+    pub faults: Arc<crate::pool::Faults>,
 }
 
 /// From request tasks to the dispatcher.
@@ -98,7 +98,7 @@ impl<T: Tag> Shared<T> {
                 results = self.guarded_attempt(&topic, &jobs) => results,
             };
             guard.first_attempt_done();
-            let elapsed_us = micros(started);
+            let elapsed_us = crate::pool::micros(started.elapsed());
             let mut failed = Vec::new();
             for (job, result) in jobs.into_iter().zip(results) {
                 match result {
@@ -186,13 +186,7 @@ impl<T: Tag> Shared<T> {
     /// One result per job, in the jobs' order.
     async fn attempt(&self, topic: &str, jobs: &[Job<T>]) -> Vec<Result<(), Reason>> {
         #[cfg(feature = "test-hooks")]
-        if self
-            .faults
-            .attempt
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            panic!("injected attempt panic");
-        }
+        self.faults.attempt_point();
         if self.request_timeout.is_zero() {
             return vec![Err(Cow::Borrowed("timeout")); jobs.len()];
         }
@@ -263,8 +257,4 @@ impl<T: Tag> Shared<T> {
         }
         results
     }
-}
-
-fn micros(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }

@@ -1,4 +1,5 @@
-//! TLS settings of an HTTP pool, turned into a rustls client configuration.
+//! TLS settings of a pool (HTTP, and AMQPS for rabbit), turned into a rustls
+//! client configuration.
 //!
 //! Mirrors MongooseIM's TLS options as far as rustls allows: `verify_mode`
 //! (`peer`, `selfsigned_peer`, `none`), `cacertfile`, `certfile` + `keyfile`
@@ -8,6 +9,7 @@
 //! encrypted private key, TLS 1.0/1.1 only) is a start error, never a
 //! weaker connection. Errors name files, never the password.
 
+use crate::secret::Secret;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -17,7 +19,6 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
     SupportedProtocolVersion,
 };
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,16 +33,6 @@ pub enum VerifyMode {
     SelfsignedPeer,
     /// No check at all. Only when configured.
     None,
-}
-
-/// A password, kept out of `Debug` output.
-#[derive(Clone, Default)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
 }
 
 /// A pool's TLS section.

@@ -1,0 +1,141 @@
+//! The caller's side of a pool: the bounded queue (one lane per consuming
+//! task), the control channel to the lifecycle task, and the close.
+
+use super::lifecycle::{Lifecycle, Strategy};
+use super::{supervise, Refused, StartError};
+use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
+use crate::runtime;
+use crate::stats::Counters;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+/// A request to a pool's lifecycle task.
+pub(crate) enum Control<R> {
+    Close {
+        drain: Duration,
+        done: CloseCallback,
+    },
+    /// A backend's own request (rabbit: declare exchanges).
+    Backend(R),
+}
+
+/// The queue and control side of a running pool, held by its handle.
+///
+/// The queue's bound is a counter of places (`Counters::queued`) rather than
+/// a bounded channel, so that one bound can cover several lanes (rabbit has
+/// one per connection). Dropping it drops the senders: the lifecycle task
+/// then closes the pool with [`super::DROP_DRAIN`].
+pub(crate) struct Intake<J, R> {
+    lanes: Box<[mpsc::UnboundedSender<J>]>,
+    capacity: u64,
+    counters: Arc<Counters>,
+    control: mpsc::UnboundedSender<Control<R>>,
+    closing: AtomicBool,
+    runtime: &'static Handle,
+}
+
+/// Starts a pool's reporter thread (named `name`, outcomes to `sink`) and
+/// its lifecycle task, with the strategy `build` makes from the reporter and
+/// the runtime. `lanes` are the queue's sending ends; their receivers belong
+/// to the strategy.
+pub(crate) fn start<T, S, J>(
+    name: &str,
+    sink: impl OutcomeSink<T>,
+    counters: Arc<Counters>,
+    lanes: Vec<mpsc::UnboundedSender<J>>,
+    capacity: usize,
+    build: impl FnOnce(Reporter<T>, &'static Handle) -> S,
+) -> Result<Intake<J, S::Request>, StartError>
+where
+    T: Tag,
+    S: Strategy<Tag = T>,
+{
+    let runtime = runtime::handle().map_err(StartError::Runtime)?;
+    let reporter = Reporter::spawn(name, sink, counters.clone()).map_err(StartError::Thread)?;
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let strategy = build(reporter, runtime);
+    runtime.spawn(supervise(Lifecycle::new(strategy, control_rx)));
+    Ok(Intake {
+        lanes: lanes.into_boxed_slice(),
+        capacity: capacity as u64,
+        counters,
+        control,
+        closing: AtomicBool::new(false),
+        runtime,
+    })
+}
+
+impl<J, R> Intake<J, R> {
+    /// `Closed` once the pool is closing; checked before the backend looks
+    /// at the job, so a closed pool says so whatever the job holds.
+    pub fn check_open(&self) -> Result<(), Refused> {
+        if self.closing.load(Relaxed) {
+            return Err(self.refuse(Refused::Closed));
+        }
+        Ok(())
+    }
+
+    /// Queues `job` on `lane` (below [`Intake::lanes`]). O(1), never waits.
+    pub fn push(&self, lane: usize, job: J) -> Result<(), Refused> {
+        let counters = &self.counters;
+        // A place first, so concurrent callers never overshoot the capacity.
+        if !counters.reserve(self.capacity) {
+            return Err(self.refuse(Refused::Overloaded));
+        }
+        match self.lanes.get(lane).map(|lane| lane.send(job)) {
+            Some(Ok(())) => {
+                Counters::bump(&counters.submitted);
+                Ok(())
+            }
+            // The lane's task stopped taking jobs: the pool is closing.
+            _ => {
+                counters.unreserve();
+                Err(self.refuse(Refused::Closed))
+            }
+        }
+    }
+
+    fn refuse(&self, refused: Refused) -> Refused {
+        Counters::bump(&self.counters.rejected);
+        refused
+    }
+
+    /// How many lanes the queue has.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Stops taking work at once and asks the lifecycle task to close within
+    /// `drain`; `done` runs on the reporter thread after the last outcome.
+    pub fn close(&self, drain: Duration, done: CloseCallback) {
+        self.closing.store(true, Relaxed);
+        let refused = self.control.send(Control::Close { drain, done });
+        // Refused only once the pool has finished: nothing is left to
+        // report, so only the callback runs (off the caller's thread, like a
+        // real close).
+        if let Err(mpsc::error::SendError(Control::Close { done, .. })) = refused {
+            self.runtime
+                .spawn(async move { done(CloseReport::default()) });
+        }
+    }
+
+    /// Hands a backend request to the lifecycle task; if the pool has
+    /// finished, `refused` answers it on the runtime (never on the caller's
+    /// thread).
+    pub fn request(&self, request: R, refused: impl FnOnce(R) + Send + 'static)
+    where
+        R: Send + 'static,
+    {
+        let sent = self.control.send(Control::Backend(request));
+        if let Err(mpsc::error::SendError(Control::Backend(request))) = sent {
+            self.runtime.spawn(async move { refused(request) });
+        }
+    }
+}
