@@ -115,20 +115,7 @@ get_iq_callback(ID) ->
             error
     end.
 
--spec register_iq_handler(jid:server(), binary(), mongoose_iq_handler:t()) -> ok.
-register_iq_handler(Domain, XMLNS, IQHandler) ->
-    ensure_tables(),
-    mim_host_iq_table:register(?IQTABLE, Domain, XMLNS, IQHandler).
-
--spec unregister_iq_handler(jid:server(), binary()) -> ok.
-unregister_iq_handler(Domain, XMLNS) ->
-    ensure_tables(),
-    mim_host_iq_table:unregister(?IQTABLE, Domain, XMLNS).
-
--spec lookup_iq_handler(jid:lserver(), binary()) -> {ok, mongoose_iq_handler:t()} | error.
-lookup_iq_handler(Domain, XMLNS) ->
-    ensure_tables(),
-    mim_host_iq_table:lookup(?IQTABLE, Domain, XMLNS).
+-include("mim_host_iq_handlers.hrl").
 
 %% @doc Routes a domain here (MongooseIM does it when a domain is added).
 -spec register_host(jid:server()) -> ok.
@@ -221,12 +208,5 @@ make_iq_id() ->
 
 -spec ensure_tables() -> ok.
 ensure_tables() ->
-    case ets:whereis(?IQRESPONSE) of
-        undefined ->
-            {ok, _} = ejabberd_sup:ensure_started(),
-            ejabberd_sup:create_ets_table(?IQTABLE, [named_table, public, set,
-                                                     {read_concurrency, true}]),
-            ejabberd_sup:create_ets_table(?IQRESPONSE, [named_table, public, set]);
-        _ ->
-            ok
-    end.
+    mim_host_lib:ensure_tables([{?IQRESPONSE, [named_table, public, set]},
+                            {?IQTABLE, [named_table, public, set, {read_concurrency, true}]}]).

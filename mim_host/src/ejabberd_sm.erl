@@ -205,20 +205,7 @@ route(From, To, Acc, #xmlel{name = Name} = El) ->
             Acc
     end.
 
--spec register_iq_handler(jid:server(), binary(), mongoose_iq_handler:t()) -> ok.
-register_iq_handler(Domain, XMLNS, IQHandler) ->
-    ensure_tables(),
-    mim_host_iq_table:register(?IQTABLE, Domain, XMLNS, IQHandler).
-
--spec unregister_iq_handler(jid:server(), binary()) -> ok.
-unregister_iq_handler(Domain, XMLNS) ->
-    ensure_tables(),
-    mim_host_iq_table:unregister(?IQTABLE, Domain, XMLNS).
-
--spec lookup_iq_handler(jid:lserver(), binary()) -> {ok, mongoose_iq_handler:t()} | error.
-lookup_iq_handler(Domain, XMLNS) ->
-    ensure_tables(),
-    mim_host_iq_table:lookup(?IQTABLE, Domain, XMLNS).
+-include("mim_host_iq_handlers.hrl").
 
 %%--------------------------------------------------------------------
 %% Helpers
@@ -310,13 +297,5 @@ clean(Sessions) ->
 
 -spec ensure_tables() -> ok.
 ensure_tables() ->
-    case ets:whereis(?SESSIONS) of
-        undefined ->
-            {ok, _} = ejabberd_sup:ensure_started(),
-            ejabberd_sup:create_ets_table(?IQTABLE, [named_table, public, set,
-                                                     {read_concurrency, true}]),
-            ejabberd_sup:create_ets_table(?SESSIONS, [named_table, public, set,
-                                                      {keypos, #session.sid}]);
-        _ ->
-            ok
-    end.
+    mim_host_lib:ensure_tables([{?SESSIONS, [named_table, public, set, {keypos, #session.sid}]},
+                            {?IQTABLE, [named_table, public, set, {read_concurrency, true}]}]).

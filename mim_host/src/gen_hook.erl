@@ -173,12 +173,9 @@ terminate(_Reason, _State) ->
 %% Helpers
 %%--------------------------------------------------------------------
 
-%% Starts the host first if it does not run (the boot sequence needs no
-%% explicit start).
 -spec call(term()) -> ok.
 call(Request) ->
-    {ok, _} = ejabberd_sup:ensure_started(),
-    gen_server:call(?MODULE, Request).
+    mim_host_lib:call(?MODULE, Request).
 
 -spec run_handlers([#hook_handler{}], hook_acc(), hook_params(), key()) -> hook_fn_ret().
 run_handlers(Handlers, Acc, Params, Key) ->

@@ -71,11 +71,4 @@ lookup(HostType, Namespace, Component) ->
 
 -spec ensure_table() -> ok.
 ensure_table() ->
-    case ets:whereis(?TABLE) of
-        undefined ->
-            {ok, _} = ejabberd_sup:ensure_started(),
-            ejabberd_sup:create_ets_table(?TABLE, [named_table, public, set,
-                                                   {read_concurrency, true}]);
-        _ ->
-            ok
-    end.
+    mim_host_lib:ensure_tables([{?TABLE, [named_table, public, set, {read_concurrency, true}]}]).

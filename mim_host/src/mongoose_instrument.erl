@@ -225,12 +225,9 @@ terminate(_Reason, _State) ->
 %% Helpers
 %%--------------------------------------------------------------------
 
-%% Starts the host first if it does not run (the boot sequence needs no
-%% explicit start).
 -spec call(term()) -> term().
 call(Request) ->
-    {ok, _} = ejabberd_sup:ensure_started(),
-    gen_server:call(?MODULE, Request).
+    mim_host_lib:call(?MODULE, Request).
 
 %% The hot path: one lookup in the registry.
 -spec lookup(event_name(), labels()) -> boolean().

@@ -6,18 +6,6 @@
 
 -export([start/2, stop/1, supported_features/0, deps/2]).
 
--spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
-start(HostType, Opts) ->
-    host_fixture_log:add({start, ?MODULE, HostType, Opts}).
-
--spec stop(mongooseim:host_type()) -> ok.
-stop(HostType) ->
-    host_fixture_log:add({stop, ?MODULE, HostType}).
-
--spec supported_features() -> [atom()].
-supported_features() ->
-    [dynamic_domains].
-
--spec deps(mongooseim:host_type(), gen_mod:module_opts()) -> gen_mod_deps:deps().
-deps(_HostType, Opts) ->
-    maps:get(deps, Opts, []).
+-define(HOST_FIXTURE_LOGGED, true).
+-define(HOST_FIXTURE_DYNAMIC, true).
+-include("host_fixture.hrl").

@@ -24,13 +24,8 @@ hooks(HostType) ->
 instrumentation(HostType) ->
     [{host_fixture_event, #{host_type => HostType}, #{metrics => #{count => spiral}}}].
 
--spec supported_features() -> [atom()].
-supported_features() ->
-    [dynamic_domains].
-
--spec deps(mongooseim:host_type(), gen_mod:module_opts()) -> gen_mod_deps:deps().
-deps(_HostType, Opts) ->
-    maps:get(deps, Opts, []).
+-define(HOST_FIXTURE_DYNAMIC, true).
+-include("host_fixture.hrl").
 
 %% Whether the event is declared and the hook handler registered (the
 %% registered handlers are published by a reload to be seen by run_fold).

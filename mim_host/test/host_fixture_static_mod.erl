@@ -6,10 +6,5 @@
 
 -export([start/2, stop/1]).
 
--spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
-start(HostType, Opts) ->
-    host_fixture_log:add({start, ?MODULE, HostType, Opts}).
-
--spec stop(mongooseim:host_type()) -> ok.
-stop(HostType) ->
-    host_fixture_log:add({stop, ?MODULE, HostType}).
+-define(HOST_FIXTURE_LOGGED, true).
+-include("host_fixture.hrl").
