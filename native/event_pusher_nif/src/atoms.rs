@@ -1,4 +1,5 @@
-//! Atoms used in the NIF's terms and messages.
+//! Atoms used in the NIF's terms and messages. Config keys that every
+//! config must have are the fields of the `NifMap` structs in `config`.
 
 rustler::atoms! {
     ok,
@@ -13,28 +14,36 @@ rustler::atoms! {
     retries_exhausted,
     published,
     panic,
-    // config keys and values
-    base_url,
-    workers,
-    request_timeout,
-    queue_capacity,
+    event,
+    declared,
+    connection,
+    opened,
+    failed,
+    // optional config keys
     tls,
+    request_timeout,
     verify_mode,
-    peer,
-    selfsigned_peer,
-    none,
     cacertfile,
     certfile,
     keyfile,
     password,
     versions,
     server_name_indication,
+    sni_host,
+    disconnect_on_failure,
     // stats keys
     submitted,
     sent,
     rejected,
     failed_attempts,
     retried,
+    requests,
+    confirmed,
+    nacked,
+    republished,
+    confirm_timeouts,
+    connections_opened,
+    connections_failed,
     dropped_overloaded,
     dropped_closed,
     dropped_retries_exhausted,

@@ -1,43 +1,29 @@
 //! The HTTP pool NIFs: `http_pool_start/2` and `http_submit/2`.
 
 use crate::atoms;
-use crate::error;
-use crate::pool::PoolResource;
-use crate::pools::monitored;
-use crate::sink::ErlangSink;
+use crate::config;
+use crate::error::NifError;
+use crate::reply::Reply;
+use crate::resource::{HttpResource, Started};
 use crate::tag::TagBlob;
 use event_pusher_core::http::header::{HeaderMap, HeaderName, HeaderValue};
-use event_pusher_core::http::{HttpJob, HttpPool, SubmitError};
+use event_pusher_core::http::{HttpJob, HttpPool};
 use event_pusher_core::Bytes;
 use rustler::types::ListIterator;
-use rustler::{Binary, Encoder, Env, Error, LocalPid, NifResult, ResourceArc, Term};
+use rustler::{Atom, Binary, Env, Error, LocalPid, NifResult, Term};
 use std::time::Duration;
 
 /// `http_pool_start(Owner, Config) -> {ok, Pool} | {error, Reason}`.
 #[rustler::nif(schedule = "DirtyIo")]
-fn http_pool_start<'a>(env: Env<'a>, owner: LocalPid, config: Term<'a>) -> NifResult<Term<'a>> {
-    let config = match crate::config::decode(config)? {
-        Ok(config) => config,
-        Err(reason) => return Ok(error(env, &reason)),
-    };
-    let pool = match HttpPool::start(config, ErlangSink::new(owner)) {
-        Ok(pool) => pool,
-        Err(e) => return Ok(error(env, &e.to_string())),
-    };
-    Ok(monitored(
-        env,
-        ResourceArc::new(PoolResource { pool, owner }),
-    ))
+fn http_pool_start(env: Env<'_>, owner: LocalPid, config: Term<'_>) -> Started<HttpResource> {
+    let config = config::http(config)?;
+    HttpResource::start(env, owner, HttpPool::start(config, Reply::to(owner)))
 }
 
 /// `http_submit(Pool, {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs})
 ///  -> ok | {error, overloaded | closed}`.
 #[rustler::nif]
-fn http_submit<'a>(
-    env: Env<'a>,
-    pool: ResourceArc<PoolResource>,
-    job: Term<'a>,
-) -> NifResult<Term<'a>> {
+fn http_submit<'a>(pool: &'a HttpResource, job: Term<'a>) -> NifResult<Atom> {
     let (tag, path, headers, body, max_retries, retry_base_ms): (
         Term,
         Binary,
@@ -55,12 +41,8 @@ fn http_submit<'a>(
         max_retries,
         retry_base: Duration::from_millis(retry_base_ms),
     };
-    Ok(match pool.pool.submit(job) {
-        Ok(()) => atoms::ok().encode(env),
-        Err(SubmitError::Overloaded) => (atoms::error(), atoms::overloaded()).encode(env),
-        Err(SubmitError::Closed) => (atoms::error(), atoms::closed()).encode(env),
-        Err(SubmitError::InvalidPath) => return Err(Error::BadArg),
-    })
+    pool.pool.submit(job).map_err(NifError::from)?;
+    Ok(atoms::ok())
 }
 
 fn decode_headers(list: Term<'_>) -> NifResult<HeaderMap> {

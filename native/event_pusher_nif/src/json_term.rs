@@ -4,7 +4,6 @@
 //! literals, other atoms strings: doc/compatibility.md §3), and, as jiffy encodes them,
 //! lists (arrays) and maps or `{[{Key, Value}]}` (objects), nested at most
 //! [`MAX_DEPTH`] deep.
-#![allow(dead_code)] // used by the rabbit and sns NIFs as they land
 
 use event_pusher_core::json::Field;
 use rustler::types::{ListIterator, MapIterator};
@@ -88,7 +87,8 @@ fn decode_nested(term: Term<'_>, depth: usize) -> NifResult<Field> {
     }
 }
 
-fn utf8(term: Term<'_>) -> NifResult<String> {
+/// A binary's text; not a UTF-8 binary is `badarg`.
+pub fn utf8(term: Term<'_>) -> NifResult<String> {
     let bin: Binary = term.decode()?;
     String::from_utf8(bin.as_slice().to_vec()).map_err(|_| Error::BadArg)
 }

@@ -4,22 +4,29 @@
 //! Every NIF returns in microseconds; the slow part (reading TLS files at pool
 //! start) runs on a dirty I/O scheduler. Results reach the pool's owner as
 //! messages sent from the pool's reporter thread, never from a scheduler.
+//!
+//! - `resource`: the pool resource (one generic type for every backend),
+//!   `pool_stats/1` and `pool_close/3`;
+//! - `http`, `rabbit`, `sns`: each backend's NIFs;
+//! - `config`: the pools' config maps; `json_term`: event bodies;
+//! - `reply`: every message to Erlang; `error`: every `{error, Reason}`;
+//! - `tag`: job tags carried through the core.
 
 mod atoms;
 mod config;
+mod error;
 mod http;
 mod json_term;
-mod pool;
-mod pools;
 mod rabbit;
-mod sink;
+mod reply;
+mod resource;
 mod sns;
 mod tag;
 
-use rustler::{Encoder, Env, Term};
+use rustler::{Env, Term};
 
-pub(crate) fn error<'a>(env: Env<'a>, reason: &str) -> Term<'a> {
-    (atoms::error(), reason).encode(env)
+fn load(env: Env<'_>, _info: Term<'_>) -> bool {
+    resource::register(env)
 }
 
-rustler::init!("mongoose_event_pusher_nif");
+rustler::init!("mongoose_event_pusher_nif", load = load);

@@ -19,6 +19,16 @@ impl TagBlob {
     pub fn new(tag: Term<'_>) -> TagBlob {
         TagBlob(Arc::new(tag.to_binary()))
     }
+
+    /// The term again, in `env`.
+    pub fn load<'a>(&self, env: Env<'a>) -> Term<'a> {
+        // SAFETY: the bytes come from `enif_term_to_binary` in this VM and
+        // were never modified, which is what the trusted decoder requires.
+        match unsafe { env.binary_to_term_trusted(self.0.as_slice()) } {
+            Some((term, _)) => term,
+            None => rustler::types::atom::undefined().encode(env),
+        }
+    }
 }
 
 /// The last tag given to a pool, as a term (to compare) and as its blob.
@@ -79,12 +89,7 @@ impl<'a> Decoder<'a> {
                 return *term;
             }
         }
-        // SAFETY: the bytes come from `enif_term_to_binary` in this VM and
-        // were never modified, which is what the trusted decoder requires.
-        let term = match unsafe { self.env.binary_to_term_trusted(tag.0.as_slice()) } {
-            Some((term, _)) => term,
-            None => rustler::types::atom::undefined().encode(self.env),
-        };
+        let term = tag.load(self.env);
         self.last = Some((tag, term));
         term
     }
