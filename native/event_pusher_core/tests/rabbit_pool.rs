@@ -310,7 +310,7 @@ fn declare_with_bad_credentials_says_access_refused_and_hides_the_password() {
         return;
     }
     let mut cfg = config(1, false);
-    cfg.password = event_pusher_core::http::Secret("not-the-password-s3cret".into());
+    cfg.password = event_pusher_core::secret::Secret("not-the-password-s3cret".into());
     assert!(!format!("{cfg:?}").contains("s3cret"));
     let (pool, events) = start(cfg);
     let x = unique("decl_creds");
@@ -604,7 +604,7 @@ fn invalid_settings_are_refused_at_start() {
         .expect("refused");
     assert_eq!(err.to_string(), "workers must be at least 1");
     cfg.workers = 1;
-    cfg.tls = Some(event_pusher_core::http::TlsOptions {
+    cfg.tls = Some(event_pusher_core::tls::TlsOptions {
         cacertfile: Some("/nonexistent/ca.pem".into()),
         ..Default::default()
     });

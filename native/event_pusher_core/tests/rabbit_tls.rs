@@ -6,8 +6,8 @@
 mod rabbit_common;
 
 use bytes::Bytes;
-use event_pusher_core::http::{TlsOptions, VerifyMode};
 use event_pusher_core::rabbit::{ConnectionEvent, ExchangeSpec};
+use event_pusher_core::tls::{TlsOptions, VerifyMode};
 use event_pusher_core::Outcome;
 use lapin::types::FieldTable;
 use rabbit_common::*;

@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use event_pusher_core::http::{HttpPool, Secret, TlsOptions, VerifyMode};
+use event_pusher_core::http::HttpPool;
+use event_pusher_core::secret::Secret;
+use event_pusher_core::tls::{TlsOptions, VerifyMode};
 use event_pusher_core::Outcome;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;

@@ -11,9 +11,11 @@
 
 use crate::atoms;
 use crate::error::NifError;
-use event_pusher_core::http::{HttpPoolConfig, Secret, TlsOptions, VerifyMode};
+use event_pusher_core::http::HttpPoolConfig;
 use event_pusher_core::rabbit::RabbitPoolConfig;
+use event_pusher_core::secret::Secret;
 use event_pusher_core::sns::{SnsPoolConfig, DEFAULT_REQUEST_TIMEOUT};
+use event_pusher_core::tls::{TlsOptions, VerifyMode};
 use rustler::{Atom, Binary, Decoder, NifMap, NifUnitEnum, Term};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

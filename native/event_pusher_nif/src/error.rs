@@ -8,6 +8,7 @@
 //! `invalid_variant` for a field of the wrong type; a bad term is `badarg`).
 
 use crate::atoms;
+use event_pusher_core::pool::StartError;
 use event_pusher_core::{http, rabbit, sns};
 use rustler::{Atom, Encoder, Env, Term};
 use std::borrow::Cow;
@@ -93,19 +94,12 @@ impl<F: Fn() -> Atom> Encoder for AtomReason<F> {
     }
 }
 
-/// What each backend's core returns when a pool cannot start: its message,
-/// which never holds a secret.
-macro_rules! from_start_error {
-    ($($error:ty),*) => {$(
-        impl From<$error> for NifError {
-            fn from(error: $error) -> NifError {
-                NifError::Start(error.to_string())
-            }
-        }
-    )*};
+/// Why a core pool could not start: its message, which never holds a secret.
+impl From<StartError> for NifError {
+    fn from(error: StartError) -> NifError {
+        NifError::Start(error.to_string())
+    }
 }
-
-from_start_error!(http::StartError, rabbit::StartError, sns::StartError);
 
 /// Why a core pool refused a job: `{error, overloaded | closed}`, or a job no
 /// request can carry (too long a path, exchange or routing key; an attribute

@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use event_pusher_core::http::Secret;
+use event_pusher_core::secret::Secret;
 use event_pusher_core::sns::{SnsJob, SnsPool, SnsPoolConfig, SnsStats, StartError, SubmitError};
 use event_pusher_core::{Outcome, OutcomeSink};
 

@@ -43,10 +43,8 @@ use url::UrlBase;
 
 pub use crate::pool::{StartError, DROP_DRAIN};
 pub use http::header;
-// Old path, kept until the NIF crate moves to the new one.
-pub use crate::secret::Secret;
-// Old path, kept until the NIF crate moves to the new one.
-pub use crate::tls::{self, TlsOptions, VerifyMode};
+
+use crate::tls::{self, TlsOptions};
 
 /// Idle keep-alive connections are closed after this long.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);

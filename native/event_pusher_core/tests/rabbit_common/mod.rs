@@ -5,10 +5,10 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use crossbeam_channel::{Receiver, Sender};
-use event_pusher_core::http::Secret;
 use event_pusher_core::rabbit::{
     ConnectionEvent, DeclareResult, PoolEvents, RabbitPool, RabbitPoolConfig,
 };
+use event_pusher_core::secret::Secret;
 use event_pusher_core::{runtime, CloseReport, Outcome, OutcomeSink};
 use futures_util::StreamExt;
 use lapin::options::{

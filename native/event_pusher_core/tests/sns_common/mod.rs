@@ -9,7 +9,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use bytes::Bytes;
-use event_pusher_core::http::Secret;
+use event_pusher_core::secret::Secret;
 use event_pusher_core::sns::{AttributeValue, SnsJob, SnsPoolConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
