@@ -3,22 +3,21 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender};
 use event_pusher_core::http::{HttpJob, HttpPoolConfig};
-use event_pusher_core::{CloseReport, Outcome, OutcomeSink};
+use event_pusher_core::{CloseReport, Outcome};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+#[path = "../serve_common/mod.rs"]
+mod serve_common;
+#[path = "../sink_common/mod.rs"]
+mod sink_common;
 
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -88,46 +87,14 @@ impl TestServer {
 
     /// As `start`, with each accepted connection wrapped by `tls` first.
     pub fn start_with(behaviour: Behaviour, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
-        let runtime = event_pusher_core::runtime::handle().expect("runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let state = Arc::new(State::default());
         let (gate, gate_rx) = tokio::sync::watch::channel(false);
-        let stop = CancellationToken::new();
         let server = Server {
             state: state.clone(),
             behaviour,
             gate: gate_rx,
         };
-        let stop2 = stop.clone();
-        runtime.spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = stop2.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let server = server.clone();
-                let stop = stop2.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    match tls {
-                        None => server.serve(stream, stop).await,
-                        Some(tls) => {
-                            if let Ok(stream) = tls.accept(stream).await {
-                                let sni = stream.get_ref().1.server_name().map(str::to_owned);
-                                server.state.sni.lock().expect("lock").push(sni);
-                                server.serve(stream, stop).await
-                            }
-                        }
-                    }
-                });
-            }
-        });
+        let (addr, stop) = serve_common::listen(0, server, tls);
         TestServer {
             addr,
             state,
@@ -188,20 +155,7 @@ struct Server {
     gate: tokio::sync::watch::Receiver<bool>,
 }
 
-impl Server {
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-        self,
-        stream: S,
-        stop: CancellationToken,
-    ) {
-        let service = service_fn(move |req| self.clone().handle(req));
-        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-        tokio::select! {
-            _ = conn => {}
-            _ = stop.cancelled() => {}
-        }
-    }
-
+impl serve_common::Handler for Server {
     async fn handle(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
         let (parts, body) = req.into_parts();
         let body = body.collect().await?.to_bytes();
@@ -231,6 +185,10 @@ impl Server {
         *response.status_mut() = hyper::StatusCode::from_u16(reply.status).expect("status");
         Ok(response)
     }
+
+    fn tls_accepted(&self, sni: Option<String>) {
+        self.state.sni.lock().expect("lock").push(sni);
+    }
 }
 
 /// What a pool told its sink.
@@ -241,48 +199,25 @@ pub enum Event {
     Closed(CloseReport),
 }
 
-pub struct ChanSink {
-    tx: Sender<Event>,
-    /// Dropped with the sink, i.e. when the reporter thread ends.
-    _alive: Arc<()>,
-}
-
-impl OutcomeSink<u64> for ChanSink {
-    fn results(&mut self, batch: &mut Vec<(u64, Outcome)>) {
-        for (tag, outcome) in batch.drain(..) {
-            let _ = self.tx.send(Event::Outcome(tag, outcome));
-        }
+impl sink_common::PoolEvent for Event {
+    fn outcome(tag: u64, outcome: Outcome) -> Self {
+        Event::Outcome(tag, outcome)
     }
-    fn panicked(&mut self, location: &'static str) {
-        let _ = self.tx.send(Event::Panic(location));
+    fn panic(location: &'static str) -> Self {
+        Event::Panic(location)
+    }
+    fn closed(report: CloseReport) -> Self {
+        Event::Closed(report)
     }
 }
 
+pub type ChanSink = sink_common::ChanSink<Event>;
 /// The receiving end of a [`ChanSink`].
-pub struct Collector {
-    rx: Receiver<Event>,
-    tx: Sender<Event>,
-    sink_alive: std::sync::Weak<()>,
-}
+pub type Collector = sink_common::Collector<Event>;
 
 impl Collector {
     pub fn new() -> (Collector, ChanSink) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let alive = Arc::new(());
-        let collector = Collector {
-            rx,
-            tx: tx.clone(),
-            sink_alive: Arc::downgrade(&alive),
-        };
-        (collector, ChanSink { tx, _alive: alive })
-    }
-
-    /// A close callback that reports into this collector.
-    pub fn on_close(&self) -> impl FnOnce(CloseReport) + Send + 'static {
-        let tx = self.tx.clone();
-        move |report| {
-            let _ = tx.send(Event::Closed(report));
-        }
+        Self::pair()
     }
 
     /// The next `n` events, failing the test after [`DEADLINE`].
@@ -297,28 +232,15 @@ impl Collector {
             .collect()
     }
 
-    /// Asserts that nothing more arrives within `wait`.
-    pub fn assert_quiet(&self, wait: Duration) {
-        if let Ok(event) = self.rx.recv_timeout(wait) {
-            panic!("unexpected event {event:?}");
-        }
-    }
-
     /// Waits until the pool's reporter thread has ended (it drops the sink).
     pub fn wait_reporter_gone(&self) {
-        wait_until("reporter thread ends", || {
-            self.sink_alive.strong_count() == 0
-        });
+        wait_until("reporter thread ends", || self.reporter_gone());
     }
 }
 
 /// Polls `cond` until it holds, failing the test after [`DEADLINE`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    sink_common::poll_until(what, DEADLINE, Duration::from_millis(2), cond);
 }
 
 /// Just outcome values, for comparing without tags.

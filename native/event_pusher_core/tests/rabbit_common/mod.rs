@@ -9,7 +9,7 @@ use event_pusher_core::rabbit::{
     ConnectionEvent, DeclareResult, PoolEvents, RabbitPool, RabbitPoolConfig,
 };
 use event_pusher_core::secret::Secret;
-use event_pusher_core::{runtime, CloseReport, Outcome, OutcomeSink};
+use event_pusher_core::{runtime, CloseReport, Outcome};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
@@ -21,6 +21,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "../sink_common/mod.rs"]
+mod sink_common;
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 pub const BROKER: &str = "127.0.0.1:5672";
@@ -88,21 +91,20 @@ pub enum Event {
     Closed(CloseReport),
 }
 
-pub struct ChanSink {
-    tx: Sender<Event>,
-    _alive: Arc<()>,
+impl sink_common::PoolEvent for Event {
+    fn outcome(tag: u64, outcome: Outcome) -> Self {
+        Event::Outcome(tag, outcome)
+    }
+    fn panic(location: &'static str) -> Self {
+        Event::Panic(location)
+    }
+    fn closed(report: CloseReport) -> Self {
+        Event::Closed(report)
+    }
 }
 
-impl OutcomeSink<u64> for ChanSink {
-    fn results(&mut self, batch: &mut Vec<(u64, Outcome)>) {
-        for (tag, outcome) in batch.drain(..) {
-            let _ = self.tx.send(Event::Outcome(tag, outcome));
-        }
-    }
-    fn panicked(&mut self, location: &'static str) {
-        let _ = self.tx.send(Event::Panic(location));
-    }
-}
+pub type ChanSink = sink_common::ChanSink<Event>;
+pub type Collector = sink_common::Collector<Event>;
 
 pub struct ChanEvents(Sender<Event>);
 
@@ -112,33 +114,11 @@ impl PoolEvents for ChanEvents {
     }
 }
 
-pub struct Collector {
-    rx: Receiver<Event>,
-    tx: Sender<Event>,
-    sink_alive: std::sync::Weak<()>,
-}
-
 impl Collector {
     pub fn new() -> (Collector, ChanSink, ChanEvents) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let alive = Arc::new(());
-        let collector = Collector {
-            rx,
-            tx: tx.clone(),
-            sink_alive: Arc::downgrade(&alive),
-        };
-        let sink = ChanSink {
-            tx: tx.clone(),
-            _alive: alive,
-        };
-        (collector, sink, ChanEvents(tx))
-    }
-
-    pub fn on_close(&self) -> impl FnOnce(CloseReport) + Send + 'static {
-        let tx = self.tx.clone();
-        move |report| {
-            let _ = tx.send(Event::Closed(report));
-        }
+        let (collector, sink) = Self::pair();
+        let events = ChanEvents(collector.tx.clone());
+        (collector, sink, events)
     }
 
     pub fn on_declared(&self) -> impl FnOnce(DeclareResult) + Send + 'static {
@@ -200,27 +180,15 @@ impl Collector {
         (outcomes, others)
     }
 
-    pub fn assert_quiet(&self, wait: Duration) {
-        if let Ok(event) = self.rx.recv_timeout(wait) {
-            panic!("unexpected event {event:?}");
-        }
-    }
-
     /// Waits until the pool's reporter thread has ended (it drops the sink).
     pub fn wait_reporter_gone(&self) {
-        wait_until("reporter thread ends", || {
-            self.sink_alive.strong_count() == 0
-        });
+        wait_until("reporter thread ends", || self.reporter_gone());
     }
 }
 
 /// Polls `cond` until it holds, failing the test after [`DEADLINE`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    sink_common::poll_until(what, DEADLINE, Duration::from_millis(5), cond);
 }
 
 /// Starts a pool with a collector.

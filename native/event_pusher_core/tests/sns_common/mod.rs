@@ -13,17 +13,16 @@ use event_pusher_core::secret::Secret;
 use event_pusher_core::sns::{AttributeValue, SnsJob, SnsPoolConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+#[path = "../serve_common/mod.rs"]
+mod serve_common;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCESS_KEY_ID: &str = "AKIDTESTEVENTPUSHER";
@@ -342,43 +341,13 @@ impl Proxy {
 
     /// As `start_on`, each connection wrapped by `tls` first (HTTPS).
     pub fn start_with(port: u16, moto_url: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Proxy {
-        let runtime = event_pusher_core::runtime::handle().expect("runtime");
-        let listener = runtime
-            .block_on(TcpListener::bind(("127.0.0.1", port)))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Seen::default());
-        let stop = CancellationToken::new();
         let forward = Forward {
             upstream: moto_url.to_owned(),
             http: http_client(),
             seen: seen.clone(),
         };
-        let stop2 = stop.clone();
-        runtime.spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = stop2.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => continue,
-                    },
-                };
-                let forward = forward.clone();
-                let stop = stop2.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    match tls {
-                        None => forward.serve(stream, stop).await,
-                        Some(tls) => {
-                            if let Ok(stream) = tls.accept(stream).await {
-                                forward.serve(stream, stop).await;
-                            }
-                        }
-                    }
-                });
-            }
-        });
+        let (addr, stop) = serve_common::listen(port, forward, tls);
         Proxy { addr, seen, stop }
     }
 
@@ -409,19 +378,7 @@ struct Forward {
     seen: Arc<Seen>,
 }
 
-impl Forward {
-    async fn serve<S>(self, stream: S, stop: CancellationToken)
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let service = service_fn(move |req| self.clone().handle(req));
-        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-        tokio::select! {
-            _ = conn => {}
-            _ = stop.cancelled() => {}
-        }
-    }
-
+impl serve_common::Handler for Forward {
     async fn handle(self, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
         let (parts, body) = req.into_parts();
         let body = body.collect().await?.to_bytes();
