@@ -8,7 +8,7 @@ mod leak_common;
 use common::*;
 use event_pusher_core::http::HttpPool;
 use event_pusher_core::Outcome;
-use leak_common::{count, live_heap, settled_heap_growth, HEAP_SLACK};
+use leak_common::{Baseline, CYCLES};
 use std::time::Duration;
 
 /// One pool's life: start, deliver some jobs, then close it (or drop it, as
@@ -46,30 +46,15 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
         cycle(&server, i);
     }
     server.clear_received();
-    let threads = count("/proc/self/task");
-    let fds = count("/proc/self/fd");
-    let heap = live_heap();
+    let baseline = Baseline::take(|| {});
 
-    for i in 0..100 {
+    for i in 0..CYCLES {
         cycle(&server, i);
     }
 
-    wait_until("threads back to the baseline", || {
-        count("/proc/self/task") <= threads
-    });
-    // The server side of each connection closes when it reads the EOF.
-    wait_until("fds back to the baseline", || count("/proc/self/fd") <= fds);
-    // The pools' connections are closed with the pools; the server notices
-    // EOF asynchronously, so give its tasks time to free their buffers.
-    server.clear_received();
-    let grown = settled_heap_growth(heap, 250);
-    assert!(
-        grown < HEAP_SLACK,
-        "heap grew by {grown} bytes over 100 cycles"
-    );
-    eprintln!(
-        "threads {threads} -> {}, fds {fds} -> {}, heap delta {grown} bytes",
-        count("/proc/self/task"),
-        count("/proc/self/fd")
-    );
+    // The server side of each connection closes when it reads the EOF. The
+    // pools' connections are closed with the pools; the server notices EOF
+    // asynchronously, so give its tasks time to free their buffers.
+    let grown = baseline.assert_back(250, |w, c| wait_until(w, c), || server.clear_received());
+    baseline.report(grown, "");
 }

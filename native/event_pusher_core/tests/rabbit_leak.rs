@@ -8,7 +8,7 @@ mod rabbit_common;
 use bytes::Bytes;
 use event_pusher_core::rabbit::{ConnectionEvent, ExchangeSpec};
 use event_pusher_core::Outcome;
-use leak_common::{count, live_heap, settled_heap_growth, HEAP_SLACK};
+use leak_common::{count, Baseline, CYCLES};
 use rabbit_common::*;
 use std::time::Duration;
 
@@ -63,37 +63,29 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     wait_until("warm-up connections gone", || {
         count("/proc/self/task") <= count_threads_without_io_loops()
     });
-    let threads = count("/proc/self/task");
-    let fds = count("/proc/self/fd");
-    wait_until("warm-up tasks gone", || alive_tasks() == 0);
-    let tasks = alive_tasks();
-    let heap = live_heap();
+    let mut tasks = 0;
+    let baseline = Baseline::take(|| {
+        wait_until("warm-up tasks gone", || alive_tasks() == 0);
+        tasks = alive_tasks();
+    });
 
-    for i in 0..100 {
+    for i in 0..CYCLES {
         cycle(&exchange, i);
     }
 
     // lapin's I/O threads end on their own once their connection closed.
-    wait_until("threads back to the baseline", || {
-        count("/proc/self/task") <= threads
-    });
-    wait_until("fds back to the baseline", || count("/proc/self/fd") <= fds);
     // lapin's heartbeat task of a closed connection ends at its next tick
     // (half the 10 s heartbeat): wait for the tasks, then the heap.
-    wait_until("runtime tasks back to the baseline", || {
-        alive_tasks() <= tasks
-    });
-    let grown = settled_heap_growth(heap, 500);
-    assert!(
-        grown < HEAP_SLACK,
-        "heap grew by {grown} bytes over 100 cycles"
+    let grown = baseline.assert_back(
+        500,
+        |w, c| wait_until(w, c),
+        || {
+            wait_until("runtime tasks back to the baseline", || {
+                alive_tasks() <= tasks
+            });
+        },
     );
-    eprintln!(
-        "threads {threads} -> {}, fds {fds} -> {}, tasks {tasks} -> {}, heap delta {grown} bytes",
-        count("/proc/self/task"),
-        count("/proc/self/fd"),
-        alive_tasks()
-    );
+    baseline.report(grown, &format!("tasks {tasks} -> {}, ", alive_tasks()));
     TestBroker::connect().delete_exchange(&exchange);
 }
 

@@ -9,7 +9,7 @@ mod sns_common;
 use common::{wait_until, Collector, Event};
 use event_pusher_core::sns::SnsPool;
 use event_pusher_core::Outcome;
-use leak_common::{count, live_heap, settled_heap_growth, HEAP_SLACK};
+use leak_common::{Baseline, CYCLES};
 use sns_common::*;
 use std::time::Duration;
 
@@ -52,27 +52,13 @@ fn a_hundred_start_close_cycles_leak_no_threads_fds_or_memory() {
     for i in 0..4 {
         cycle(&moto.url, &topic, i);
     }
-    let threads = count("/proc/self/task");
-    let fds = count("/proc/self/fd");
-    let heap = live_heap();
+    let baseline = Baseline::take(|| {});
 
-    for i in 0..100 {
+    for i in 0..CYCLES {
         cycle(&moto.url, &topic, i);
     }
 
-    wait_until("threads back to the baseline", || {
-        count("/proc/self/task") <= threads
-    });
-    wait_until("fds back to the baseline", || count("/proc/self/fd") <= fds);
     // Connection tasks end shortly after their pool: give them time to free.
-    let grown = settled_heap_growth(heap, 250);
-    assert!(
-        grown < HEAP_SLACK,
-        "heap grew by {grown} bytes over 100 cycles"
-    );
-    eprintln!(
-        "threads {threads} -> {}, fds {fds} -> {}, heap delta {grown} bytes",
-        count("/proc/self/task"),
-        count("/proc/self/fd")
-    );
+    let grown = baseline.assert_back(250, |w, c| wait_until(w, c), || {});
+    baseline.report(grown, "");
 }
