@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 #[path = "../serve_common/mod.rs"]
-mod serve_common;
+pub mod serve_common;
 #[path = "../sink_common/mod.rs"]
 mod sink_common;
 
@@ -199,17 +199,7 @@ pub enum Event {
     Closed(CloseReport),
 }
 
-impl sink_common::PoolEvent for Event {
-    fn outcome(tag: u64, outcome: Outcome) -> Self {
-        Event::Outcome(tag, outcome)
-    }
-    fn panic(location: &'static str) -> Self {
-        Event::Panic(location)
-    }
-    fn closed(report: CloseReport) -> Self {
-        Event::Closed(report)
-    }
-}
+sink_common::pool_event!(Event, DEADLINE, Duration::from_millis(2));
 
 pub type ChanSink = sink_common::ChanSink<Event>;
 /// The receiving end of a [`ChanSink`].
@@ -231,16 +221,11 @@ impl Collector {
             })
             .collect()
     }
-
-    /// Waits until the pool's reporter thread has ended (it drops the sink).
-    pub fn wait_reporter_gone(&self) {
-        wait_until("reporter thread ends", || self.reporter_gone());
-    }
 }
 
 /// Polls `cond` until it holds, failing the test after [`DEADLINE`].
 pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
-    sink_common::poll_until(what, DEADLINE, Duration::from_millis(2), cond);
+    <Event as sink_common::PoolEvent>::wait_until(what, cond);
 }
 
 /// Just outcome values, for comparing without tags.

@@ -91,17 +91,7 @@ pub enum Event {
     Closed(CloseReport),
 }
 
-impl sink_common::PoolEvent for Event {
-    fn outcome(tag: u64, outcome: Outcome) -> Self {
-        Event::Outcome(tag, outcome)
-    }
-    fn panic(location: &'static str) -> Self {
-        Event::Panic(location)
-    }
-    fn closed(report: CloseReport) -> Self {
-        Event::Closed(report)
-    }
-}
+sink_common::pool_event!(Event, DEADLINE, Duration::from_millis(5));
 
 pub type ChanSink = sink_common::ChanSink<Event>;
 pub type Collector = sink_common::Collector<Event>;
@@ -179,16 +169,11 @@ impl Collector {
         }
         (outcomes, others)
     }
-
-    /// Waits until the pool's reporter thread has ended (it drops the sink).
-    pub fn wait_reporter_gone(&self) {
-        wait_until("reporter thread ends", || self.reporter_gone());
-    }
 }
 
 /// Polls `cond` until it holds, failing the test after [`DEADLINE`].
 pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
-    sink_common::poll_until(what, DEADLINE, Duration::from_millis(5), cond);
+    <Event as sink_common::PoolEvent>::wait_until(what, cond);
 }
 
 /// Starts a pool with a collector.

@@ -1,7 +1,7 @@
 //! The accept loop the test servers share (the HTTP test server in `common`,
 //! the SNS proxy in `sns_common`): plain TCP or TLS, one task per
 //! connection served by hyper's HTTP/1.1 server, all of it stopped by one
-//! token. Included with `#[path]` by each of those modules.
+//! token. Included with `#[path]` by `common`; `sns_common` uses it from there.
 
 use bytes::Bytes;
 use http_body_util::Full;

@@ -10,12 +10,48 @@ use std::fmt::Debug;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-/// A suite's event type: what a pool's sink and close notice become.
+/// A suite's event type: what a pool's sink and close notice become, and
+/// how long the suite waits. Implemented with [`pool_event!`].
 pub trait PoolEvent: Debug + Send + 'static {
+    /// How long a wait may take before the test fails.
+    const DEADLINE: Duration;
+    /// How often a wait polls.
+    const POLL: Duration;
     fn outcome(tag: u64, outcome: Outcome) -> Self;
     fn panic(location: &'static str) -> Self;
     fn closed(report: CloseReport) -> Self;
+
+    /// Polls `cond` until it holds, failing the test after `DEADLINE`.
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Self::DEADLINE;
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            std::thread::sleep(Self::POLL);
+        }
+    }
 }
+
+/// Implements [`PoolEvent`] for a suite's `Event` enum, which has the
+/// variants `Outcome(u64, Outcome)`, `Panic(&'static str)` and
+/// `Closed(CloseReport)`, with its deadline and polling interval.
+macro_rules! pool_event {
+    ($event:ident, $deadline:expr, $poll:expr) => {
+        impl sink_common::PoolEvent for $event {
+            const DEADLINE: std::time::Duration = $deadline;
+            const POLL: std::time::Duration = $poll;
+            fn outcome(tag: u64, outcome: event_pusher_core::Outcome) -> Self {
+                $event::Outcome(tag, outcome)
+            }
+            fn panic(location: &'static str) -> Self {
+                $event::Panic(location)
+            }
+            fn closed(report: event_pusher_core::CloseReport) -> Self {
+                $event::Closed(report)
+            }
+        }
+    };
+}
+pub(crate) use pool_event;
 
 pub struct ChanSink<E> {
     tx: Sender<E>,
@@ -69,17 +105,10 @@ impl<E: PoolEvent> Collector<E> {
         }
     }
 
-    /// Whether the pool's reporter thread has ended (it drops the sink).
-    pub fn reporter_gone(&self) -> bool {
-        self.sink_alive.strong_count() == 0
-    }
-}
-
-/// Polls `cond` every `poll` until it holds, failing the test after `deadline`.
-pub fn poll_until(what: &str, deadline: Duration, poll: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + deadline;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(poll);
+    /// Waits until the pool's reporter thread has ended (it drops the sink).
+    pub fn wait_reporter_gone(&self) {
+        E::wait_until("reporter thread ends", || {
+            self.sink_alive.strong_count() == 0
+        });
     }
 }

@@ -20,9 +20,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-#[path = "../serve_common/mod.rs"]
-mod serve_common;
+// The test server's accept loop: every binary that includes this module
+// includes `common` too (for its collector), and a file included twice in
+// one binary would be compiled twice.
+use crate::common::serve_common;
 
 pub const REGION: &str = "us-east-1";
 pub const ACCESS_KEY_ID: &str = "AKIDTESTEVENTPUSHER";
