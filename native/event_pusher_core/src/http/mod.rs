@@ -27,7 +27,7 @@ mod url;
 mod worker;
 
 use crate::pool::{self, Intake};
-use crate::report::{CloseReport, OutcomeSink, Tag};
+use crate::report::{OutcomeSink, Tag};
 use crate::stats::{Counters, Stats};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -190,25 +190,12 @@ impl<T: Send + 'static> HttpPool<T> {
         self.intake.counters().snapshot()
     }
 
-    /// Stops taking work at once; what is queued or in flight may finish
-    /// within `drain`, the rest is dropped (reported and counted); then the
-    /// connections close and `done` runs on the reporter thread, after the
-    /// pool's last outcome. Closing again later only runs `done` (dropped 0).
-    pub fn close(&self, drain: Duration, done: impl FnOnce(CloseReport) + Send + 'static) {
-        self.intake.close(drain, Box::new(done));
-    }
-
-    /// Test hook: make the dispatching part of a worker (where it takes its
-    /// next job) panic once, the next time one loops.
-    #[cfg(feature = "test-hooks")]
-    pub fn inject_dispatcher_panic(&self) {
-        self.faults.arm_task();
-    }
-
-    /// Test hook: make the next attempt panic.
-    #[cfg(feature = "test-hooks")]
-    pub fn inject_attempt_panic(&self) {
-        self.faults.arm_attempt();
+    pool::handle_methods! {
+        /// Test hook: make the dispatching part of a worker (where it takes
+        /// its next job) panic once, the next time one loops.
+        task_panic: inject_dispatcher_panic,
+        /// Test hook: make the next attempt panic.
+        attempt_panic: inject_attempt_panic,
     }
 }
 

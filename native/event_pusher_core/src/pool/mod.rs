@@ -12,6 +12,7 @@
 mod error;
 #[cfg(feature = "test-hooks")]
 mod faults;
+mod handle;
 mod intake;
 mod lifecycle;
 mod supervise;
@@ -20,6 +21,7 @@ pub(crate) use error::submit_error;
 pub use error::{Refused, StartError};
 #[cfg(feature = "test-hooks")]
 pub(crate) use faults::Faults;
+pub(crate) use handle::handle_methods;
 pub(crate) use intake::{start, Intake};
 pub(crate) use lifecycle::Strategy;
 pub(crate) use supervise::{supervise, Supervised};

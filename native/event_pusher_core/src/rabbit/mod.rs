@@ -159,7 +159,7 @@ pub struct RabbitPool<T: Send + 'static> {
     intake: Intake<Message<T>, supervisor::Declare>,
     counters: Arc<RabbitCounters>,
     #[cfg(feature = "test-hooks")]
-    fault: Arc<pool::Faults>,
+    faults: Arc<pool::Faults>,
 }
 
 impl<T: Tag> RabbitPool<T> {
@@ -175,7 +175,7 @@ impl<T: Tag> RabbitPool<T> {
         let endpoint = connect::Endpoint::new(&cfg)?;
         let counters = Arc::new(RabbitCounters::default());
         #[cfg(feature = "test-hooks")]
-        let fault = Arc::new(pool::Faults::default());
+        let faults = Arc::new(pool::Faults::default());
         let (lanes, queues): (Vec<_>, Vec<_>) =
             (0..cfg.workers).map(|_| mpsc::unbounded_channel()).unzip();
         let intake = pool::start(
@@ -196,7 +196,7 @@ impl<T: Tag> RabbitPool<T> {
                     links: declare::Links::new(cfg.workers),
                     declared: declare::Declared::default(),
                     #[cfg(feature = "test-hooks")]
-                    fault: fault.clone(),
+                    fault: faults.clone(),
                 });
                 supervisor::spawn(runtime, shared, queues)
             },
@@ -205,7 +205,7 @@ impl<T: Tag> RabbitPool<T> {
             intake,
             counters,
             #[cfg(feature = "test-hooks")]
-            fault,
+            faults,
         })
     }
 
@@ -274,20 +274,9 @@ impl<T: Send + 'static> RabbitPool<T> {
         });
     }
 
-    /// Stops taking work at once; what is queued or in flight may still be
-    /// published within `drain`, the rest is dropped (reported and counted);
-    /// then the connections close and `done` runs on the reporter thread,
-    /// after the pool's last outcome. Closing again later only runs `done`.
-    pub fn close(&self, drain: Duration, done: impl FnOnce(crate::CloseReport) + Send + 'static) {
-        self.intake.close(drain, Box::new(done));
-    }
-}
-
-#[cfg(feature = "test-hooks")]
-impl<T: Send + 'static> RabbitPool<T> {
-    /// Test hook: make a worker panic once, the next time it loops.
-    pub fn inject_worker_panic(&self) {
-        self.fault.arm_task();
+    pool::handle_methods! {
+        /// Test hook: make a worker panic once, the next time it loops.
+        task_panic: inject_worker_panic,
     }
 }
 

@@ -16,7 +16,7 @@ mod reason;
 mod request;
 
 use crate::pool::{self, Intake};
-use crate::report::{CloseReport, OutcomeSink, Tag};
+use crate::report::{OutcomeSink, Tag};
 use crate::secret::Secret;
 use crate::stats::Counters;
 use aws_sdk_sns::types::MessageAttributeValue;
@@ -242,24 +242,11 @@ impl<T: Send + 'static> SnsPool<T> {
         }
     }
 
-    /// Stops taking work at once; what is queued or in flight may finish
-    /// within `drain`, the rest is dropped (reported and counted); then `done`
-    /// runs on the reporter thread, after the pool's last outcome. Closing
-    /// again later only runs `done` (dropped 0).
-    pub fn close(&self, drain: Duration, done: impl FnOnce(CloseReport) + Send + 'static) {
-        self.intake.close(drain, Box::new(done));
-    }
-
-    /// Test hook: make the dispatcher panic once, the next time it loops.
-    #[cfg(feature = "test-hooks")]
-    pub fn inject_dispatcher_panic(&self) {
-        self.faults.arm_task();
-    }
-
-    /// Test hook: make the next request attempt panic.
-    #[cfg(feature = "test-hooks")]
-    pub fn inject_attempt_panic(&self) {
-        self.faults.arm_attempt();
+    pool::handle_methods! {
+        /// Test hook: make the dispatcher panic once, the next time it loops.
+        task_panic: inject_dispatcher_panic,
+        /// Test hook: make the next request attempt panic.
+        attempt_panic: inject_attempt_panic,
     }
 }
 
