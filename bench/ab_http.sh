@@ -11,20 +11,19 @@
 # AB_AFTER=DIR2 (compare snapshot DIR with snapshot DIR2 instead of this
 # build), and every knob of scripts/bench_http.sh (BENCH_EVENTS...).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-say() { printf '%s\n' "$*" >&2; }
-die() { say "ab_http: $*"; exit 1; }
+BENCH=ab_http
+. "$(dirname "$0")/common.sh"
 
 snapshot() {
     local dir=$1
     rebar3 as test compile >/dev/null
-    cargo build --release -p bench_sink --features core --bin bench_core --quiet
+    cargo build --release -p bench_sink --features core --bin bench_core --quiet \
+        || die "cargo build of bench_core failed"
     rm -rf "$dir/mongoose_event_pusher"
     mkdir -p "$dir/mongoose_event_pusher/priv"
     cp -r "$ROOT/_build/test/lib/mongoose_event_pusher/ebin" "$dir/mongoose_event_pusher/"
     cp "$ROOT/erlang/priv/event_pusher_nif.so" "$dir/mongoose_event_pusher/priv/"
-    cp "$ROOT/target/release/bench_core" "$dir/bench_core"
+    cp "$TARGET_DIR/release/bench_core" "$dir/bench_core"
     say "snapshot of this build in $dir"
 }
 
@@ -69,26 +68,5 @@ for i in $(seq 1 "$PAIRS"); do
     say "pair $i of $PAIRS done"
 done
 
-python3 - "$ALL" <<'EOF'
-import statistics, sys
-runs = {}
-for line in open(sys.argv[1]):
-    label, load, _, *kv = line.split()
-    kv = dict(p.split("=", 1) for p in kv)
-    runs.setdefault((kv["row"], label), []).append((float(load), kv))
-keys = [("events_per_s", "events/s", "{:,.0f}"), ("p50_us", "p50 µs", "{:.2f}"),
-        ("p99_us", "p99 µs", "{:.2f}"), ("cpu_us_per_event", "CPU µs/ev", "{:.2f}"),
-        ("cpu_us_per_event_sched", "schedulers", "{:.2f}"),
-        ("cpu_us_per_event_rt", "tokio", "{:.2f}"),
-        ("cpu_us_per_event_reporter", "reporter", "{:.2f}")]
-print("| row | build | load1 | " + " | ".join(k[1] for k in keys) + " |")
-print("|---|---|---:|" + "---:|" * len(keys))
-for (row, label), rs in sorted(runs.items()):
-    for load, kv in rs:
-        cells = [k[2].format(float(kv[k[0]])) if k[0] in kv else "—" for k in keys]
-        print(f"| {row} | {label} | {load:.2f} | " + " | ".join(cells) + " |")
-    meds = [k[2].format(statistics.median(float(kv[k[0]]) for _, kv in rs))
-                    if all(k[0] in kv for _, kv in rs) else "—" for k in keys]
-    print(f"| {row} | **{label} median** | | " + " | ".join(meds) + " |")
-EOF
+python3 bench/table.py ab "$ALL"
 say "all runs: $ALL"

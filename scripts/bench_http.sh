@@ -5,11 +5,11 @@
 #   (a) ours: the user_send_message hook through mod_event_pusher_http
 #   (d) the Rust core's HttpPool alone (only when its bench binary builds)
 # It builds what it runs (rebar3 test profile, the sink), talks to 127.0.0.1
-# only, and installs nothing (scripts/setup.sh, if present, is offered when a
-# tool is missing). Runs in about 3 minutes once built.
+# only, and installs nothing (a missing tool stops it, naming scripts/setup.sh,
+# which installs them all). Runs in about 3 minutes once built.
 #
-# Usage: scripts/bench_http.sh [--readme]   (--readme also puts the table in
-# README.md's Performance section)
+# Usage: scripts/bench_http.sh [--readme]   (--readme also puts the table
+# between the HTTP-TABLE markers of doc/performance.md)
 # Knobs (environment): BENCH_EVENTS=100000 BENCH_CALLERS=100 BENCH_WORKERS=10
 #   SINK_THREADS=1 (the sink's tokio workers; 1 leaves the other core(s) to
 #   the client measured), WRK_SECONDS=5, ROWS="c b a d", ROUNDS=3 (the rows
@@ -19,9 +19,9 @@
 #   build, and CORE_BIN=FILE runs row (d) with that bench_core binary (copies
 #   of an earlier build, to compare before/after: bench/ab_http.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/mongooseim_vm.sh
-ROOT=$(pwd)
+BENCH=http
+STEP_TIMEOUT=150
+. "$(dirname "$0")/../bench/common.sh"
 UPDATE_README=0
 case "${1:-}" in
     --readme) UPDATE_README=1 ;;
@@ -36,72 +36,29 @@ SINK_THREADS=${SINK_THREADS:-1}
 WRK_SECONDS=${WRK_SECONDS:-5}
 ROWS=${ROWS:-"c b a d"}
 ROUNDS=${ROUNDS:-3}
-STEP_TIMEOUT=150
 
-say() { printf '%s\n' "$*" >&2; }
-die() { say "bench_http: $*"; exit 1; }
-
-# --- tools ---------------------------------------------------------------
-find_rmq_ebin() { # gun and cowlib as Debian's rabbitmq-server ships them
-    ls -d /usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/"$1"-*/ebin 2>/dev/null | sort | tail -1
-}
-missing_tools() {
-    local t
-    for t in cargo rebar3 erl erlc wrk python3; do
-        command -v "$t" >/dev/null 2>&1 || printf '%s ' "$t"
-    done
-    [ -n "$(find_rmq_ebin gun)" ] || printf 'gun(rabbitmq-server) '
-    [ -n "$(find_rmq_ebin cowlib)" ] || printf 'cowlib(rabbitmq-server) '
-}
-MISSING=$(missing_tools)
-if [ -n "$MISSING" ] && [ -x scripts/setup.sh ]; then
-    say "missing: $MISSING; running scripts/setup.sh"
-    scripts/setup.sh
-    MISSING=$(missing_tools)
-fi
-[ -z "$MISSING" ] || die "missing tools: $MISSING(Debian: wrk rabbitmq-server erlang-nox rebar3)"
-GUN_EBIN=$(find_rmq_ebin gun)
-COWLIB_EBIN=$(find_rmq_ebin cowlib)
-
-# Other work on the machine skews every row; the table says how busy it was.
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-STAMP=$(date +%Y%m%d-%H%M%S)
-OUT="$ROOT/bench/results/http-$STAMP"
-mkdir -p "$OUT"
-RESULTS="$OUT/results.txt"
-: >"$RESULTS"
+# gun and cowlib (row (b)) as Debian's rabbitmq-server ships them.
+require cargo rebar3 erl erlc wrk python3 rmq:gun rmq:cowlib
+LIB_PA=(-pa "$(rmq_ebin gun)" -pa "$(rmq_ebin cowlib)")
+new_run
 
 # --- build ---------------------------------------------------------------
 say "building (logs in $OUT)..."
 # Row (a) needs the product (with the NIF) and the test host.
 if [[ " $ROWS " == *" a "* ]]; then
-    rebar3 as test compile >"$OUT/build.log" 2>&1 \
-        || { tail -40 "$OUT/build.log" >&2; die "rebar3 as test compile failed"; }
+    build_product
 fi
-cargo build --release -p bench_sink --quiet 2>>"$OUT/build.log" || { tail -40 "$OUT/build.log" >&2; die "cargo build of bench_sink failed"; }
-BENCH_EBIN="$ROOT/_build/bench/ebin"
-mkdir -p "$BENCH_EBIN"
-erlc -Werror +debug_info -I mim_host/include -I erlang/include -o "$BENCH_EBIN" bench/erlang/*.erl
-. bench/test_host.sh
-SUPPORT_EBIN="$ROOT/_build/bench/host_ebin"
-[[ " $ROWS " != *" a "* ]] || test_host_ebin "$SUPPORT_EBIN" || die "build the test host first"
+build_sink || { tail -40 "$OUT/build.log" >&2; die "cargo build of bench_sink failed"; }
+build_beams bench/http/*.erl
+[[ " $ROWS " != *" a "* ]] || test_host_ebin "$SUPPORT_EBIN"
 HAVE_CORE_BENCH=0
-if [[ " $ROWS " == *" d "* ]] && cargo build --release -p bench_sink --features core \
-        --bin bench_core --quiet 2>>"$OUT/build.log"; then
+if [[ " $ROWS " == *" d "* ]] && build_sink --features core --bin bench_core; then
     HAVE_CORE_BENCH=1
 fi
 
 # --- the sink ------------------------------------------------------------
-. bench/sink.sh
 start_sink "$OUT/sink.log" "$SINK_THREADS"
 say "sink on 127.0.0.1:$PORT ($SINK_THREADS worker thread(s))"
-
-sink_get() { # prints "<requests> <bytes>" for GET $1 (/count or /reset)
-    exec 3<>"/dev/tcp/127.0.0.1/$PORT"
-    printf 'GET %s HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n' "$1" >&3
-    tail -n 1 <&3
-    exec 3<&-
-}
 
 FAILED=""
 OURS_PA=()
@@ -113,14 +70,10 @@ if [ -n "${OURS_LIB:-}" ]; then
 fi
 run_erl() { # row module, then its output goes to the results
     local module=$1
-    ERL_CRASH_DUMP="$OUT/$module.crash.dump" timeout "$STEP_TIMEOUT" erl -noshell +pc unicode \
-        -pa "$ROOT"/_build/test/lib/*/ebin -pa "$SUPPORT_EBIN" \
-        -pa "$GUN_EBIN" -pa "$COWLIB_EBIN" -pa "$BENCH_EBIN" "${OURS_PA[@]}" \
-        -run "$module" main "$PORT" >"$OUT/$module.log" 2>&1 \
+    run_beam "$module" "$module" "$PORT" \
         || { tail -30 "$OUT/$module.log" >&2; say "$module failed (log: $OUT/$module.log)"
              FAILED="$FAILED $module"; return 0; }
-    grep '^RESULT ' "$OUT/$module.log" >>"$RESULTS" \
-        || { say "$module printed no result"; FAILED="$FAILED $module"; }
+    collect "$module" || { say "$module printed no result"; FAILED="$FAILED $module"; }
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -156,7 +109,7 @@ for row in $ROWS; do
     d)
         if [ "$HAVE_CORE_BENCH" = 1 ]; then
             say "(d) Rust core HttpPool alone, $BENCH_EVENTS events"
-            timeout "$STEP_TIMEOUT" "${CORE_BIN:-target/release/bench_core}" "$PORT" \
+            timeout "$STEP_TIMEOUT" "${CORE_BIN:-$TARGET_DIR/release/bench_core}" "$PORT" \
                 >"$OUT/bench_core.log" 2>&1 \
                 && grep '^RESULT ' "$OUT/bench_core.log" >>"$RESULTS" \
                 || { say "bench_core failed (log: $OUT/bench_core.log)"; FAILED="$FAILED bench_core"; }
@@ -177,18 +130,13 @@ for row in $ROWS; do
 done
 done
 
-{
-    CPU_MODEL=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
-    echo "Medians of $ROUNDS interleaved rounds of \`scripts/bench_http.sh\`, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores" \
-         "($CPU_MODEL), all on 127.0.0.1: $BENCH_EVENTS events, $BENCH_CALLERS callers," \
-         "$BENCH_WORKERS workers/connections, sink with $SINK_THREADS thread(s);" \
-         "BEAM flags: $ERL_FLAGS; load average before the run: $LOAD_BEFORE."
-    echo
-    python3 bench/http_table.py "$RESULTS"
-} | tee "$OUT/table.md"
+print_table "Medians of $ROUNDS interleaved rounds of \`scripts/bench_http.sh\`, $(machine)," \
+    "all on 127.0.0.1: $BENCH_EVENTS events, $BENCH_CALLERS callers," \
+    "$BENCH_WORKERS workers/connections, sink with $SINK_THREADS thread(s);" \
+    "BEAM flags: $ERL_FLAGS; load average before the run: $LOAD_BEFORE."
 if [ "$UPDATE_README" = 1 ] && [ -z "$FAILED" ]; then
-    python3 bench/http_table.py --readme README.md "$OUT/table.md"
-    say "README.md: Performance section updated"
+    python3 bench/table.py --readme doc/performance.md "$OUT/table.md"
+    say "doc/performance.md: the HTTP-TABLE block updated"
 fi
 say "raw results: $OUT"
 [ -z "$FAILED" ] || die "rows failed:$FAILED"

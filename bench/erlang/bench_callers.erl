@@ -8,7 +8,7 @@
 %% cost of the call.
 -module(bench_callers).
 
--export([run/4, summarize/4, percentile/2, report/2, cpu_us/0, cpu_us_by_thread/0,
+-export([run/4, measure/5, summarize/4, percentile/2, report/2, cpu_us/0, cpu_us_by_thread/0,
          cpu_split/3, clock_ticks/0]).
 
 -type init() :: fun((pos_integer()) -> term()).
@@ -16,7 +16,8 @@
 -type run() :: #{start := integer(),        % native monotonic time, all callers released
                  done := integer(),         % native monotonic time, last call returned
                  latencies_ns := [non_neg_integer()]}. % sorted
--export_type([run/0]).
+-type waited() :: {ok, integer()} | {timeout, non_neg_integer()}.
+-export_type([run/0, waited/0]).
 
 %% A caller that waits longer than this for its peers is a broken run.
 -define(CALLERS_TIMEOUT_MS, 300000).
@@ -66,6 +67,37 @@ await(Pids, Go) ->
     after ?CALLERS_TIMEOUT_MS ->
         erlang:error({callers_timeout, length(Pids)})
     end.
+
+%% The measured run of a row whose finish line is Wait() (it returns the
+%% native monotonic time it saw every event arrive, or {timeout, Count}):
+%% Callers callers make PerCaller calls each, then Wait() runs; the client's
+%% CPU time is read before the callers, after them and after Wait(), and each
+%% kind of thread's before and after it all. Returns what Wait() returned and
+%% the row's numbers: summarize/4's (the end is Wait()'s time, or now on a
+%% timeout), the CPU per event by kind of thread (cpu_split/3), split between
+%% the callers' phase and the drain, and the callers' own duration.
+-spec measure(pos_integer(), non_neg_integer(), init(), call(), fun(() -> waited())) ->
+          {waited(), #{atom() => number()}}.
+measure(Callers, PerCaller, Init, Call, Wait) ->
+    Sent = Callers * PerCaller,
+    Threads0 = cpu_us_by_thread(),
+    Cpu0 = cpu_us(),
+    Run = run(Callers, PerCaller, Init, Call),
+    CpuCallers = cpu_us(),
+    Waited = Wait(),
+    Cpu1 = cpu_us(),
+    Threads1 = cpu_us_by_thread(),
+    End = case Waited of
+              {ok, T} -> T;
+              {timeout, _} -> erlang:monotonic_time()
+          end,
+    #{start := Start, done := Done} = Run,
+    Result = summarize(Sent, Run, End, Cpu1 - Cpu0),
+    {Waited, (maps:merge(Result, cpu_split(Threads0, Threads1, Sent)))
+                 #{callers_seconds => erlang:convert_time_unit(Done - Start, native, microsecond)
+                                          / 1.0e6,
+                   cpu_us_per_event_callers => (CpuCallers - Cpu0) / Sent,
+                   cpu_us_per_event_drain => (Cpu1 - CpuCallers) / Sent}}.
 
 %% The row's numbers: Events delivered between the callers' release and End
 %% (native monotonic), with CpuUs of client CPU over that window.

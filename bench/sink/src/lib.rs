@@ -11,6 +11,21 @@
 mod cpu;
 pub use cpu::{CpuError, ProcessCpu};
 
+/// The `main` of every binary of this crate: runs `run`; on an error prints
+/// `NAME: <error>` on stderr and fails.
+pub fn main_of<E: std::fmt::Display>(
+    name: &str,
+    run: impl FnOnce() -> Result<(), E>,
+) -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;

@@ -15,13 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 const DEFAULT_WORKER_THREADS: usize = 1;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench_sink: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_sink::main_of("bench_sink", run)
 }
 
 fn run() -> Result<(), SinkError> {

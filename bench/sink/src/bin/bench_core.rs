@@ -67,13 +67,7 @@ impl OutcomeSink<u64> for Counting {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench_core: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_sink::main_of("bench_core", run)
 }
 
 fn run() -> Result<(), BenchError> {

@@ -89,13 +89,7 @@ impl Confirms {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench_rabbit_core: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_sink::main_of("bench_rabbit_core", run)
 }
 
 fn run() -> Result<(), BenchError> {

@@ -10,6 +10,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use bench_sink::{CpuError, ProcessCpu};
 use event_pusher_core::secret::Secret;
 use event_pusher_core::sns::{SnsJob, SnsPool, SnsPoolConfig, SnsStats, StartError, SubmitError};
 use event_pusher_core::{Outcome, OutcomeSink};
@@ -32,8 +33,8 @@ enum BenchError {
     Submit(#[from] SubmitError),
     #[error("only {done} of {expected} notifications finished in time")]
     Unfinished { done: u64, expected: u64 },
-    #[error("cannot read /proc/self/stat: {0}")]
-    Proc(String),
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
 }
 
 /// Outcomes are read from the counters; the sink only drains them.
@@ -120,25 +121,6 @@ fn wait_finished(pool: &SnsPool<()>, expected: u64) -> Result<SnsStats, BenchErr
     }
 }
 
-/// User + system CPU time of this process, in microseconds.
-fn cpu_us() -> Result<u64, BenchError> {
-    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| BenchError::Proc(e.to_string()))?;
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| BenchError::Proc("no command field".into()))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<u64, BenchError> {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .ok_or_else(|| BenchError::Proc(format!("field {i}")))
-    };
-    // utime and stime are fields 14 and 15 of the file, 12 and 13 here; 100 ticks/s.
-    Ok((ticks(11)? + ticks(12)?) * 10_000)
-}
-
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -167,12 +149,13 @@ fn run() -> Result<(), BenchError> {
     publish_all(&pool, &args.topic_arn, WARMUP_EVENTS)?;
     let warm = wait_finished(&pool, WARMUP_EVENTS)?;
 
-    let cpu0 = cpu_us()?;
+    let cpu = ProcessCpu::new()?;
+    let cpu0 = cpu.micros()?;
     let t0 = Instant::now();
     let mut costs = publish_all(&pool, &args.topic_arn, args.events)?;
     let stats = wait_finished(&pool, WARMUP_EVENTS + args.events)?;
     let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = cpu_us()? - cpu0;
+    let cpu = cpu.micros()? - cpu0;
 
     costs.sort_unstable();
     let requests = stats.requests - warm.requests;
@@ -197,11 +180,5 @@ fn run() -> Result<(), BenchError> {
 }
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench_sns_core: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_sink::main_of("bench_sns_core", run)
 }

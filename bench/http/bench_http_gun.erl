@@ -9,38 +9,43 @@
 %% MongooseIM's defaults: http `request_timeout` and wpool `call_timeout`.
 -define(REQUEST_TIMEOUT_MS, 2000).
 -define(WARMUP_EVENTS, 2000).
+%% The request every row sends: what mod_event_pusher_http_defaults makes of
+%% the benchmark's chat message (alice@localhost -> bob, "Hello from the benchmark").
+-define(PATH, <<"/notify">>).
+-define(HEADERS, [{<<"content-type">>, <<"application/x-www-form-urlencoded">>}]).
+-define(BODY, <<"author=alice&server=localhost&receiver=bob&message=Hello+from+the+benchmark">>).
 
 %% Args: [SinkPort]. Events, callers and workers come from BENCH_EVENTS,
 %% BENCH_CALLERS and BENCH_WORKERS.
 -spec main([string()]) -> no_return().
 main([PortStr]) ->
-    Port = list_to_integer(PortStr),
-    Events = bench_http_lib:int_env("BENCH_EVENTS", 100000),
-    Callers = bench_http_lib:int_env("BENCH_CALLERS", 100),
-    NWorkers = bench_http_lib:int_env("BENCH_WORKERS", 10),
+    bench_host:main(b, fun() -> row(list_to_integer(PortStr)) end).
+
+row(Port) ->
+    Events = bench_host:int_env("BENCH_EVENTS", 100000),
+    Callers = bench_host:int_env("BENCH_CALLERS", 100),
+    NWorkers = bench_host:int_env("BENCH_WORKERS", 10),
     {ok, _} = application:ensure_all_started(gun),
     Workers = list_to_tuple([start_worker(Port) || _ <- lists:seq(1, NWorkers)]),
     Call = fun(_) -> post(Workers) end,
     NoPrep = fun(_) -> ok end,
     _ = bench_callers:run(Callers, max(1, ?WARMUP_EVENTS div Callers), NoPrep, Call),
-    _ = bench_http_lib:sink_reset(Port),
+    _ = bench_sink:reset(Port),
     Cpu0 = bench_callers:cpu_us(),
     Run = bench_callers:run(Callers, Events div Callers, NoPrep, Call),
     Cpu1 = bench_callers:cpu_us(),
     Sent = Callers * (Events div Callers),
-    {Counted, Bytes} = bench_http_lib:sink_count(Port),
+    {Counted, Bytes} = bench_sink:count(Port),
     Result = bench_callers:summarize(Sent, Run, maps:get(done, Run), Cpu1 - Cpu0),
-    bench_callers:report(b, Result#{sink_count => Counted, sink_bytes => Bytes}),
-    halt(0).
+    bench_callers:report(b, Result#{sink_count => Counted, sink_bytes => Bytes}).
 
 start_worker(Port) ->
     {ok, Pid} = bench_http_gun_worker:start_link(Port),
     Pid.
 
 post(Workers) ->
-    {ok, 200} = bench_http_gun_worker:post(best_worker(Workers), bench_http_lib:the_path(),
-                                           bench_http_lib:the_headers(),
-                                           bench_http_lib:the_body(), ?REQUEST_TIMEOUT_MS).
+    {ok, 200} = bench_http_gun_worker:post(best_worker(Workers), ?PATH, ?HEADERS, ?BODY,
+                                           ?REQUEST_TIMEOUT_MS).
 
 best_worker(Workers) ->
     best_worker(Workers, tuple_size(Workers), undefined, infinity).

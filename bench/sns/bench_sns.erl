@@ -29,22 +29,14 @@
 
 -spec main([string()]) -> no_return().
 main([Mode, Endpoint, Topic, Events, Callers, PoolSize]) ->
-    ok = logger:set_primary_config(level, warning),
-    Status = try
-                 run(list_to_atom(Mode), Endpoint, Topic, list_to_integer(Events),
-                     list_to_integer(Callers), list_to_integer(PoolSize)),
-                 0
-             catch
-                 Class:Reason:Stacktrace ->
-                     io:format(standard_error, "bench_sns ~s failed: ~p:~p~n~p~n",
-                               [Mode, Class, Reason, Stacktrace]),
-                     1
-             end,
-    halt(Status).
+    bench_host:main(Mode, fun() ->
+                                  run(list_to_atom(Mode), Endpoint, Topic, list_to_integer(Events),
+                                      list_to_integer(Callers), list_to_integer(PoolSize))
+                          end).
 
 run(Mode, Endpoint, Topic, Events, Callers, PoolSize) ->
-    HostType = ep_test_host:host_type(),
-    ok = ep_test_host:boot([ep_test_host:general_toml(), toml(Mode, Endpoint, Topic, PoolSize)]),
+    HostType = bench_host:host_type(),
+    ok = bench_host:boot(toml(Mode, Endpoint, Topic, PoolSize)),
     TopicArn = "arn:aws:sns:" ++ ?REGION ++ ":" ++ ?ACCOUNT ++ ":" ++ Topic,
     case Mode of
         mim -> ok = bench_sns_mim:start(HostType, Endpoint, TopicArn, PoolSize);
@@ -76,7 +68,7 @@ run(Mode, Endpoint, Topic, Events, Callers, PoolSize) ->
         mim -> bench_sns_mim:stop();
         _ -> ok
     end,
-    ok = ep_test_host:shutdown().
+    ok = bench_host:shutdown().
 
 toml(mim, _Endpoint, _Topic, _PoolSize) ->
     %% The event pusher without a backend of ours: bench_sns_mim handles the hook.

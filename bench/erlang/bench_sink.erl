@@ -1,31 +1,19 @@
-%% Shared pieces of the HTTP benchmark rows: the request they all send and
-%% the sink's counters (the callers, CPU times and the result line are
-%% bench_callers').
--module(bench_http_lib).
+%% The bench sink (bench/sink) seen from a BEAM row: its counters, and
+%% waiting until it has counted every event (the finish line of the rows
+%% that post to it: http, mongoosepush).
+-module(bench_sink).
 
--export([sink_count/1, sink_reset/1, wait_for_sink/3, the_body/0, the_path/0, the_headers/0, int_env/2]).
+-export([count/1, reset/1, wait_for/3]).
 
 -define(SINK_TIMEOUT_MS, 5000).
 
-%% The request every row sends: what mod_event_pusher_http_defaults makes of
-%% the benchmark's chat message (alice@localhost -> bob, "Hello from the benchmark").
--spec the_body() -> binary().
-the_body() ->
-    <<"author=alice&server=localhost&receiver=bob&message=Hello+from+the+benchmark">>.
-
--spec the_path() -> binary().
-the_path() -> <<"/notify">>.
-
--spec the_headers() -> [{binary(), binary()}].
-the_headers() -> [{<<"content-type">>, <<"application/x-www-form-urlencoded">>}].
-
 %% The sink's counters: requests and body bytes received since its last reset.
--spec sink_count(inet:port_number()) -> {non_neg_integer(), non_neg_integer()}.
-sink_count(Port) -> sink_get(Port, "/count").
+-spec count(inet:port_number()) -> {non_neg_integer(), non_neg_integer()}.
+count(Port) -> sink_get(Port, "/count").
 
 %% Zeroes the sink's counters; returns what they held.
--spec sink_reset(inet:port_number()) -> {non_neg_integer(), non_neg_integer()}.
-sink_reset(Port) -> sink_get(Port, "/reset").
+-spec reset(inet:port_number()) -> {non_neg_integer(), non_neg_integer()}.
+reset(Port) -> sink_get(Port, "/reset").
 
 sink_get(Port, Path) ->
     {ok, Sock} = gen_tcp:connect({127, 0, 0, 1}, Port,
@@ -52,9 +40,9 @@ recv_all(Sock, Acc) ->
 %% them, and a pause that follows the remaining work (half the time the rest
 %% should take at the rate seen so far, 1 to 20 ms), so that the end is still
 %% seen within about a millisecond.
--spec wait_for_sink(inet:port_number(), non_neg_integer(), pos_integer()) ->
+-spec wait_for(inet:port_number(), non_neg_integer(), pos_integer()) ->
     {ok, integer()} | {timeout, non_neg_integer()}.
-wait_for_sink(Port, Expected, TimeoutMs) ->
+wait_for(Port, Expected, TimeoutMs) ->
     Deadline = erlang:monotonic_time(millisecond) + TimeoutMs,
     {ok, Sock} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}, {packet, raw}],
                                  ?SINK_TIMEOUT_MS),
@@ -106,13 +94,4 @@ content_length(Sock, Length) ->
             content_length(Sock, Length);
         {ok, http_eoh} ->
             Length
-    end.
-
-%% An integer from the environment, or Default.
--spec int_env(string(), integer()) -> integer().
-int_env(Name, Default) ->
-    case os:getenv(Name) of
-        false -> Default;
-        "" -> Default;
-        V -> list_to_integer(V)
     end.
