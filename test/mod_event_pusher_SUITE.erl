@@ -3,10 +3,7 @@
 %% 50, which may also stop the event.
 -module(mod_event_pusher_SUITE).
 
--include_lib("common_test/include/ct.hrl").
--include_lib("stdlib/include/assert.hrl").
--include("jlib.hrl").
--include("mod_event_pusher_events.hrl").
+-include("ep_suite.hrl").
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
@@ -21,8 +18,6 @@
          http_callbacks_read_metadata_from_the_acc/1,
          http_callbacks_see_empty_metadata_without_filter/1]).
 
--define(ALICE, <<"alice@localhost/phone">>).
--define(BOB, <<"bob@localhost/laptop">>).
 -define(WAIT_MS, 5000).
 
 %%====================================================================

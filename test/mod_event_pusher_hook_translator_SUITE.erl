@@ -3,10 +3,7 @@
 %% priority (50) sends each event to the test process.
 -module(mod_event_pusher_hook_translator_SUITE).
 
--include_lib("common_test/include/ct.hrl").
--include_lib("stdlib/include/assert.hrl").
--include("jlib.hrl").
--include("mod_event_pusher_events.hrl").
+-include("ep_suite.hrl").
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
@@ -33,8 +30,6 @@
          event_pusher_namespace_is_copied_back_through_filter_local_packet/1,
          stopped_module_translates_no_hooks/1]).
 
--define(ALICE, <<"alice@localhost/phone">>).
--define(BOB, <<"bob@localhost/laptop">>).
 -define(ROOM, <<"room@muc.localhost">>).
 
 %%====================================================================

@@ -3,9 +3,7 @@
 %% that the hook never waits for the server.
 -module(mod_event_pusher_http_SUITE).
 
--include_lib("common_test/include/ct.hrl").
--include_lib("stdlib/include/assert.hrl").
--include("jlib.hrl").
+-include("ep_suite.hrl").
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
@@ -38,8 +36,6 @@
 %% logger handler used to observe the module's logs
 -export([log/2]).
 
--define(ALICE, <<"alice@localhost/phone">>).
--define(BOB, <<"bob@localhost/laptop">>).
 -define(WAIT_MS, 5000).
 %% Generous for a call that only enqueues; far below request_timeout.
 -define(METRIC, mod_event_pusher_http_sent).

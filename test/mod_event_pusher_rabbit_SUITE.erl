@@ -10,10 +10,7 @@
 %% that what was sent before it and did not arrive was never published.
 -module(mod_event_pusher_rabbit_SUITE).
 
--include_lib("common_test/include/ct.hrl").
--include_lib("stdlib/include/assert.hrl").
--include("jlib.hrl").
--include("mod_event_pusher_events.hrl").
+-include("ep_suite.hrl").
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_group/2, end_per_group/2, init_per_testcase/2, end_per_testcase/2]).
@@ -64,17 +61,12 @@
 
 -define(WAIT_MS, 10000).
 -define(HOST_TYPE, <<"localhost">>).
--define(ALICE, <<"alice@localhost/phone">>).
--define(BOB, <<"bob@localhost/laptop">>).
 -define(ROOM, <<"room@muc.localhost">>).
 -define(MARKER, <<"marker@localhost/m">>).
 -define(DEFAULT_EXCHANGES, [<<"presence">>, <<"chat_msg">>, <<"groupchat_msg">>]).
 -define(PUBLISHED, wpool_global_rabbit_messages_published).
 -define(CONNECTIONS, wpool_global_rabbit_connections).
 -define(LABELS, #{pool_tag => event_pusher}).
-%% A hook that only enqueues returns in microseconds; a wait for the broker
-%% takes a round trip at least, and an outage seconds.
--define(AT_ONCE_US, 100000).
 %% How long the broker stays down in the outage cases.
 -define(OUTAGE_MS, 3000).
 

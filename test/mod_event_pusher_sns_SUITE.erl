@@ -5,9 +5,7 @@
 %% endpoint down.
 -module(mod_event_pusher_sns_SUITE).
 
--include_lib("common_test/include/ct.hrl").
--include_lib("stdlib/include/assert.hrl").
--include("jlib.hrl").
+-include("ep_suite.hrl").
 
 -export([all/0, groups/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
@@ -38,14 +36,10 @@
          restarted_module_publishes_through_a_new_pool/1,
          endpoint_the_pool_refuses_fails_the_start_with_its_reason/1]).
 
--define(ALICE, <<"alice@localhost/phone">>).
--define(BOB, <<"bob@localhost/laptop">>).
 -define(ROOM, <<"lobby@muc.localhost">>).
 -define(SECRET, "EpSnsSecret/never+in+any+log+7f3a").
 -define(ACCESS_KEY, "AKIDEPSNSTEST").
 -define(WAIT_MS, 10000).
-%% Generous for a call that only enqueues.
--define(AT_ONCE_US, 100000).
 -define(METRIC, mod_event_pusher_sns_published).
 -define(BURST, 100).
 

@@ -61,7 +61,7 @@ do_route(Acc, From, #jid{luser = LUser, lresource = LResource} = To, El) ->
         {<<>>, _, _} ->
             case mongoose_acc:stanza_type(Acc) of
                 Type when Type =:= <<"error">>; Type =:= <<"result">> -> Acc;
-                _ -> bounce(Acc, From, To, El, mongoose_xmpp_errors:item_not_found())
+                _ -> mim_host_lib:bounce(Acc, From, To, El, mongoose_xmpp_errors:item_not_found())
             end;
         _ ->
             ejabberd_sm:route(From, To, Acc, El)
@@ -161,18 +161,10 @@ process_iq(Acc0, From, To, El) ->
                     gen_iq_component:handle(Handler, Acc, From, To, IQ);
                 error ->
                     Text = <<"Local server does not implement this feature">>,
-                    bounce(Acc, From, To, El, mongoose_xmpp_errors:feature_not_implemented(Text))
+                    mim_host_lib:bounce(Acc, From, To, El, mongoose_xmpp_errors:feature_not_implemented(Text))
             end;
         {_, Acc} ->
-            bounce(Acc, From, To, El, mongoose_xmpp_errors:bad_request())
-    end.
-
--spec bounce(mongoose_acc:t(), jid:jid(), jid:jid(), exml:element(), exml:element()) ->
-          mongoose_acc:t().
-bounce(Acc, From, To, El, Error) ->
-    case jlib:make_error_reply(Acc, El, Error) of
-        {Acc1, #xmlel{} = Reply} -> mongoose_router:route(mongoose_acc:update(To, From, Reply, Acc1));
-        {Acc1, {error, _}} -> Acc1
+            mim_host_lib:bounce(Acc, From, To, El, mongoose_xmpp_errors:bad_request())
     end.
 
 -spec register_iq_response_handler(binary(), callback(), undefined | pos_integer()) -> ok.

@@ -199,7 +199,7 @@ route(From, To, Acc, #xmlel{name = Name} = El) ->
         none when Name =:= <<"iq">> ->
             case mongoose_acc:stanza_type(Acc) of
                 Type when Type =:= <<"error">>; Type =:= <<"result">> -> Acc;
-                _ -> bounce(Acc, From, To, El, mongoose_xmpp_errors:service_unavailable())
+                _ -> mim_host_lib:bounce(Acc, From, To, El, mongoose_xmpp_errors:service_unavailable())
             end;
         none ->
             Acc
@@ -223,10 +223,10 @@ process_iq(From, To, Acc0, El) ->
                 error ->
                     Text = <<"Unknown xmlns=", XMLNS/binary, " for host=",
                              (To#jid.lserver)/binary>>,
-                    bounce(Acc, From, To, El, mongoose_xmpp_errors:service_unavailable(Text))
+                    mim_host_lib:bounce(Acc, From, To, El, mongoose_xmpp_errors:service_unavailable(Text))
             end;
         {_, Acc} ->
-            bounce(Acc, From, To, El, mongoose_xmpp_errors:bad_request())
+            mim_host_lib:bounce(Acc, From, To, El, mongoose_xmpp_errors:bad_request())
     end.
 
 -spec route_message(jid:jid(), jid:jid(), mongoose_acc:t(), exml:element()) -> mongoose_acc:t().
@@ -259,14 +259,6 @@ deliver(Pid, From, To, Acc, El) ->
     Acc1 = mongoose_acc:update_stanza(#{element => El, from_jid => From, to_jid => To}, Acc),
     Pid ! {route, Acc1},
     Acc1.
-
--spec bounce(mongoose_acc:t(), jid:jid(), jid:jid(), exml:element(), exml:element()) ->
-          mongoose_acc:t().
-bounce(Acc, From, To, El, Error) ->
-    case jlib:make_error_reply(Acc, El, Error) of
-        {Acc1, #xmlel{} = Reply} -> mongoose_router:route(mongoose_acc:update(To, From, Reply, Acc1));
-        {Acc1, {error, _}} -> Acc1
-    end.
 
 -spec set_session(sid(), jid:jid(), priority(), info()) -> ok.
 set_session(SID, #jid{luser = U, lserver = S, lresource = R}, Priority, Info) ->

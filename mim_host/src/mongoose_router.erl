@@ -106,12 +106,7 @@ no_route(From, To, Acc, El) ->
         Type when Type =:= <<"error">>; Type =:= <<"result">> ->
             Acc;
         _ ->
-            case jlib:make_error_reply(Acc, El, mongoose_xmpp_errors:remote_server_not_found()) of
-                {Acc1, #xmlel{} = Error} ->
-                    route(mongoose_acc:update(To, From, Error, Acc1));
-                {Acc1, {error, _}} ->
-                    Acc1
-            end
+            mim_host_lib:bounce(Acc, From, To, El, mongoose_xmpp_errors:remote_server_not_found())
     end.
 
 -spec ensure_table() -> ok.
