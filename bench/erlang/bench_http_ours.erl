@@ -57,7 +57,7 @@ main([PortStr]) ->
                           end,
         {Counted, Bytes} = bench_http_lib:sink_count(Port),
         %% Retried attempts explain a sink count above the events sent.
-        Stats = case mongoose_event_pusher_pools:lookup(http, ?HOST, bench) of
+        Stats = case mongoose_event_pusher_pool_registry:lookup(http, ?HOST, bench) of
                     undefined -> #{};
                     Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
                 end,

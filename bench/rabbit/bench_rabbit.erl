@@ -143,7 +143,7 @@ run_hook(Acc) ->
 
 %% What our pool gave up (0 expected); MongooseIM's workers count nothing.
 dropped("ours") ->
-    case mongoose_event_pusher_pools:lookup(rabbit, ?HOST, event_pusher) of
+    case mongoose_event_pusher_pool_registry:lookup(rabbit, ?HOST, event_pusher) of
         undefined -> 0;
         Pool ->
             Stats = mongoose_event_pusher_nif:pool_stats(Pool),

@@ -18,7 +18,7 @@
 %% Hook handler
 -export([push_event/3]).
 
-%% Pool results (called by mongoose_event_pusher_pool)
+%% Pool results (called by mongoose_event_pusher_pool_owner)
 -export([handle_pool_result/2]).
 
 %% Config spec callback
@@ -99,7 +99,7 @@ stop(HostType) ->
     %% pool back instead of keeping it.
     maps:foreach(fun(Pool, Hold) ->
                          case atomics:exchange(Hold, ?STATE, ?STOPPED) of
-                             ?HELD -> mongoose_event_pusher_pools:release(http, HostType, Pool);
+                             ?HELD -> mongoose_event_pusher_pool_registry:release(http, HostType, Pool);
                              _ -> ok
                          end
                  end, Holds),
@@ -207,7 +207,7 @@ pool_names(Handlers) ->
 -spec hold_at_start(mongooseim:host_type(), atom()) -> atomics:atomics_ref().
 hold_at_start(HostType, Pool) ->
     Hold = atomics:new(2, [{signed, true}]),
-    case mongoose_event_pusher_pools:acquire(http, HostType, Pool) of
+    case mongoose_event_pusher_pool_registry:acquire(http, HostType, Pool) of
         {ok, _Ref} ->
             atomics:put(Hold, ?STATE, ?HELD);
         {error, Reason} ->
@@ -246,12 +246,12 @@ may_acquire_lazily(undefined, _HostType, _Pool) ->
 may_acquire_lazily(Hold, HostType, Pool) ->
     atomics:get(Hold, ?STATE) =:= ?FREE
         andalso now_ms() >= atomics:get(Hold, ?NEXT_TRY)
-        andalso element(1, mongoose_event_pusher_pools:pool_key(http, HostType, Pool)) =:= ok.
+        andalso element(1, mongoose_event_pusher_pool_registry:pool_key(http, HostType, Pool)) =:= ok.
 
 %% Runs in its own process; the hold is ?ACQUIRING until it ends.
 -spec lazy_submit(atomics:atomics_ref(), request(), ctx()) -> ok.
 lazy_submit(Hold, Request, Ctx = #ctx{host_type = HostType, pool_name = Pool}) ->
-    Acquired = try mongoose_event_pusher_pools:acquire(http, HostType, Pool)
+    Acquired = try mongoose_event_pusher_pool_registry:acquire(http, HostType, Pool)
                catch Class:Reason -> {error, {Class, Reason}}
                end,
     case Acquired of
@@ -263,7 +263,7 @@ lazy_submit(Hold, Request, Ctx = #ctx{host_type = HostType, pool_name = Pool}) -
                     submit(PoolRef, Request, Ctx);
                 _Stopped ->
                     %% The module stopped meanwhile: the pool is not ours to keep.
-                    mongoose_event_pusher_pools:release(http, HostType, Pool),
+                    mongoose_event_pusher_pool_registry:release(http, HostType, Pool),
                     req_failed(Ctx, pool_not_started)
             end;
         {error, Why} ->
@@ -331,12 +331,12 @@ make_req(HostType, Acc, Dir, #jid{lserver = Host, luser = Sender}, #jid{luser = 
     Request = {{?MODULE, Ctx}, Path, Headers, Body,
                maps:get(max_retries, Opts, ?DEFAULT_MAX_RETRIES),
                maps:get(retry_base_delay, Opts, ?DEFAULT_RETRY_BASE_DELAY)},
-    case mongoose_event_pusher_pools:lookup(http, HostType, PoolName) of
+    case mongoose_event_pusher_pool_registry:lookup(http, HostType, PoolName) of
         undefined -> no_pool(Request, Ctx);
         Pool -> submit(Pool, Request, Ctx)
     end.
 
--spec submit(mongoose_event_pusher_pool:pool_ref(), request(), ctx()) -> ok.
+-spec submit(mongoose_event_pusher_pool_owner:pool_ref(), request(), ctx()) -> ok.
 submit(Pool, Request, Ctx) ->
     try mongoose_event_pusher_nif:http_submit(Pool, Request) of
         ok -> ok;

@@ -23,7 +23,7 @@
 %% Hook handler
 -export([push_event/3]).
 
-%% Pool results and events (called by mongoose_event_pusher_pool)
+%% Pool results and events (called by mongoose_event_pusher_pool_owner)
 -export([handle_pool_result/2, handle_pool_event/2]).
 
 -type exchange_key() :: presence_exchange | chat_msg_exchange | groupchat_msg_exchange.
@@ -31,7 +31,7 @@
                            sent_topic => binary(), recv_topic => binary()}.
 %% What a result needs to name its instrumentation event: the pool's scope
 %% (`global', or the host type of a host-type pool) and tag.
--type ctx() :: {global | mongooseim:host_type(), mongoose_event_pusher_pools:tag()}.
+-type ctx() :: {global | mongooseim:host_type(), mongoose_event_pusher_pool_registry:tag()}.
 -type failures() :: #{exchange_key() => #{name := binary(), reason := term()}}.
 -export_type([exchange_key/0, exchange_opts/0, ctx/0]).
 
@@ -69,11 +69,11 @@ start_with_pool(HostType, Exchanges) ->
     case declare_exchanges(Pool, Exchanges) of
         ok ->
             {ok, {rabbit, Scope, ?POOL_TAG}} =
-                mongoose_event_pusher_pools:pool_key(rabbit, HostType, ?POOL_TAG),
+                mongoose_event_pusher_pool_registry:pool_key(rabbit, HostType, ?POOL_TAG),
             persistent_term:put(ctx_key(HostType), {Scope, ?POOL_TAG}),
             ok;
         {error, Failures} ->
-            mongoose_event_pusher_pools:release(rabbit, HostType, ?POOL_TAG),
+            mongoose_event_pusher_pool_registry:release(rabbit, HostType, ?POOL_TAG),
             error(#{what => creating_exchanges_failed, host_type => HostType,
                     failures => Failures})
     end.
@@ -86,7 +86,7 @@ stop(HostType) ->
             ok;
         _Ctx ->
             _ = persistent_term:erase(ctx_key(HostType)),
-            mongoose_event_pusher_pools:release(rabbit, HostType, ?POOL_TAG)
+            mongoose_event_pusher_pool_registry:release(rabbit, HostType, ?POOL_TAG)
     end.
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
@@ -201,9 +201,9 @@ non_empty_binary() ->
 %% MongooseIM's does then, each configured exchange failed with
 %% `pool_not_started' (or why the configured pool could not start).
 -spec acquire_pool(mongooseim:host_type(), [{exchange_key(), exchange_opts()}]) ->
-          mongoose_event_pusher_pool:pool_ref().
+          mongoose_event_pusher_pool_owner:pool_ref().
 acquire_pool(HostType, Exchanges) ->
-    case mongoose_event_pusher_pools:acquire(rabbit, HostType, ?POOL_TAG) of
+    case mongoose_event_pusher_pool_registry:acquire(rabbit, HostType, ?POOL_TAG) of
         {ok, Pool} ->
             Pool;
         {error, Reason} ->
@@ -223,7 +223,7 @@ exchanges(Opts) ->
     [{Key, maps:get(Key, Opts)}
      || {Key, _DefaultName, _Routing} <- ?EXCHANGE_SECTIONS, maps:is_key(Key, Opts)].
 
--spec declare_exchanges(mongoose_event_pusher_pool:pool_ref(),
+-spec declare_exchanges(mongoose_event_pusher_pool_owner:pool_ref(),
                         [{exchange_key(), exchange_opts()}]) -> ok | {error, failures()}.
 declare_exchanges(_Pool, []) ->
     ok;
@@ -314,7 +314,7 @@ bare_jid(Jid) ->
 -spec submit(mongooseim:host_type(), {binary(), binary(), list(), map()}) -> ok.
 submit(HostType, {Exchange, RoutingKey, Fields, Metadata}) ->
     Ctx = persistent_term:get(ctx_key(HostType), {global, ?POOL_TAG}),
-    Pool = mongoose_event_pusher_pools:lookup(rabbit, HostType, ?POOL_TAG),
+    Pool = mongoose_event_pusher_pool_registry:lookup(rabbit, HostType, ?POOL_TAG),
     Result = case Pool of
                  undefined ->
                      {error, pool_not_started};

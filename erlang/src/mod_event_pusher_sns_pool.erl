@@ -4,7 +4,7 @@
 %%
 %% SNS takes its connection options from the module, not from
 %% `outgoing_pools', so each host type has its own pool, owned by a
-%% `mongoose_event_pusher_pool' process under `mongoose_event_pusher_sup'.
+%% `mongoose_event_pusher_pool_owner' process under `mongoose_event_pusher_sup'.
 %% The owner's child spec names only the host type: the options (with the
 %% secret key) are read when the pool starts, so supervisor reports never
 %% carry them.
@@ -15,13 +15,13 @@
 %% Lifecycle (mod_event_pusher_sns)
 -export([start/1, stop/1, metric/0]).
 
-%% The pool owner's start function (mongoose_event_pusher_pool)
+%% The pool owner's start function (mongoose_event_pusher_pool_owner)
 -export([start_pool/2]).
 
 %% Hot path (mod_event_pusher_sns)
 -export([publish/5, count_dropped/1]).
 
-%% Results (called by mongoose_event_pusher_pool)
+%% Results (called by mongoose_event_pusher_pool_owner)
 -export([handle_pool_result/2]).
 
 %% Inspection
@@ -126,7 +126,7 @@ endpoint(SnsHost) ->
 publish(HostType, TopicARN, Fields, Metadata, Attributes) ->
     ArnBin = unicode:characters_to_binary(TopicARN),
     Ctx = #{host_type => HostType, topic_arn => ArnBin},
-    case mongoose_event_pusher_pool:get_ref(key(HostType)) of
+    case mongoose_event_pusher_pool_owner:get_ref(key(HostType)) of
         undefined ->
             dropped(Ctx, pool_not_started);
         Pool ->
@@ -164,19 +164,19 @@ handle_pool_result(Ctx, {dropped, Reason}) ->
 %% @doc The counters of HostType's pool (the NIF's, plus `requests').
 -spec stats(mongooseim:host_type()) -> {ok, map()} | {error, not_started}.
 stats(HostType) ->
-    mongoose_event_pusher_pool:stats(key(HostType)).
+    mongoose_event_pusher_pool_owner:stats(key(HostType)).
 
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
 
--spec key(mongooseim:host_type()) -> mongoose_event_pusher_pool:key().
+-spec key(mongooseim:host_type()) -> mongoose_event_pusher_pool_owner:key().
 key(HostType) ->
     {sns, HostType, ?POOL_TAG}.
 
 -spec child_spec(mongooseim:host_type()) -> supervisor:child_spec().
 child_spec(HostType) ->
-    mongoose_event_pusher_pool:child_spec(key(HostType), {?MODULE, start_pool, [HostType]}).
+    mongoose_event_pusher_pool_owner:child_spec(key(HostType), {?MODULE, start_pool, [HostType]}).
 
 %% supervisor:start_child/2 wraps the owner's stop reason with the child.
 -spec unwrap_start_error(term()) -> term().

@@ -25,7 +25,7 @@
 %% Hook handler
 -export([push_notifications/3]).
 
-%% Pool results (called by mongoose_event_pusher_pool)
+%% Pool results (called by mongoose_event_pusher_pool_owner)
 -export([handle_pool_result/2]).
 
 %% Building the body (exported for tests and the benchmark)
@@ -67,7 +67,7 @@
 %% `pool_not_started'.
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, #{pool_name := PoolName, api_version := ApiVersion}) ->
-    Acquired = case mongoose_event_pusher_pools:acquire(http, HostType, PoolName) of
+    Acquired = case mongoose_event_pusher_pool_registry:acquire(http, HostType, PoolName) of
                    {ok, _} ->
                        true;
                    {error, Reason} ->
@@ -87,7 +87,7 @@ start(HostType, #{pool_name := PoolName, api_version := ApiVersion}) ->
 stop(HostType) ->
     case persistent_term:get(?SETTINGS(HostType), undefined) of
         #{acquired := true, pool_name := PoolName} ->
-            mongoose_event_pusher_pools:release(http, HostType, PoolName);
+            mongoose_event_pusher_pool_registry:release(http, HostType, PoolName);
         _ ->
             ok
     end,
@@ -284,7 +284,7 @@ build_and_submit(Form, Options, Ctx = #ctx{host_type = HostType, path = Path},
                  #{pool_name := PoolName}) ->
     try make_notification(Form, Options) of
         Body ->
-            submit(mongoose_event_pusher_pools:lookup(http, HostType, PoolName),
+            submit(mongoose_event_pusher_pool_registry:lookup(http, HostType, PoolName),
                    {{?MODULE, Ctx}, Path, ?HEADERS, Body, ?MAX_RETRIES, ?RETRY_BASE_MS},
                    Ctx)
     catch
@@ -296,7 +296,7 @@ build_and_submit(Form, Options, Ctx = #ctx{host_type = HostType, path = Path},
             {error, make_notification_failed}
     end.
 
--spec submit(mongoose_event_pusher_pool:pool_ref() | undefined, tuple(), ctx()) ->
+-spec submit(mongoose_event_pusher_pool_owner:pool_ref() | undefined, tuple(), ctx()) ->
           ok | {error, term()}.
 submit(undefined, _Request, #ctx{host_type = HostType, path = Path}) ->
     ?LOG_ERROR(#{what => push_send_failed, host_type => HostType, path => Path,

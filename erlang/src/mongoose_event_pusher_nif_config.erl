@@ -1,6 +1,6 @@
 %% @doc Turns an `outgoing_pools' entry, as MongooseIM's config spec produces
 %% it, into the configuration map the NIF's pool start functions take.
--module(mongoose_event_pusher_pool_config).
+-module(mongoose_event_pusher_nif_config).
 
 -export([start_spec/1, start_spec/2, queue_capacity/1, tls/1]).
 
@@ -30,11 +30,11 @@ start_spec(#{type := Type, tag := Tag}) ->
     {error, #{what => event_pusher_pool_type_unsupported, pool_type => Type, pool_tag => Tag}}.
 
 %% @doc The NIF call that starts the pool `Key' (as
-%% mongoose_event_pusher_pools names it) for this entry. A rabbit pool reports
+%% mongoose_event_pusher_pool_registry names it) for this entry. A rabbit pool reports
 %% its connections as instrumentation events named after the pool's scope,
 %% which the entry alone does not give (scope `host_type' stands for each
 %% host type).
--spec start_spec(mongoose_event_pusher_pool:key(), pool_entry()) ->
+-spec start_spec(mongoose_event_pusher_pool_owner:key(), pool_entry()) ->
           {ok, start_spec()} | {error, term()}.
 start_spec({rabbit, Scope, Tag}, #{type := rabbit} = Entry) ->
     {ok, {mongoose_event_pusher_nif, rabbit_pool_start, [rabbit(Scope, Tag, Entry)]}};

@@ -2,14 +2,14 @@
 %%
 %% A module that needs a pool acquires it when it starts and releases it when
 %% it stops. The first acquire of an entry starts its owner
-%% (`mongoose_event_pusher_pool', under `mongoose_event_pusher_sup'); the last
+%% (`mongoose_event_pusher_pool_owner', under `mongoose_event_pusher_sup'); the last
 %% release stops it, which drains and closes the pool. A global pool is shared
 %% by all host types and handlers that name its tag.
 %%
 %% Bindings `{Type, HostType, Tag} => {PoolKey, Users}' live in one
 %% persistent_term, written only here (acquire/release), read on the hot path
 %% by lookup/3; they also survive a restart of this process.
--module(mongoose_event_pusher_pools).
+-module(mongoose_event_pusher_pool_registry).
 
 -behaviour(gen_server).
 
@@ -25,7 +25,7 @@
 -type host_type() :: binary().
 -type tag() :: atom().
 -type binding() :: {pool_type(), host_type(), tag()}.
--type bindings() :: #{binding() => {mongoose_event_pusher_pool:key(), pos_integer()}}.
+-type bindings() :: #{binding() => {mongoose_event_pusher_pool_owner:key(), pos_integer()}}.
 -export_type([pool_type/0, tag/0]).
 
 -define(BINDINGS, {?MODULE, bindings}).
@@ -43,7 +43,7 @@
 %% (a pool of the host type first, then a global one), starts its Rust pool if
 %% no one uses it yet, and counts one more user.
 -spec acquire(pool_type(), host_type(), tag()) ->
-          {ok, mongoose_event_pusher_pool:pool_ref()} | {error, term()}.
+          {ok, mongoose_event_pusher_pool_owner:pool_ref()} | {error, term()}.
 acquire(Type, HostType, Tag) ->
     ok = mongoose_event_pusher_sup:ensure_started(),
     gen_server:call(?MODULE, {acquire, {Type, HostType, Tag}}, ?ACQUIRE_TIMEOUT).
@@ -59,18 +59,18 @@ release(Type, HostType, Tag) ->
 
 %% @doc The pool an acquired binding uses; for the hot path (two
 %% persistent_term reads, no message passing).
--spec lookup(pool_type(), host_type(), tag()) -> mongoose_event_pusher_pool:pool_ref() | undefined.
+-spec lookup(pool_type(), host_type(), tag()) -> mongoose_event_pusher_pool_owner:pool_ref() | undefined.
 lookup(Type, HostType, Tag) ->
     case persistent_term:get(?BINDINGS, #{}) of
         #{{Type, HostType, Tag} := {PoolKey, _Users}} ->
-            mongoose_event_pusher_pool:get_ref(PoolKey);
+            mongoose_event_pusher_pool_owner:get_ref(PoolKey);
         #{} ->
             undefined
     end.
 
 %% @doc Which configured pool serves Type/Tag for HostType, without starting it.
 -spec pool_key(pool_type(), host_type(), tag()) ->
-          {ok, mongoose_event_pusher_pool:key()} | {error, term()}.
+          {ok, mongoose_event_pusher_pool_owner:key()} | {error, term()}.
 pool_key(Type, HostType, Tag) ->
     case find_entry(Type, HostType, Tag) of
         {ok, Key, _Entry} -> {ok, Key};
@@ -127,7 +127,7 @@ handle_info(Msg, State) ->
 %% Helpers
 %%--------------------------------------------------------------------
 
--spec do_acquire(binding()) -> {ok, mongoose_event_pusher_pool:pool_ref()} | {error, term()}.
+-spec do_acquire(binding()) -> {ok, mongoose_event_pusher_pool_owner:pool_ref()} | {error, term()}.
 do_acquire(Binding) ->
     Bindings = bindings(),
     case Bindings of
@@ -136,7 +136,7 @@ do_acquire(Binding) ->
             case ensure_running(PoolKey, HostType) of
                 ok ->
                     set_bindings(Bindings#{Binding := {PoolKey, Users + 1}}),
-                    {ok, mongoose_event_pusher_pool:get_ref(PoolKey)};
+                    {ok, mongoose_event_pusher_pool_owner:get_ref(PoolKey)};
                 {error, _} = Error ->
                     Error
             end;
@@ -148,14 +148,14 @@ do_acquire(Binding) ->
             end
     end.
 
--spec bind(bindings(), binding(), mongoose_event_pusher_pool:key(),
-           mongoose_event_pusher_pool_config:pool_entry()) ->
-          {ok, mongoose_event_pusher_pool:pool_ref()} | {error, term()}.
+-spec bind(bindings(), binding(), mongoose_event_pusher_pool_owner:key(),
+           mongoose_event_pusher_nif_config:pool_entry()) ->
+          {ok, mongoose_event_pusher_pool_owner:pool_ref()} | {error, term()}.
 bind(Bindings, Binding, PoolKey, Entry) ->
     case ensure_owner(PoolKey, Entry) of
         ok ->
             set_bindings(Bindings#{Binding => {PoolKey, 1}}),
-            {ok, mongoose_event_pusher_pool:get_ref(PoolKey)};
+            {ok, mongoose_event_pusher_pool_owner:get_ref(PoolKey)};
         {error, _} = Error ->
             Error
     end.
@@ -178,12 +178,12 @@ do_release(Binding) ->
             ok
     end.
 
--spec ensure_owner(mongoose_event_pusher_pool:key(),
-                   mongoose_event_pusher_pool_config:pool_entry()) -> ok | {error, term()}.
+-spec ensure_owner(mongoose_event_pusher_pool_owner:key(),
+                   mongoose_event_pusher_nif_config:pool_entry()) -> ok | {error, term()}.
 ensure_owner(PoolKey, Entry) ->
-    case mongoose_event_pusher_pool_config:start_spec(PoolKey, Entry) of
+    case mongoose_event_pusher_nif_config:start_spec(PoolKey, Entry) of
         {ok, StartSpec} ->
-            ChildSpec = mongoose_event_pusher_pool:child_spec(PoolKey, StartSpec),
+            ChildSpec = mongoose_event_pusher_pool_owner:child_spec(PoolKey, StartSpec),
             Result = case supervisor:start_child(mongoose_event_pusher_sup, ChildSpec) of
                          {ok, _Pid} -> ok;
                          {error, {already_started, _Pid}} -> ok;
@@ -209,7 +209,7 @@ replace_owner(ChildSpec = #{id := Id}) ->
         {error, Reason} -> {error, Reason}
     end.
 
--spec start_error(mongoose_event_pusher_pool:key(), term()) -> {error, map()}.
+-spec start_error(mongoose_event_pusher_pool_owner:key(), term()) -> {error, map()}.
 start_error({Type, Scope, Tag}, Reason) ->
     {error, #{what => event_pusher_pool_start_failed, pool_type => Type, pool_scope => Scope,
               pool_tag => Tag, reason => unwrap_start_error(Reason)}}.
@@ -220,7 +220,7 @@ unwrap_start_error({{pool_start_failed, Reason}, _ChildSpec}) -> Reason;
 unwrap_start_error({pool_start_failed, Reason}) -> Reason;
 unwrap_start_error(Reason) -> Reason.
 
--spec stop_owner(mongoose_event_pusher_pool:key()) -> ok.
+-spec stop_owner(mongoose_event_pusher_pool_owner:key()) -> ok.
 stop_owner(PoolKey) ->
     %% terminate_child waits for the owner's terminate/2, i.e. for the drain.
     _ = supervisor:terminate_child(mongoose_event_pusher_sup, {pool, PoolKey}),
@@ -232,7 +232,7 @@ restore_owners() ->
     %% One binding per pool is enough: it names a host type to look it up for.
     ByPool = maps:from_list([{K, HT} || {{_, HT, _}, {K, _}} <- maps:to_list(bindings())]),
     maps:foreach(fun(PoolKey, HostType) ->
-                         case mongoose_event_pusher_pool:get_ref(PoolKey) of
+                         case mongoose_event_pusher_pool_owner:get_ref(PoolKey) of
                              undefined ->
                                  Result = ensure_running(PoolKey, HostType),
                                  ?LOG_WARNING(#{what => event_pusher_pool_restored,
@@ -244,9 +244,9 @@ restore_owners() ->
 
 %% Starts the owner of a bound pool again if it is not running (it failed to
 %% restart, or our supervisor was restarted).
--spec ensure_running(mongoose_event_pusher_pool:key(), host_type()) -> ok | {error, term()}.
+-spec ensure_running(mongoose_event_pusher_pool_owner:key(), host_type()) -> ok | {error, term()}.
 ensure_running({Type, _Scope, Tag} = PoolKey, HostType) ->
-    case mongoose_event_pusher_pool:get_ref(PoolKey) of
+    case mongoose_event_pusher_pool_owner:get_ref(PoolKey) of
         undefined ->
             case find_entry(Type, HostType, Tag) of
                 {ok, PoolKey, Entry} -> ensure_owner(PoolKey, Entry);
@@ -291,8 +291,8 @@ drop_stale_bindings() ->
 %% with that host type as scope or with scope `host_type' (one pool per host
 %% type), and last a pool of scope `global' (one pool for all).
 -spec find_entry(pool_type(), host_type(), tag()) ->
-          {ok, mongoose_event_pusher_pool:key(),
-           mongoose_event_pusher_pool_config:pool_entry()} | {error, map()}.
+          {ok, mongoose_event_pusher_pool_owner:key(),
+           mongoose_event_pusher_nif_config:pool_entry()} | {error, map()}.
 find_entry(Type, HostType, Tag) ->
     HostPools = mongoose_config:get_opt({outgoing_pools, HostType}, []),
     GlobalPools = mongoose_config:get_opt(outgoing_pools, []),

@@ -5,7 +5,7 @@
 %% as batches `{mongoose_event_pusher_nif, results, [{Tag, Outcome}]}'; for a
 %% tag `{Module, Ctx}' this process calls `Module:handle_pool_result(Ctx,
 %% Outcome)', which emits instrumentation events and logs.
--module(mongoose_event_pusher_pool).
+-module(mongoose_event_pusher_pool_owner).
 
 -behaviour(gen_server).
 
@@ -35,14 +35,14 @@
 %% API
 %%--------------------------------------------------------------------
 
--spec start_link(key(), mongoose_event_pusher_pool_config:start_spec()) ->
+-spec start_link(key(), mongoose_event_pusher_nif_config:start_spec()) ->
           {ok, pid()} | {error, term()}.
 start_link(Key, StartSpec) ->
     gen_server:start_link(?MODULE, {Key, StartSpec}, []).
 
 %% @doc A child spec for `mongoose_event_pusher_sup'; the shutdown time covers
 %% the drain of the pool.
--spec child_spec(key(), mongoose_event_pusher_pool_config:start_spec()) ->
+-spec child_spec(key(), mongoose_event_pusher_nif_config:start_spec()) ->
           supervisor:child_spec().
 child_spec(Key, StartSpec) ->
     #{id => {pool, Key},
@@ -69,7 +69,7 @@ stats(Key) ->
 %% gen_server callbacks
 %%--------------------------------------------------------------------
 
--spec init({key(), mongoose_event_pusher_pool_config:start_spec()}) ->
+-spec init({key(), mongoose_event_pusher_nif_config:start_spec()}) ->
           {ok, #state{}} | {stop, term()}.
 init({Key, {Mod, Fun, Args}}) ->
     %% terminate/2 must run on a supervisor shutdown so that the pool drains.
