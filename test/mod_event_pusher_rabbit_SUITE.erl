@@ -334,7 +334,7 @@ without_exchanges_the_module_starts_without_a_pool(doc) ->
      "starts without a pool, and events publish nothing"];
 without_exchanges_the_module_starts_without_a_pool(Config) ->
     ok = boot(Config),
-    ?assertEqual(undefined, mongoose_event_pusher_pools:lookup(rabbit, ?HOST_TYPE, event_pusher)),
+    ?assertEqual(undefined, mongoose_event_pusher_pool_registry:lookup(rabbit, ?HOST_TYPE, event_pusher)),
     {ok, _} = ep_test_host:user_available(ep_test_host:jid(<<"alice@localhost/res">>)),
     ok = ep_test_host:restart_modules().
 
@@ -819,7 +819,7 @@ wait_pool_idle() ->
                 ?WAIT_MS * 3, #{name => rabbit_pool_idle}).
 
 pool_stats() ->
-    case mongoose_event_pusher_pools:lookup(rabbit, ?HOST_TYPE, event_pusher) of
+    case mongoose_event_pusher_pool_registry:lookup(rabbit, ?HOST_TYPE, event_pusher) of
         undefined -> undefined;
         Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
     end.
@@ -931,7 +931,7 @@ delete_exchanges(Admin, Setup) ->
 
 assert_pool_released() ->
     ?assertEqual(undefined,
-                 mongoose_event_pusher_pools:lookup(rabbit, ?HOST_TYPE, event_pusher)).
+                 mongoose_event_pusher_pool_registry:lookup(rabbit, ?HOST_TYPE, event_pusher)).
 
 %% Reason as the pool reported it (a binary, or a term holding one) contains
 %% one of the words.

@@ -297,7 +297,7 @@ pool_entry_becomes_the_rust_pool_config(Config) ->
                                       "virtual_host = \"vh\"\nconfirms_enabled = true\n"
                                       "reconnect.attempts = 3\nreconnect.delay = 50")),
     {ok, {mongoose_event_pusher_nif, rabbit_pool_start, [PoolConfig]}} =
-        mongoose_event_pusher_pool_config:start_spec({rabbit, global, event_pusher}, Entry),
+        mongoose_event_pusher_nif_config:start_spec({rabbit, global, event_pusher}, Entry),
     ?assertEqual(#{host => <<"127.0.0.1">>, port => 5673, username => <<"u">>,
                    password => <<"p">>, virtual_host => <<"vh">>, confirms_enabled => true,
                    reconnect_attempts => 3, reconnect_delay => 50, workers => 4,
@@ -310,7 +310,7 @@ host_type_pool_reports_under_its_host_type(doc) ->
 host_type_pool_reports_under_its_host_type(Config) ->
     [Entry] = pools(Config, pool_toml("scope = \"host_type\"", "")),
     {ok, {_, rabbit_pool_start, [#{event_tag := Tag, queue_capacity := Capacity}]}} =
-        mongoose_event_pusher_pool_config:start_spec({rabbit, <<"localhost">>, event_pusher},
+        mongoose_event_pusher_nif_config:start_spec({rabbit, <<"localhost">>, event_pusher},
                                                      Entry),
     ?assertEqual({mod_event_pusher_rabbit, {<<"localhost">>, event_pusher}}, Tag),
     ?assert(Capacity >= 10).
@@ -322,7 +322,7 @@ tls_section_is_passed_to_the_rust_pool(Config) ->
     [Entry] = pools(Config, pool_toml("", ["port = 5671\ntls.verify_mode = \"none\"\n"
                                            "tls.cacertfile = '", CA, "'\n"])),
     {ok, {_, rabbit_pool_start, [#{tls := TLS}]}} =
-        mongoose_event_pusher_pool_config:start_spec({rabbit, global, event_pusher}, Entry),
+        mongoose_event_pusher_nif_config:start_spec({rabbit, global, event_pusher}, Entry),
     ?assertEqual(#{verify_mode => none, cacertfile => list_to_binary(CA),
                    server_name_indication => true}, TLS).
 

@@ -459,11 +459,11 @@ restarted_module_publishes_through_a_new_pool(doc) ->
     ["After the module stops and starts again, notifications go through a new pool"];
 restarted_module_publishes_through_a_new_pool(Config) ->
     HostType = ep_test_host:host_type(),
-    {ok, Before} = mod_event_pusher_sns_pool:stats(HostType),
+    {ok, Before} = mod_event_pusher_sns:stats(HostType),
     send_chat(<<"before">>),
     [_] = all_messages(Config, pm, 1),
     ok = ep_test_host:restart_modules(),
-    {ok, After} = mod_event_pusher_sns_pool:stats(HostType),
+    {ok, After} = mod_event_pusher_sns:stats(HostType),
     ?assertMatch(#{submitted := 0}, After, {before, Before}),
     send_chat(<<"after">>),
     ?assertMatch(#{<<"message">> := <<"after">>}, the_notification(Config, pm)).
@@ -489,7 +489,7 @@ endpoint_the_pool_refuses_fails_the_start_with_its_reason(Config) ->
     [?assertEqual(nomatch, binary:match(Text, list_to_binary(?SECRET)), Text)
      || Text <- [log_text(E) || E <- Logs]],
     %% Nothing is left running: a valid config starts afterwards.
-    ?assertEqual({error, not_started}, mod_event_pusher_sns_pool:stats(ep_test_host:host_type())).
+    ?assertEqual({error, not_started}, mod_event_pusher_sns:stats(ep_test_host:host_type())).
 
 %%====================================================================
 %% Helpers
@@ -567,7 +567,7 @@ burst(Config) ->
                  lists:sort([M || #{json := #{<<"message">> := M}} <- Messages])),
     Requests = ep_sns_proxy:requests(?config(proxy, Config)),
     %% The pool counts what the endpoint saw.
-    {ok, Stats} = mod_event_pusher_sns_pool:stats(ep_test_host:host_type()),
+    {ok, Stats} = mod_event_pusher_sns:stats(ep_test_host:host_type()),
     ?assertEqual(length(Requests), maps:get(requests, Stats, undefined)),
     Requests.
 

@@ -208,13 +208,13 @@ bare_sns_host_is_reached_over_https(doc) ->
     ["A bare sns_host (MongooseIM's form) means https on the default port"];
 bare_sns_host_is_reached_over_https(_Config) ->
     ?assertEqual(<<"https://sns.eu-west-1.amazonaws.com">>,
-                 mod_event_pusher_sns_pool:endpoint("sns.eu-west-1.amazonaws.com")),
-    ?assertEqual(<<"https://localhost:4566">>, mod_event_pusher_sns_pool:endpoint("localhost:4566")).
+                 mongoose_event_pusher_nif_config:endpoint("sns.eu-west-1.amazonaws.com")),
+    ?assertEqual(<<"https://localhost:4566">>, mongoose_event_pusher_nif_config:endpoint("localhost:4566")).
 
 sns_host_with_a_scheme_is_used_as_given(doc) ->
     ["(ours) sns_host starting with http:// or https:// is the endpoint URL as written"];
 sns_host_with_a_scheme_is_used_as_given(_Config) ->
-    [?assertEqual(list_to_binary(Url), mod_event_pusher_sns_pool:endpoint(Url))
+    [?assertEqual(list_to_binary(Url), mongoose_event_pusher_nif_config:endpoint(Url))
      || Url <- ["http://127.0.0.1:4566", "https://sns.example.com/", "HTTP://Upper:1"]].
 
 %%====================================================================

@@ -184,7 +184,7 @@ stopping_the_module_delivers_everything_submitted_before(Config) ->
     %% Both workers hold a request at the server; the rest is queued.
     _ = ep_http_sink:wait_for_requests(Sink, 2, ?WAIT_MS),
     #{queued := 18, in_flight := 2} = ep_test_host:http_pool_stats(http_pool),
-    Pool = mongoose_event_pusher_pools:lookup(http, ep_test_host:host_type(), http_pool),
+    Pool = mongoose_event_pusher_pool_registry:lookup(http, ep_test_host:host_type(), http_pool),
     {Stopper, MRef} = spawn_monitor(fun() -> ep_test_host:shutdown() end),
     %% The pool is closing once it refuses work; only then does the server answer.
     ok = wait_until_closed(Pool),

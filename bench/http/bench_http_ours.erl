@@ -52,7 +52,7 @@ row(Port) ->
                       end,
     {Counted, Bytes} = bench_sink:count(Port),
     %% Retried attempts explain a sink count above the events sent.
-    Stats = case mongoose_event_pusher_pools:lookup(http, Host, bench) of
+    Stats = case mongoose_event_pusher_pool_registry:lookup(http, Host, bench) of
                 undefined -> #{};
                 Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
             end,

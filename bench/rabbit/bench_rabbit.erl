@@ -107,7 +107,7 @@ poll_queue(Conn, Expected, Deadline) ->
 
 %% What our pool gave up (0 expected); MongooseIM's workers count nothing.
 dropped("ours", Host) ->
-    case mongoose_event_pusher_pools:lookup(rabbit, Host, event_pusher) of
+    case mongoose_event_pusher_pool_registry:lookup(rabbit, Host, event_pusher) of
         undefined -> 0;
         Pool ->
             Stats = mongoose_event_pusher_nif:pool_stats(Pool),

@@ -127,11 +127,11 @@ progress(mim, _HostType) ->
     {bench_sns_mim:done(), 0};
 progress(_Ours, HostType) ->
     {ok, #{published := P, dropped_retries_exhausted := D1, dropped_closed := D2,
-           dropped_overloaded := D3}} = mod_event_pusher_sns_pool:stats(HostType),
+           dropped_overloaded := D3}} = mod_event_pusher_sns:stats(HostType),
     {P, D1 + D2 + D3}.
 
 requests(mim, _HostType) ->
     bench_sns_mim:requests();
 requests(_Ours, HostType) ->
-    {ok, #{requests := R}} = mod_event_pusher_sns_pool:stats(HostType),
+    {ok, #{requests := R}} = mod_event_pusher_sns:stats(HostType),
     R.

@@ -12,17 +12,11 @@
 -include("mongoose_config_spec.hrl").
 -include("mod_event_pusher_events.hrl").
 
-%% gen_mod callbacks
--export([start/2, stop/1, hooks/1, config_spec/0, instrumentation/1, supported_features/0]).
-
-%% Hook handler
--export([push_event/3]).
-
-%% Pool results (called by mongoose_event_pusher_pool)
--export([handle_pool_result/2]).
-
-%% Config spec callback
--export([fix_path/1]).
+%% The push_event handler, results of its requests (called by
+%% mongoose_event_pusher_pool_owner), the config spec's path processing, and
+%% the gen_mod callbacks
+-export([push_event/3, handle_pool_result/2, fix_path/1,
+         start/2, stop/1, hooks/1, config_spec/0, instrumentation/1, supported_features/0]).
 
 -type handler_opts() :: #{pool_name := atom(),
                           path := binary(),
@@ -62,21 +56,6 @@
 -define(DEFAULT_MAX_RETRIES, 2).
 -define(DEFAULT_RETRY_BASE_DELAY, 100).
 
-%% The holds of a host type: #{PoolName => atomics_ref()}.
--define(HOLDS(HostType), {?MODULE, holds, HostType}).
-%% Slots of a hold: its state, and the earliest time (now_ms/0) of the next
-%% lazy acquire.
--define(STATE, 1).
--define(NEXT_TRY, 2).
-%% States: the pool is not ours; ours (one user of it); a process is
-%% acquiring it; the module stopped.
--define(FREE, 0).
--define(HELD, 1).
--define(ACQUIRING, 2).
--define(STOPPED, 3).
-%% A configured pool that failed to start is tried again after this long.
--define(LAZY_RETRY_MS, 1000).
-
 %%--------------------------------------------------------------------
 %% gen_mod callbacks
 %%--------------------------------------------------------------------
@@ -88,23 +67,12 @@
 %% acquires it (see `no_pool/2').
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, #{handlers := Handlers}) ->
-    Holds = maps:from_list([{Pool, hold_at_start(HostType, Pool)} || Pool <- pool_names(Handlers)]),
-    persistent_term:put(?HOLDS(HostType), Holds).
+    lists:foreach(fun(Pool) -> acquire_pool(HostType, Pool) end, pool_names(Handlers)).
 
 %% @doc Releases every pool this host type holds, however it was acquired.
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
-    Holds = persistent_term:get(?HOLDS(HostType), #{}),
-    %% Marked stopped first: a lazy acquire finishing after this gives its
-    %% pool back instead of keeping it.
-    maps:foreach(fun(Pool, Hold) ->
-                         case atomics:exchange(Hold, ?STATE, ?STOPPED) of
-                             ?HELD -> mongoose_event_pusher_pools:release(http, HostType, Pool);
-                             _ -> ok
-                         end
-                 end, Holds),
-    _ = persistent_term:erase(?HOLDS(HostType)),
-    ok.
+    mongoose_event_pusher_pool_hold:release(?MODULE, HostType).
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
 hooks(HostType) ->
@@ -196,92 +164,48 @@ pool_names(Handlers) ->
     lists:usort([Pool || #{pool_name := Pool} <- Handlers]).
 
 %%--------------------------------------------------------------------
-%% Pools held by a host type
-%%
-%% Each pool a host type's handlers name has a hold: a small atomics array
-%% (in a persistent_term written at start and erased at stop) saying whether
-%% this host type owns one user of the pool. Requests read it only when the
-%% pool is not running, so the usual path stays two persistent_term reads.
+%% Pools
 %%--------------------------------------------------------------------
 
--spec hold_at_start(mongooseim:host_type(), atom()) -> atomics:atomics_ref().
-hold_at_start(HostType, Pool) ->
-    Hold = atomics:new(2, [{signed, true}]),
-    case mongoose_event_pusher_pools:acquire(http, HostType, Pool) of
-        {ok, _Ref} ->
-            atomics:put(Hold, ?STATE, ?HELD);
+-spec acquire_pool(mongooseim:host_type(), atom()) -> ok.
+acquire_pool(HostType, Pool) ->
+    case mongoose_event_pusher_pool_hold:acquire(?MODULE, http, HostType, Pool) of
+        {ok, _Ref, _Scope} ->
+            ok;
         {error, Reason} ->
             ?LOG_WARNING(#{what => event_pusher_http_pool_unavailable, host_type => HostType,
                            pool => pool_path(Pool), reason => Reason,
                            text => <<"Requests to this pool fail until it is configured; "
                                      "the first request after that starts it">>})
-    end,
-    Hold.
+    end.
 
 -spec pool_path(atom()) -> binary().
 pool_path(Pool) ->
     <<"outgoing_pools.http.", (atom_to_binary(Pool, utf8))/binary>>.
 
 %% The pool is not running for this host type. If it is configured by now
-%% (e.g. added after the module started), one request claims the hold and a
-%% new process acquires the pool and sends that request: the caller (a
-%% user's process) never waits for a pool to start. Anything else, including
-%% requests made while that acquire runs, fails as in MongooseIM.
+%% (e.g. added after the module started), this request has the pool
+%% acquired and is sent by the process that does it. Anything else,
+%% including requests made while that acquire runs, fails as in MongooseIM.
 -spec no_pool(request(), ctx()) -> ok.
 no_pool(Request, Ctx = #ctx{host_type = HostType, pool_name = Pool}) ->
-    Hold = maps:get(Pool, persistent_term:get(?HOLDS(HostType), #{}), undefined),
-    case may_acquire_lazily(Hold, HostType, Pool)
-        andalso atomics:compare_exchange(Hold, ?STATE, ?FREE, ?ACQUIRING) =:= ok of
-        true ->
-            _ = proc_lib:spawn(fun() -> lazy_submit(Hold, Request, Ctx) end),
-            ok;
-        false ->
-            req_failed(Ctx, pool_not_started)
+    Then = fun(Acquired) -> submit_acquired(Acquired, Request, Ctx) end,
+    case mongoose_event_pusher_pool_hold:acquire_on_use(?MODULE, http, HostType, Pool, Then) of
+        true -> ok;
+        false -> req_failed(Ctx, pool_not_started)
     end.
 
--spec may_acquire_lazily(atomics:atomics_ref() | undefined, mongooseim:host_type(), atom()) ->
-          boolean().
-may_acquire_lazily(undefined, _HostType, _Pool) ->
-    false;
-may_acquire_lazily(Hold, HostType, Pool) ->
-    atomics:get(Hold, ?STATE) =:= ?FREE
-        andalso now_ms() >= atomics:get(Hold, ?NEXT_TRY)
-        andalso element(1, mongoose_event_pusher_pools:pool_key(http, HostType, Pool)) =:= ok.
-
-%% Runs in its own process; the hold is ?ACQUIRING until it ends.
--spec lazy_submit(atomics:atomics_ref(), request(), ctx()) -> ok.
-lazy_submit(Hold, Request, Ctx = #ctx{host_type = HostType, pool_name = Pool}) ->
-    Acquired = try mongoose_event_pusher_pools:acquire(http, HostType, Pool)
-               catch Class:Reason -> {error, {Class, Reason}}
-               end,
-    case Acquired of
-        {ok, PoolRef} ->
-            case atomics:compare_exchange(Hold, ?STATE, ?ACQUIRING, ?HELD) of
-                ok ->
-                    ?LOG_INFO(#{what => event_pusher_http_pool_acquired, host_type => HostType,
-                                pool => pool_path(Pool)}),
-                    submit(PoolRef, Request, Ctx);
-                _Stopped ->
-                    %% The module stopped meanwhile: the pool is not ours to keep.
-                    mongoose_event_pusher_pools:release(http, HostType, Pool),
-                    req_failed(Ctx, pool_not_started)
-            end;
-        {error, Why} ->
-            %% A configured pool that fails to start is tried again at most
-            %% once per ?LAZY_RETRY_MS, not for every request.
-            atomics:put(Hold, ?NEXT_TRY, now_ms() + ?LAZY_RETRY_MS),
-            _ = atomics:compare_exchange(Hold, ?STATE, ?ACQUIRING, ?FREE),
-            ?LOG_WARNING(#{what => event_pusher_http_pool_unavailable, host_type => HostType,
-                           pool => pool_path(Pool), reason => Why}),
-            req_failed(Ctx, pool_not_started)
-    end.
-
-%% Milliseconds since the node started: never negative, unlike monotonic
-%% time, so a fresh hold (0) allows an attempt at once.
--spec now_ms() -> non_neg_integer().
-now_ms() ->
-    erlang:monotonic_time(millisecond)
-        - erlang:convert_time_unit(erlang:system_info(start_time), native, millisecond).
+-spec submit_acquired(mongoose_event_pusher_pool_hold:acquired(), request(), ctx()) -> ok.
+submit_acquired({ok, PoolRef}, Request, Ctx = #ctx{host_type = HostType, pool_name = Pool}) ->
+    ?LOG_INFO(#{what => event_pusher_http_pool_acquired, host_type => HostType,
+                pool => pool_path(Pool)}),
+    submit(PoolRef, Request, Ctx);
+submit_acquired(stopped, _Request, Ctx) ->
+    req_failed(Ctx, pool_not_started);
+submit_acquired({error, Why}, _Request, Ctx = #ctx{host_type = HostType, pool_name = Pool}) ->
+    ?LOG_WARNING(#{what => event_pusher_http_pool_unavailable, host_type => HostType,
+                   pool => pool_path(Pool), reason => Why}),
+    req_failed(Ctx, pool_not_started).
 
 %%--------------------------------------------------------------------
 %% Requests
@@ -331,12 +255,12 @@ make_req(HostType, Acc, Dir, #jid{lserver = Host, luser = Sender}, #jid{luser = 
     Request = {{?MODULE, Ctx}, Path, Headers, Body,
                maps:get(max_retries, Opts, ?DEFAULT_MAX_RETRIES),
                maps:get(retry_base_delay, Opts, ?DEFAULT_RETRY_BASE_DELAY)},
-    case mongoose_event_pusher_pools:lookup(http, HostType, PoolName) of
+    case mongoose_event_pusher_pool_hold:pool(http, HostType, PoolName) of
         undefined -> no_pool(Request, Ctx);
         Pool -> submit(Pool, Request, Ctx)
     end.
 
--spec submit(mongoose_event_pusher_pool:pool_ref(), request(), ctx()) -> ok.
+-spec submit(mongoose_event_pusher_pool_owner:pool_ref(), request(), ctx()) -> ok.
 submit(Pool, Request, Ctx) ->
     try mongoose_event_pusher_nif:http_submit(Pool, Request) of
         ok -> ok;
@@ -372,15 +296,9 @@ dropped(Ctx = #ctx{host_type = HostType, sender = Sender}, Reason, CountFailure)
 log_meta(#ctx{host_type = HostType, sender = Sender, pool_name = PoolName, path = Path}) ->
     #{host_type => HostType, sender => Sender, pool_name => PoolName, path => Path}.
 
-%% A late result, after the module stopped on this host type, finds its event
-%% gone; there is nothing left to count it in.
--spec execute(mongooseim:host_type(), map()) -> ok.
+-spec execute(mongooseim:host_type(), mongoose_instrument:measurements()) -> ok.
 execute(HostType, Measurements) ->
-    try
-        mongoose_instrument:execute(?SENT_METRIC, #{host_type => HostType}, Measurements)
-    catch
-        error:#{what := event_not_registered} -> ok
-    end.
+    mongoose_event_pusher_pool_owner:instrument(?SENT_METRIC, #{host_type => HostType}, Measurements).
 
 -spec to_binary(iodata() | atom()) -> binary().
 to_binary(Atom) when is_atom(Atom) -> atom_to_binary(Atom, utf8);

@@ -13,25 +13,22 @@
 %% No `-behaviour(gen_mod)': see mod_event_pusher.
 
 -include("mongoose.hrl").
--include("jlib.hrl").
 -include("mongoose_config_spec.hrl").
 -include("mod_event_pusher_events.hrl").
 
-%% gen_mod callbacks
--export([start/2, stop/1, hooks/1, config_spec/0, supported_features/0]).
-
-%% Hook handler
--export([push_event/3]).
-
-%% Pool results and events (called by mongoose_event_pusher_pool)
--export([handle_pool_result/2, handle_pool_event/2]).
+%% The push_event handler, the outcomes of its publishes and the pool's
+%% connection events (called by mongoose_event_pusher_pool_owner), and the
+%% gen_mod callbacks (MongooseIM's rabbit backend declares no
+%% instrumentation of its own: its events are the rabbit wpool's)
+-export([push_event/3, handle_pool_result/2, handle_pool_event/2,
+         start/2, stop/1, hooks/1, config_spec/0, supported_features/0]).
 
 -type exchange_key() :: presence_exchange | chat_msg_exchange | groupchat_msg_exchange.
 -type exchange_opts() :: #{name := binary(), type := binary(), durable := boolean(),
                            sent_topic => binary(), recv_topic => binary()}.
 %% What a result needs to name its instrumentation event: the pool's scope
 %% (`global', or the host type of a host-type pool) and tag.
--type ctx() :: {global | mongooseim:host_type(), mongoose_event_pusher_pools:tag()}.
+-type ctx() :: {global | mongooseim:host_type(), mongoose_event_pusher_pool_registry:tag()}.
 -type failures() :: #{exchange_key() => #{name := binary(), reason := term()}}.
 -export_type([exchange_key/0, exchange_opts/0, ctx/0]).
 
@@ -65,43 +62,35 @@ start(HostType, Opts) ->
 
 -spec start_with_pool(mongooseim:host_type(), [{exchange_key(), exchange_opts()}]) -> ok.
 start_with_pool(HostType, Exchanges) ->
-    Pool = acquire_pool(HostType, Exchanges),
+    {Pool, Scope} = acquire_pool(HostType, Exchanges),
     case declare_exchanges(Pool, Exchanges) of
         ok ->
-            {ok, {rabbit, Scope, ?POOL_TAG}} =
-                mongoose_event_pusher_pools:pool_key(rabbit, HostType, ?POOL_TAG),
-            persistent_term:put(ctx_key(HostType), {Scope, ?POOL_TAG}),
-            ok;
+            persistent_term:put(ctx_key(HostType), {Scope, ?POOL_TAG});
         {error, Failures} ->
-            mongoose_event_pusher_pools:release(rabbit, HostType, ?POOL_TAG),
+            mongoose_event_pusher_pool_hold:release(?MODULE, HostType),
             error(#{what => creating_exchanges_failed, host_type => HostType,
                     failures => Failures})
     end.
 
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
-    %% The context is there only while the module holds the pool.
-    case persistent_term:get(ctx_key(HostType), undefined) of
-        undefined ->
-            ok;
-        _Ctx ->
-            _ = persistent_term:erase(ctx_key(HostType)),
-            mongoose_event_pusher_pools:release(rabbit, HostType, ?POOL_TAG)
-    end.
+    mongoose_event_pusher_pool_hold:release(?MODULE, HostType),
+    _ = persistent_term:erase(ctx_key(HostType)),
+    ok.
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
 hooks(HostType) ->
     [{push_event, HostType, fun ?MODULE:push_event/3, #{}, 50}].
+
+-spec supported_features() -> [atom()].
+supported_features() ->
+    [dynamic_domains].
 
 -spec config_spec() -> mongoose_config_spec:config_section().
 config_spec() ->
     Sections = [{atom_to_binary(Key, utf8), exchange_section(DefaultName, Routing)}
                 || {Key, DefaultName, Routing} <- ?EXCHANGE_SECTIONS],
     #section{items = maps:from_list(Sections)}.
-
--spec supported_features() -> [atom()].
-supported_features() ->
-    [dynamic_domains].
 
 %%--------------------------------------------------------------------
 %% Hook handler
@@ -201,12 +190,13 @@ non_empty_binary() ->
 %% MongooseIM's does then, each configured exchange failed with
 %% `pool_not_started' (or why the configured pool could not start).
 -spec acquire_pool(mongooseim:host_type(), [{exchange_key(), exchange_opts()}]) ->
-          mongoose_event_pusher_pool:pool_ref().
+          {mongoose_event_pusher_pool_owner:pool_ref(), global | mongooseim:host_type()}.
 acquire_pool(HostType, Exchanges) ->
-    case mongoose_event_pusher_pools:acquire(rabbit, HostType, ?POOL_TAG) of
-        {ok, Pool} ->
-            Pool;
+    case mongoose_event_pusher_pool_hold:acquire(?MODULE, rabbit, HostType, ?POOL_TAG) of
+        {ok, Pool, Scope} ->
+            {Pool, Scope};
         {error, Reason} ->
+            mongoose_event_pusher_pool_hold:release(?MODULE, HostType),
             Why = case Reason of
                       #{what := event_pusher_pool_not_found} -> pool_not_started;
                       _ -> Reason
@@ -223,7 +213,7 @@ exchanges(Opts) ->
     [{Key, maps:get(Key, Opts)}
      || {Key, _DefaultName, _Routing} <- ?EXCHANGE_SECTIONS, maps:is_key(Key, Opts)].
 
--spec declare_exchanges(mongoose_event_pusher_pool:pool_ref(),
+-spec declare_exchanges(mongoose_event_pusher_pool_owner:pool_ref(),
                         [{exchange_key(), exchange_opts()}]) -> ok | {error, failures()}.
 declare_exchanges(_Pool, []) ->
     ok;
@@ -314,7 +304,7 @@ bare_jid(Jid) ->
 -spec submit(mongooseim:host_type(), {binary(), binary(), list(), map()}) -> ok.
 submit(HostType, {Exchange, RoutingKey, Fields, Metadata}) ->
     Ctx = persistent_term:get(ctx_key(HostType), {global, ?POOL_TAG}),
-    Pool = mongoose_event_pusher_pools:lookup(rabbit, HostType, ?POOL_TAG),
+    Pool = mongoose_event_pusher_pool_hold:pool(rabbit, HostType, ?POOL_TAG),
     Result = case Pool of
                  undefined ->
                      {error, pool_not_started};
@@ -371,15 +361,9 @@ connections({global, _} = Ctx, Measurements) ->
 connections(Ctx, Measurements) ->
     execute(wpool_rabbit_connections, Ctx, Measurements).
 
-%% An event is not declared when its pool was not started by mongoose_wpool
-%% (or is gone): nothing to count it in then.
 -spec execute(mongoose_instrument:event_name(), ctx(), mongoose_instrument:measurements()) -> ok.
 execute(Event, Ctx, Measurements) ->
-    try
-        mongoose_instrument:execute(Event, labels(Ctx), Measurements)
-    catch
-        error:#{what := event_not_registered} -> ok
-    end.
+    mongoose_event_pusher_pool_owner:instrument(Event, labels(Ctx), Measurements).
 
 -spec labels(ctx()) -> mongoose_instrument:labels().
 labels({global, Tag}) -> #{pool_tag => Tag};

@@ -4,23 +4,26 @@
 %%
 %% The plugin module (user GUIDs, message attributes) runs here, in the
 %% calling process; the notification is then handed to this host type's Rust
-%% SNS pool (`mod_event_pusher_sns_pool') and the hook returns at once:
-%% publishing, batching and retries happen in Rust, and their results come
-%% back to the pool's owner as instrumentation events and logs.
+%% SNS pool and the hook returns at once: publishing, batching and retries
+%% happen in Rust, and their results come back to the pool's owner, which
+%% calls handle_pool_result/2 here (instrumentation events and logs).
+%%
+%% SNS takes its connection options from this module, not from
+%% `outgoing_pools': each host type has its own pool, built from them by
+%% `mongoose_event_pusher_nif_config'.
 -module(mod_event_pusher_sns).
 
 %% No `-behaviour(gen_mod)': see mod_event_pusher.
 
 -include("mongoose.hrl").
--include("jlib.hrl").
 -include("mongoose_config_spec.hrl").
 -include("mod_event_pusher_events.hrl").
 
-%% gen_mod callbacks
--export([start/2, stop/1, hooks/1, config_spec/0, instrumentation/1, supported_features/0]).
-
-%% Hook handler
--export([push_event/3]).
+%% The push_event handler, what became of its notifications (called by
+%% mongoose_event_pusher_pool_owner), the pool's counters, and the gen_mod
+%% callbacks
+-export([push_event/3, handle_pool_result/2, stats/1,
+         start/2, stop/1, hooks/1, config_spec/0, instrumentation/1, supported_features/0]).
 
 -callback user_guid(UserJID :: jid:jid()) -> user_guid().
 -callback message_attributes(TopicARN :: topic_arn(), UserJID :: jid:jid(),
@@ -41,20 +44,55 @@
 -type attributes() :: #{string() | binary() => string() | binary() | number()}.
 -export_type([user_guid/0, topic_arn/0, topic/0, message_type/0, attributes/0]).
 
+%% Context of one notification, carried by the Rust pool with it.
+-type ctx() :: #{host_type := mongooseim:host_type(), topic_arn := binary()}.
+-type outcome() :: {published, TimeUs :: non_neg_integer(), Payload :: binary()}
+                 | {error, Reason :: binary(), TimeUs :: non_neg_integer()}
+                 | {dropped, atom()}.
+-type attribute() :: mongoose_event_pusher_nif:sns_attribute().
+
+-define(METRIC, mod_event_pusher_sns_published).
+%% The pool's tag (MongooseIM names its SNS worker pool so).
+-define(POOL_TAG, pusher_sns).
+%% The owner's process dictionary: the pool's `requests' counter as last
+%% reported, to emit the increase.
+-define(REQUESTS_SEEN, {?MODULE, requests_seen}).
+
 %%--------------------------------------------------------------------
 %% gen_mod callbacks
 %%--------------------------------------------------------------------
 
-%% @doc Starts this host type's SNS pool; fails, with the reason, if the Rust
-%% pool does not start.
+%% @doc Starts this host type's SNS pool; fails, naming the host type and
+%% the reason (never the options), if the Rust pool does not start.
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, _Opts) ->
-    mod_event_pusher_sns_pool:start(HostType).
+    case mongoose_event_pusher_pool_hold:acquire(?MODULE, sns, HostType, ?POOL_TAG) of
+        {ok, _Pool, _Scope} ->
+            ok;
+        {error, Error} ->
+            mongoose_event_pusher_pool_hold:release(?MODULE, HostType),
+            Reason = case Error of
+                         #{what := event_pusher_pool_start_failed, reason := R} -> R;
+                         _ -> Error
+                     end,
+            error(#{what => event_pusher_sns_pool_start_failed, host_type => HostType,
+                    reason => Reason})
+    end.
 
 %% @doc Stops the pool after it delivered what it holds (bounded drain).
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
-    mod_event_pusher_sns_pool:stop(HostType).
+    mongoose_event_pusher_pool_hold:release(?MODULE, HostType).
+
+%% @doc (ours) `mod_event_pusher_sns_published': `count' and `time' (µs) for
+%% each notification SNS accepted, `failed' for each failed attempt,
+%% `dropped' for each notification given up, `requests' for the HTTP
+%% requests made to SNS (a batch of up to 10 notifications is one).
+-spec instrumentation(mongooseim:host_type()) -> [mongoose_instrument:spec()].
+instrumentation(HostType) ->
+    [{?METRIC, #{host_type => HostType},
+      #{metrics => #{count => spiral, time => histogram, failed => spiral,
+                     dropped => spiral, requests => spiral}}}].
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
 hooks(HostType) ->
@@ -84,16 +122,6 @@ config_spec() ->
                           <<"publish_retry_count">> => 2,
                           <<"publish_retry_time_ms">> => 50}}.
 
-%% @doc (ours) `mod_event_pusher_sns_published': `count' and `time' (µs) for
-%% each notification SNS accepted, `failed' for each failed attempt,
-%% `dropped' for each notification given up, `requests' for the HTTP
-%% requests made to SNS (a batch of up to 10 notifications is one).
--spec instrumentation(mongooseim:host_type()) -> [mongoose_instrument:spec()].
-instrumentation(HostType) ->
-    [{mod_event_pusher_sns_pool:metric(), #{host_type => HostType},
-      #{metrics => #{count => spiral, time => histogram, failed => spiral,
-                     dropped => spiral, requests => spiral}}}].
-
 -spec supported_features() -> [atom()].
 supported_features() ->
     [dynamic_domains].
@@ -121,9 +149,35 @@ push_event(HookAcc, #{event := Event}, #{host_type := HostType}) ->
                          plugin_module => maps:get(plugin_module, Opts, undefined),
                          class => Class, reason => Reason, stacktrace => Stacktrace,
                          text => <<"mod_event_pusher_sns could not build a notification">>}),
-            mod_event_pusher_sns_pool:count_dropped(HostType)
+            count_dropped(HostType)
     end,
     {ok, HookAcc}.
+
+%%--------------------------------------------------------------------
+%% Pool results
+%%--------------------------------------------------------------------
+
+%% @doc Reports one outcome of a notification: accepted by SNS, one failed
+%% attempt (retried in Rust while retries remain), or given up.
+-spec handle_pool_result(ctx(), outcome()) -> ok.
+handle_pool_result(#{host_type := HostType}, {published, TimeUs, _Payload}) ->
+    execute(HostType, #{count => 1, time => TimeUs}),
+    report_requests(HostType);
+handle_pool_result(Ctx = #{host_type := HostType}, {error, Reason, _TimeUs}) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => sns_publish_failed, reason => Reason,
+                                  text => <<"An SNS publish attempt failed">>}),
+    execute(HostType, #{failed => 1}),
+    report_requests(HostType);
+handle_pool_result(Ctx, {dropped, Reason}) ->
+    dropped(Ctx, Reason).
+
+%% @doc The counters of HostType's pool (the NIF's, plus `requests').
+-spec stats(mongooseim:host_type()) -> {ok, map()} | {error, not_started}.
+stats(HostType) ->
+    case mongoose_event_pusher_pool_hold:pool(sns, HostType, ?POOL_TAG) of
+        undefined -> {error, not_started};
+        Pool -> {ok, mongoose_event_pusher_nif:pool_stats(Pool)}
+    end.
 
 %%--------------------------------------------------------------------
 %% Helpers
@@ -138,7 +192,7 @@ handle_event(HostType, Opts, #user_status_event{jid = UserJID, status = Status},
             TopicARN = topic_arn(Opts, Topic),
             Fields = #{user_id => user_guid(Plugin, UserJID), present => IsOnline},
             Attributes = Plugin:message_attributes(TopicARN, UserJID, IsOnline),
-            mod_event_pusher_sns_pool:publish(HostType, TopicARN, Fields, Metadata, Attributes);
+            publish(HostType, TopicARN, Fields, Metadata, Attributes);
         #{} ->
             ok
     end;
@@ -157,7 +211,7 @@ handle_event(HostType, Opts, #chat_event{direction = in, from = From, to = To, p
                        to_user_id => user_guid(Plugin, To),
                        message => exml_query:cdata(BodyEl)},
             Attributes = Plugin:message_attributes(TopicARN, From, To, MessageType, Packet),
-            mod_event_pusher_sns_pool:publish(HostType, TopicARN, Fields, Metadata, Attributes)
+            publish(HostType, TopicARN, Fields, Metadata, Attributes)
     end;
 handle_event(_HostType, _Opts, _Event, _Metadata) ->
     ok.
@@ -185,3 +239,119 @@ user_guid(Plugin, JID) ->
         GUID when is_list(GUID) -> unicode:characters_to_binary(GUID);
         GUID -> GUID
     end.
+
+%%--------------------------------------------------------------------
+%% Publishing
+%%--------------------------------------------------------------------
+
+%% Queues one notification in HostType's pool and returns at once. A
+%% notification the pool does not take (overloaded, closed, not started) is
+%% logged and counted as dropped.
+-spec publish(mongooseim:host_type(), topic_arn(), map(),
+              mod_event_pusher:metadata(), attributes()) -> ok.
+publish(HostType, TopicARN, Fields, Metadata, Attributes) ->
+    ArnBin = unicode:characters_to_binary(TopicARN),
+    Ctx = #{host_type => HostType, topic_arn => ArnBin},
+    case mongoose_event_pusher_pool_hold:pool(sns, HostType, ?POOL_TAG) of
+        undefined ->
+            dropped(Ctx, pool_not_started);
+        Pool ->
+            Job = {{?MODULE, Ctx}, ArnBin, Fields, Metadata, encode_attributes(Ctx, Attributes)},
+            case mongoose_event_pusher_nif:sns_publish(Pool, Job) of
+                ok -> ok;
+                {error, Reason} -> dropped(Ctx, Reason)
+            end
+    end.
+
+%% Counts a notification given up before it reached the pool (the
+%% caller logged why).
+-spec count_dropped(mongooseim:host_type()) -> ok.
+count_dropped(HostType) ->
+    execute(HostType, #{dropped => 1}).
+
+%% Attribute values typed as MongooseIM's SNS client (erlcloud) types them:
+%% a charlist is a String, a binary a Binary, a number a Number. Anything
+%% else is left out with a warning rather than failing the notification.
+-spec encode_attributes(ctx(), attributes()) -> [attribute()].
+encode_attributes(Ctx, Attributes) ->
+    lists:filtermap(fun({Name, Value}) -> encode_attribute(Ctx, Name, Value) end,
+                    lists:sort(maps:to_list(Attributes))).
+
+-spec encode_attribute(ctx(), term(), term()) -> {true, attribute()} | false.
+encode_attribute(Ctx, Name, Value) ->
+    case {text(Name), typed_value(Value)} of
+        {NameBin, {_Type, _Bin} = Typed} when is_binary(NameBin) ->
+            {true, {NameBin, Typed}};
+        _ ->
+            ?LOG_WARNING((log_meta(Ctx))#{what => sns_message_attribute_invalid,
+                                          name => Name, value => Value,
+                                          text => <<"The plugin's message attribute is left out: "
+                                                    "names are strings, values strings, "
+                                                    "binaries or numbers">>}),
+            false
+    end.
+
+-spec typed_value(term()) -> {string | binary | number, binary()} | error.
+typed_value(Value) when is_binary(Value) ->
+    {binary, Value};
+typed_value(Value) when is_integer(Value) ->
+    {number, integer_to_binary(Value)};
+typed_value(Value) when is_float(Value) ->
+    {number, float_to_binary(Value, [short])};
+typed_value(Value) when is_list(Value) ->
+    case text(Value) of
+        Bin when is_binary(Bin) -> {string, Bin};
+        error -> error
+    end;
+typed_value(_Value) ->
+    error.
+
+-spec text(term()) -> binary() | error.
+text(Bin) when is_binary(Bin) ->
+    Bin;
+text(List) when is_list(List) ->
+    try unicode:characters_to_binary(List) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> error
+    catch
+        error:badarg -> error
+    end;
+text(_) ->
+    error.
+
+-spec dropped(ctx(), atom()) -> ok.
+dropped(Ctx = #{host_type := HostType}, Reason) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => sns_notification_dropped, reason => Reason,
+                                  text => <<"mod_event_pusher_sns gave up a notification">>}),
+    count_dropped(HostType).
+
+-spec log_meta(ctx()) -> map().
+log_meta(#{host_type := HostType, topic_arn := TopicARN}) ->
+    #{host_type => HostType, topic_arn => TopicARN}.
+
+%% Runs in the owner process: the pool's request counter is read as results
+%% arrive (every request ends in at least one result) and its increase
+%% emitted, so `requests' needs no message of its own from Rust.
+-spec report_requests(mongooseim:host_type()) -> ok.
+report_requests(HostType) ->
+    case stats(HostType) of
+        {ok, Stats} ->
+            Requests = maps:get(requests, Stats, 0),
+            Seen = case get(?REQUESTS_SEEN) of
+                       undefined -> 0;
+                       N -> N
+                   end,
+            case Requests > Seen of
+                true ->
+                    put(?REQUESTS_SEEN, Requests),
+                    execute(HostType, #{requests => Requests - Seen});
+                false ->
+                    ok
+            end;
+        {error, not_started} ->
+            ok
+    end.
+
+-spec execute(mongooseim:host_type(), mongoose_instrument:measurements()) -> ok.
+execute(HostType, Measurements) ->
+    mongoose_event_pusher_pool_owner:instrument(?METRIC, #{host_type => HostType}, Measurements).

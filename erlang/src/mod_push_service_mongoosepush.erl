@@ -15,21 +15,15 @@
 
 %% No `-behaviour(gen_mod)': see mod_event_pusher.
 
+%% The push_notifications handler, the results of its requests (called by
+%% mongoose_event_pusher_pool_owner), the body (exported for tests and the
+%% benchmark), and the gen_mod callbacks
+-export([push_notifications/3, handle_pool_result/2, make_notification/2,
+         start/2, stop/1, hooks/1, config_spec/0, instrumentation/1, supported_features/0]).
+
 -include("mongoose.hrl").
 -include("jlib.hrl").
 -include("mongoose_config_spec.hrl").
-
-%% gen_mod callbacks
--export([start/2, stop/1, hooks/1, config_spec/0, instrumentation/1, supported_features/0]).
-
-%% Hook handler
--export([push_notifications/3]).
-
-%% Pool results (called by mongoose_event_pusher_pool)
--export([handle_pool_result/2]).
-
-%% Building the body (exported for tests and the benchmark)
--export([make_notification/2]).
 
 %% What the pool owner needs for one request; it travels through the NIF
 %% and back (term_to_binary), so it stays small.
@@ -67,32 +61,24 @@
 %% `pool_not_started'.
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, #{pool_name := PoolName, api_version := ApiVersion}) ->
-    Acquired = case mongoose_event_pusher_pools:acquire(http, HostType, PoolName) of
-                   {ok, _} ->
-                       true;
-                   {error, Reason} ->
-                       ?LOG_WARNING(#{what => push_service_pool_unavailable,
-                                      host_type => HostType, pool_name => PoolName,
-                                      reason => Reason,
-                                      text => <<"Push notifications fail until the module "
-                                                "is restarted with this pool configured">>}),
-                       false
-               end,
+    case mongoose_event_pusher_pool_hold:acquire(?MODULE, http, HostType, PoolName) of
+        {ok, _Pool, _Scope} ->
+            ok;
+        {error, Reason} ->
+            ?LOG_WARNING(#{what => push_service_pool_unavailable,
+                           host_type => HostType, pool_name => PoolName,
+                           reason => Reason,
+                           text => <<"Push notifications fail until the module "
+                                     "is restarted with this pool configured">>})
+    end,
     persistent_term:put(?SETTINGS(HostType),
                         #{pool_name => PoolName, api_version => ApiVersion,
-                          call_timeout => call_timeout(HostType, PoolName),
-                          acquired => Acquired}).
+                          call_timeout => call_timeout(HostType, PoolName)}).
 
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
-    case persistent_term:get(?SETTINGS(HostType), undefined) of
-        #{acquired := true, pool_name := PoolName} ->
-            mongoose_event_pusher_pools:release(http, HostType, PoolName);
-        _ ->
-            ok
-    end,
     _ = persistent_term:erase(?SETTINGS(HostType)),
-    ok.
+    mongoose_event_pusher_pool_hold:release(?MODULE, HostType).
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
 hooks(HostType) ->
@@ -111,6 +97,10 @@ config_spec() ->
     #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
              defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options])}.
 
+-spec supported_features() -> [atom()].
+supported_features() ->
+    [dynamic_domains].
+
 %% @doc (ours) One event per notification: `count' and `response_time' for
 %% each final HTTP response (with `response_code'), `failure_count' for each
 %% notification not delivered (non-2xx, connection error, dropped).
@@ -118,10 +108,6 @@ config_spec() ->
 instrumentation(HostType) ->
     [{?SENT_METRIC, #{host_type => HostType},
       #{metrics => #{count => spiral, response_time => histogram, failure_count => spiral}}}].
-
--spec supported_features() -> [atom()].
-supported_features() ->
-    [dynamic_domains].
 
 %%--------------------------------------------------------------------
 %% Hook handler
@@ -284,7 +270,7 @@ build_and_submit(Form, Options, Ctx = #ctx{host_type = HostType, path = Path},
                  #{pool_name := PoolName}) ->
     try make_notification(Form, Options) of
         Body ->
-            submit(mongoose_event_pusher_pools:lookup(http, HostType, PoolName),
+            submit(mongoose_event_pusher_pool_hold:pool(http, HostType, PoolName),
                    {{?MODULE, Ctx}, Path, ?HEADERS, Body, ?MAX_RETRIES, ?RETRY_BASE_MS},
                    Ctx)
     catch
@@ -296,7 +282,7 @@ build_and_submit(Form, Options, Ctx = #ctx{host_type = HostType, path = Path},
             {error, make_notification_failed}
     end.
 
--spec submit(mongoose_event_pusher_pool:pool_ref() | undefined, tuple(), ctx()) ->
+-spec submit(mongoose_event_pusher_pool_owner:pool_ref() | undefined, tuple(), ctx()) ->
           ok | {error, term()}.
 submit(undefined, _Request, #ctx{host_type = HostType, path = Path}) ->
     ?LOG_ERROR(#{what => push_send_failed, host_type => HostType, path => Path,
@@ -403,11 +389,6 @@ call_timeout(HostType, PoolName) ->
         _ -> ?DEFAULT_CALL_TIMEOUT
     end.
 
-%% A late result, after the module stopped, finds its event gone.
--spec execute(mongooseim:host_type(), map()) -> ok.
+-spec execute(mongooseim:host_type(), mongoose_instrument:measurements()) -> ok.
 execute(HostType, Measurements) ->
-    try
-        mongoose_instrument:execute(?SENT_METRIC, #{host_type => HostType}, Measurements)
-    catch
-        error:#{what := event_not_registered} -> ok
-    end.
+    mongoose_event_pusher_pool_owner:instrument(?SENT_METRIC, #{host_type => HostType}, Measurements).

@@ -1,5 +1,5 @@
 %% @doc Supervisor of the event pusher's processes: the pool registry
-%% (`mongoose_event_pusher_pools') and one owner per running Rust pool, added
+%% (`mongoose_event_pusher_pool_registry') and one owner per running Rust pool, added
 %% and removed by the registry.
 %%
 %% It runs under MongooseIM's `ejabberd_sup', started on first use, so the
@@ -37,12 +37,12 @@ init([]) ->
     %% pool); the registry keeps its bindings in a persistent_term, so its own
     %% restart does not disturb the pools.
     Flags = #{strategy => one_for_one, intensity => 10, period => 10},
-    Registry = #{id => mongoose_event_pusher_pools,
-                 start => {mongoose_event_pusher_pools, start_link, []},
+    Registry = #{id => mongoose_event_pusher_pool_registry,
+                 start => {mongoose_event_pusher_pool_registry, start_link, []},
                  restart => permanent,
                  shutdown => 5000,
                  type => worker,
-                 modules => [mongoose_event_pusher_pools]},
+                 modules => [mongoose_event_pusher_pool_registry]},
     {ok, {Flags, [Registry]}}.
 
 %%--------------------------------------------------------------------

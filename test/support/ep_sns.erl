@@ -135,7 +135,7 @@ no_more_messages(Topic = #{name := Name}) ->
 %% @doc The counters of HostType's SNS pool, or `undefined' if it does not run.
 -spec pool_stats(binary()) -> map() | undefined.
 pool_stats(HostType) ->
-    case mod_event_pusher_sns_pool:stats(HostType) of
+    case mod_event_pusher_sns:stats(HostType) of
         {ok, Stats} -> Stats;
         {error, not_started} -> undefined
     end.

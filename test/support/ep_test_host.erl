@@ -120,7 +120,7 @@ write_temp_config(Toml) ->
 %% (host type first, then global), or `undefined' when it is not running.
 -spec http_pool_stats(atom()) -> map() | undefined.
 http_pool_stats(Tag) ->
-    case mongoose_event_pusher_pools:lookup(http, ?HOST_TYPE, Tag) of
+    case mongoose_event_pusher_pool_registry:lookup(http, ?HOST_TYPE, Tag) of
         undefined -> undefined;
         Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
     end.

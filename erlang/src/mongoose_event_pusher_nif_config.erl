@@ -1,16 +1,23 @@
-%% @doc Turns an `outgoing_pools' entry, as MongooseIM's config spec produces
-%% it, into the configuration map the NIF's pool start functions take.
--module(mongoose_event_pusher_pool_config).
+%% @doc Turns a pool's configuration into the configuration map the NIF's
+%% pool start functions take: an `outgoing_pools' entry, as MongooseIM's
+%% config spec produces it, or (SNS, which has no outgoing pool type) the
+%% options of `mod_event_pusher_sns' on a host type.
+-module(mongoose_event_pusher_nif_config).
 
 -export([start_spec/1, start_spec/2, queue_capacity/1, tls/1]).
 
--export_type([pool_entry/0, start_spec/0]).
+%% SNS
+-export([sns_pool_start/2, endpoint/1]).
+
+-export_type([pool_entry/0, source/0, start_spec/0]).
 
 -include("mongoose.hrl").
 
 %% One element of `mongoose_config:get_opt(outgoing_pools)'.
 -type pool_entry() :: #{type := atom(), scope := term(), tag := atom(),
                         opts := map(), conn_opts := map()}.
+%% Where a pool's options come from.
+-type source() :: pool_entry() | {module_opts, mod_event_pusher_sns}.
 %% How a pool owner starts its Rust pool: the NIF function, called with the
 %% owner's pid prepended to Args.
 -type start_spec() :: {module(), atom(), Args :: [term()]}.
@@ -21,6 +28,9 @@
 %% How long a publish may wait for the broker's confirm before it counts as
 %% timed out: amqp_client's wait_for_confirms default, which MongooseIM uses.
 -define(RABBIT_CONFIRM_TIMEOUT_MS, 60000).
+%% Notifications the Rust SNS queue holds before a publish is refused as
+%% overloaded: a few hundred bytes each, so tens of MB at most.
+-define(SNS_QUEUE_CAPACITY, 65536).
 
 %% @doc The NIF call that starts a pool for this entry.
 -spec start_spec(pool_entry()) -> {ok, start_spec()} | {error, term()}.
@@ -30,16 +40,46 @@ start_spec(#{type := Type, tag := Tag}) ->
     {error, #{what => event_pusher_pool_type_unsupported, pool_type => Type, pool_tag => Tag}}.
 
 %% @doc The NIF call that starts the pool `Key' (as
-%% mongoose_event_pusher_pools names it) for this entry. A rabbit pool reports
-%% its connections as instrumentation events named after the pool's scope,
-%% which the entry alone does not give (scope `host_type' stands for each
-%% host type).
--spec start_spec(mongoose_event_pusher_pool:key(), pool_entry()) ->
+%% mongoose_event_pusher_pool_registry names it) from its source. A rabbit
+%% pool reports its connections as instrumentation events named after the
+%% pool's scope, which the entry alone does not give (scope `host_type'
+%% stands for each host type). An SNS pool's options, with the secret key,
+%% are read only when the pool starts (sns_pool_start/2), so the owner's
+%% child spec, which supervisor reports print, never holds them.
+-spec start_spec(mongoose_event_pusher_pool_owner:key(), source()) ->
           {ok, start_spec()} | {error, term()}.
 start_spec({rabbit, Scope, Tag}, #{type := rabbit} = Entry) ->
     {ok, {mongoose_event_pusher_nif, rabbit_pool_start, [rabbit(Scope, Tag, Entry)]}};
+start_spec({sns, HostType, _Tag}, {module_opts, mod_event_pusher_sns}) ->
+    {ok, {?MODULE, sns_pool_start, [HostType]}};
 start_spec(_Key, Entry) ->
     start_spec(Entry).
+
+%% @doc Called by the owner (its pid first): builds the NIF's configuration
+%% from the module options and starts the Rust SNS pool. An exception is
+%% turned into an error without its stacktrace, whose arguments hold the
+%% secret key.
+-spec sns_pool_start(pid(), mongooseim:host_type()) -> {ok, reference()} | {error, term()}.
+sns_pool_start(Owner, HostType) ->
+    try
+        Config = sns(gen_mod:get_loaded_module_opts(HostType, mod_event_pusher_sns)),
+        mongoose_event_pusher_nif:sns_pool_start(Owner, Config)
+    catch
+        Class:Reason ->
+            {error, #{what => sns_pool_start_crashed, class => Class, reason => Reason}}
+    end.
+
+%% @doc The endpoint URL for `sns_host': a bare host means HTTPS on its
+%% default port, as in MongooseIM; (ours) a URL with `http://' or
+%% `https://' is used as given.
+-spec endpoint(string()) -> binary().
+endpoint(SnsHost) ->
+    Host = unicode:characters_to_binary(SnsHost),
+    case string:lowercase(Host) of
+        <<"http://", _/binary>> -> Host;
+        <<"https://", _/binary>> -> Host;
+        _ -> <<"https://", Host/binary>>
+    end.
 
 %% @doc MongooseIM's `max_worker_queue_len' bounds the queue of each of the
 %% `workers'; the Rust pool has one queue feeding all of them, so its capacity
@@ -106,6 +146,20 @@ rabbit(Scope, Tag, #{opts := Opts, conn_opts := ConnOpts}) ->
         #{tls := TLS} -> Config#{tls => tls(TLS)};
         #{} -> Config
     end.
+
+-spec sns(gen_mod:module_opts()) -> map().
+sns(#{sns_host := SnsHost, region := Region, access_key_id := AccessKeyId,
+      secret_access_key := SecretKey, pool_size := PoolSize,
+      publish_retry_count := RetryCount, publish_retry_time_ms := RetryTime} = Opts) ->
+    #{endpoint => endpoint(SnsHost),
+      region => unicode:characters_to_binary(Region),
+      access_key_id => unicode:characters_to_binary(AccessKeyId),
+      secret_access_key => unicode:characters_to_binary(SecretKey),
+      pool_size => PoolSize,
+      retry_count => RetryCount,
+      retry_time_ms => RetryTime,
+      batching => maps:get(publish_batching, Opts, true),
+      queue_capacity => ?SNS_QUEUE_CAPACITY}.
 
 -spec workers(map()) -> pos_integer().
 workers(Opts) ->

@@ -5,7 +5,7 @@
 %% as batches `{mongoose_event_pusher_nif, results, [{Tag, Outcome}]}'; for a
 %% tag `{Module, Ctx}' this process calls `Module:handle_pool_result(Ctx,
 %% Outcome)', which emits instrumentation events and logs.
--module(mongoose_event_pusher_pool).
+-module(mongoose_event_pusher_pool_owner).
 
 -behaviour(gen_server).
 
@@ -13,6 +13,9 @@
 
 %% API
 -export([start_link/2, child_spec/2, get_ref/1, stats/1]).
+
+%% For the result handlers
+-export([instrument/3]).
 
 %% gen_server callbacks
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -35,14 +38,14 @@
 %% API
 %%--------------------------------------------------------------------
 
--spec start_link(key(), mongoose_event_pusher_pool_config:start_spec()) ->
+-spec start_link(key(), mongoose_event_pusher_nif_config:start_spec()) ->
           {ok, pid()} | {error, term()}.
 start_link(Key, StartSpec) ->
     gen_server:start_link(?MODULE, {Key, StartSpec}, []).
 
 %% @doc A child spec for `mongoose_event_pusher_sup'; the shutdown time covers
 %% the drain of the pool.
--spec child_spec(key(), mongoose_event_pusher_pool_config:start_spec()) ->
+-spec child_spec(key(), mongoose_event_pusher_nif_config:start_spec()) ->
           supervisor:child_spec().
 child_spec(Key, StartSpec) ->
     #{id => {pool, Key},
@@ -65,11 +68,24 @@ stats(Key) ->
         Pool -> {ok, mongoose_event_pusher_nif:pool_stats(Pool)}
     end.
 
+%% @doc Emits an instrumentation event for a pool's result (or for a job
+%% the pool did not take). A result that arrives after its module stopped on
+%% the host type, or a pool mongoose_wpool did not start, finds its event
+%% not declared: there is nothing left to count it in.
+-spec instrument(mongoose_instrument:event_name(), mongoose_instrument:labels(),
+                 mongoose_instrument:measurements()) -> ok.
+instrument(Event, Labels, Measurements) ->
+    try
+        mongoose_instrument:execute(Event, Labels, Measurements)
+    catch
+        error:#{what := event_not_registered} -> ok
+    end.
+
 %%--------------------------------------------------------------------
 %% gen_server callbacks
 %%--------------------------------------------------------------------
 
--spec init({key(), mongoose_event_pusher_pool_config:start_spec()}) ->
+-spec init({key(), mongoose_event_pusher_nif_config:start_spec()}) ->
           {ok, #state{}} | {stop, term()}.
 init({Key, {Mod, Fun, Args}}) ->
     %% terminate/2 must run on a supervisor shutdown so that the pool drains.
@@ -77,6 +93,8 @@ init({Key, {Mod, Fun, Args}}) ->
     case erlang:apply(Mod, Fun, [self() | Args]) of
         {ok, Pool} ->
             persistent_term:put(pt_key(Key), Pool),
+            %% After a restart, the modules using the pool must find the new one.
+            ok = mongoose_event_pusher_pool_registry:owner_started(Key),
             ?LOG_INFO(#{what => event_pusher_pool_started, pool => Key}),
             {ok, #state{key = Key, pool = Pool}};
         {error, Reason} ->
