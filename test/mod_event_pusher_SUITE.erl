@@ -220,8 +220,7 @@ record_event(HookAcc = #{metadata := Metadata}, #{event := Event}, Extra = #{tes
 %% Helpers
 %%====================================================================
 
-alice() -> ep_test_host:jid(?ALICE).
-bob() -> ep_test_host:jid(?BOB).
+-include("ep_suite_users.hrl").
 
 status_acc() ->
     ep_test_host:new_acc(alice(), jid:to_bare(alice()), ep_test_host:presence(undefined)).

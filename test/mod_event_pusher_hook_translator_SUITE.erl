@@ -326,8 +326,7 @@ recorder_setting(_Case) ->
 %% Helpers
 %%====================================================================
 
-alice() -> ep_test_host:jid(?ALICE).
-bob() -> ep_test_host:jid(?BOB).
+-include("ep_suite_users.hrl").
 room() -> ep_test_host:jid(?ROOM).
 
 %% Hooks run in this process, so every event of a hook call is already in the

@@ -523,8 +523,7 @@ wait_for_log(What) ->
             ct:fail({log_not_seen, What})
     end.
 
-alice() -> ep_test_host:jid(?ALICE).
-bob() -> ep_test_host:jid(?BOB).
+-include("ep_suite_users.hrl").
 
 labels() ->
     #{host_type => ep_test_host:host_type()}.

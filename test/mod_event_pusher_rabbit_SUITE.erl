@@ -833,8 +833,7 @@ dropped(Stats) ->
 %% Helpers
 %%====================================================================
 
-alice() -> ep_test_host:jid(?ALICE).
-bob() -> ep_test_host:jid(?BOB).
+-include("ep_suite_users.hrl").
 room() -> ep_test_host:jid(?ROOM).
 
 %% Alice's client sends a chat message to Bob's bare JID.

@@ -495,8 +495,7 @@ endpoint_the_pool_refuses_fails_the_start_with_its_reason(Config) ->
 %% Helpers
 %%====================================================================
 
-alice() -> ep_test_host:jid(?ALICE).
-bob() -> ep_test_host:jid(?BOB).
+-include("ep_suite_users.hrl").
 room() -> ep_test_host:jid(?ROOM).
 
 labels() ->
