@@ -172,8 +172,8 @@ class Sink:
                         % (len(out), out))
                 if headers.get("connection", "").lower() == "close":
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError, asyncio.CancelledError):
+            pass        # a cancelled handler returns: no "exception never retrieved" at exit
         finally:
             w.close()
 
@@ -351,11 +351,11 @@ async def smoke(a):
         except Exception as e:     # e.g. the exchange is not declared: the module did not start
             err = f"{e}"
 
-        def check_rabbit(amqp=amqp, err=err, ex=exchanges):
+        def check_rabbit(amqp=amqp, err=err, ex=exchanges, rcfg=rcfg):
             if err:
                 return False, f"could not bind a queue to {ex}: {err}"
             chats = [m for m in amqp.messages if tag in m[2]]
-            pres = [m for m in amqp.messages if m[0] == ex[0]]
+            pres = [m for m in amqp.messages if m[0] == rcfg.get("presence_exchange", {}).get("name")]
             if len(chats) < 2:
                 return False, f"{len(chats)} of 2 chat events (sent+recv) ({amqp.count} messages)"
             return True, (f"{len(chats)} chat events: " + " | ".join(f"{e} {k} {b}" for e, k, b in chats[:2])
@@ -370,20 +370,31 @@ async def smoke(a):
         region, account = s.get("region", "us-east-1"), s.get("account_id", "123456789012")
         topic = s.get("pm_messages_topic")
         try:
-            tarn = re.search(r"<TopicArn>(.*?)</TopicArn>",
-                             aws(endpoint, "sns", {"Action": "CreateTopic", "Name": topic}, region)).group(1)
+            tarn = None
+            for key in ("presence_updates_topic", "pm_messages_topic", "muc_messages_topic"):
+                if s.get(key):      # every topic the module publishes to exists on moto
+                    arn = re.search(r"<TopicArn>(.*?)</TopicArn>",
+                                    aws(endpoint, "sns", {"Action": "CreateTopic", "Name": s[key]}, region)).group(1)
+                    tarn = arn if key == "pm_messages_topic" else tarn
+            # Subscriptions left by an earlier smoke run: their queue is gone, and a topic
+            # with a dangling SQS subscription fails every publish on moto.
+            subs = aws(endpoint, "sns", {"Action": "ListSubscriptionsByTopic", "TopicArn": tarn}, region)
+            for sarn, ep_ in re.findall(r"<SubscriptionArn>(.*?)</SubscriptionArn>.*?<Endpoint>(.*?)</Endpoint>", subs, re.S):
+                if re.search(r":smoke\d+-sns$", ep_):
+                    aws(endpoint, "sns", {"Action": "Unsubscribe", "SubscriptionArn": sarn}, region)
             q = f"{tag}-sns"
             qurl = re.search(r"<QueueUrl>(.*?)</QueueUrl>",
                              aws(endpoint, "sqs", {"Action": "CreateQueue", "QueueName": q}, region)).group(1)
-            aws(endpoint, "sns", {"Action": "Subscribe", "TopicArn": tarn, "Protocol": "sqs",
-                                  "Endpoint": f"arn:aws:sqs:{region}:{account}:{q}",
-                                  "Attributes.entry.1.key": "RawMessageDelivery",
-                                  "Attributes.entry.1.value": "true"}, region)
+            sub = aws(endpoint, "sns", {"Action": "Subscribe", "TopicArn": tarn, "Protocol": "sqs",
+                                        "Endpoint": f"arn:aws:sqs:{region}:{account}:{q}",
+                                        "Attributes.entry.1.key": "RawMessageDelivery",
+                                        "Attributes.entry.1.value": "true"}, region)
+            sub_arn = re.search(r"<SubscriptionArn>(.*?)</SubscriptionArn>", sub).group(1)
             err = None
         except Exception as e:
-            err, qurl = f"{e}", None
+            err, qurl, sub_arn = f"{e}", None, None
 
-        def check_sns(qurl=qurl, err=err, region=region, endpoint=endpoint, q=f"{tag}-sns"):
+        def check_sns(qurl=qurl, err=err, region=region, endpoint=endpoint, sub_arn=sub_arn):
             if err:
                 return False, f"moto set-up failed: {err}"
             got = []
@@ -394,6 +405,7 @@ async def smoke(a):
                 if any(tag in g for g in got):
                     break
             try:
+                aws(endpoint, "sns", {"Action": "Unsubscribe", "SubscriptionArn": sub_arn}, region)
                 aws(endpoint, "sqs", {"Action": "DeleteQueue", "QueueUrl": qurl}, region)
             except Exception:
                 pass
@@ -439,6 +451,7 @@ async def smoke(a):
                 "<field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
                 "<field var='service'><value>fcm</value></field>"
                 f"<field var='device_id'><value>{tag}</value></field></x>")
+        cb.send(f"<iq type='set' id='push0'><disable xmlns='urn:xmpp:push:0' jid='{pubsub}'/></iq>".encode())
         cb.send(f"<iq type='set' id='push1'><enable xmlns='urn:xmpp:push:0' jid='{pubsub}' "
                 f"node='{tag}'>{form}</enable></iq>".encode())
     await asyncio.sleep(0.5)
