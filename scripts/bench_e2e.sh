@@ -99,7 +99,7 @@ broker_pid() {
     fi
   done
 }
-cpu_ticks() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }' || echo 0; }
+cpu_ticks() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && sed 2>/dev/null 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }' || echo 0; }
 
 node_running() { relcmd "$1" bin/mongooseimctl status >/dev/null 2>&1; }
 for r in ref product; do
@@ -151,9 +151,10 @@ run_one() {  # run_one RELEASE CONFIG ROUND
   python3 "$ROOT/bench/e2e/make_config.py" "$d/etc/mongooseim.toml.e2e-orig" "$d/etc/mongooseim.toml" \
     "$cfg" "$SINK_PORT" "$EXPREFIX"
   say "[$tag] starting the node"
-  relcmd "$r" bin/mongooseim start
+  relcmd "$r" bin/mongooseim start || die "[$tag] $r did not start"
   STARTED=$r
-  relcmd "$r" bin/mongooseimctl started >/dev/null
+  relcmd "$r" bin/mongooseimctl started >/dev/null ||
+    die "[$tag] $r's node did not come up: see $d/log/mongooseim.log.1"
   if [ -z "${REGISTERED[$r]:-}" ]; then
     say "[$tag] registering $CLIENTS users"
     for i in $(seq 1 "$CLIENTS"); do
@@ -198,7 +199,9 @@ import json, sys
 r, cfg, rnd, cpu, f = sys.argv[1:]
 line = open(f).read().strip().splitlines()
 res = json.loads(line[-1]) if line else {}
-res.update(release=r, config=cfg, round=int(rnd), cpu_us=json.loads(cpu))
+cpu = json.loads(cpu)
+cpu["load"] = res.get("load_cpu_us", cpu.get("load"))   # its own count: it may be gone before /proc is read
+res.update(release=r, config=cfg, round=int(rnd), cpu_us=cpu)
 print(json.dumps(res))
 EOF
   tail -1 "$RESULTS" >&2

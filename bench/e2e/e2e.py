@@ -516,6 +516,7 @@ async def load(a):
         while not os.path.exists(a.go):
             await asyncio.sleep(0.01)
     body = "x" * a.body
+    cpu0 = time.process_time()
     t0 = time.monotonic()
 
     async def sender(i, c):
@@ -562,6 +563,7 @@ async def load(a):
     if waits:
         t_events = max((res[f"{n}_s"] or float("nan")) for n, _, _ in waits)
     res["events_s"] = round(t_events, 3) if t_events == t_events else None
+    res["load_cpu_us"] = int((time.process_time() - cpu0) * 1e6)   # this process, from go to here
     for c in clients:
         await c.close()
     print(json.dumps(res), flush=True)

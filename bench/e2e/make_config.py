@@ -14,6 +14,7 @@ Writes OUT_TOML: the release's own config BASE_TOML with
 """
 import re
 import sys
+import tomllib
 
 HTTP = """
 [outgoing_pools.http.http_pool]
@@ -36,7 +37,7 @@ RABBIT = """
 """
 HTTP_MOD = """
 [modules.mod_event_pusher.http]
-  handlers = [{{path = "/notifications"}}]
+  handlers = [{path = "/notifications"}]
 """
 RABBIT_MOD = """
 [modules.mod_event_pusher.rabbit]
@@ -69,8 +70,10 @@ def main():
         add += HTTP_MOD
     if "rabbit" in parts:
         add += RABBIT_MOD.format(p=prefix)
+    text = text.rstrip("\n") + "\n" + (add if config != "off" else "")
+    tomllib.loads(text)          # a syntax error stops here, not in the node
     with open(out, "w") as f:
-        f.write(text.rstrip("\n") + "\n" + (add if config != "off" else ""))
+        f.write(text)
 
 
 if __name__ == "__main__":
