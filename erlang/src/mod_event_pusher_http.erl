@@ -55,6 +55,8 @@
 %% `max_retries' / `retry_base_delay'.
 -define(DEFAULT_MAX_RETRIES, 2).
 -define(DEFAULT_RETRY_BASE_DELAY, 100).
+%% Set while a webhook handler of the host type wants events other than chat events.
+-define(NON_CHAT_KEY(HostType), {?MODULE, non_chat_events, HostType}).
 
 %%--------------------------------------------------------------------
 %% gen_mod callbacks
@@ -67,11 +69,18 @@
 %% acquires it (see `no_pool/2').
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, #{handlers := Handlers}) ->
+    %% (ours) Only webhook handlers with presence or unacknowledged-message
+    %% events make the hook look at events other than chat events.
+    case mod_event_pusher_http_webhook:wants_non_message_events(Handlers) of
+        true -> persistent_term:put(?NON_CHAT_KEY(HostType), true);
+        false -> ok
+    end,
     lists:foreach(fun(Pool) -> acquire_pool(HostType, Pool) end, pool_names(Handlers)).
 
 %% @doc Releases every pool this host type holds, however it was acquired.
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
+    _ = persistent_term:erase(?NON_CHAT_KEY(HostType)),
     mongoose_event_pusher_pool_hold:release(?MODULE, HostType).
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
@@ -106,8 +115,7 @@ fix_path(Path) -> Path.
 
 -spec push_event(mod_event_pusher:push_event_acc(), mod_event_pusher:push_event_params(),
                  map()) -> {ok, mod_event_pusher:push_event_acc()}.
-push_event(HookAcc = #{acc := Acc},
-           #{event := #chat_event{direction = Dir, from = From, to = To, packet = Packet}},
+push_event(HookAcc = #{acc := Acc}, #{event := Event = #chat_event{}},
            #{host_type := HostType}) ->
     %% (ours) callbacks keep MongooseIM's arities and find the hook's metadata
     %% in the accumulator they get.
@@ -115,9 +123,19 @@ push_event(HookAcc = #{acc := Acc},
                                    maps:get(metadata, HookAcc, #{}), Acc),
     %% The default covers an event still running while the module stops.
     Handlers = gen_mod:get_module_opt(HostType, ?MODULE, handlers, []),
-    run_handlers(Handlers, HostType, CallbackAcc, Dir, From, To, Packet),
+    run_handlers(Handlers, HostType, CallbackAcc, Event, undefined),
     {ok, HookAcc};
-push_event(HookAcc, _Params, _Extra) ->
+push_event(HookAcc = #{acc := Acc}, #{event := Event}, #{host_type := HostType}) ->
+    %% (ours) Presence and unacknowledged-message events, for webhook handlers.
+    case persistent_term:get(?NON_CHAT_KEY(HostType), false) of
+        true ->
+            WebhookAcc = mongoose_acc:set(event_pusher, metadata,
+                                          maps:get(metadata, HookAcc, #{}), Acc),
+            Handlers = gen_mod:get_module_opt(HostType, ?MODULE, handlers, []),
+            run_handlers(Handlers, HostType, WebhookAcc, Event, undefined);
+        false ->
+            ok
+    end,
     {ok, HookAcc}.
 
 %%--------------------------------------------------------------------
@@ -149,15 +167,19 @@ handler_config_spec() ->
     %% {Key, Spec, Default}; our own options (max_retries, retry_base_delay)
     %% have no default here, so an existing MongooseIM config comes out
     %% unchanged and the code applies their defaults.
+    %% (ours) The webhook options have no default either (see
+    %% mod_event_pusher_http_webhook:process_handler/1).
     Options = [{<<"pool_name">>, #option{type = atom, validate = pool_name}, http_pool},
                {<<"path">>, #option{type = binary, process = fun ?MODULE:fix_path/1}, <<>>},
                {<<"callback_module">>, #option{type = atom, validate = module},
                 mod_event_pusher_http_defaults},
                {<<"max_retries">>, #option{type = integer, validate = non_negative}, none},
-               {<<"retry_base_delay">>, #option{type = integer, validate = non_negative}, none}],
+               {<<"retry_base_delay">>, #option{type = integer, validate = non_negative}, none}]
+        ++ [{Key, Spec, none} || {Key, Spec} <- mod_event_pusher_http_webhook:handler_items()],
     #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
              defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options,
-                                                          Default =/= none])}.
+                                                          Default =/= none]),
+             process = fun mod_event_pusher_http_webhook:process_handler/1}.
 
 -spec pool_names([handler_opts()]) -> [atom()].
 pool_names(Handlers) ->
@@ -211,13 +233,53 @@ submit_acquired({error, Why}, _Request, Ctx = #ctx{host_type = HostType, pool_na
 %% Requests
 %%--------------------------------------------------------------------
 
--spec run_handlers([handler_opts()], mongooseim:host_type(), mongoose_acc:t(), in | out,
-                   jid:jid(), jid:jid(), exml:element()) -> ok.
-run_handlers([Opts | Handlers], HostType, Acc, Dir, From, To, Packet) ->
+%% A handler with webhook options (ours) is run by its options; any other
+%% by its callback module, for chat events only, as in MongooseIM. The
+%% event's webhook ID and time are made once, by the first webhook handler
+%% that sends it.
+-spec run_handlers([handler_opts()], mongooseim:host_type(), mongoose_acc:t(),
+                   mod_event_pusher:event(), mod_event_pusher_http_webhook:stamp()) -> ok.
+run_handlers([Opts = #{events := _} | Handlers], HostType, Acc, Event, Stamp) ->
+    Stamp1 = run_webhook(HostType, Acc, Event, Opts, Stamp),
+    run_handlers(Handlers, HostType, Acc, Event, Stamp1);
+run_handlers([Opts | Handlers], HostType, Acc,
+             Event = #chat_event{direction = Dir, from = From, to = To, packet = Packet}, Stamp) ->
     run_handler(HostType, Acc, Dir, From, To, Packet, Opts),
-    run_handlers(Handlers, HostType, Acc, Dir, From, To, Packet);
-run_handlers([], _HostType, _Acc, _Dir, _From, _To, _Packet) ->
+    run_handlers(Handlers, HostType, Acc, Event, Stamp);
+run_handlers([_CallbackHandler | Handlers], HostType, Acc, Event, Stamp) ->
+    run_handlers(Handlers, HostType, Acc, Event, Stamp);
+run_handlers([], _HostType, _Acc, _Event, _Stamp) ->
     ok.
+
+%% A webhook handler's part of an event; as for callbacks, a failure is
+%% logged and ends only this handler's part. The log has no arguments of
+%% the failing call (they may hold the body), only its reason and where.
+-spec run_webhook(mongooseim:host_type(), mongoose_acc:t(), mod_event_pusher:event(),
+                  handler_opts(), mod_event_pusher_http_webhook:stamp()) ->
+          mod_event_pusher_http_webhook:stamp().
+run_webhook(HostType, Acc, Event, Opts, Stamp) ->
+    try mod_event_pusher_http_webhook:request(Acc, Event, Opts, Stamp) of
+        {skip, Stamp1} ->
+            Stamp1;
+        {{Sender, LogMeta, Headers, Body}, Stamp1} ->
+            queue_req(HostType, Sender, LogMeta, Headers, Body, Opts),
+            Stamp1
+    catch
+        Class:Reason:Stacktrace ->
+            ?LOG_ERROR(#{what => event_pusher_http_handler_failed, host_type => HostType,
+                         pool_name => maps:get(pool_name, Opts), class => Class,
+                         reason => webhook_reason(Reason),
+                         stacktrace => [{M, F, arity(A), L} || {M, F, A, L} <- Stacktrace]}),
+            Stamp
+    end.
+
+-spec webhook_reason(term()) -> term().
+webhook_reason({invalid_json, _Value}) -> invalid_json_metadata;
+webhook_reason(Reason) -> Reason.
+
+-spec arity(list() | arity()) -> arity().
+arity(Args) when is_list(Args) -> length(Args);
+arity(Arity) -> Arity.
 
 %% Everything a handler does for one event: its callbacks and the submit.
 %% A crash anywhere in it (a callback, a header that is not text, a request
@@ -243,15 +305,21 @@ run_handler(HostType, Acc, Dir, From, To, Packet, Opts = #{callback_module := Mo
 -spec make_req(mongooseim:host_type(), mongoose_acc:t(), in | out, jid:jid(), jid:jid(),
                binary(), handler_opts()) -> ok.
 make_req(HostType, Acc, Dir, #jid{lserver = Host, luser = Sender}, #jid{luser = Receiver},
-         Message, Opts = #{callback_module := Mod, pool_name := PoolName, path := Path}) ->
+         Message, Opts = #{callback_module := Mod}) ->
     Body = iolist_to_binary(Mod:prepare_body(Acc, Dir, Host, Message, Sender, Receiver, Opts)),
     Headers = [{to_binary(Name), to_binary(Value)}
                || {Name, Value} <- Mod:prepare_headers(Acc, Dir, Host, Message,
                                                        Sender, Receiver, Opts)],
+    queue_req(HostType, Sender, #{receiver => Receiver, direction => Dir, server => Host},
+              Headers, Body, Opts).
+
+-spec queue_req(mongooseim:host_type(), jid:luser(), map(), [{binary(), binary()}], binary(),
+                handler_opts()) -> ok.
+queue_req(HostType, Sender, LogMeta, Headers, Body,
+          Opts = #{pool_name := PoolName, path := Path}) ->
     Ctx = #ctx{host_type = HostType, sender = Sender, pool_name = PoolName, path = Path},
-    ?LOG_INFO((log_meta(Ctx))#{what => event_pusher_http_req, receiver => Receiver,
-                               direction => Dir, server => Host,
-                               text => <<"mod_event_pusher_http queues an HTTP call">>}),
+    ?LOG_INFO(maps:merge(LogMeta, (log_meta(Ctx))#{what => event_pusher_http_req,
+                               text => <<"mod_event_pusher_http queues an HTTP call">>})),
     Request = {{?MODULE, Ctx}, Path, Headers, Body,
                maps:get(max_retries, Opts, ?DEFAULT_MAX_RETRIES),
                maps:get(retry_base_delay, Opts, ?DEFAULT_RETRY_BASE_DELAY)},
