@@ -93,6 +93,12 @@ command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust (rustup
 install_apt_packages
 "$PYTHON" -c 'import tomllib' 2>/dev/null || { log "$PYTHON has no tomllib: Python 3.11+ is needed"; exit 1; }
 install_moto
+# mod_event_pusher_http_webhooks_SUITE checks signatures with standardwebhooks
+# (PyPI), not our code; same fallback as moto for an externally-managed Python.
+"$PYTHON" -c 'import standardwebhooks' >/dev/null 2>&1 \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check standardwebhooks 2>/dev/null \
+    || "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages standardwebhooks \
+    || { log "pip: standardwebhooks could not be installed"; exit 1; }
 if [ "${1:-}" != "--no-services" ]; then
     bash scripts/services.sh start
 fi
