@@ -169,6 +169,8 @@ moto_status() {
 
 # --- PostgreSQL ---------------------------------------------------------------
 # Debian's server binaries, run as the postgres user on a data dir of ours.
+# Passwords are md5: Debian's p1_pgsql does SCRAM through p1_xmpp's stringprep
+# and `jid', which the test host's own `jid' shadows.
 
 PG_DIR="$EP_SERVICES_DIR/postgres"   # data/, the log, and the Unix socket
 
@@ -225,14 +227,14 @@ postgres_start() {
     if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
         log "postgres: initialising $PG_DIR/data"
         as_postgres "$initdb" -D "$PG_DIR/data" -U postgres -E UTF8 --no-locale \
-            --auth-local=peer --auth-host=scram-sha-256 >"$PG_DIR/initdb.log" 2>&1 \
+            --auth-local=peer --auth-host=md5 >"$PG_DIR/initdb.log" 2>&1 \
             || { log "postgres: initdb failed:"; tail -n 20 "$PG_DIR/initdb.log" >&2; return 1; }
     fi
     log "postgres: starting on 127.0.0.1:$EP_PG_PORT (log: $PG_DIR/postgres.log)"
     # pg_ctl detaches the server; -w waits until it accepts connections.
     if ! as_postgres setsid "$pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
             -t "$START_DEADLINE_S" \
-            -o "-c listen_addresses=127.0.0.1 -p $EP_PG_PORT -k $PG_DIR" start >/dev/null; then
+            -o "-c listen_addresses=127.0.0.1 -p $EP_PG_PORT -k $PG_DIR -c password_encryption=md5" start >/dev/null; then
         log "postgres: did not start; last lines of $PG_DIR/postgres.log:"
         tail -n 30 "$PG_DIR/postgres.log" >&2 || true
         return 1
