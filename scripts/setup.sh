@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need, then starts the local
-# services (RabbitMQ and moto, on 127.0.0.1 only). Idempotent and quick when
+# services (RabbitMQ, moto, PostgreSQL and MariaDB, on 127.0.0.1 only; the
+# databases with the test database, user and push table). Idempotent and quick when
 # everything is already there: apt and pip run only for what is missing.
 #
 # Usage: scripts/setup.sh [--no-services]

@@ -14,7 +14,7 @@
 -export([defaults_are_mongooseim_defaults/1,
          documented_example_config_boots/1,
          virtual_pubsub_host_templates_are_validated/1,
-         rdbms_backend_fails_start_with_a_clear_error/1,
+         rdbms_backend_without_a_pool_fails_start_with_a_clear_error/1,
          instrumentation_events_are_declared/1,
          table_is_created_with_mongooseim_record_shape/1]).
 %% iq
@@ -53,6 +53,12 @@
 %% virtual pubsub hosts
 -export([virtual_pubsub_host_runs_push_notifications_hook/1,
          device_not_registered_disables_the_node/1]).
+%% privacy options (ours)
+-export([privacy_omit_leaves_body_and_sender_out_of_the_publish_iq/1,
+         privacy_replace_puts_the_fixed_text_in_the_publish_iq/1,
+         privacy_applies_to_the_push_notifications_hook/1,
+         privacy_omit_sender_leaves_out_the_jingle_sender/1,
+         privacy_options_are_validated/1]).
 %% hook handlers used by the cases
 -export([unread_count_handler/3, push_notifications_handler/3]).
 
@@ -71,14 +77,15 @@
 %%====================================================================
 
 all() ->
-    [{group, config}, {group, iq}, {group, publish}, {group, plugins}, {group, virtual}].
+    [{group, config}, {group, iq}, {group, publish}, {group, plugins}, {group, virtual},
+     {group, privacy}].
 
 groups() ->
     [{config, [],
       [defaults_are_mongooseim_defaults,
        documented_example_config_boots,
        virtual_pubsub_host_templates_are_validated,
-       rdbms_backend_fails_start_with_a_clear_error,
+       rdbms_backend_without_a_pool_fails_start_with_a_clear_error,
        instrumentation_events_are_declared,
        table_is_created_with_mongooseim_record_shape]},
      {iq, [],
@@ -116,7 +123,13 @@ groups() ->
        custom_plugin_with_only_should_publish]},
      {virtual, [],
       [virtual_pubsub_host_runs_push_notifications_hook,
-       device_not_registered_disables_the_node]}].
+       device_not_registered_disables_the_node]},
+     {privacy, [],
+      [privacy_omit_leaves_body_and_sender_out_of_the_publish_iq,
+       privacy_replace_puts_the_fixed_text_in_the_publish_iq,
+       privacy_applies_to_the_push_notifications_hook,
+       privacy_omit_sender_leaves_out_the_jingle_sender,
+       privacy_options_are_validated]}].
 
 init_per_suite(Config) ->
     {ok, _} = ejabberd_sup:ensure_started(),
@@ -152,10 +165,11 @@ end_per_testcase(_Case, Config) ->
 boots(Case) ->
     not lists:member(Case, [virtual_pubsub_host_templates_are_validated,
                             documented_example_config_boots,
-                            rdbms_backend_fails_start_with_a_clear_error,
+                            rdbms_backend_without_a_pool_fails_start_with_a_clear_error,
                             instrumentation_events_are_declared,
                             table_is_created_with_mongooseim_record_shape,
-                            subscriptions_in_mongooseim_record_shape_are_read]).
+                            subscriptions_in_mongooseim_record_shape_are_read,
+                            privacy_options_are_validated]).
 
 iq_timeout(timeout_does_not_disable_the_node) -> 300;
 iq_timeout(_) -> 5000.
@@ -172,8 +186,22 @@ module_toml(custom_plugin_with_only_should_publish) ->
 module_toml(Case) when Case =:= virtual_pubsub_host_runs_push_notifications_hook;
                        Case =:= device_not_registered_disables_the_node ->
     "  virtual_pubsub_hosts = [\"virtual.@HOST@\", \"push.example.com\"]\n";
+module_toml(privacy_omit_leaves_body_and_sender_out_of_the_publish_iq) ->
+    privacy_toml("  body = \"omit\"\n  sender = \"omit\"\n");
+module_toml(privacy_replace_puts_the_fixed_text_in_the_publish_iq) ->
+    privacy_toml("  body = \"replace\"\n  body_text = \"New message\"\n");
+module_toml(privacy_applies_to_the_push_notifications_hook) ->
+    ["  virtual_pubsub_hosts = [\"virtual.@HOST@\"]\n",
+     privacy_toml("  body = \"replace\"\n  body_text = \"You have a message\"\n"
+                  "  sender = \"omit\"\n")];
+module_toml(privacy_omit_sender_leaves_out_the_jingle_sender) ->
+    ["  plugin_module = \"mod_event_pusher_push_plugin_hints\"\n",
+     privacy_toml("  sender = \"omit\"\n")];
 module_toml(_) ->
     "".
+
+privacy_toml(Lines) ->
+    ["  [modules.mod_event_pusher.push.privacy]\n", Lines].
 
 push_toml(ModuleToml) ->
     [ep_test_host:general_toml(), "[modules.mod_event_pusher.push]\n", ModuleToml].
@@ -187,8 +215,10 @@ defaults_are_mongooseim_defaults(_Config) ->
     Opts = gen_mod:get_module_opts(?HT, mod_event_pusher_push),
     ?assertMatch(#{iqdisc := one_queue, backend := mnesia,
                    plugin_module := mod_event_pusher_push_plugin_defaults,
-                   virtual_pubsub_hosts := [], wpool := #{strategy := available_worker}},
-                 Opts).
+                   virtual_pubsub_hosts := [], wpool := #{strategy := available_worker},
+                   privacy := #{body := keep, sender := keep}},
+                 Opts),
+    ?assertEqual(#{body => keep, sender => keep}, maps:get(privacy, Opts)).
 
 %% Doc: the configuration of doc/push.md boots with those options.
 documented_example_config_boots(_Config) ->
@@ -217,16 +247,17 @@ virtual_pubsub_host_templates_are_validated(_Config) ->
                   ep_test_host:boot(push_toml(["  virtual_pubsub_hosts = [\"", Bad, "\"]\n"])))
      || Bad <- ["sub@HOST@", "x.@HOST@.y"]].
 
-%% Doc: backend = "rdbms" is accepted by the config and fails the start with
-%% an error saying it is not supported yet.
-rdbms_backend_fails_start_with_a_clear_error(_Config) ->
+%% Doc: backend = "rdbms" without an [outgoing_pools.rdbms.default] pool
+%% fails the start with an error that names the missing pool (with a pool,
+%% mod_event_pusher_push_rdbms_SUITE).
+rdbms_backend_without_a_pool_fails_start_with_a_clear_error(_Config) ->
     try ep_test_host:boot(push_toml("  backend = \"rdbms\"\n")) of
         ok -> ct:fail(rdbms_backend_started)
     catch
         _:Reason ->
             Text = iolist_to_binary(io_lib:format("~p", [Reason])),
-            ?assertNotEqual(nomatch, binary:match(Text, <<"push_backend_not_supported">>)),
-            ?assertNotEqual(nomatch, binary:match(Text, <<"not supported yet">>))
+            ?assertNotEqual(nomatch, binary:match(Text, <<"push_rdbms_pool_missing">>)),
+            ?assertNotEqual(nomatch, binary:match(Text, <<"[outgoing_pools.rdbms.default]">>))
     end.
 
 %% Doc: the four outcome events are declared for the host type.
@@ -650,6 +681,78 @@ device_not_registered_disables_the_node(_Config) ->
     deliver(?ALICE, ?BOB, <<"chat">>, <<"hey">>),
     ok = ep_wait:until(fun() -> services(?BOB) =:= {ok, []} end, ?WAIT_MS),
     wait_count(mod_event_pusher_push_disabled, 1).
+
+%%====================================================================
+%% privacy options (ours)
+%%====================================================================
+
+%% Doc: body and sender omitted: the summary form holds the message count
+%% only; the enable form still travels as publish-options.
+privacy_omit_leaves_body_and_sender_out_of_the_publish_iq(Config) ->
+    enable_offline(?BOB, ?PUBSUB, <<"n">>, #{<<"secret">> => <<"abc">>}),
+    deliver(?ALICE, ?BOB, <<"chat">>, <<"secret plans">>),
+    [{_, _, IQ}] = ep_pubsub:wait_for_publishes(?config(pubsub, Config), 1, ?WAIT_MS),
+    ?assertEqual([{<<"message-count">>, [<<"1">>]}], summary_fields(IQ)),
+    ?assertNotEqual(undefined, exml_query:path(IQ, [{element, <<"pubsub">>},
+                                                    {element, <<"publish-options">>}])).
+
+%% Doc: body replaced: the fixed text stands in the body, the sender stays.
+privacy_replace_puts_the_fixed_text_in_the_publish_iq(Config) ->
+    enable_offline(?BOB, ?PUBSUB, <<"n">>, #{}),
+    deliver(?ALICE, ?BOB, <<"chat">>, <<"secret plans">>),
+    [{_, _, IQ}] = ep_pubsub:wait_for_publishes(?config(pubsub, Config), 1, ?WAIT_MS),
+    ?assertEqual([{<<"message-count">>, [<<"1">>]},
+                  {<<"last-message-sender">>, [<<"alice@localhost">>]},
+                  {<<"last-message-body">>, [<<"New message">>]}],
+                 summary_fields(IQ)).
+
+%% Doc: the push_notifications hook (a virtual pubsub host, e.g.
+%% MongoosePush) gets the same redacted fields.
+privacy_applies_to_the_push_notifications_hook(_Config) ->
+    add_push_notifications_handler(ok),
+    enable_offline(?BOB, <<"virtual.localhost">>, <<"n">>, #{}),
+    deliver(?ALICE, ?BOB, <<"chat">>, <<"secret plans">>),
+    receive
+        {push_notifications, _HostType, _Acc, #{notification_forms := Forms}} ->
+            ?assertEqual([#{<<"message-count">> => <<"1">>,
+                            <<"last-message-body">> => <<"You have a message">>}], Forms)
+    after ?WAIT_MS ->
+            ct:fail(push_notifications_not_run)
+    end.
+
+%% Doc: sender omitted also leaves out the hints plugin's `message-sender'
+%% of a Jingle call notification.
+privacy_omit_sender_leaves_out_the_jingle_sender(Config) ->
+    enable_offline(?BOB, ?PUBSUB, <<"n">>, #{}),
+    Propose = #xmlel{name = <<"propose">>,
+                     attrs = #{<<"xmlns">> => <<"urn:xmpp:jingle-message:0">>,
+                               <<"id">> => <<"call-1">>}},
+    Store = #xmlel{name = <<"store">>, attrs = #{<<"xmlns">> => <<"urn:xmpp:hints">>}},
+    Bob = jid:from_binary(?BOB),
+    {ok, _} = ep_test_host:filter_local_packet(jid:from_binary(?ALICE), Bob,
+                                               ep_test_host:message(Bob, <<"chat">>, undefined,
+                                                                    [Propose, Store])),
+    [{_, _, IQ}] = ep_pubsub:wait_for_publishes(?config(pubsub, Config), 1, ?WAIT_MS),
+    ?assertEqual([{<<"jingle-message">>, [<<"propose">>]},
+                  {<<"jingle-session-id">>, [<<"call-1">>]}],
+                 summary_fields(IQ)).
+
+%% Doc: bad privacy values are rejected at parse time, naming the option.
+privacy_options_are_validated(_Config) ->
+    Error = fun(Lines) ->
+                    try ep_test_host:boot(push_toml(privacy_toml(Lines))) of
+                        ok -> ct:fail({accepted, Lines})
+                    catch
+                        error:{config_error, _, [#{toml_path := Path} | _]} -> Path
+                    end
+            end,
+    Section = "modules.mod_event_pusher.push.privacy",
+    ?assertEqual(Section ++ ".body", Error("  body = \"hide\"\n")),
+    ?assertEqual(Section ++ ".sender", Error("  sender = \"replace\"\n")),
+    ?assertEqual(Section ++ ".body_text", Error("  body = \"replace\"\n  body_text = \"\"\n")),
+    ?assertEqual(Section, Error("  body = \"replace\"\n")),
+    ?assertEqual(Section, Error("  body_text = \"x\"\n")),
+    ?assertEqual(Section, Error("  colour = \"red\"\n")).
 
 %%====================================================================
 %% Hook handlers

@@ -21,7 +21,7 @@
 -define(WAIT_MS, 5000).
 
 all() ->
-    [{group, json}, {group, sync}, {group, event_pusher}].
+    [{group, json}, {group, sync}, {group, event_pusher}, {group, privacy}].
 
 groups() ->
     [{json, [],
@@ -43,7 +43,11 @@ groups() ->
        device_not_registered_disables_the_node,
        server_error_then_success_is_delivered_once,
        server_error_throughout_is_counted_and_node_kept,
-       hook_returns_while_mongoosepush_holds_the_request]}].
+       hook_returns_while_mongoosepush_holds_the_request]},
+     {privacy, [],
+      [privacy_silent_notification_has_neither_body_nor_sender,
+       privacy_alert_carries_the_fixed_text_as_body,
+       privacy_alert_without_a_sender_is_not_sent]}].
 
 init_per_suite(Config) ->
     {ok, _} = ejabberd_sup:ensure_started(),
@@ -61,7 +65,8 @@ init_per_testcase(Case, Config) ->
         config_defaults_and_validation ->
             ok;
         _ ->
-            ok = ep_test_host:boot(toml(Sink, api_version(Case), path_prefix(Case))),
+            ok = ep_test_host:boot([toml(Sink, api_version(Case), path_prefix(Case)),
+                                    privacy_toml(Case)]),
             ok = mongoose_instrument:start_recording(
                    instrument_helper:declared_events(mod_push_service_mongoosepush, [?HT])
                    ++ instrument_helper:declared_events(mod_event_pusher_push, [?HT]))
@@ -80,6 +85,19 @@ api_version(_) -> "v3".
 
 path_prefix(prefix_is_concatenated_and_device_id_is_not_escaped) -> "/api";
 path_prefix(_) -> "/".
+
+%% (ours) mod_event_pusher_push's privacy options, per case.
+privacy_toml(privacy_silent_notification_has_neither_body_nor_sender) ->
+    privacy_section("  body = \"omit\"\n  sender = \"omit\"\n");
+privacy_toml(privacy_alert_carries_the_fixed_text_as_body) ->
+    privacy_section("  body = \"replace\"\n  body_text = \"New message\"\n");
+privacy_toml(privacy_alert_without_a_sender_is_not_sent) ->
+    privacy_section("  sender = \"omit\"\n");
+privacy_toml(_) ->
+    "".
+
+privacy_section(Lines) ->
+    ["\n[modules.mod_event_pusher.push.privacy]\n", Lines].
 
 toml(Sink, ApiVersion, PathPrefix) ->
     [ep_test_host:general_toml(),
@@ -311,6 +329,41 @@ hook_returns_while_mongoosepush_holds_the_request(Config) ->
     ?assertEqual([], mongoose_instrument:recorded(?METRIC, ?LABELS)),
     ok = ep_http_sink:release(Sink),
     wait_event(code_is(<<"200">>)).
+
+%%====================================================================
+%% privacy (ours: mod_event_pusher_push's privacy options)
+%%====================================================================
+
+%% Doc: body and sender left out: a silent notification's `data' holds the
+%% message count only.
+privacy_silent_notification_has_neither_body_nor_sender(Config) ->
+    enable_offline(?BOB, <<"n1">>, (options())#{<<"silent">> => <<"true">>}),
+    deliver(<<"Alice@localhost/phone">>, ?BOB, <<"chat">>, <<"secret plans">>),
+    [N] = notifications(Config, 1),
+    ?assertEqual(<<"{\"service\":\"apns\",\"data\":{\"message-count\":1}}">>,
+                 maps:get(body, N)).
+
+%% Doc: the body replaced by a fixed text: the alert's body is that text,
+%% the sender is still the title and tag.
+privacy_alert_carries_the_fixed_text_as_body(Config) ->
+    enable_offline(?BOB, <<"n1">>, options()),
+    deliver(<<"Alice@localhost/phone">>, ?BOB, <<"chat">>, <<"secret plans">>),
+    [N] = notifications(Config, 1),
+    ?assertEqual(<<"{\"service\":\"apns\",\"alert\":{\"title\":\"alice@localhost\","
+                   "\"tag\":\"alice@localhost\",\"body\":\"New message\",\"badge\":1}}">>,
+                 maps:get(body, N)).
+
+%% Doc: an alert needs a sender (its title) as in MongooseIM: with the sender
+%% left out only silent notifications can be sent; an alert is not built
+%% (`make_notification_failed') and nothing reaches MongoosePush.
+privacy_alert_without_a_sender_is_not_sent(Config) ->
+    start_log_capture(),
+    enable_offline(?BOB, <<"n1">>, options()),
+    deliver(<<"Alice@localhost/phone">>, ?BOB, <<"chat">>, <<"secret plans">>),
+    #{notification := Fields} = wait_for_log(make_notification_failed),
+    ?assertEqual(#{<<"message-count">> => <<"1">>, <<"last-message-body">> => <<"secret plans">>},
+                 Fields),
+    ?assertEqual([], ep_mongoosepush:notifications(?config(sink, Config))).
 
 %%====================================================================
 %% Helpers

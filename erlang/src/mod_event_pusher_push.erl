@@ -46,11 +46,12 @@
 %% gen_mod callbacks
 %%--------------------------------------------------------------------
 
-%% @doc Refuses at once a backend this build lacks (rdbms), then brings up
-%% the workers, the storage, the plugin and the IQ handlers, in that order.
+%% @doc Refuses at once a backend the host type cannot run (rdbms without
+%% an rdbms pool), then brings up the workers, the storage, the plugin and
+%% the IQ handlers, in that order.
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, #{backend := Backend} = Opts) ->
-    ok = mod_event_pusher_push_backend:check_supported(Backend),
+    ok = mod_event_pusher_push_backend:check_supported(HostType, Backend),
     ?LOG_INFO(#{what => event_pusher_push_starting, host_type => HostType, backend => Backend}),
     {ok, _} = mongoose_wpool:start(generic, HostType, ?WORKERS,
                                    maps:to_list(maps:get(wpool, Opts))),
@@ -77,8 +78,9 @@ hooks(HostType) ->
     lists:map(fun({Name, Priority}) -> {Name, HostType, fun ?MODULE:Name/3, #{}, Priority} end,
               [{remove_user, 90}, {remove_domain, 50}, {push_event, 50}]).
 
-%% @doc MongooseIM's options. `backend' takes the names MongooseIM knows;
-%% rdbms is refused at start (not at parse time) with a readable error.
+%% @doc MongooseIM's options, and (ours) `privacy'
+%% (mod_event_pusher_push_privacy). `backend' rdbms needs an rdbms pool,
+%% checked at start.
 -spec config_spec() -> mongoose_config_spec:config_section().
 config_spec() ->
     Options = [{<<"iqdisc">>, mongoose_config_spec:iqdisc(), one_queue},
@@ -87,7 +89,8 @@ config_spec() ->
                               #section{include = always}, none},
                {<<"plugin_module">>, #option{type = atom, validate = module},
                 mod_event_pusher_push_plugin:default_plugin_module()},
-               {<<"virtual_pubsub_hosts">>, #list{items = pubsub_host_template()}, []}],
+               {<<"virtual_pubsub_hosts">>, #list{items = pubsub_host_template()}, []},
+               {<<"privacy">>, mod_event_pusher_push_privacy:config_spec(), none}],
     #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
              defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options,
                                                           Default =/= none])}.

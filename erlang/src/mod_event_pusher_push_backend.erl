@@ -2,11 +2,10 @@
 %% the calls mod_event_pusher_push makes, sent to the store the `backend'
 %% option names (`mod_event_pusher_push_<backend>').
 %%
-%% Only the mnesia store exists in this build; `backend = "rdbms"' is
-%% accepted by the config (MongooseIM's option) and refused at start.
+%% Two stores, MongooseIM's: mnesia and rdbms (which needs an rdbms pool).
 -module(mod_event_pusher_push_backend).
 
--export([check_supported/1, init/2, enable/5, disable/2, disable/4,
+-export([check_supported/2, init/2, enable/5, disable/2, disable/4,
          get_publish_services/2, remove_domain/2]).
 
 -callback init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
@@ -26,15 +25,26 @@
 
 -callback remove_domain(mongooseim:host_type(), jid:lserver()) -> ok.
 
-%% @doc ok for a backend this build can run; an error naming the backend
-%% otherwise (raised, so that the module's start fails with it).
--spec check_supported(atom()) -> ok.
-check_supported(mnesia) ->
+%% @doc ok when the host type can run the backend; otherwise raises an error
+%% that says what is missing, so that the module's start fails with it.
+%% (ours) MongooseIM starts an rdbms store without a pool and fails each
+%% query later; we refuse the start instead.
+-spec check_supported(mongooseim:host_type(), atom()) -> ok.
+check_supported(_HostType, mnesia) ->
     ok;
-check_supported(Backend) ->
-    error(#{what => push_backend_not_supported, backend => Backend,
-            text => <<"mod_event_pusher_push: this backend is not supported yet; "
-                      "use backend = \"mnesia\"">>}).
+check_supported(HostType, rdbms) ->
+    case has_rdbms_pool(HostType) of
+        true ->
+            ok;
+        false ->
+            error(#{what => push_rdbms_pool_missing, host_type => HostType,
+                    text => <<"mod_event_pusher_push: backend = \"rdbms\" needs an "
+                              "[outgoing_pools.rdbms.default] pool (global or for this "
+                              "host type)">>})
+    end;
+check_supported(HostType, Backend) ->
+    error(#{what => push_backend_not_supported, host_type => HostType, backend => Backend,
+            text => <<"mod_event_pusher_push: unknown backend">>}).
 
 -spec init(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 init(HostType, Opts) ->
@@ -68,6 +78,18 @@ remove_domain(HostType, Domain) ->
 to_store(HostType, Callback, Args) ->
     #{backend := Backend} = gen_mod:get_module_opts(HostType, mod_event_pusher_push),
     erlang:apply(store_module(Backend), Callback, [HostType | Args]).
+
+%% The pool mongoose_rdbms queries for the host type: tag `default', in
+%% the host type's own pools or among the global ones (scope `global' or
+%% `host_type').
+-spec has_rdbms_pool(mongooseim:host_type()) -> boolean().
+has_rdbms_pool(HostType) ->
+    Global = [Scope || #{type := rdbms, tag := default, scope := Scope}
+                           <- mongoose_config:get_opt(outgoing_pools, []),
+                       lists:member(Scope, [global, host_type, HostType])],
+    Own = [Pool || #{type := rdbms, tag := default} = Pool
+                       <- mongoose_config:get_opt({outgoing_pools, HostType}, [])],
+    Global ++ Own =/= [].
 
 %% Named, not built: a node that loads modules on demand may not have
 %% loaded the store yet, so its atom need not exist.

@@ -44,11 +44,13 @@ init(HostType, Opts) ->
 
 %% @doc The flow of doc/compatibility.md §7 for one event: prepare (`skip' ends it),
 %% look up the recipient's services, keep those to notify, publish.
+%% (ours) The prepared fields pass the `privacy' options first, so every
+%% publish_notification (and what it sends) gets them redacted.
 %% `skipped' is counted only for a recipient who enabled some service.
 -spec run(mongoose_acc:t(), mod_event_pusher:event(), jid:jid()) -> mongoose_acc:t().
 run(Acc, Event, BareRecipient) ->
     HostType = mongoose_acc:host_type(Acc),
-    Prepared = prepare_notification(Acc, Event),
+    Prepared = redact(HostType, prepare_notification(Acc, Event)),
     Lookup = mod_event_pusher_push_backend:get_publish_services(HostType, BareRecipient),
     case {Prepared, Lookup} of
         {skip, {ok, [_ | _]}} ->
@@ -93,6 +95,15 @@ publish_notification(Acc, Event, Payload, Services) when Services =/= [] ->
     call(Acc, publish_notification, [Acc, Event, Payload, Services]);
 publish_notification(Acc, _Event, _Payload, []) ->
     Acc.
+
+%% The `privacy' options applied to prepared fields.
+-spec redact(mongooseim:host_type(), push_payload() | skip) -> push_payload() | skip.
+redact(_HostType, skip) ->
+    skip;
+redact(HostType, Payload) ->
+    Opts = gen_mod:get_module_opts(HostType, mod_event_pusher_push),
+    mod_event_pusher_push_privacy:redact(maps:get(privacy, Opts, #{body => keep, sender => keep}),
+                                         Payload).
 
 -spec default_plugin_module() -> module().
 default_plugin_module() ->

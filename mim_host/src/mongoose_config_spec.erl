@@ -3,7 +3,7 @@
 %% Every top-level section and `general' key of MongooseIM 6.8 is accepted;
 %% any other key is rejected, naming its path. Emulated with MongooseIM's
 %% processing and defaults: `general', `internal_databases', `outgoing_pools'
-%% (types `http' and `rabbit' fully, with the client TLS section; the other
+%% (types `http', `rabbit' and `rdbms' fully, with the client TLS section; the other
 %% types with their generic worker pool options and an unvalidated
 %% connection), `modules' (modules loadable here, with their config_spec/0),
 %% `shaper', `acl', `access' and `[[host_config]]'. Accepted with light
@@ -37,6 +37,7 @@
          process_host_config_pool/2,
          process_iqdisc/1,
          process_tls/1,
+         process_rdbms_connection/1,
          process_acl_condition/1,
          module_spec/1]).
 
@@ -208,7 +209,7 @@ process_iqdisc(#{type := Type, workers := _}) ->
 process_iqdisc(#{type := Type}) -> Type.
 
 %% path: outgoing_pools, host_config[].outgoing_pools
-%% The connections of `http' and `rabbit' pools are emulated; those of other
+%% The connections of `http', `rabbit' and `rdbms' pools are emulated; those of other
 %% types are kept unvalidated (our product ignores those pools).
 outgoing_pools(Scope) ->
     PoolsOfType = fun(Type) ->
@@ -253,13 +254,19 @@ wpool_strategies() ->
     [best_worker, random_worker, next_worker, available_worker, next_available_worker].
 
 %% A pool in host_config belongs to that host type and takes no `scope'.
+%% An rdbms pool cannot do without its connection (driver, database).
 outgoing_pool_extra(host_config, Type) ->
     #section{items = #{<<"connection">> => outgoing_pool_connection(Type)},
+             required = required_pool_keys(Type),
              process = fun ?MODULE:process_host_config_pool/2};
 outgoing_pool_extra(global_config, Type) ->
     section([{<<"scope">>, enum([global, host_type, host]), global},
              {<<"connection">>, outgoing_pool_connection(Type)}],
-            #section{process = fun ?MODULE:process_pool/2}).
+            #section{required = required_pool_keys(Type),
+                     process = fun ?MODULE:process_pool/2}).
+
+required_pool_keys(<<"rdbms">>) -> [<<"connection">>];
+required_pool_keys(_) -> [].
 
 %% path: (host_config[].)outgoing_pools.*.*.connection
 outgoing_pool_connection(<<"http">>) ->
@@ -278,8 +285,28 @@ outgoing_pool_connection(<<"rabbit">>) ->
              {<<"tls">>, tls([client])},
              {<<"reconnect">>, rabbit_reconnect()}],
             #section{include = always});
+outgoing_pool_connection(<<"rdbms">>) ->
+    NonEmpty = #option{type = string, validate = non_empty},
+    section([{<<"driver">>, enum([pgsql, mysql, cockroachdb])},
+             {<<"keepalive_interval">>, int(positive)},
+             {<<"query_timeout">>, int(non_negative), 5000},
+             {<<"max_start_interval">>, int(positive), 30},
+             {<<"host">>, NonEmpty},
+             {<<"database">>, NonEmpty},
+             {<<"username">>, NonEmpty},
+             {<<"password">>, NonEmpty},
+             {<<"port">>, int(port)},
+             {<<"tls">>, sql_tls()}],
+            #section{required = [<<"driver">>],
+                     process = fun ?MODULE:process_rdbms_connection/1});
 outgoing_pool_connection(_Other) ->
     mongoose_config_spec_unemulated:pool_connection().
+
+%% path: (host_config[].)outgoing_pools.rdbms.*.connection.tls
+sql_tls() ->
+    mongoose_config_utils:merge_sections(tls([client]),
+                                         section([{<<"required">>, #option{type = boolean}}],
+                                                 #section{})).
 
 %% path: (host_config[].)outgoing_pools.rabbit.*.connection.reconnect
 %% (delay in ms)
@@ -490,6 +517,35 @@ process_tls(Opts = #{certfile := CertFile}) when not is_map_key(keyfile, Opts) -
             certfile => CertFile});
 process_tls(Opts) ->
     Opts.
+
+%% @doc An rdbms connection as MongooseIM's `mongoose_rdbms:process_options/1'
+%% makes it: `host', `database', `username' and `password' are required
+%% (every driver has them); the port defaults by driver; `tls.required'
+%% defaults to false (pgsql, cockroachdb) and is refused for mysql.
+-spec process_rdbms_connection(map()) -> map().
+process_rdbms_connection(Opts) ->
+    case [K || K <- [host, database, username, password], not maps:is_key(K, Opts)] of
+        [] ->
+            rdbms_default_port(rdbms_tls(Opts));
+        Missing ->
+            error(#{what => invalid_rdbms_connection_options,
+                    text => <<"An rdbms connection needs host, database, username and password">>,
+                    missing_keys => Missing})
+    end.
+
+rdbms_tls(#{driver := mysql, tls := #{required := _}}) ->
+    error(#{what => invalid_rdbms_tls_options,
+            text => <<"The 'required' option is not supported for MySQL">>});
+rdbms_tls(#{driver := Driver, tls := TLS} = Opts) when Driver =:= pgsql;
+                                                     Driver =:= cockroachdb ->
+    Opts#{tls := maps:merge(#{required => false}, TLS)};
+rdbms_tls(Opts) ->
+    Opts.
+
+rdbms_default_port(#{port := _} = Opts) -> Opts;
+rdbms_default_port(#{driver := pgsql} = Opts) -> Opts#{port => 5432};
+rdbms_default_port(#{driver := cockroachdb} = Opts) -> Opts#{port => 26257};
+rdbms_default_port(#{driver := mysql} = Opts) -> Opts#{port => 3306}.
 
 %% Post-processing
 

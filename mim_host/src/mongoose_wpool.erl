@@ -4,7 +4,9 @@
 %% Our product runs its own pools (in Rust) from the `outgoing_pools' config,
 %% so here a pool is a record in the `mongoose_wpool' ETS table plus an idle
 %% placeholder process under ejabberd_sup standing for the pool supervisor
-%% (`start' returns `{ok, Pid}' as MongooseIM does). Pools with scope
+%% (`start' returns `{ok, Pid}' as MongooseIM does). An `rdbms' pool is
+%% different: MongooseIM's own modules query through it, so its process is a
+%% real database connection (mongoose_rdbms), asked with `call/4'. Pools with scope
 %% `host_type' are expanded per host type; lookups fall back from a host type
 %% to `global'. Each pool's instrumentation is set up as in MongooseIM: the
 %% type's callback module `mongoose_wpool_<Type>:instrumentation/2' when it
@@ -45,6 +47,10 @@
 -type pool_map() :: #{type := pool_type(), host_type := mongooseim:host_type_or_global(),
                       tag := tag(), opts := pool_opts(), conn_opts := conn_opts()}.
 -type start_result() :: {ok, pid()} | {error, term()}.
+-type mfa_args() :: {module(), atom(), list()}.
+%% What a pool's process runs: `{M, F, A}' for a generic pool, a
+%% mongoose_rdbms request for an rdbms pool.
+-type request() :: {module(), atom(), list()} | tuple().
 
 -export_type([pool_type/0, tag/0, scope/0, proc_name/0, pool_name/0, pool_opts/0,
               conn_opts/0]).
@@ -97,13 +103,13 @@ start(Type, HostType, Tag, Opts) ->
 
 -spec start(pool_type(), mongooseim:host_type_or_global(), tag(), pool_opts(), conn_opts()) ->
           start_result().
-start(Type, HostType, Tag, Opts, _ConnOpts) ->
+start(Type, HostType, Tag, Opts, ConnOpts) ->
     ok = ensure_started(),
     Name = {Type, HostType, Tag},
     AtomName = make_pool_name(Type, HostType, Tag),
     ok = stop_if_running(Type, HostType, Tag),
     mongoose_instrument:set_up(instrumentation(Type, HostType, Tag)),
-    Spec = #{id => {?MODULE, Name}, start => {?MODULE, start_placeholder, [AtomName]},
+    Spec = #{id => {?MODULE, Name}, start => pool_process(Type, AtomName, Opts, ConnOpts),
              restart => temporary, shutdown => 5000, type => worker, modules => [?MODULE]},
     case supervisor:start_child(ejabberd_sup, Spec) of
         {ok, Pid} ->
@@ -218,6 +224,14 @@ instrumentation(Type, HostType, Tag) ->
 %% Placeholder process
 %%--------------------------------------------------------------------
 
+%% The process standing for a pool: a database connection for rdbms, else
+%% the placeholder.
+-spec pool_process(pool_type(), proc_name(), pool_opts(), conn_opts()) -> mfa_args().
+pool_process(rdbms, AtomName, Opts, ConnOpts) ->
+    {mongoose_rdbms, start_link, [AtomName, Opts, ConnOpts]};
+pool_process(_Type, AtomName, _Opts, _ConnOpts) ->
+    {?MODULE, start_placeholder, [AtomName]}.
+
 %% @doc An idle process registered under the pool's name, standing for the
 %% pool supervisor; it exits when ejabberd_sup stops it.
 -spec start_placeholder(proc_name()) -> {ok, pid()}.
@@ -260,16 +274,27 @@ cast(Type, HostType, Tag, Request) ->
         Error -> Error
     end.
 
-%% @doc Runs `{M, F, A}' in the pool and returns its result, within the
-%% pool's `call_timeout'.
--spec call(pool_type(), mongooseim:host_type_or_global(), tag(), {module(), atom(), list()}) ->
+%% @doc Runs `{M, F, A}' in a generic pool (a request in an rdbms pool) and
+%% returns its result, within the pool's `call_timeout'.
+-spec call(pool_type(), mongooseim:host_type_or_global(), tag(), request()) ->
           term() | {error, pool_not_started | timeout}.
 call(Type, HostType, Tag, Request) ->
     case worker(Type, HostType, Tag) of
         {ok, Pid, Timeout} ->
-            Ref = make_ref(),
-            Pid ! {'$wpool_call', self(), Ref, Request},
-            receive {Ref, Result} -> Result after Timeout -> {error, timeout} end;
+            %% The monitor's reference is the alias the answer comes to, so
+            %% a late answer is dropped and a dead worker ends the wait.
+            Ref = erlang:monitor(process, Pid, [{alias, demonitor}]),
+            Pid ! {'$wpool_call', Ref, Ref, Request},
+            receive
+                {Ref, Result} ->
+                    erlang:demonitor(Ref, [flush]),
+                    Result;
+                {'DOWN', Ref, process, Pid, Why} ->
+                    {error, {worker_down, Why}}
+            after Timeout ->
+                    erlang:demonitor(Ref, [flush]),
+                    {error, timeout}
+            end;
         Error ->
             Error
     end.

@@ -48,6 +48,8 @@
          unknown_pool_type_is_rejected/1,
          empty_pool_tag_is_rejected/1,
          rabbit_pool_gets_defaults/1,
+         rdbms_pool_connection_gets_mongooseim_defaults/1,
+         rdbms_pool_options_are_validated_with_their_path/1,
          rabbit_connection_options_are_validated/1,
          unknown_connection_option_is_rejected/1]).
 -export([tls_appears_only_when_configured/1,
@@ -119,6 +121,8 @@ groups() ->
                           unknown_pool_type_is_rejected,
                           empty_pool_tag_is_rejected,
                           rabbit_pool_gets_defaults,
+                          rdbms_pool_connection_gets_mongooseim_defaults,
+                          rdbms_pool_options_are_validated_with_their_path,
                           rabbit_connection_options_are_validated,
                           unknown_connection_option_is_rejected]},
      {tls, [parallel], [tls_appears_only_when_configured,
@@ -704,7 +708,8 @@ operator_config_loads_with_our_module_options(Config) ->
                     conn_opts := #{host := "http://127.0.0.1:9090"}},
                   #{type := rdbms, tag := default, scope := global,
                     opts := #{workers := 8, call_timeout := 60000},
-                    conn_opts := #{driver := <<"pgsql">>, tls := #{required := true}}}],
+                    conn_opts := #{driver := pgsql, port := 5432, host := "db.internal",
+                                   tls := #{required := true, verify_mode := peer}}}],
                  opt(outgoing_pools, Opts)),
     ?assertEqual([<<"chat.example.org">>, <<"example.net">>], opt(hosts, Opts)),
     ?assertEqual(notice, opt(loglevel, Opts)),
@@ -779,13 +784,83 @@ mongooseim_module_is_accepted_but_not_started(Config) ->
     ?assertMatch(#{toml_path := "modules.mod_mam", reason := wrong_node_type},
                  the_error(Config, [general(), "[modules]\nmod_mam = 1\n"])).
 
+%% Doc: an rdbms connection as MongooseIM processes it: the port by driver,
+%% query_timeout 5000, max_start_interval 30, tls.required false for pgsql;
+%% the pool's call_timeout 60000.
+rdbms_pool_connection_gets_mongooseim_defaults(Config) ->
+    Conn = "host = \"db\"\ndatabase = \"d\"\nusername = \"u\"\npassword = \"p\"\n",
+    Pool = fun(Driver, Extra) ->
+                   [#{conn_opts := ConnOpts, opts := Opts}] =
+                       pools(Config, ["[outgoing_pools.rdbms.default]\n",
+                                      "[outgoing_pools.rdbms.default.connection]\n",
+                                      "driver = \"", Driver, "\"\n", Conn, Extra]),
+                   {ConnOpts, Opts}
+           end,
+    Base = #{host => "db", database => "d", username => "u", password => "p",
+             query_timeout => 5000, max_start_interval => 30},
+    ?assertEqual({Base#{driver => pgsql, port => 5432},
+                  #{workers => 10, strategy => best_worker, call_timeout => 60000}},
+                 Pool("pgsql", "")),
+    ?assertEqual(Base#{driver => mysql, port => 3306}, element(1, Pool("mysql", ""))),
+    ?assertEqual(Base#{driver => cockroachdb, port => 26257},
+                 element(1, Pool("cockroachdb", ""))),
+    ?assertMatch(#{port := 6432, keepalive_interval := 30, query_timeout := 0,
+                   tls := #{required := false, verify_mode := none}},
+                 element(1, Pool("pgsql", "port = 6432\nkeepalive_interval = 30\n"
+                                          "query_timeout = 0\ntls.verify_mode = \"none\"\n"))),
+    ?assertMatch(#{tls := #{required := true}},
+                 element(1, Pool("pgsql", "tls.required = true\n"))).
+
+%% Doc: bad rdbms pool options are rejected, each error naming its path.
+rdbms_pool_options_are_validated_with_their_path(Config) ->
+    Error = fun(Toml) ->
+                    path_and_reason(the_error(Config, [general(),
+                                                       "[outgoing_pools.rdbms.default]\n",
+                                                       Toml]))
+            end,
+    Conn = "host = \"db\"\ndatabase = \"d\"\nusername = \"u\"\npassword = \"p\"\n",
+    C = "outgoing_pools.rdbms.default.connection",
+    ?assertEqual({"outgoing_pools.rdbms.default", missing_mandatory_keys}, Error("workers = 2\n")),
+    ?assertEqual({C, missing_mandatory_keys}, Error(["[outgoing_pools.rdbms.default.connection]\n",
+                                                     Conn])),
+    ?assertEqual({C ++ ".driver", validate_enum_failed},
+                 Error(["[outgoing_pools.rdbms.default.connection]\ndriver = \"odbc\"\n", Conn])),
+    ?assertMatch({C, invalid_rdbms_connection_options},
+                 Error("[outgoing_pools.rdbms.default.connection]\ndriver = \"pgsql\"\n"
+                       "host = \"db\"\n")),
+    #{missing_keys := [database, username, password]} =
+        the_error(Config, [general(), "[outgoing_pools.rdbms.default.connection]\n"
+                                      "driver = \"pgsql\"\nhost = \"db\"\n"]),
+    Bad = fun(Line) ->
+                  Error(["[outgoing_pools.rdbms.default.connection]\ndriver = \"pgsql\"\n",
+                         Conn, Line])
+          end,
+    ?assertMatch({"outgoing_pools.rdbms.default.connection.port", _}, Bad("port = 70000\n")),
+    ?assertMatch({"outgoing_pools.rdbms.default.connection.query_timeout", _},
+                 Bad("query_timeout = -1\n")),
+    ?assertMatch({"outgoing_pools.rdbms.default.connection.keepalive_interval", _},
+                 Bad("keepalive_interval = 0\n")),
+    ?assertMatch({"outgoing_pools.rdbms.default.connection.max_start_interval", _},
+                 Bad("max_start_interval = 0\n")),
+    ?assertMatch({"outgoing_pools.rdbms.default.connection.password", _},
+                 Error("[outgoing_pools.rdbms.default.connection]\ndriver = \"pgsql\"\n"
+                       "host = \"db\"\ndatabase = \"d\"\nusername = \"u\"\npassword = \"\"\n")),
+    ?assertMatch({"outgoing_pools.rdbms.default.connection.tls.required", _},
+                 Bad("tls.required = \"yes\"\n")),
+    ?assertMatch({"outgoing_pools.rdbms.default.connection", unexpected_key},
+                 Bad("settings = \"DSN=x\"\n")),
+    ?assertEqual({C, invalid_rdbms_tls_options},
+                 Error(["[outgoing_pools.rdbms.default.connection]\ndriver = \"mysql\"\n",
+                        Conn, "tls.required = true\n"])).
+
 other_pool_types_get_generic_options(Config) ->
     Pools = pools(Config, ["[outgoing_pools.cassandra.default]\n",
                            "[outgoing_pools.elastic.default]\n",
                            "[outgoing_pools.ldap.default]\nconnection.servers = [\"ldap\"]\n",
                            "[outgoing_pools.rdbms.default]\nscope = \"host_type\"\n"
                            "max_worker_queue_len = 10\n"
-                           "connection = {driver = \"mysql\", port = 3306, tls.required = true}\n",
+                           "connection = {driver = \"mysql\", port = 3307, host = \"db\", "
+                           "database = \"d\", username = \"u\", password = \"p\"}\n",
                            "[outgoing_pools.redis.global_distrib]\n"
                            "strategy = \"random_worker\"\n"]),
     ?assertEqual([#{type => cassandra, scope => global, tag => default, conn_opts => #{},
@@ -795,8 +870,9 @@ other_pool_types_get_generic_options(Config) ->
                   #{type => ldap, scope => global, tag => default,
                     conn_opts => #{servers => [<<"ldap">>]}, opts => default_wpool_opts()},
                   #{type => rdbms, scope => host_type, tag => default,
-                    conn_opts => #{driver => <<"mysql">>, port => 3306,
-                                   tls => #{required => true}},
+                    conn_opts => #{driver => mysql, port => 3307, host => "db", database => "d",
+                                   username => "u", password => "p", query_timeout => 5000,
+                                   max_start_interval => 30},
                     opts => #{workers => 10, strategy => best_worker, call_timeout => 60000,
                               max_worker_queue_len => 10}},
                   #{type => redis, scope => global, tag => global_distrib, conn_opts => #{},
@@ -805,9 +881,9 @@ other_pool_types_get_generic_options(Config) ->
     %% the generic options are validated
     ?assertMatch(#{toml_path := "outgoing_pools.redis.default.workers"},
                  the_error(Config, [general(), "[outgoing_pools.redis.default]\nworkers = 0\n"])),
-    ?assertMatch(#{toml_path := "outgoing_pools.rdbms.default",
+    ?assertMatch(#{toml_path := "outgoing_pools.redis.default",
                    reason := invalid_worker_pool_strategy_option},
-                 the_error(Config, [general(), "[outgoing_pools.rdbms.default]\n"
+                 the_error(Config, [general(), "[outgoing_pools.redis.default]\n"
                                                "strategy = \"next_worker\"\n"
                                                "max_worker_queue_len = 1\n"])),
     %% a pool of host_config belongs to its host type

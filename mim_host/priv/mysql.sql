@@ -1,0 +1,14 @@
+-- The push subscriptions table of MongooseIM's mod_event_pusher_push_rdbms,
+-- with the columns, primary key, index and table options of MongooseIM's
+-- priv/mysql.sql. Loaded into the test database by scripts/services.sh.
+CREATE TABLE event_pusher_push_subscription (
+    owner_jid VARCHAR(250),
+    node VARCHAR(250),
+    pubsub_jid VARCHAR(250),
+    form JSON NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (owner_jid, node, pubsub_jid)
+) CHARACTER SET utf8mb4
+  ROW_FORMAT=DYNAMIC;
+
+CREATE INDEX i_event_pusher_push_subscription ON event_pusher_push_subscription(owner_jid);
