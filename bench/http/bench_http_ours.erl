@@ -52,10 +52,7 @@ row(Port) ->
                       end,
     {Counted, Bytes} = bench_sink:count(Port),
     %% Retried attempts explain a sink count above the events sent.
-    Stats = case mongoose_event_pusher_pool_registry:lookup(http, Host, bench) of
-                undefined -> #{};
-                Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
-            end,
+    Stats = pool_stats(Host),
     bench_callers:report(a, Result#{sink_count => Counted, sink_bytes => Bytes,
                                     retried => maps:get(retried, Stats, 0),
                                     failed_attempts => maps:get(failed_attempts, Stats, 0)}),
@@ -71,3 +68,12 @@ toml(Port, Workers, Events) ->
                   "[modules.mod_event_pusher.http]~n"
                   "  handlers = [{pool_name = \"bench\", path = \"/notify\"}]~n",
                   [Workers, (Events + Workers - 1) div Workers, Port]).
+
+%% The pool's counters; none from a build before the pool registry (an
+%% OURS_LIB snapshot of bench/ab_http.sh).
+pool_stats(Host) ->
+    try mongoose_event_pusher_pool_registry:lookup(http, Host, bench) of
+        undefined -> #{};
+        Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
+    catch error:undef -> #{}
+    end.

@@ -18,7 +18,7 @@
 %% The push_notifications handler, the results of its requests (called by
 %% mongoose_event_pusher_pool_owner), the body (exported for tests and the
 %% benchmark), and the gen_mod callbacks
--export([push_notifications/3, handle_pool_result/2, make_notification/2,
+-export([push_notifications/3, handle_pool_result/2, make_notification/2, make_notification/3,
          start/2, stop/1, hooks/1, config_spec/0, instrumentation/1, supported_features/0]).
 
 -include("mongoose.hrl").
@@ -184,6 +184,15 @@ handle_pool_result(Ctx = #ctx{host_type = HostType, path = Path}, {dropped, Reas
 %% `message-count' is not an integer: the caller logs `make_notification_failed'.
 -spec make_notification(#{binary() => binary()}, #{binary() => binary()}) -> binary().
 make_notification(Notification, Options) ->
+    make_notification(Notification, Options, []).
+
+%% @doc (ours) `Omitted': the fields mod_event_pusher_push's privacy options
+%% left out. An alert lacking one of those gets it empty (MongoosePush
+%% requires a title and a body) and no `tag'; any other missing field fails
+%% the alert, as in MongooseIM.
+-spec make_notification(#{binary() => binary()}, #{binary() => binary()}, [binary()]) ->
+          binary().
+make_notification(Notification, Options, Omitted) ->
     Params = maps:merge(#{service => maps:get(<<"service">>, Options)},
                         maps:with(?OPTIONAL_KEYS, Options)),
     Fields = count_as_integer(Notification),
@@ -191,15 +200,36 @@ make_notification(Notification, Options) ->
                   #{<<"silent">> := <<"true">>} ->
                       #{data => Fields};
                   _ ->
-                      Sender = maps:get(<<"last-message-sender">>, Fields),
-                      Alert = #{body => maps:get(<<"last-message-body">>, Fields),
-                                title => Sender,
-                                tag => Sender,
-                                badge => maps:get(<<"message-count">>, Fields)},
+                      Sender = alert_field(<<"last-message-sender">>, Fields, Omitted),
+                      Alert0 = #{body => alert_field(<<"last-message-body">>, Fields, Omitted),
+                                 title => Sender,
+                                 badge => maps:get(<<"message-count">>, Fields)},
+                      Alert = case Sender of
+                                  <<>> -> Alert0;
+                                  _ -> Alert0#{tag => Sender}
+                              end,
                       #{alert => maps:merge(Alert, maps:with([<<"click_action">>, <<"sound">>],
                                                              Options))}
               end,
     mod_push_service_mongoosepush_json:encode(maps:merge(Params, Content)).
+
+-spec alert_field(binary(), map(), [binary()]) -> binary().
+alert_field(Key, Fields, Omitted) ->
+    case maps:find(Key, Fields) of
+        {ok, Value} -> Value;
+        error ->
+            case lists:member(Key, Omitted) of
+                true -> <<>>;
+                false -> error({missing_field, Key})
+            end
+    end.
+
+%% (ours) The fields the host type's push privacy options leave out.
+-spec omitted_fields(mongooseim:host_type()) -> [binary()].
+omitted_fields(HostType) ->
+    Privacy = gen_mod:get_module_opt(HostType, mod_event_pusher_push, privacy, #{}),
+    [<<"last-message-body">> || maps:get(body, Privacy, keep) =:= omit]
+        ++ [<<"last-message-sender">> || maps:get(sender, Privacy, keep) =:= omit].
 
 %% MongoosePush wants the count as a number; the form carries text.
 -spec count_as_integer(#{binary() => binary()}) -> #{binary() => binary() | integer()}.
@@ -268,7 +298,7 @@ submit_all([], _Options, _Ctx, _Settings, Result) ->
 -spec build_and_submit(map(), map(), ctx(), map()) -> ok | {error, term()}.
 build_and_submit(Form, Options, Ctx = #ctx{host_type = HostType, path = Path},
                  #{pool_name := PoolName}) ->
-    try make_notification(Form, Options) of
+    try make_notification(Form, Options, omitted_fields(HostType)) of
         Body ->
             submit(mongoose_event_pusher_pool_hold:pool(http, HostType, PoolName),
                    {{?MODULE, Ctx}, Path, ?HEADERS, Body, ?MAX_RETRIES, ?RETRY_BASE_MS},
