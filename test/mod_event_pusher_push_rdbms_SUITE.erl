@@ -94,7 +94,7 @@ init_per_testcase(Case, Config) ->
 
 end_per_testcase(_Case, Config) ->
     ep_test_host:shutdown(),
-    close_sessions(),
+    ep_sessions:close_all(),
     [ok = ep_tcp_proxy:stop(P) || P <- [?config(proxy, Config)], P =/= undefined],
     ep_pubsub:stop(?config(pubsub2, Config)),
     ep_pubsub:stop(?config(pubsub, Config)).
@@ -113,7 +113,7 @@ boot(Driver, Port) ->
 %% JID as text, the form as a JSON object and created_at in microseconds.
 enable_stores_one_row_with_mongooseim_encodings(Config) ->
     Before = os:system_time(microsecond),
-    SID = login(<<?ALICE/binary, "/phone">>),
+    SID = ep_sessions:login(<<?ALICE/binary, "/phone">>),
     ok = enable(<<?ALICE/binary, "/phone">>, SID, ?PUBSUB, <<"n1">>,
                 #{<<"secret">> => <<"s3cr3t">>}),
     [{Owner, Node, PubSub, Form, CreatedAt}] = rows(Config),
@@ -128,14 +128,14 @@ enable_stores_one_row_with_mongooseim_encodings(Config) ->
 %% Doc: enabling the same service and node again leaves one row, whose
 %% form is the new one.
 enable_again_keeps_one_row_with_the_new_form(Config) ->
-    SID = login(<<?ALICE/binary, "/phone">>),
+    SID = ep_sessions:login(<<?ALICE/binary, "/phone">>),
     ok = enable(<<?ALICE/binary, "/phone">>, SID, ?PUBSUB, <<"n1">>, #{<<"k">> => <<"1">>}),
     ok = enable(<<?ALICE/binary, "/phone">>, SID, ?PUBSUB, <<"n1">>, #{<<"k">> => <<"2">>}),
     ?assertMatch([{?ALICE, <<"n1">>, ?PUBSUB, #{<<"k">> := <<"2">>}, _}], rows(Config)).
 
 %% Doc: two services (and two nodes) give two rows.
 enable_two_services_stores_two_rows(Config) ->
-    SID = login(<<?ALICE/binary, "/phone">>),
+    SID = ep_sessions:login(<<?ALICE/binary, "/phone">>),
     ok = enable(<<?ALICE/binary, "/phone">>, SID, ?PUBSUB, <<"n1">>, #{}),
     ok = enable(<<?ALICE/binary, "/phone">>, SID, ?PUBSUB2, <<"n2">>, #{}),
     ?assertEqual([{?ALICE, <<"n1">>, ?PUBSUB, #{}}, {?ALICE, <<"n2">>, ?PUBSUB2, #{}}],
@@ -144,7 +144,7 @@ enable_two_services_stores_two_rows(Config) ->
 %% Doc: disable with a node removes that row only.
 disable_one_node_removes_only_its_row(Config) ->
     Me = <<?ALICE/binary, "/phone">>,
-    SID = login(Me),
+    SID = ep_sessions:login(Me),
     ok = enable(Me, SID, ?PUBSUB, <<"n1">>, #{}),
     ok = enable(Me, SID, ?PUBSUB, <<"n2">>, #{}),
     ok = disable(Me, SID, ?PUBSUB, <<"n1">>),
@@ -154,7 +154,7 @@ disable_one_node_removes_only_its_row(Config) ->
 %% leaves the other service's.
 disable_by_service_removes_its_rows_only(Config) ->
     Me = <<?ALICE/binary, "/phone">>,
-    SID = login(Me),
+    SID = ep_sessions:login(Me),
     ok = enable(Me, SID, ?PUBSUB, <<"n1">>, #{}),
     ok = enable(Me, SID, ?PUBSUB, <<"n2">>, #{}),
     ok = enable(Me, SID, ?PUBSUB2, <<"n3">>, #{}),
@@ -240,7 +240,7 @@ non_ascii_form_round_trips(Config) ->
 database_down_during_enable_answers_an_error_and_recovers(Config) ->
     Proxy = ?config(proxy, Config),
     Me = <<?ALICE/binary, "/phone">>,
-    SID = login(Me),
+    SID = ep_sessions:login(Me),
     ok = enable(Me, SID, ?PUBSUB, <<"before">>, #{}),
     ok = ep_tcp_proxy:down(Proxy),
     %% the first on the connection that was cut, the second on a new one
@@ -257,7 +257,7 @@ database_down_during_enable_answers_an_error_and_recovers(Config) ->
     ?assertEqual([{?ALICE, <<"after">>, ?PUBSUB, #{}}, {?ALICE, <<"before">>, ?PUBSUB, #{}}],
                  short_rows(Config)),
     %% and the node still notifies from what is stored
-    logout(Me, SID),
+    ep_sessions:logout(Me, SID),
     deliver(<<"bob@localhost/phone">>, ?ALICE, <<"Hi">>),
     ?assertEqual(2, length(ep_pubsub:wait_for_publishes(?config(pubsub, Config), 2,
                                                         ?WAIT_MS))).
@@ -272,35 +272,12 @@ rows(Config) ->
 short_rows(Config) ->
     [{O, N, P, F} || {O, N, P, F, _CreatedAt} <- rows(Config)].
 
-login(FullJID) ->
-    JID = jid:from_binary(FullJID),
-    SID = mim_host_xmpp:login(JID),
-    put(sessions, [{JID, SID} | get_sessions()]),
-    SID.
-
-logout(FullJID, SID) ->
-    JID = jid:from_binary(FullJID),
-    ok = mim_host_xmpp:logout(JID, SID),
-    put(sessions, get_sessions() -- [{JID, SID}]),
-    ok.
-
-get_sessions() ->
-    case get(sessions) of
-        undefined -> [];
-        L -> L
-    end.
-
-close_sessions() ->
-    [catch mim_host_xmpp:logout(JID, SID) || {JID, SID} <- get_sessions()],
-    erase(sessions),
-    ok.
-
 %% Enables from a short-lived session; the user is offline afterwards.
 enable_offline(User, PubSub, Node, Form) ->
     Full = <<User/binary, "/setup">>,
-    SID = login(Full),
+    SID = ep_sessions:login(Full),
     ok = enable(Full, SID, PubSub, Node, Form),
-    logout(Full, SID).
+    ep_sessions:logout(Full, SID).
 
 enable(User, SID, PubSub, Node, Form) ->
     Fields = [{K, V} || {K, V} <- maps:to_list(Form)],

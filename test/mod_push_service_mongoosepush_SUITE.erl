@@ -77,7 +77,7 @@ end_per_testcase(_Case, Config) ->
     _ = mongoose_instrument:stop_recording(),
     _ = logger:remove_handler(?MODULE),
     ep_test_host:shutdown(),
-    close_sessions(),
+    ep_sessions:close_all(),
     ep_mongoosepush:stop(?config(sink, Config)).
 
 api_version(v2_silent_path_and_json_are_exact) -> "v2";
@@ -450,9 +450,7 @@ clear_table() ->
 %% from a short-lived session: the user is offline afterwards.
 enable_offline(User, Node, Form) ->
     Full = jid:from_binary(<<User/binary, "/setup">>),
-    SID = ejabberd_sm:make_new_sid(),
-    _ = ejabberd_sm:open_session(?HT, SID, Full, 0, #{}),
-    put(sessions, [{Full, SID} | sessions()]),
+    SID = ep_sessions:login(Full),
     Fields = [field_el(<<"FORM_TYPE">>, ?NS_PUBSUB_PUB_OPTIONS, <<"hidden">>)
               | [field_el(K, V, undefined) || {K, V} <- maps:to_list(Form)]],
     X = #xmlel{name = <<"x">>, attrs = #{<<"xmlns">> => ?NS_XDATA, <<"type">> => <<"submit">>},
@@ -463,7 +461,7 @@ enable_offline(User, Node, Form) ->
                     children = [X]},
     Reply = iq(Full, SID, Enable),
     ?assertEqual(<<"result">>, exml_query:attr(Reply, <<"type">>)),
-    close_session(Full, SID).
+    ep_sessions:logout(Full, SID).
 
 field_el(Var, Value, Type) ->
     Attrs = case Type of
@@ -500,22 +498,6 @@ new_acc(From, To, El) ->
                                      line => ?LINE, file => ?FILE},
                        lserver => From#jid.lserver, host_type => ?HT,
                        element => El, from_jid => From, to_jid => To}).
-
-sessions() ->
-    case get(sessions) of
-        undefined -> [];
-        L -> L
-    end.
-
-close_session(JID, SID) ->
-    _ = ejabberd_sm:close_session(new_acc(JID, JID, undefined), SID, JID, normal, #{}),
-    put(sessions, sessions() -- [{JID, SID}]),
-    ok.
-
-close_sessions() ->
-    [catch close_session(JID, SID) || {JID, SID} <- sessions()],
-    erase(sessions),
-    ok.
 
 %% Log events of this node are sent to the case's process.
 start_log_capture() ->

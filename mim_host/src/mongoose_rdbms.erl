@@ -192,30 +192,39 @@ connect(#{driver := mysql, host := Host, port := Port, username := User,
           password := Password, database := Database}) ->
     {ok, _} = application:ensure_all_started(p1_mysql),
     LogFun = fun(_Level, _Format, _Args) -> ok end,
-    try p1_mysql_conn:start(Host, Port, User, Password, Database, LogFun) of
-        {ok, Pid} ->
-            Conn = {mysql, Pid, erlang:monitor(process, Pid)},
-            case p1_mysql_conn:fetch(Pid, [<<"SET NAMES utf8mb4">>], self(), ?CONNECT_TIMEOUT) of
-                {updated, _} -> {ok, Conn};
-                Other -> close(Conn), {error, Other}
-            end;
-        Error ->
-            {error, Error}
-    catch
-        Class:Why -> {error, {Class, Why}}
-    end;
+    open(mysql,
+         fun() -> p1_mysql_conn:start(Host, Port, User, Password, Database, LogFun) end,
+         fun(Pid) ->
+                 case p1_mysql_conn:fetch(Pid, [<<"SET NAMES utf8mb4">>], self(),
+                                          ?CONNECT_TIMEOUT) of
+                     {updated, _} -> ok;
+                     Other -> Other
+                 end
+         end);
 connect(#{driver := Driver, host := Host, port := Port, username := User,
           password := Password, database := Database}) when Driver =:= pgsql;
                                                           Driver =:= cockroachdb ->
     {ok, _} = application:ensure_all_started(p1_pgsql),
     Options = [{host, Host}, {port, Port}, {database, Database}, {user, User},
                {password, Password}],
-    try pgsql:connect(Options) of
+    Setup = <<"SET client_encoding = 'UTF8'; SET standard_conforming_strings = on">>,
+    open(Driver,
+         fun() -> pgsql:connect(Options) end,
+         fun(Pid) ->
+                 case pgsql:squery(Pid, Setup, ?CONNECT_TIMEOUT) of
+                     {ok, [_, _]} -> ok;
+                     Other -> Other
+                 end
+         end).
+
+%% A connection from Start, monitored, once Setup (its session settings)
+%% answered ok; a failure of either is an error, never a crash of the pool.
+open(Driver, Start, Setup) ->
+    try Start() of
         {ok, Pid} ->
             Conn = {Driver, Pid, erlang:monitor(process, Pid)},
-            Setup = <<"SET client_encoding = 'UTF8'; SET standard_conforming_strings = on">>,
-            case pgsql:squery(Pid, Setup, ?CONNECT_TIMEOUT) of
-                {ok, [_, _]} -> {ok, Conn};
+            case Setup(Pid) of
+                ok -> {ok, Conn};
                 Other -> close(Conn), {error, Other}
             end;
         Error ->
