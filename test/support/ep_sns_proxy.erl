@@ -1,22 +1,17 @@
-%% @doc A TCP proxy in front of the SNS endpoint (moto) that tests control:
-%% `up' relays connections and records every HTTP request that passes
-%% (its `Action' and batch size); `down' accepts and closes each connection
-%% at once, like an endpoint that is unreachable, and counts the attempts.
-%% Listens on 127.0.0.1 (a port of its own); not linked to its starter.
+%% @doc A TCP proxy in front of the SNS endpoint (moto) that tests control,
+%% built on ep_tcp_proxy: `up' relays connections and records every HTTP
+%% request that passes (its `Action' and batch size); `down' accepts and
+%% closes each connection at once, like an endpoint that is unreachable, and
+%% counts the attempts. Listens on 127.0.0.1; not linked to its starter.
 -module(ep_sns_proxy).
 
--behaviour(gen_server).
-
 -export([start/1, stop/1, url/1, up/1, down/1, requests/1, refused/1]).
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 %% One HTTP request that went through: its form-encoded body's Action and
 %% parameters.
 -type request() :: #{action := binary(), entries := non_neg_integer(),
                      params := [{binary(), binary()}]}.
 -export_type([request/0]).
-
--define(TIMEOUT, 10000).
 
 %%====================================================================
 %% API
@@ -25,134 +20,48 @@
 %% @doc A proxy to 127.0.0.1:UpstreamPort, `up'.
 -spec start(inet:port_number()) -> {ok, pid()}.
 start(UpstreamPort) ->
-    gen_server:start(?MODULE, UpstreamPort, []).
+    ep_tcp_proxy:start(UpstreamPort, fun(Proxy, Client, Server) ->
+                                             relay_requests(Proxy, Client, Server, <<>>)
+                                     end).
 
 -spec stop(pid()) -> ok.
 stop(Proxy) ->
-    gen_server:stop(Proxy).
+    ep_tcp_proxy:stop(Proxy).
 
 %% @doc The proxy's URL, for `sns_host'.
 -spec url(pid()) -> string().
 url(Proxy) ->
-    "http://127.0.0.1:" ++ integer_to_list(gen_server:call(Proxy, port)).
+    "http://127.0.0.1:" ++ integer_to_list(ep_tcp_proxy:port(Proxy)).
 
 -spec up(pid()) -> ok.
 up(Proxy) ->
-    gen_server:call(Proxy, {mode, up}).
+    ep_tcp_proxy:up(Proxy).
 
 %% @doc From now on every connection is closed at once; open ones are cut.
 -spec down(pid()) -> ok.
 down(Proxy) ->
-    gen_server:call(Proxy, {mode, down}).
+    ep_tcp_proxy:down(Proxy).
 
 %% @doc The requests relayed so far, oldest first.
 -spec requests(pid()) -> [request()].
 requests(Proxy) ->
-    gen_server:call(Proxy, requests).
+    ep_tcp_proxy:recorded(Proxy).
 
 %% @doc How many connections were closed because the proxy was down.
 -spec refused(pid()) -> non_neg_integer().
 refused(Proxy) ->
-    gen_server:call(Proxy, refused).
+    ep_tcp_proxy:refused(Proxy).
 
 %%====================================================================
-%% gen_server
+%% Requests
 %%====================================================================
 
--spec init(inet:port_number()) -> {ok, map()}.
-init(UpstreamPort) ->
-    process_flag(trap_exit, true),
-    {ok, Listen} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}}, {active, false},
-                                      {reuseaddr, true}, {backlog, 1024}]),
-    {ok, Port} = inet:port(Listen),
-    Self = self(),
-    Acceptor = spawn_link(fun() -> accept_loop(Self, Listen) end),
-    {ok, #{listen => Listen, port => Port, upstream => UpstreamPort, mode => up,
-           acceptor => Acceptor, relays => [], requests => [], refused => 0}}.
-
--spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
-handle_call(port, _From, State = #{port := Port}) ->
-    {reply, Port, State};
-handle_call({mode, down}, _From, State = #{relays := Relays}) ->
-    [exit(Pid, kill) || Pid <- Relays],
-    {reply, ok, State#{mode := down, relays := []}};
-handle_call({mode, Mode}, _From, State) ->
-    {reply, ok, State#{mode := Mode}};
-handle_call(requests, _From, State = #{requests := Requests}) ->
-    {reply, lists:reverse(Requests), State};
-handle_call(refused, _From, State = #{refused := Refused}) ->
-    {reply, Refused, State};
-%% The acceptor hands over each new connection.
-handle_call({accepted, Socket}, _From, State = #{mode := down, refused := Refused}) ->
-    gen_tcp:close(Socket),
-    {reply, ok, State#{refused := Refused + 1}};
-handle_call({accepted, Socket}, _From, State = #{mode := up, upstream := Upstream,
-                                                 relays := Relays}) ->
-    Self = self(),
-    Pid = spawn_link(fun() -> relay_start(Self, Upstream) end),
-    ok = gen_tcp:controlling_process(Socket, Pid),
-    Pid ! {socket, Socket},
-    {reply, ok, State#{relays := [Pid | Relays]}}.
-
--spec handle_cast({request, request()}, map()) -> {noreply, map()}.
-handle_cast({request, Request}, State = #{requests := Requests}) ->
-    {noreply, State#{requests := [Request | Requests]}}.
-
--spec handle_info(term(), map()) -> {noreply, map()}.
-handle_info({'EXIT', Pid, _Reason}, State = #{relays := Relays}) ->
-    {noreply, State#{relays := lists:delete(Pid, Relays)}};
-handle_info(_Info, State) ->
-    {noreply, State}.
-
--spec terminate(term(), map()) -> ok.
-terminate(_Reason, #{listen := Listen, relays := Relays, acceptor := Acceptor}) ->
-    exit(Acceptor, kill),
-    [exit(Pid, kill) || Pid <- Relays],
-    gen_tcp:close(Listen),
-    ok.
-
-%%====================================================================
-%% Connections
-%%====================================================================
-
-accept_loop(Proxy, Listen) ->
-    case gen_tcp:accept(Listen) of
-        {ok, Socket} ->
-            ok = gen_tcp:controlling_process(Socket, Proxy),
-            ok = gen_server:call(Proxy, {accepted, Socket}, ?TIMEOUT),
-            accept_loop(Proxy, Listen);
-        {error, closed} ->
-            ok
-    end.
-
-%% Client -> upstream is parsed request by request (to record each);
-%% upstream -> client is copied as it comes, by a linked helper.
-relay_start(Proxy, Upstream) ->
-    Client = receive {socket, S} -> S end,
-    case gen_tcp:connect({127, 0, 0, 1}, Upstream, [binary, {active, false}], ?TIMEOUT) of
-        {ok, Server} ->
-            Back = spawn_link(fun() -> copy(Server, Client) end),
-            ok = gen_tcp:controlling_process(Server, Back),
-            relay_requests(Proxy, Client, Server, <<>>);
-        {error, _} ->
-            gen_tcp:close(Client)
-    end.
-
-copy(From, To) ->
-    case gen_tcp:recv(From, 0) of
-        {ok, Data} ->
-            _ = gen_tcp:send(To, Data),
-            copy(From, To);
-        {error, _} ->
-            %% The relay's recv on the client then fails and it ends.
-            gen_tcp:close(To)
-    end.
-
+%% Client -> upstream, request by request (to record each).
 relay_requests(Proxy, Client, Server, Buffer) ->
     case take_request(Buffer) of
         {ok, Raw, Body, Rest} ->
             ok = gen_tcp:send(Server, Raw),
-            gen_server:cast(Proxy, {request, parse_body(Body)}),
+            ep_tcp_proxy:record(Proxy, parse_body(Body)),
             relay_requests(Proxy, Client, Server, Rest);
         more ->
             case gen_tcp:recv(Client, 0) of

@@ -3,15 +3,20 @@
 %% `up' relays each connection to 127.0.0.1:Upstream byte for byte; `down'
 %% cuts every open connection and closes each new one at once, as an
 %% unreachable server would. Listens on 127.0.0.1 (a port of its own); not
-%% linked to its starter.
+%% linked to its starter. start/2 takes what relays client -> server bytes
+%% (ep_sns_proxy reads each HTTP request there, and keeps it with record/2).
 -module(ep_tcp_proxy).
 
 -behaviour(gen_server).
 
--export([start/1, stop/1, port/1, up/1, down/1, refused/1]).
+-export([start/1, start/2, stop/1, port/1, up/1, down/1, refused/1]).
+%% For proxies built on this one
+-export([copy/2, record/2, recorded/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TIMEOUT, 10000).
+
+-type forward() :: fun((pid(), gen_tcp:socket(), gen_tcp:socket()) -> term()).
 
 %%====================================================================
 %% API
@@ -20,7 +25,23 @@
 %% @doc A proxy to 127.0.0.1:UpstreamPort, `up'.
 -spec start(inet:port_number()) -> {ok, pid()}.
 start(UpstreamPort) ->
-    gen_server:start(?MODULE, UpstreamPort, []).
+    start(UpstreamPort, fun(_Proxy, Client, Server) -> copy(Client, Server) end).
+
+%% @doc A proxy whose relay runs Forward(Proxy, Client, Server) for the
+%% client -> server direction (server -> client is copied as it comes).
+-spec start(inet:port_number(), forward()) -> {ok, pid()}.
+start(UpstreamPort, Forward) ->
+    gen_server:start(?MODULE, {UpstreamPort, Forward}, []).
+
+%% @doc Keeps Item (what a Forward fun saw) for recorded/1.
+-spec record(pid(), term()) -> ok.
+record(Proxy, Item) ->
+    gen_server:cast(Proxy, {record, Item}).
+
+%% @doc What record/2 kept, oldest first.
+-spec recorded(pid()) -> [term()].
+recorded(Proxy) ->
+    gen_server:call(Proxy, recorded).
 
 -spec stop(pid()) -> ok.
 stop(Proxy) ->
@@ -49,16 +70,17 @@ refused(Proxy) ->
 %% gen_server
 %%====================================================================
 
--spec init(inet:port_number()) -> {ok, map()}.
-init(UpstreamPort) ->
+-spec init({inet:port_number(), forward()}) -> {ok, map()}.
+init({UpstreamPort, Forward}) ->
     process_flag(trap_exit, true),
     {ok, Listen} = gen_tcp:listen(0, [binary, {ip, {127, 0, 0, 1}}, {active, false},
-                                      {reuseaddr, true}, {backlog, 128}]),
+                                      {reuseaddr, true}, {backlog, 1024}]),
     {ok, Port} = inet:port(Listen),
     Self = self(),
     Acceptor = spawn_link(fun() -> accept_loop(Self, Listen) end),
     {ok, #{listen => Listen, port => Port, upstream => UpstreamPort, mode => up,
-           acceptor => Acceptor, relays => [], refused => 0}}.
+           acceptor => Acceptor, relays => [], refused => 0, forward => Forward,
+           recorded => []}}.
 
 -spec handle_call(term(), gen_server:from(), map()) -> {reply, term(), map()}.
 handle_call(port, _From, State = #{port := Port}) ->
@@ -70,20 +92,23 @@ handle_call({mode, Mode}, _From, State) ->
     {reply, ok, State#{mode := Mode}};
 handle_call(refused, _From, State = #{refused := Refused}) ->
     {reply, Refused, State};
+handle_call(recorded, _From, State = #{recorded := Recorded}) ->
+    {reply, lists:reverse(Recorded), State};
 %% The acceptor hands over each new connection.
 handle_call({accepted, Socket}, _From, State = #{mode := down, refused := Refused}) ->
     gen_tcp:close(Socket),
     {reply, ok, State#{refused := Refused + 1}};
 handle_call({accepted, Socket}, _From, State = #{mode := up, upstream := Upstream,
-                                                 relays := Relays}) ->
-    Pid = spawn_link(fun() -> relay_start(Upstream) end),
+                                                 relays := Relays, forward := Forward}) ->
+    Self = self(),
+    Pid = spawn_link(fun() -> relay_start(Self, Upstream, Forward) end),
     ok = gen_tcp:controlling_process(Socket, Pid),
     Pid ! {socket, Socket},
     {reply, ok, State#{relays := [Pid | Relays]}}.
 
 -spec handle_cast(term(), map()) -> {noreply, map()}.
-handle_cast(_Msg, State) ->
-    {noreply, State}.
+handle_cast({record, Item}, State = #{recorded := Recorded}) ->
+    {noreply, State#{recorded := [Item | Recorded]}}.
 
 -spec handle_info(term(), map()) -> {noreply, map()}.
 handle_info({'EXIT', Pid, _Reason}, State = #{relays := Relays}) ->
@@ -114,17 +139,19 @@ accept_loop(Proxy, Listen) ->
 
 %% Client -> server in this process, server -> client in a linked helper;
 %% killing this process (`down') closes both sockets.
-relay_start(Upstream) ->
+relay_start(Proxy, Upstream, Forward) ->
     Client = receive {socket, S} -> S end,
     case gen_tcp:connect({127, 0, 0, 1}, Upstream, [binary, {active, false}], ?TIMEOUT) of
         {ok, Server} ->
             Back = spawn_link(fun() -> copy(Server, Client) end),
             ok = gen_tcp:controlling_process(Server, Back),
-            copy(Client, Server);
+            Forward(Proxy, Client, Server);
         {error, _} ->
             gen_tcp:close(Client)
     end.
 
+%% @doc Copies From to To until From closes, then closes To.
+-spec copy(gen_tcp:socket(), gen_tcp:socket()) -> no_return().
 copy(From, To) ->
     case gen_tcp:recv(From, 0) of
         {ok, Data} ->
