@@ -279,7 +279,7 @@ fields(Acc, #unack_msg_event{to = To}) ->
 json_body(Acc, Name, Fields, Id, Ms) ->
     #{type := Type, direction := Dir, from := From, to := To, body := Body} = Fields,
     Metadata = mongoose_acc:get(event_pusher, metadata, #{}, Acc),
-    mod_event_pusher_http_json:encode(
+    mongoose_event_pusher_json:encode(
       {object, [{schema_version, ?SCHEMA_VERSION},
                 {id, Id},
                 {event, Name},

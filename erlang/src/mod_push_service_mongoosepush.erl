@@ -211,7 +211,7 @@ make_notification(Notification, Options, Omitted) ->
                       #{alert => maps:merge(Alert, maps:with([<<"click_action">>, <<"sound">>],
                                                              Options))}
               end,
-    mod_push_service_mongoosepush_json:encode(maps:merge(Params, Content)).
+    mongoose_event_pusher_json:encode(maps:merge(Params, Content)).
 
 -spec alert_field(binary(), map(), [binary()]) -> binary().
 alert_field(Key, Fields, Omitted) ->

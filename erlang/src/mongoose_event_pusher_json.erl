@@ -1,12 +1,17 @@
-%% @doc The JSON writer of the http backend's webhook bodies
-%% (doc/http.md, "Webhooks"): an object given as an ordered list of pairs is
-%% written in that order (the documented schema's order); a map's keys are
-%% written sorted. Values: binaries (UTF-8 text), integers, floats, `true',
-%% `false', `null', other atoms as strings, lists as arrays, maps and pair
-%% lists as objects. Strings escape `"', `\' and control characters; other
-%% characters are written as they are. Anything else (a pid, a tuple, a
-%% binary that is not UTF-8) raises `error({invalid_json, Term})'.
--module(mod_event_pusher_http_json).
+%% @doc The JSON writer of the Erlang side (webhook bodies of the http
+%% backend, MongoosePush requests; the other backends' JSON is written in
+%% Rust). An object given as `{object, Pairs}' is written in that order (a
+%% documented schema's order). A map is written as jiffy (MongooseIM's
+%% encoder) writes a small map: keys in descending term order (atoms before
+%% binaries in term order, so binary keys come first), so that a map gives
+%% the bytes MongooseIM's jiffy gives on OTP 25. Values: binaries (UTF-8
+%% text), integers, floats, `true', `false', `null', other atoms as strings,
+%% lists as arrays, maps and pair lists as objects. Strings escape `"', `'
+%% and control characters (`\b \f \n \r \t', others as `\u00XX' in
+%% uppercase hex, as jiffy); `/', DEL and non-ASCII characters are written
+%% as they are. Anything else (a pid, a tuple, a binary that is not UTF-8)
+%% raises `error({invalid_json, Term})'.
+-module(mongoose_event_pusher_json).
 
 -export([encode/1]).
 
@@ -28,7 +33,7 @@ value(false) -> <<"false">>;
 value(null) -> <<"null">>;
 value(V) when is_atom(V) -> string(atom_to_binary(V, utf8));
 value({object, Pairs}) when is_list(Pairs) -> object(Pairs);
-value(V) when is_map(V) -> object(lists:keysort(1, [{key(K), X} || {K, X} <- maps:to_list(V)]));
+value(V) when is_map(V) -> object(lists:reverse(lists:keysort(1, maps:to_list(V))));
 value(V) when is_list(V) -> [$[, lists:join($,, [value(X) || X <- V]), $]];
 value(V) -> error({invalid_json, V}).
 
@@ -67,4 +72,4 @@ escaped($\f) -> <<"\\f">>;
 escaped($\n) -> <<"\\n">>;
 escaped($\r) -> <<"\\r">>;
 escaped($\t) -> <<"\\t">>;
-escaped(C) -> iolist_to_binary(io_lib:format("\\u~4.16.0b", [C])).
+escaped(C) -> iolist_to_binary(io_lib:format("\\u~4.16.0B", [C])).
