@@ -34,7 +34,6 @@
          crashing_callback_is_logged_and_other_handlers_still_run/1,
          header_http_cannot_carry_is_logged_and_counted_as_failure/1]).
 %% logger handler used to observe the module's logs
--export([log/2]).
 
 -define(WAIT_MS, 5000).
 %% Generous for a call that only enqueues; far below request_timeout.
@@ -99,7 +98,7 @@ init_per_testcase(Case, Config) ->
              || Spec <- PoolSpecs],
     Pools = [pool_toml(Spec, proplists:get_value(element(1, Spec), Sinks))
              || Spec <- PoolSpecs],
-    ok = start_log_capture(),
+    ok = ep_log_capture:start(),
     ok = mock_callbacks(Case),
     BootPools = case lists:member(Case, late_pool_cases()) of
                     true -> [];
@@ -114,7 +113,7 @@ init_per_testcase(Case, Config) ->
     [{sinks, Sinks}, {sink, element(2, hd(Sinks))}, {pools_toml, Pools} | Config].
 
 end_per_testcase(Case, Config) ->
-    _ = logger:remove_handler(?MODULE),
+    ok = ep_log_capture:stop(),
     _ = [meck:unload(M) || M <- [ep_http_crashing_callback, ep_http_bad_header_callback],
                            lists:member(M, meck:mocked())],
     [ok = ep_http_sink:up(S) || {_, S} <- ?config(sinks, Config)],
@@ -441,12 +440,12 @@ module_starts_without_its_pool_and_requests_fail(doc) ->
      "fails with pool_not_started, a warning and failure_count = 1"];
 module_starts_without_its_pool_and_requests_fail(Config) ->
     ?assert(gen_mod:is_loaded(ep_test_host:host_type(), mod_event_pusher_http)),
-    #{reason := Why} = wait_for_log(event_pusher_http_pool_unavailable),
+    #{reason := Why} = ep_log_capture:wait_for(event_pusher_http_pool_unavailable, ?WAIT_MS),
     ?assertMatch(#{what := event_pusher_pool_not_found}, Why),
     {ok, _} = send_chat_result(<<"lost">>),
     instrument_helper:wait_and_assert(?METRIC, labels(), fun is_alice_failure/1),
     ?assertMatch(#{reason := pool_not_started, sender := <<"alice">>},
-                 wait_for_log(event_pusher_http_req_failed)),
+                 ep_log_capture:wait_for(event_pusher_http_req_failed, ?WAIT_MS)),
     ?assertEqual([], ep_http_sink:requests(?config(sink, Config))).
 
 pool_configured_after_start_is_used_by_the_next_request(doc) ->
@@ -477,7 +476,7 @@ crashing_callback_is_logged_and_other_handlers_still_run(doc) ->
 crashing_callback_is_logged_and_other_handlers_still_run(Config) ->
     {ok, _} = send_chat_result(<<"survives">>),
     ?assertMatch(#{callback_module := ep_http_crashing_callback, reason := boom},
-                 wait_for_log(event_pusher_http_handler_failed)),
+                 ep_log_capture:wait_for(event_pusher_http_handler_failed, ?WAIT_MS)),
     [#{path := <<"/fine">>}] = all_requests(Config, 1).
 
 header_http_cannot_carry_is_logged_and_counted_as_failure(doc) ->
@@ -486,7 +485,7 @@ header_http_cannot_carry_is_logged_and_counted_as_failure(doc) ->
 header_http_cannot_carry_is_logged_and_counted_as_failure(Config) ->
     {ok, _} = send_chat_result(<<"bad header">>),
     ?assertMatch(#{reason := invalid_request, path := <<"bad">>},
-                 wait_for_log(event_pusher_http_handler_failed)),
+                 ep_log_capture:wait_for(event_pusher_http_handler_failed, ?WAIT_MS)),
     instrument_helper:wait_and_assert(?METRIC, labels(), fun is_alice_failure/1),
     [#{path := <<"/fine">>}] = all_requests(Config, 1).
 
@@ -503,25 +502,6 @@ parse_pools(PoolsToml, Config) ->
     Path = filename:join(?config(priv_dir, Config), "late_pool.toml"),
     ok = file:write_file(Path, [ep_test_host:general_toml(), PoolsToml]),
     proplists:get_value(outgoing_pools, mongoose_config_parser:parse_file(Path)).
-
-%% Log events of this node are sent to the test case's process.
-start_log_capture() ->
-    _ = logger:remove_handler(?MODULE),
-    ok = logger:add_handler(?MODULE, ?MODULE, #{level => all, config => #{pid => self()}}).
-
-%% logger handler callback
-log(#{msg := {report, Report}}, #{config := #{pid := Pid}}) when is_map(Report) ->
-    Pid ! {?MODULE, log, Report},
-    ok;
-log(_Event, _HandlerConfig) ->
-    ok.
-
-wait_for_log(What) ->
-    receive
-        {?MODULE, log, Report = #{what := What}} -> Report
-    after ?WAIT_MS ->
-            ct:fail({log_not_seen, What})
-    end.
 
 -include("ep_suite_users.hrl").
 

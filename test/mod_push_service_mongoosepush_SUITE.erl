@@ -75,7 +75,7 @@ init_per_testcase(Case, Config) ->
 
 end_per_testcase(_Case, Config) ->
     _ = mongoose_instrument:stop_recording(),
-    _ = logger:remove_handler(?MODULE),
+    ok = ep_log_capture:stop(),
     ep_test_host:shutdown(),
     ep_sessions:close_all(),
     ep_mongoosepush:stop(?config(sink, Config)).
@@ -176,11 +176,11 @@ json_is_what_jiffy_writes_for_mongooseim_map(_Config) ->
 %% Doc: without `service' nothing is sent and make_notification_failed is
 %% logged; the caller gets the error; the next valid notification is sent.
 missing_service_sends_nothing(Config) ->
-    start_log_capture(),
+    ep_log_capture:start(),
     Options = #{<<"device_id">> => <<"d1">>},
     ?assertEqual({error, make_notification_failed},
                  hook(ok, [summary(<<"1">>, ?ALICE, <<"x">>)], Options)),
-    _ = wait_for_log(make_notification_failed),
+    _ = ep_log_capture:wait_for(make_notification_failed, ?WAIT_MS),
     %% A jingle notification (no body) can only be silent.
     ?assertEqual({error, make_notification_failed},
                  hook(ok, [#{<<"message-sender">> => ?ALICE}],
@@ -221,22 +221,22 @@ ok_acc_gets_ok_for_2xx(Config) ->
 %% Doc: 410 → {error, device_not_registered} and a warning; a second
 %% notification of the same call is not sent.
 ok_acc_gets_device_not_registered_for_410(Config) ->
-    start_log_capture(),
+    ep_log_capture:start(),
     ep_mongoosepush:answer(?config(sink, Config), [410]),
     ?assertEqual({error, device_not_registered},
                  hook(ok, [summary(<<"1">>, ?ALICE, <<"x">>), summary(<<"2">>, ?ALICE, <<"y">>)],
                       options())),
     ?assertMatch(#{code := 410, reason := device_not_registered},
-                 wait_for_log(push_send_failed)),
+                 ep_log_capture:wait_for(push_send_failed, ?WAIT_MS)),
     ?assertMatch([#{status := 410}], notifications(Config, 1)).
 
 %% Doc: another 4xx → an error naming a likely API mismatch.
 ok_acc_gets_an_error_for_other_4xx(Config) ->
-    start_log_capture(),
+    ep_log_capture:start(),
     ep_mongoosepush:answer(?config(sink, Config), [400]),
     ?assertEqual({error, {invalid_status_code, 400}},
                  hook(ok, [summary(<<"1">>, ?ALICE, <<"x">>)], options())),
-    #{text := Text} = wait_for_log(push_send_failed),
+    #{text := Text} = ep_log_capture:wait_for(push_send_failed, ?WAIT_MS),
     ?assertMatch({_, _}, binary:match(Text, <<"Possible API mismatch">>)).
 
 %% Doc: (ours) a 5xx is retried; 500 then 200 → ok, delivered once.
@@ -499,21 +499,3 @@ new_acc(From, To, El) ->
                        lserver => From#jid.lserver, host_type => ?HT,
                        element => El, from_jid => From, to_jid => To}).
 
-%% Log events of this node are sent to the case's process.
-start_log_capture() ->
-    _ = logger:remove_handler(?MODULE),
-    ok = logger:add_handler(?MODULE, ?MODULE, #{level => all, config => #{pid => self()}}).
-
-%% logger handler callback
-log(#{msg := {report, Report}}, #{config := #{pid := Pid}}) when is_map(Report) ->
-    Pid ! {?MODULE, log, Report},
-    ok;
-log(_Event, _HandlerConfig) ->
-    ok.
-
-wait_for_log(What) ->
-    receive
-        {?MODULE, log, Report = #{what := What}} -> Report
-    after ?WAIT_MS ->
-            ct:fail({log_not_seen, What})
-    end.
