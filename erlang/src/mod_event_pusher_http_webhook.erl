@@ -210,15 +210,10 @@ request(Acc, Event, Opts = #{events := Events}, Stamp) ->
             {skip, Stamp}
     end.
 
-%% @doc A new event ID: a UUID version 7 (RFC 9562), time-ordered to the
-%% millisecond, 74 random bits, e.g. `<<"0190a5e2-7c1d-7b3e-9f2a-4c6d8e0f1a2b">>'.
+%% @doc A new event ID (mongoose_event_pusher_event_id: a UUID version 7).
 -spec new_id() -> binary().
 new_id() ->
-    Ms = os:system_time(millisecond),
-    <<RandA:12, RandB:62, _:6>> = crypto:strong_rand_bytes(10),
-    <<A:32, B:16, C:16, D:16, E:48>> = <<Ms:48, 7:4, RandA:12, 2:2, RandB:62>>,
-    iolist_to_binary(io_lib:format("~8.16.0b-~4.16.0b-~4.16.0b-~4.16.0b-~12.16.0b",
-                                   [A, B, C, D, E])).
+    mongoose_event_pusher_event_id:new().
 
 -spec event_name(mod_event_pusher:event()) -> event_name() | skip.
 event_name(#chat_event{type = Type, direction = Dir, packet = Packet}) ->

@@ -6,11 +6,12 @@
 //! plug their delivery into it ([`http`], [`rabbit`], [`sns`]), outcome
 //! reporting to a caller-chosen sink on a batching reporter thread
 //! ([`report`]), counters ([`stats`]), retry backoff ([`retry`]), TLS
-//! options ([`tls`]) and credentials kept out of logs ([`secret`]). The NIF
+//! options ([`tls`]), event IDs ([`event_id`]) and credentials kept out of logs ([`secret`]). The NIF
 //! crate turns Erlang terms into these types and back; `cargo test`
 //! exercises this crate against real servers without a BEAM.
 
 pub mod background;
+pub mod event_id;
 pub mod http;
 pub mod json;
 pub mod pool;
@@ -24,5 +25,6 @@ pub mod stats;
 pub mod tls;
 
 pub use bytes::Bytes;
+pub use event_id::EventId;
 pub use report::{CloseReport, DropReason, Outcome, OutcomeSink, Tag};
 pub use stats::Stats;

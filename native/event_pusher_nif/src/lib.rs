@@ -10,11 +10,12 @@
 //! - `http`, `rabbit`, `sns`: each backend's NIFs;
 //! - `config`: the pools' config maps; `json_term`: event bodies;
 //! - `reply`: every message to Erlang; `error`: every `{error, Reason}`;
-//! - `tag`: job tags carried through the core.
+//! - `tag`: job tags carried through the core; `event_id`: new event IDs.
 
 mod atoms;
 mod config;
 mod error;
+mod event_id;
 mod http;
 mod json_term;
 mod rabbit;
