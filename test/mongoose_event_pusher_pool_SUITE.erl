@@ -206,7 +206,8 @@ stopping_the_module_delivers_everything_submitted_before(Config) ->
 %% Probes the pool with a direct submit until it answers `closed'. A probe
 %% accepted before that is a request like the others: it must arrive too.
 wait_until_closed(Pool) ->
-    Probe = {{?MODULE, probe}, <<"probe">>, [], <<"probe">>, 0, 0},
+    Probe = {{?MODULE, probe}, <<"probe">>, [], <<"probe">>, 0, 0,
+             mongoose_event_pusher_event_id:new()},
     ep_wait:until(fun() ->
                           case mongoose_event_pusher_nif:http_submit(Pool, Probe) of
                               ok -> false;

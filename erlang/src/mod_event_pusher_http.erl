@@ -34,7 +34,8 @@
 -type ctx() :: #ctx{}.
 %% What http_submit/2 takes.
 -type request() :: {{module(), ctx()}, Path :: binary(), [{binary(), binary()}], Body :: binary(),
-                    MaxRetries :: non_neg_integer(), RetryBaseMs :: non_neg_integer()}.
+                    MaxRetries :: non_neg_integer(), RetryBaseMs :: non_neg_integer(),
+                    mongoose_event_pusher_event_id:id()}.
 -export_type([handler_opts/0, ctx/0]).
 
 -callback should_make_req(Acc :: mongoose_acc:t(), Dir :: in | out, Packet :: exml:element(),
@@ -261,8 +262,8 @@ run_webhook(HostType, Acc, Event, Opts, Stamp) ->
     try mod_event_pusher_http_webhook:request(Acc, Event, Opts, Stamp) of
         {skip, Stamp1} ->
             Stamp1;
-        {{Sender, LogMeta, Headers, Body}, Stamp1} ->
-            queue_req(HostType, Sender, LogMeta, Headers, Body, Opts),
+        {{Sender, LogMeta, Headers, Body}, Stamp1 = {Id, _Ms}} ->
+            queue_req(HostType, Sender, LogMeta, Headers, Body, Opts, Id),
             Stamp1
     catch
         Class:Reason:Stacktrace ->
@@ -311,18 +312,18 @@ make_req(HostType, Acc, Dir, #jid{lserver = Host, luser = Sender}, #jid{luser = 
                || {Name, Value} <- Mod:prepare_headers(Acc, Dir, Host, Message,
                                                        Sender, Receiver, Opts)],
     queue_req(HostType, Sender, #{receiver => Receiver, direction => Dir, server => Host},
-              Headers, Body, Opts).
+              Headers, Body, Opts, mongoose_event_pusher_event_id:new()).
 
 -spec queue_req(mongooseim:host_type(), jid:luser(), map(), [{binary(), binary()}], binary(),
-                handler_opts()) -> ok.
+                handler_opts(), mongoose_event_pusher_event_id:id()) -> ok.
 queue_req(HostType, Sender, LogMeta, Headers, Body,
-          Opts = #{pool_name := PoolName, path := Path}) ->
+          Opts = #{pool_name := PoolName, path := Path}, Id) ->
     Ctx = #ctx{host_type = HostType, sender = Sender, pool_name = PoolName, path = Path},
     ?LOG_INFO(maps:merge(LogMeta, (log_meta(Ctx))#{what => event_pusher_http_req,
                                text => <<"mod_event_pusher_http queues an HTTP call">>})),
     Request = {{?MODULE, Ctx}, Path, Headers, Body,
                maps:get(max_retries, Opts, ?DEFAULT_MAX_RETRIES),
-               maps:get(retry_base_delay, Opts, ?DEFAULT_RETRY_BASE_DELAY)},
+               maps:get(retry_base_delay, Opts, ?DEFAULT_RETRY_BASE_DELAY), Id},
     case mongoose_event_pusher_pool_hold:pool(http, HostType, PoolName) of
         undefined -> no_pool(Request, Ctx);
         Pool -> submit(Pool, Request, Ctx)

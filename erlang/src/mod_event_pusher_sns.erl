@@ -256,7 +256,8 @@ publish(HostType, TopicARN, Fields, Metadata, Attributes) ->
         undefined ->
             dropped(Ctx, pool_not_started);
         Pool ->
-            Job = {{?MODULE, Ctx}, ArnBin, Fields, Metadata, encode_attributes(Ctx, Attributes)},
+            Job = {{?MODULE, Ctx}, ArnBin, Fields, Metadata, encode_attributes(Ctx, Attributes),
+                   mongoose_event_pusher_event_id:new()},
             case mongoose_event_pusher_nif:sns_publish(Pool, Job) of
                 ok -> ok;
                 {error, Reason} -> dropped(Ctx, Reason)

@@ -301,7 +301,8 @@ build_and_submit(Form, Options, Ctx = #ctx{host_type = HostType, path = Path},
     try make_notification(Form, Options, omitted_fields(HostType)) of
         Body ->
             submit(mongoose_event_pusher_pool_hold:pool(http, HostType, PoolName),
-                   {{?MODULE, Ctx}, Path, ?HEADERS, Body, ?MAX_RETRIES, ?RETRY_BASE_MS},
+                   {{?MODULE, Ctx}, Path, ?HEADERS, Body, ?MAX_RETRIES, ?RETRY_BASE_MS,
+                    mongoose_event_pusher_event_id:new()},
                    Ctx)
     catch
         Class:Reason:Stacktrace ->

@@ -39,11 +39,11 @@
                         password => binary(),
                         versions => [binary()],
                         server_name_indication => boolean()}.
-%% {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs}
+%% {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs, EventId}
 -type http_job() :: {Tag :: term(), Path :: binary(),
                      Headers :: [{binary(), binary()}], Body :: binary(),
                      MaxRetries :: non_neg_integer(),
-                     RetryBaseMs :: non_neg_integer()}.
+                     RetryBaseMs :: non_neg_integer(), EventId :: binary()}.
 -type outcome() :: {response, Status :: 100..599, TimeUs :: non_neg_integer()}
                  | {error, Reason :: binary(), TimeUs :: non_neg_integer()}
                  | {published, TimeUs :: non_neg_integer(), Payload :: binary()}
@@ -63,10 +63,10 @@
                              batching := boolean(),
                              queue_capacity := pos_integer(),
                              request_timeout => non_neg_integer()}.
-%% {Tag, TopicArn, Fields, Metadata, Attributes}; Fields and Metadata as for
-%% event_pusher_core::json ([{Key, Value}] or maps).
+%% {Tag, TopicArn, Fields, Metadata, Attributes, EventId}; Fields and Metadata
+%% as for event_pusher_core::json ([{Key, Value}] or maps).
 -type sns_job() :: {Tag :: term(), TopicArn :: binary(), Fields :: map() | list(),
-                    Metadata :: map() | list(), [sns_attribute()]}.
+                    Metadata :: map() | list(), [sns_attribute()], EventId :: binary()}.
 -type sns_attribute() :: {Name :: binary(), {string | binary | number, binary()}}.
 
 %% RabbitMQ (doc/architecture.md, "The rabbit pool"). workers: AMQP

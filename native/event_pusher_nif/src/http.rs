@@ -8,7 +8,7 @@ use crate::resource::{HttpResource, Started};
 use crate::tag::TagBlob;
 use event_pusher_core::http::header::{HeaderMap, HeaderName, HeaderValue};
 use event_pusher_core::http::{HttpJob, HttpPool};
-use event_pusher_core::Bytes;
+use event_pusher_core::{Bytes, EventId};
 use rustler::types::ListIterator;
 use rustler::{Atom, Binary, Env, Error, LocalPid, NifResult, Term};
 use std::time::Duration;
@@ -20,21 +20,23 @@ fn http_pool_start(env: Env<'_>, owner: LocalPid, config: Term<'_>) -> Started<H
     HttpResource::start(env, owner, HttpPool::start(config, Reply::to(owner)))
 }
 
-/// `http_submit(Pool, {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs})
-///  -> ok | {error, overloaded | closed}`.
+/// `http_submit(Pool, {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs, EventId})
+///  -> ok | {error, overloaded | closed}`; EventId as `event_id/0` makes it.
 #[rustler::nif]
 fn http_submit<'a>(pool: &'a HttpResource, job: Term<'a>) -> NifResult<Atom> {
-    let (tag, path, headers, body, max_retries, retry_base_ms): (
+    let (tag, path, headers, body, max_retries, retry_base_ms, id): (
         Term,
         Binary,
         Term,
         Binary,
         u32,
         u64,
+        Binary,
     ) = job.decode()?;
     let path = std::str::from_utf8(path.as_slice()).map_err(|_| Error::BadArg)?;
     let job = HttpJob {
         tag: TagBlob::new(tag),
+        id: EventId::parse(id.as_slice()).ok_or(Error::BadArg)?,
         path,
         headers: decode_headers(headers)?,
         body: Bytes::copy_from_slice(body.as_slice()),

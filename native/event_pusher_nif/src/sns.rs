@@ -7,6 +7,7 @@ use crate::json_term::{decode_fields, utf8};
 use crate::reply::Reply;
 use crate::resource::{SnsResource, Started};
 use event_pusher_core::sns::{AttributeValue, SnsJob, SnsPool};
+use event_pusher_core::EventId;
 use rustler::types::ListIterator;
 use rustler::{Atom, Binary, Env, Error, LocalPid, NifResult, NifUnitEnum, Term};
 
@@ -18,16 +19,17 @@ fn sns_pool_start(env: Env<'_>, owner: LocalPid, config: Term<'_>) -> Started<Sn
     SnsResource::start(env, owner, SnsPool::start(config, Reply::to(owner)))
 }
 
-/// `sns_publish(Pool, {Tag, TopicArn, Fields, Metadata, Attributes})
-///  -> ok | {error, overloaded | closed}`.
+/// `sns_publish(Pool, {Tag, TopicArn, Fields, Metadata, Attributes, EventId})
+///  -> ok | {error, overloaded | closed}`; EventId as `event_id/0` makes it.
 #[rustler::nif]
 fn sns_publish<'a>(pool: &'a SnsResource, job: Term<'a>) -> NifResult<Atom> {
-    let (tag, topic_arn, fields, metadata, attributes): (Term, Term, Term, Term, Term) =
+    let (tag, topic_arn, fields, metadata, attributes, id): (Term, Term, Term, Term, Term, Binary) =
         job.decode()?;
     let body =
         event_pusher_core::json::encode_object(decode_fields(fields)?, decode_fields(metadata)?);
     let job = SnsJob {
         tag: pool.tags.blob(tag),
+        id: EventId::parse(id.as_slice()).ok_or(Error::BadArg)?,
         topic_arn: utf8(topic_arn)?,
         // serde_json writes UTF-8; a failure here would be a bug, not bad input.
         message: String::from_utf8(body).map_err(|_| Error::BadArg)?,

@@ -142,6 +142,7 @@ fn submit_all(
     for tag in 0..n {
         let job = HttpJob {
             tag,
+            id: event_pusher_core::EventId::new(),
             path: PATH,
             headers: headers.clone(),
             body: Bytes::from_static(BODY),

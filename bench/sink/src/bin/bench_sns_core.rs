@@ -93,6 +93,7 @@ fn publish_all(pool: &SnsPool<()>, topic_arn: &str, n: u64) -> Result<Vec<u64>, 
     for _ in 0..n {
         let job = SnsJob {
             tag: (),
+            id: event_pusher_core::EventId::new(),
             topic_arn: topic_arn.to_owned(),
             message: MESSAGE.to_owned(),
             attributes: Vec::new(),

@@ -29,6 +29,7 @@ mod worker;
 use crate::pool::{self, Intake};
 use crate::report::{OutcomeSink, Tag};
 use crate::stats::{Counters, Stats};
+use crate::EventId;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Uri;
@@ -69,6 +70,8 @@ pub struct HttpPoolConfig {
 #[derive(Debug)]
 pub struct HttpJob<'a, T> {
     pub tag: T,
+    /// The event's ID; every attempt of the job carries it.
+    pub id: EventId,
     pub path: &'a str,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -102,6 +105,9 @@ pool::submit_error! {
 /// attempt builds its request's map from the list.
 pub(crate) struct Job<T> {
     tag: T,
+    // Read once IDs go on the wire and into the spool.
+    #[allow(dead_code)]
+    id: EventId,
     /// The request target, in origin form.
     target: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -170,6 +176,7 @@ impl<T: Tag> HttpPool<T> {
             .ok_or(SubmitError::InvalidPath)?;
         let job = Job {
             tag: job.tag,
+            id: job.id,
             target,
             headers: header_list(job.headers),
             body: job.body,

@@ -115,6 +115,10 @@ pool::submit_error! {
 /// A message inside the pool.
 pub(crate) struct Message<T> {
     pub tag: T,
+    /// The event's ID, made when the message entered the pool; republishes keep it.
+    // Read once IDs go on the wire and into the spool.
+    #[allow(dead_code)]
+    pub id: crate::EventId,
     pub exchange: ShortString,
     pub routing_key: ShortString,
     pub body: Bytes,
@@ -227,6 +231,7 @@ impl<T: Tag> RabbitPool<T> {
         let worker = self.worker_for(routing_key.as_str());
         let message = Message {
             tag,
+            id: crate::EventId::new(),
             exchange,
             routing_key,
             body,

@@ -78,6 +78,7 @@ mod tests {
     fn message(order: u64) -> Message<u64> {
         Message {
             tag: order,
+            id: crate::EventId::new(),
             exchange: "x".into(),
             routing_key: "k".into(),
             body: Bytes::new(),

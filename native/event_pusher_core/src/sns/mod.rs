@@ -78,6 +78,8 @@ pub enum AttributeValue {
 #[derive(Debug)]
 pub struct SnsJob<T> {
     pub tag: T,
+    /// The event's ID; every attempt of the job carries it.
+    pub id: crate::EventId,
     pub topic_arn: String,
     /// The message body (our JSON), published as a plain `Message`.
     pub message: String,

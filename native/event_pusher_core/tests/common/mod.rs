@@ -252,6 +252,7 @@ pub fn config(base_url: String) -> HttpPoolConfig {
 pub fn job(tag: u64, path: &str) -> HttpJob<'_, u64> {
     HttpJob {
         tag,
+        id: event_pusher_core::EventId::new(),
         path,
         headers: Default::default(),
         body: Bytes::from_static(b"body"),

@@ -300,6 +300,7 @@ pub fn config(endpoint: &str) -> SnsPoolConfig {
 pub fn job(tag: u64, topic: &str, message: &str) -> SnsJob<u64> {
     SnsJob {
         tag,
+        id: event_pusher_core::EventId::new(),
         topic_arn: topic.to_owned(),
         message: message.to_owned(),
         attributes: Vec::new(),
