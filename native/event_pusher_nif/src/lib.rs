@@ -6,7 +6,7 @@
 //! messages sent from the pool's reporter thread, never from a scheduler.
 //!
 //! - `resource`: the pool resource (one generic type for every backend),
-//!   `pool_stats/1` and `pool_close/3`;
+//!   `pool_stats/1` and `pool_close/3`; `dead_letters`: `dead_letters/3`;
 //! - `http`, `rabbit`, `sns`: each backend's NIFs;
 //! - `config`: the pools' config maps; `json_term`: event bodies;
 //! - `reply`: every message to Erlang; `error`: every `{error, Reason}`;
@@ -14,6 +14,7 @@
 
 mod atoms;
 mod config;
+mod dead_letters;
 mod error;
 mod event_id;
 mod http;

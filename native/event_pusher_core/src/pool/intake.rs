@@ -98,6 +98,32 @@ impl<J, R> Intake<J, R> {
         }
     }
 
+    /// Queues a job again (a dead letter's replay); gives it back if the
+    /// queue is full or the pool closing. Counted as submitted, not as
+    /// rejected: a refused replay stays a dead letter.
+    pub fn requeue(&self, lane: usize, job: J) -> Result<(), J> {
+        let counters = &self.counters;
+        if self.closing.load(Relaxed) || !counters.reserve_quietly(self.capacity) {
+            return Err(job);
+        }
+        match self.lanes.get(lane) {
+            Some(sender) => match sender.send(job) {
+                Ok(()) => {
+                    Counters::bump(&counters.submitted);
+                    Ok(())
+                }
+                Err(mpsc::error::SendError(job)) => {
+                    counters.unreserve();
+                    Err(job)
+                }
+            },
+            None => {
+                counters.unreserve();
+                Err(job)
+            }
+        }
+    }
+
     fn refuse(&self, refused: Refused) -> Refused {
         Counters::bump(&self.counters.rejected);
         refused
