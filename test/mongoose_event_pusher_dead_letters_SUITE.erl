@@ -13,7 +13,8 @@
          purge_removes_letters_by_id_or_all/1,
          a_replay_after_a_purge_sends_nothing/1,
          letters_are_listed_per_host_type_and_backend/1,
-         bad_arguments_are_rejected_without_touching_letters/1]).
+         bad_arguments_are_rejected_without_touching_letters/1,
+         rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed/1]).
 
 -define(WAIT_MS, 5000).
 -define(POOL, http_pool).
@@ -24,8 +25,24 @@ all() ->
      purge_removes_letters_by_id_or_all,
      a_replay_after_a_purge_sends_nothing,
      letters_are_listed_per_host_type_and_backend,
-     bad_arguments_are_rejected_without_touching_letters].
+     bad_arguments_are_rejected_without_touching_letters,
+     rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed].
 
+-define(EXCHANGE, <<"ep_dead_letters_presence">>).
+
+init_per_testcase(rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed,
+                  Config) ->
+    Admin = ep_amqp:connect(),
+    ok = ep_test_host:boot([ep_test_host:general_toml(),
+                            "[outgoing_pools.rabbit.event_pusher]\n"
+                            "workers = 1\n"
+                            "[outgoing_pools.rabbit.event_pusher.connection]\n"
+                            "host = \"127.0.0.1\"\n"
+                            "confirms_enabled = true\n\n"
+                            "[modules.mod_event_pusher.rabbit]\n"
+                            "[modules.mod_event_pusher.rabbit.presence_exchange]\n"
+                            "name = \"", ?EXCHANGE, "\"\n"]),
+    [{admin, Admin} | Config];
 init_per_testcase(_Case, Config) ->
     {ok, Sink} = ep_http_sink:start(),
     ok = ep_log_capture:start(),
@@ -42,6 +59,12 @@ init_per_testcase(_Case, Config) ->
                             "  retry_base_delay = 10\n"]),
     [{sink, Sink} | Config].
 
+end_per_testcase(rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed,
+                 Config) ->
+    ep_test_host:shutdown(),
+    Admin = ?config(admin, Config),
+    catch ep_amqp:delete_exchange(Admin, ?EXCHANGE),
+    ep_amqp:close(Admin);
 end_per_testcase(_Case, Config) ->
     ok = ep_log_capture:stop(),
     Sink = ?config(sink, Config),
@@ -137,6 +160,31 @@ bad_arguments_are_rejected_without_touching_letters(Config) ->
     ?assertError(badarg, mongoose_event_pusher_nif:dead_letters(not_a_pool, list, 1)),
     ?assertError(function_clause, mongoose_event_pusher_dead_letters:purge(host_type(), http, some)),
     [#{id := Id}] = mongoose_event_pusher_dead_letters:list(host_type(), http).
+
+rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed(Config) ->
+    Admin = ?config(admin, Config),
+    %% The broker refuses every publish to an exchange that is gone.
+    ok = ep_amqp:delete_exchange(Admin, ?EXCHANGE),
+    {ok, _} = ep_test_host:user_available(alice()),
+    [#{id := Id, reason := Reason, target := Target, attempts := Attempts}] =
+        ep_wait:for(fun() -> mongoose_event_pusher_dead_letters:list(host_type(), rabbit) end,
+                    fun(Letters) -> length(Letters) >= 1 end, 30000,
+                    #{name => rabbit_dead_letter}),
+    ?assertNotEqual(nomatch, binary:match(Reason, <<"NOT_FOUND">>), Reason),
+    ?assertEqual(<<?EXCHANGE/binary, " alice@localhost">>, Target),
+    ?assert(Attempts >= 1),
+    %% Fixed: the exchange is back and a consumer listens.
+    ok = ep_amqp:declare_exchange(Admin, ?EXCHANGE, <<"topic">>, false),
+    Consumer = ep_amqp:connect(),
+    Queue = ep_amqp:temp_queue(Consumer),
+    ok = ep_amqp:bind(Consumer, Queue, ?EXCHANGE, <<"#">>),
+    _ = ep_amqp:subscribe(Consumer, Queue),
+    ?assertEqual({ok, 1}, mongoose_event_pusher_dead_letters:replay(host_type(), rabbit, [Id])),
+    [#{routing_key := <<"alice@localhost">>, payload := Payload}] = ep_amqp:recv(1, ?WAIT_MS),
+    ?assertEqual(#{<<"user_id">> => <<"alice@localhost/phone">>, <<"present">> => true},
+                 jiffy:decode(Payload, [return_maps])),
+    ?assertEqual(0, mongoose_event_pusher_dead_letters:count(host_type(), rabbit)),
+    ep_amqp:close(Consumer).
 
 %%====================================================================
 %% Helpers
