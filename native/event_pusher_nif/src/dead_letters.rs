@@ -6,7 +6,6 @@ use crate::error::NifError;
 use crate::resource::any_pool;
 use event_pusher_core::pool::{DeadLetterInfo, Select};
 use event_pusher_core::EventId;
-use rustler::types::ListIterator;
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifMap, NifResult, Term};
 
 /// A letter as Erlang gets it.
@@ -57,15 +56,13 @@ fn select(arg: Term<'_>) -> NifResult<Select> {
             Err(NifError::BadArg.into())
         };
     }
-    // An improper list fails here (rustler's list iterator would panic on it).
-    arg.list_length()?;
-    let ids: ListIterator = arg.decode()?;
-    ids.map(|id| {
-        let id: Binary = id.decode()?;
-        EventId::parse(id.as_slice()).ok_or(rustler::Error::BadArg)
-    })
-    .collect::<NifResult<Vec<_>>>()
-    .map(Select::Ids)
+    crate::list::iter(arg)?
+        .map(|id| {
+            let id: Binary = id.decode()?;
+            EventId::parse(id.as_slice()).ok_or(rustler::Error::BadArg)
+        })
+        .collect::<NifResult<Vec<_>>>()
+        .map(Select::Ids)
 }
 
 fn encode<'a>(env: Env<'a>, letter: &DeadLetterInfo<crate::tag::TagBlob>) -> Term<'a> {

@@ -8,7 +8,8 @@
 //! - `resource`: the pool resource (one generic type for every backend),
 //!   `pool_stats/1` and `pool_close/3`; `dead_letters`: `dead_letters/3`;
 //! - `http`, `rabbit`, `sns`: each backend's NIFs;
-//! - `config`: the pools' config maps; `json_term`: event bodies;
+//! - `config`: the pools' config maps; `json_term`: event bodies; `list`:
+//!   every list a NIF takes (an improper one is badarg);
 //! - `reply`: every message to Erlang; `error`: every `{error, Reason}`;
 //! - `tag`: job tags carried through the core; `event_id`: new event IDs.
 
@@ -19,6 +20,7 @@ mod error;
 mod event_id;
 mod http;
 mod json_term;
+mod list;
 mod rabbit;
 mod reply;
 mod resource;

@@ -195,10 +195,12 @@ impl<T: Tag> HttpPool<T> {
 
 impl<T: Send + 'static> HttpPool<T> {
     /// Queues a dead letter again; gives it back if the queue refuses it.
-    fn requeue(&self, job: Job<T>) -> Result<(), Job<T>> {
-        self.intake.requeue(0, job)?;
-        self.job_ready.notify_one();
-        Ok(())
+    fn requeue(&self, job: Job<T>) -> Option<Job<T>> {
+        let refused = self.intake.requeue(0, job);
+        if refused.is_none() {
+            self.job_ready.notify_one();
+        }
+        refused
     }
 }
 

@@ -153,9 +153,10 @@ impl<J: Letter> DeadLetters<J> {
     }
 
     /// Hands the selected letters, oldest first, to `requeue`, reset for a
-    /// new round of attempts; a letter it gives back (the queue is full or
-    /// the pool closing) stays, in its place. Returns how many were re-queued.
-    pub fn replay(&self, select: &Select, mut requeue: impl FnMut(J) -> Result<(), J>) -> u64 {
+    /// new round of attempts; a letter it gives back (`Some`: the queue is
+    /// full or the pool closing) stays, in its place, and so do the letters
+    /// after it. Returns how many were re-queued.
+    pub fn replay(&self, select: &Select, mut requeue: impl FnMut(J) -> Option<J>) -> u64 {
         let mut entries = self.lock();
         let mut kept = VecDeque::with_capacity(entries.len());
         let mut replayed = 0;
@@ -167,8 +168,8 @@ impl<J: Letter> DeadLetters<J> {
             }
             entry.job.reset();
             match requeue(entry.job) {
-                Ok(()) => replayed += 1,
-                Err(job) => {
+                None => replayed += 1,
+                Some(job) => {
                     // The queue refuses: the rest stays for a later replay.
                     refused = true;
                     entry.job = job;
@@ -259,7 +260,14 @@ mod tests {
         assert_eq!((listed[0].attempts, listed[0].target.as_str()), (2, "/t2"));
         assert_eq!(store.list(1).len(), 1);
         let stats = store.stats();
-        assert_eq!((stats.dead_letters, stats.dead_lettered, stats.dead_letters_evicted), (2, 3, 1));
+        assert_eq!(
+            (
+                stats.dead_letters,
+                stats.dead_lettered,
+                stats.dead_letters_evicted
+            ),
+            (2, 3, 1)
+        );
     }
 
     #[test]
@@ -273,21 +281,27 @@ mod tests {
         let mut queued = Vec::new();
         let n = store.replay(&Select::Ids(vec![ids[1], ids[3]]), |j| {
             queued.push(j);
-            Ok(())
+            None
         });
         assert_eq!(n, 2);
-        assert_eq!(queued.iter().map(|j| (j.id, j.tries)).collect::<Vec<_>>(), [(ids[1], 0), (ids[3], 0)]);
+        assert_eq!(
+            queued.iter().map(|j| (j.id, j.tries)).collect::<Vec<_>>(),
+            [(ids[1], 0), (ids[3], 0)]
+        );
         // A full queue takes one, then refuses: the rest stays, in order.
         let mut room = 1;
         let n = store.replay(&Select::All, |j| {
             if room == 0 {
-                return Err(j);
+                return Some(j);
             }
             room -= 1;
-            Ok(())
+            None
         });
         assert_eq!(n, 1);
-        assert_eq!(store.list(10).iter().map(|l| l.id).collect::<Vec<_>>(), [ids[2]]);
+        assert_eq!(
+            store.list(10).iter().map(|l| l.id).collect::<Vec<_>>(),
+            [ids[2]]
+        );
         assert_eq!(store.stats().dead_letters_replayed, 3);
     }
 

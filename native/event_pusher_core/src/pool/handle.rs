@@ -4,7 +4,8 @@
 /// injectors to a backend's pool handle, whose fields `intake` (an
 /// [`super::Intake`]), `dead` (an `Arc<`[`super::DeadLetters`]`>` of its
 /// jobs) and `faults` (an `Arc<`[`super::Faults`]`>`, with `test-hooks`)
-/// they use, and its method `requeue(&self, job) -> Result<(), job>`. Inherent
+/// they use, and its method `requeue(&self, job) -> Option<job>` (the job
+/// back if the queue refused it). Inherent
 /// methods rather than a trait's, so callers (the NIF, benchmarks) need no
 /// import; each backend names its hooks after its own tasks.
 ///

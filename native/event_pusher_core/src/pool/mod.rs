@@ -18,8 +18,8 @@ mod intake;
 mod lifecycle;
 mod supervise;
 
-pub(crate) use dead_letters::{DeadLetters, Letter};
 pub use dead_letters::{DeadLetterInfo, DeadLetterStats, Select, DEFAULT_CAPACITY};
+pub(crate) use dead_letters::{DeadLetters, Letter};
 pub(crate) use error::submit_error;
 pub use error::{Refused, StartError};
 #[cfg(feature = "test-hooks")]

@@ -268,7 +268,7 @@ impl<T: Tag> RabbitPool<T> {
 impl<T: Send + 'static> RabbitPool<T> {
     /// Queues a dead letter again, on its routing key's worker; gives it
     /// back if the queue refuses it.
-    fn requeue(&self, message: Message<T>) -> Result<(), Message<T>> {
+    fn requeue(&self, message: Message<T>) -> Option<Message<T>> {
         let worker = self.worker_for(message.routing_key.as_str());
         self.intake.requeue(worker, message)
     }

@@ -199,7 +199,10 @@ impl<T: Tag> Worker<T> {
                 .common
                 .finished(&counters.common.dropped_retries_exhausted);
             reporter.outcome(message.tag.clone(), outcome);
-            reporter.outcome(message.tag.clone(), Outcome::Dropped(DropReason::RetriesExhausted));
+            reporter.outcome(
+                message.tag.clone(),
+                Outcome::Dropped(DropReason::RetriesExhausted),
+            );
             let attempts = message.failures;
             self.shared.dead.put(message, why, attempts);
         } else {

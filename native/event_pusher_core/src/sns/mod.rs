@@ -250,7 +250,7 @@ impl<T: Send + 'static> Letter for Job<T> {
 
 impl<T: Send + 'static> SnsPool<T> {
     /// Queues a dead letter again; gives it back if the queue refuses it.
-    fn requeue(&self, job: Job<T>) -> Result<(), Job<T>> {
+    fn requeue(&self, job: Job<T>) -> Option<Job<T>> {
         self.intake.requeue(0, job)
     }
 

@@ -125,7 +125,10 @@ impl<T: Tag> Shared<T> {
                 self.reporter.outcome(job.tag.clone(), outcome);
                 if exhausted {
                     Counters::bump(&common.dropped_retries_exhausted);
-                    self.finish(job.tag.clone(), Outcome::Dropped(DropReason::RetriesExhausted));
+                    self.finish(
+                        job.tag.clone(),
+                        Outcome::Dropped(DropReason::RetriesExhausted),
+                    );
                     self.dead.put(job, reason, attempt);
                 } else {
                     jobs.push(job);
