@@ -14,7 +14,8 @@
          a_replay_after_a_purge_sends_nothing/1,
          letters_are_listed_per_host_type_and_backend/1,
          bad_arguments_are_rejected_without_touching_letters/1,
-         rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed/1]).
+         rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed/1,
+         sns_notification_out_of_retries_is_a_dead_letter_replayed_once_up/1]).
 
 -define(WAIT_MS, 5000).
 -define(POOL, http_pool).
@@ -26,7 +27,8 @@ all() ->
      a_replay_after_a_purge_sends_nothing,
      letters_are_listed_per_host_type_and_backend,
      bad_arguments_are_rejected_without_touching_letters,
-     rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed].
+     rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed,
+     sns_notification_out_of_retries_is_a_dead_letter_replayed_once_up].
 
 -define(EXCHANGE, <<"ep_dead_letters_presence">>).
 
@@ -43,6 +45,22 @@ init_per_testcase(rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_on
                             "[modules.mod_event_pusher.rabbit.presence_exchange]\n"
                             "name = \"", ?EXCHANGE, "\"\n"]),
     [{admin, Admin} | Config];
+init_per_testcase(sns_notification_out_of_retries_is_a_dead_letter_replayed_once_up, Config) ->
+    ok = ep_sns:start(),
+    Topic = ep_sns:topic("dead"),
+    {ok, Proxy} = ep_sns_proxy:start(ep_sns:port()),
+    #{name := TopicName} = Topic,
+    ok = ep_test_host:boot([ep_test_host:general_toml(),
+                            "[modules.mod_event_pusher.sns]\n"
+                            "  pm_messages_topic = \"", TopicName, "\"\n"
+                            "  sns_host = \"", ep_sns_proxy:url(Proxy), "\"\n"
+                            "  region = \"", ep_sns:region(), "\"\n"
+                            "  access_key_id = \"AKIDEADLETTERS\"\n"
+                            "  secret_access_key = \"dead-letters-secret\"\n"
+                            "  account_id = \"", ep_sns:account_id(), "\"\n"
+                            "  publish_retry_count = 1\n"
+                            "  publish_retry_time_ms = 10\n"]),
+    [{topic, Topic}, {proxy, Proxy} | Config];
 init_per_testcase(_Case, Config) ->
     {ok, Sink} = ep_http_sink:start(),
     ok = ep_log_capture:start(),
@@ -65,6 +83,11 @@ end_per_testcase(rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_onc
     Admin = ?config(admin, Config),
     catch ep_amqp:delete_exchange(Admin, ?EXCHANGE),
     ep_amqp:close(Admin);
+end_per_testcase(sns_notification_out_of_retries_is_a_dead_letter_replayed_once_up, Config) ->
+    ep_test_host:shutdown(),
+    ep_sns_proxy:stop(?config(proxy, Config)),
+    ep_sns:delete_topic(?config(topic, Config)),
+    ep_sns:stop();
 end_per_testcase(_Case, Config) ->
     ok = ep_log_capture:stop(),
     Sink = ?config(sink, Config),
@@ -185,6 +208,24 @@ rabbit_message_the_broker_refuses_is_a_dead_letter_replayed_once_fixed(Config) -
                  jiffy:decode(Payload, [return_maps])),
     ?assertEqual(0, mongoose_event_pusher_dead_letters:count(host_type(), rabbit)),
     ep_amqp:close(Consumer).
+
+sns_notification_out_of_retries_is_a_dead_letter_replayed_once_up(Config) ->
+    Proxy = ?config(proxy, Config),
+    Topic = ?config(topic, Config),
+    #{topic_arn := Arn} = Topic,
+    ok = ep_sns_proxy:down(Proxy),
+    send_chat(<<"stored">>),
+    [#{id := Id, target := Target, attempts := 2}] =
+        ep_wait:for(fun() -> mongoose_event_pusher_dead_letters:list(host_type(), sns) end,
+                    fun(Letters) -> length(Letters) >= 1 end, ?WAIT_MS, #{name => sns_dead_letter}),
+    ?assertEqual(Arn, Target),
+    ok = ep_sns_proxy:up(Proxy),
+    ?assertEqual({ok, 1}, mongoose_event_pusher_dead_letters:replay(host_type(), sns, [Id])),
+    [#{json := Json}] = ep_sns:wait_for_messages(Topic, 1, ?WAIT_MS),
+    ?assertMatch(#{<<"message">> := <<"stored">>}, Json),
+    ok = ep_sns:wait_pool_idle(host_type(), ?WAIT_MS),
+    ok = ep_sns:no_more_messages(Topic),
+    ?assertEqual(0, mongoose_event_pusher_dead_letters:count(host_type(), sns)).
 
 %%====================================================================
 %% Helpers
