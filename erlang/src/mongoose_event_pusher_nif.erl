@@ -10,7 +10,7 @@
 -export([http_pool_start/2, http_submit/2, pool_stats/1, pool_close/3]).
 -export([sns_pool_start/2, sns_publish/2]).
 -export([rabbit_pool_start/2, rabbit_declare_exchanges/4, rabbit_publish/2]).
--export([event_id/0]).
+-export([event_id/0, dead_letters/3]).
 -export_type([pool/0, http_pool_config/0, tls_config/0, http_job/0, outcome/0,
               stats/0]).
 
@@ -18,7 +18,7 @@
 -nifs([http_pool_start/2, http_submit/2, pool_stats/1, pool_close/3]).
 -nifs([sns_pool_start/2, sns_publish/2]).
 -nifs([rabbit_pool_start/2, rabbit_declare_exchanges/4, rabbit_publish/2]).
--nifs([event_id/0]).
+-nifs([event_id/0, dead_letters/3]).
 -export_type([sns_pool_config/0, sns_job/0, sns_attribute/0]).
 -export_type([rabbit_pool_config/0, rabbit_exchange/0, rabbit_message/0,
               rabbit_pool_event/0, rabbit_declare_result/0]).
@@ -147,6 +147,14 @@ rabbit_publish(_Pool, _Message) ->
 %% A new event ID: a UUID version 7, 36 bytes (see mongoose_event_pusher_event_id).
 -spec event_id() -> binary().
 event_id() ->
+    erlang:nif_error({nif_not_loaded, nif_path()}).
+
+%% A pool's dead letters: `list' (Limit) the oldest, as maps with the tag
+%% given at submit; `replay' or `purge' the selected ones (all or by event
+%% ID), returning how many.
+-spec dead_letters(pool(), list, Limit :: non_neg_integer()) -> [map()];
+                  (pool(), replay | purge, all | [binary()]) -> non_neg_integer().
+dead_letters(_Pool, _Op, _Arg) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 
 %%--------------------------------------------------------------------

@@ -18,6 +18,9 @@
 %% Module start and stop
 -export([acquire/4, release/2]).
 
+%% Operators' tools
+-export([held/2]).
+
 %% Hot path
 -export([pool/3, acquire_on_use/5]).
 
@@ -77,6 +80,12 @@ release(Module, HostType) ->
                  end, Holds),
     _ = persistent_term:erase(?HOLDS(Module, HostType)),
     ok.
+
+%% @doc The pools ({Type, Tag}) that Module on HostType holds now.
+-spec held(module(), mongooseim:host_type()) -> [{pool_type(), tag()}].
+held(Module, HostType) ->
+    Holds = persistent_term:get(?HOLDS(Module, HostType), #{}),
+    lists:sort([Key || {Key, Hold} <- maps:to_list(Holds), atomics:get(Hold, ?STATE) =:= ?HELD]).
 
 %%--------------------------------------------------------------------
 %% Hot path

@@ -2,6 +2,16 @@
 //! config must have are the fields of the `NifMap` structs in `config`.
 
 rustler::atoms! {
+    // dead letters
+    dead_letters,
+    dead_lettered,
+    dead_letters_evicted,
+    dead_letters_replayed,
+    dead_letters_purged,
+    list,
+    replay,
+    purge,
+    all,
     ok,
     error,
     overloaded,

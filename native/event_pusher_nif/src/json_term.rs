@@ -6,7 +6,7 @@
 //! [`MAX_DEPTH`] deep.
 
 use event_pusher_core::json::Field;
-use rustler::types::{ListIterator, MapIterator};
+use rustler::types::MapIterator;
 use rustler::{Binary, Error, NifResult, Term, TermType};
 
 /// Deeper nesting is refused (badarg): a term from a user module must not
@@ -16,14 +16,12 @@ const MAX_DEPTH: usize = 32;
 pub fn decode_fields(term: Term<'_>) -> NifResult<Vec<(String, Field)>> {
     match term.get_type() {
         TermType::Map => decode_map(term, 0),
-        TermType::List => {
-            let iter: ListIterator = term.decode()?;
-            iter.map(|kv| {
+        TermType::List => crate::list::iter(term)?
+            .map(|kv| {
                 let (k, v): (Term, Term) = kv.decode()?;
                 Ok((decode_key(k)?, decode_nested(v, 0)?))
             })
-            .collect()
-        }
+            .collect(),
         _ => Err(Error::BadArg),
     }
 }
@@ -51,19 +49,17 @@ fn decode_nested(term: Term<'_>, depth: usize) -> NifResult<Field> {
         return Err(Error::BadArg);
     }
     match term.get_type() {
-        TermType::List => {
-            let iter: ListIterator = term.decode()?;
-            Ok(Field::List(
-                iter.map(|item| decode_nested(item, depth + 1))
-                    .collect::<NifResult<_>>()?,
-            ))
-        }
+        TermType::List => Ok(Field::List(
+            crate::list::iter(term)?
+                .map(|item| decode_nested(item, depth + 1))
+                .collect::<NifResult<_>>()?,
+        )),
         TermType::Map => Ok(Field::Object(decode_map(term, depth + 1)?)),
         // jiffy's other form of an object: `{[{Key, Value}, ...]}`.
         TermType::Tuple => {
-            let (pairs,): (ListIterator,) = term.decode()?;
+            let (pairs,): (Term,) = term.decode()?;
             Ok(Field::Object(
-                pairs
+                crate::list::iter(pairs)?
                     .map(|kv| {
                         let (k, v): (Term, Term) = kv.decode()?;
                         Ok((decode_key(k)?, decode_nested(v, depth + 1)?))

@@ -6,18 +6,21 @@
 //! messages sent from the pool's reporter thread, never from a scheduler.
 //!
 //! - `resource`: the pool resource (one generic type for every backend),
-//!   `pool_stats/1` and `pool_close/3`;
+//!   `pool_stats/1` and `pool_close/3`; `dead_letters`: `dead_letters/3`;
 //! - `http`, `rabbit`, `sns`: each backend's NIFs;
-//! - `config`: the pools' config maps; `json_term`: event bodies;
+//! - `config`: the pools' config maps; `json_term`: event bodies; `list`:
+//!   every list a NIF takes (an improper one is badarg);
 //! - `reply`: every message to Erlang; `error`: every `{error, Reason}`;
 //! - `tag`: job tags carried through the core; `event_id`: new event IDs.
 
 mod atoms;
 mod config;
+mod dead_letters;
 mod error;
 mod event_id;
 mod http;
 mod json_term;
+mod list;
 mod rabbit;
 mod reply;
 mod resource;

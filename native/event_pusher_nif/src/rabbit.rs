@@ -66,7 +66,7 @@ fn rabbit_declare_exchanges<'a>(
 }
 
 fn exchange_specs(list: Term<'_>) -> Result<Vec<ExchangeSpec>, NifError> {
-    let exchanges: Vec<Exchange> = list.decode()?;
+    let exchanges: Vec<Exchange> = crate::list::decode(list)?;
     exchanges
         .into_iter()
         .map(|exchange| {

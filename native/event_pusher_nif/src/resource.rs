@@ -10,6 +10,7 @@ use crate::error::NifError;
 use crate::reply::Reply;
 use crate::tag::{TagBlob, TagCache};
 use event_pusher_core::http::{self, HttpPool};
+use event_pusher_core::pool::{DeadLetterInfo, Select};
 use event_pusher_core::rabbit::{self, RabbitPool};
 use event_pusher_core::sns::{self, SnsPool};
 use event_pusher_core::CloseReport;
@@ -26,6 +27,9 @@ pub trait Pool: Send + Sync + Sized + 'static {
     fn stats<'a>(&self, env: Env<'a>) -> NifResult<Term<'a>>;
     /// Stop taking work, drain for at most `drain`, then call `done`.
     fn close(&self, drain: Duration, done: impl FnOnce(CloseReport) + Send + 'static);
+    fn dead_letters(&self, limit: usize) -> Vec<DeadLetterInfo<TagBlob>>;
+    fn replay_dead_letters(&self, select: &Select) -> u64;
+    fn purge_dead_letters(&self, select: &Select) -> u64;
 }
 
 /// Implements [`Pool`] for a core pool type: its drop drain, and its stats
@@ -38,11 +42,28 @@ macro_rules! impl_pool {
 
             fn stats<'a>(&self, env: ::rustler::Env<'a>) -> ::rustler::NifResult<::rustler::Term<'a>> {
                 let stats = $pool::stats(self);
+                let dead = $pool::dead_letter_stats(self);
                 ::rustler::Term::map_from_arrays(
                     env,
-                    &[$($crate::atoms::$stat()),*],
-                    &[$(stats.$stat),*],
+                    &[$($crate::atoms::$stat(),)* $crate::atoms::dead_letters(),
+                      $crate::atoms::dead_lettered(), $crate::atoms::dead_letters_evicted(),
+                      $crate::atoms::dead_letters_replayed(), $crate::atoms::dead_letters_purged()],
+                    &[$(stats.$stat,)* dead.dead_letters, dead.dead_lettered,
+                      dead.dead_letters_evicted, dead.dead_letters_replayed,
+                      dead.dead_letters_purged],
                 )
+            }
+
+            fn dead_letters(&self, limit: usize) -> Vec<::event_pusher_core::pool::DeadLetterInfo<$crate::tag::TagBlob>> {
+                $pool::dead_letters(self, limit)
+            }
+
+            fn replay_dead_letters(&self, select: &::event_pusher_core::pool::Select) -> u64 {
+                $pool::replay_dead_letters(self, select)
+            }
+
+            fn purge_dead_letters(&self, select: &::event_pusher_core::pool::Select) -> u64 {
+                $pool::purge_dead_letters(self, select)
             }
 
             fn close(
@@ -132,15 +153,31 @@ impl<P: Pool> PoolResource<P> {
     }
 }
 
-/// A pool resource of any backend, as `pool_stats/1` and `pool_close/3` see it.
-trait AnyPool {
+/// A pool resource of any backend, as `pool_stats/1`, `pool_close/3` and
+/// `dead_letters/3` see it.
+pub(crate) trait AnyPool {
     fn stats<'a>(&self, env: Env<'a>) -> NifResult<Term<'a>>;
     fn close(&self, drain: Duration, reference: Term<'_>);
+    fn dead_letters(&self, limit: usize) -> Vec<DeadLetterInfo<TagBlob>>;
+    fn replay_dead_letters(&self, select: &Select) -> u64;
+    fn purge_dead_letters(&self, select: &Select) -> u64;
 }
 
 impl<P: Pool> AnyPool for PoolResource<P> {
     fn stats<'a>(&self, env: Env<'a>) -> NifResult<Term<'a>> {
         self.pool.stats(env)
+    }
+
+    fn dead_letters(&self, limit: usize) -> Vec<DeadLetterInfo<TagBlob>> {
+        self.pool.dead_letters(limit)
+    }
+
+    fn replay_dead_letters(&self, select: &Select) -> u64 {
+        self.pool.replay_dead_letters(select)
+    }
+
+    fn purge_dead_letters(&self, select: &Select) -> u64 {
+        self.pool.purge_dead_letters(select)
     }
 
     fn close(&self, drain: Duration, reference: Term<'_>) {
@@ -149,7 +186,7 @@ impl<P: Pool> AnyPool for PoolResource<P> {
     }
 }
 
-fn any_pool(term: Term<'_>) -> Result<&dyn AnyPool, NifError> {
+pub(crate) fn any_pool(term: Term<'_>) -> Result<&dyn AnyPool, NifError> {
     fn of<P: Pool>(term: Term<'_>) -> Option<&dyn AnyPool> {
         term.try_get_resource::<PoolResource<P>>()
             .map(|pool| pool as &dyn AnyPool)

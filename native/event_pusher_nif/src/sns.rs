@@ -8,7 +8,6 @@ use crate::reply::Reply;
 use crate::resource::{SnsResource, Started};
 use event_pusher_core::sns::{AttributeValue, SnsJob, SnsPool};
 use event_pusher_core::EventId;
-use rustler::types::ListIterator;
 use rustler::{Atom, Binary, Env, Error, LocalPid, NifResult, NifUnitEnum, Term};
 
 /// `sns_pool_start(Owner, Config) -> {ok, Pool} | {error, Reason}`. Builds the
@@ -51,15 +50,17 @@ enum Kind {
 /// `[{Name, {string | binary | number, Value}}]`, names and string/number
 /// values UTF-8.
 fn decode_attributes(list: Term<'_>) -> Result<Vec<(String, AttributeValue)>, NifError> {
-    let iter: ListIterator = list.decode()?;
-    iter.map(|item| {
-        let (name, (kind, value)): (Term, (Kind, Term)) = item.decode()?;
-        let value = match kind {
-            Kind::String => AttributeValue::String(utf8(value)?),
-            Kind::Number => AttributeValue::Number(utf8(value)?),
-            Kind::Binary => AttributeValue::Binary(value.decode::<Binary>()?.as_slice().to_vec()),
-        };
-        Ok((utf8(name)?, value))
-    })
-    .collect()
+    crate::list::iter(list)?
+        .map(|item| {
+            let (name, (kind, value)): (Term, (Kind, Term)) = item.decode()?;
+            let value = match kind {
+                Kind::String => AttributeValue::String(utf8(value)?),
+                Kind::Number => AttributeValue::Number(utf8(value)?),
+                Kind::Binary => {
+                    AttributeValue::Binary(value.decode::<Binary>()?.as_slice().to_vec())
+                }
+            };
+            Ok((utf8(name)?, value))
+        })
+        .collect()
 }

@@ -70,7 +70,11 @@ fn parse_args() -> Result<Args, BenchError> {
     let batching = match batching.as_str() {
         "on" => true,
         "off" => false,
-        other => return Err(BenchError::Usage(format!("batching is on or off, not {other}"))),
+        other => {
+            return Err(BenchError::Usage(format!(
+                "batching is on or off, not {other}"
+            )))
+        }
     };
     Ok(Args {
         endpoint: endpoint.clone(),

@@ -26,7 +26,7 @@ mod dispatch;
 mod url;
 mod worker;
 
-use crate::pool::{self, Intake};
+use crate::pool::{self, DeadLetters, Intake, Letter};
 use crate::report::{OutcomeSink, Tag};
 use crate::stats::{Counters, Stats};
 use crate::EventId;
@@ -105,8 +105,6 @@ pool::submit_error! {
 /// attempt builds its request's map from the list.
 pub(crate) struct Job<T> {
     tag: T,
-    // Read once IDs go on the wire and into the spool.
-    #[allow(dead_code)]
     id: EventId,
     /// The request target, in origin form.
     target: Uri,
@@ -120,6 +118,7 @@ pub(crate) struct Job<T> {
 pub struct HttpPool<T: Send + 'static> {
     base_url: UrlBase,
     intake: Intake<Job<T>, Infallible>,
+    dead: Arc<DeadLetters<Job<T>>>,
     /// Wakes an idle worker after a job was queued.
     job_ready: Arc<Notify>,
     #[cfg(feature = "test-hooks")]
@@ -134,6 +133,7 @@ impl<T: Tag> HttpPool<T> {
         let endpoint = endpoint(&cfg, &base_url)?;
         let counters = Arc::new(Counters::default());
         let job_ready = Arc::new(Notify::new());
+        let dead = Arc::new(DeadLetters::new(pool::DEFAULT_CAPACITY));
         #[cfg(feature = "test-hooks")]
         let faults = Arc::new(pool::Faults::default());
         let (lane, queue) = mpsc::unbounded_channel();
@@ -151,6 +151,7 @@ impl<T: Tag> HttpPool<T> {
                     reporter,
                     queue: std::sync::Mutex::new(queue),
                     job_ready: job_ready.clone(),
+                    dead: dead.clone(),
                     hard_stop: tokio_util::sync::CancellationToken::new(),
                     #[cfg(feature = "test-hooks")]
                     faults: faults.clone(),
@@ -161,6 +162,7 @@ impl<T: Tag> HttpPool<T> {
         Ok(HttpPool {
             base_url,
             intake,
+            dead,
             job_ready,
             #[cfg(feature = "test-hooks")]
             faults,
@@ -189,6 +191,35 @@ impl<T: Tag> HttpPool<T> {
         self.job_ready.notify_one();
         Ok(())
     }
+}
+
+impl<T: Send + 'static> HttpPool<T> {
+    /// Queues a dead letter again; gives it back if the queue refuses it.
+    fn requeue(&self, job: Job<T>) -> Option<Job<T>> {
+        let refused = self.intake.requeue(0, job);
+        if refused.is_none() {
+            self.job_ready.notify_one();
+        }
+        refused
+    }
+}
+
+impl<T: Send + 'static> Letter for Job<T> {
+    type Tag = T;
+    fn id(&self) -> EventId {
+        self.id
+    }
+    fn tag(&self) -> &T {
+        &self.tag
+    }
+    fn target(&self) -> String {
+        self.target.to_string()
+    }
+    fn size(&self) -> usize {
+        self.body.len()
+    }
+    // Attempts are counted by the worker running the job: nothing to reset.
+    fn reset(&mut self) {}
 }
 
 impl<T: Send + 'static> HttpPool<T> {

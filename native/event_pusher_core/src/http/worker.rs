@@ -45,6 +45,8 @@ pub(crate) struct Shared<T> {
     /// instant) and wait on `job_ready` when it is empty.
     pub queue: Mutex<mpsc::UnboundedReceiver<Job<T>>>,
     pub job_ready: Arc<Notify>,
+    /// Where jobs that failed for good go.
+    pub dead: Arc<pool::DeadLetters<Job<T>>>,
     /// Cancelled when the drain deadline passes: running jobs stop and are dropped.
     pub hard_stop: CancellationToken,
     #[cfg(feature = "test-hooks")]
@@ -209,13 +211,27 @@ impl<T: Tag> Worker<T> {
         match end {
             End::Final(outcome) => {
                 Counters::bump(&counters.sent);
-                shared.reporter.outcome(job.tag, outcome);
+                // A 4xx other than 429 fails the same way however often it
+                // is sent: a dead letter, to replay once the cause is fixed.
+                let refused = match outcome {
+                    Outcome::Response { status, .. } if (400..=499).contains(&status) => {
+                        Some(status)
+                    }
+                    _ => None,
+                };
+                shared.reporter.outcome(job.tag.clone(), outcome);
+                if let Some(status) = refused {
+                    shared.dead.put(job, format!("status {status}"), 1);
+                }
             }
             End::Exhausted(outcome) => {
                 Counters::bump(&counters.dropped_retries_exhausted);
+                let reason = failure_reason(&outcome);
                 shared.reporter.outcome(job.tag.clone(), outcome);
                 let dropped = Outcome::Dropped(DropReason::RetriesExhausted);
-                shared.reporter.outcome(job.tag, dropped);
+                shared.reporter.outcome(job.tag.clone(), dropped);
+                let attempts = job.max_retries.saturating_add(1);
+                shared.dead.put(job, reason, attempts);
             }
             End::Stopped => {
                 // Its request may be half-sent: that connection is done.
@@ -465,4 +481,13 @@ fn error_reason(failure: &Failure) -> Cow<'static, str> {
         }
     }
     Cow::Owned(format!("{kind}: {root}"))
+}
+
+/// An exhausted job's last failure, as its dead letter names it.
+fn failure_reason(outcome: &Outcome) -> Cow<'static, str> {
+    match outcome {
+        Outcome::Response { status, .. } => Cow::Owned(format!("status {status}")),
+        Outcome::Error { reason, .. } => reason.clone(),
+        _ => Cow::Borrowed("failed"),
+    }
 }

@@ -98,6 +98,29 @@ impl<J, R> Intake<J, R> {
         }
     }
 
+    /// Queues a job again (a dead letter's replay); gives it back (`Some`)
+    /// if the queue is full or the pool closing. Counted as submitted, not
+    /// as rejected: a refused replay stays a dead letter.
+    pub fn requeue(&self, lane: usize, job: J) -> Option<J> {
+        let counters = &self.counters;
+        let Some(sender) = self.lanes.get(lane) else {
+            return Some(job);
+        };
+        if self.closing.load(Relaxed) || !counters.reserve_quietly(self.capacity) {
+            return Some(job);
+        }
+        match sender.send(job) {
+            Ok(()) => {
+                Counters::bump(&counters.submitted);
+                None
+            }
+            Err(mpsc::error::SendError(job)) => {
+                counters.unreserve();
+                Some(job)
+            }
+        }
+    }
+
     fn refuse(&self, refused: Refused) -> Refused {
         Counters::bump(&self.counters.rejected);
         refused

@@ -9,6 +9,7 @@
 //! task, and its own long-lived tasks made [`Supervised`]. Everything is
 //! generic (static dispatch): no boxed call per event.
 
+mod dead_letters;
 mod error;
 #[cfg(feature = "test-hooks")]
 mod faults;
@@ -17,6 +18,8 @@ mod intake;
 mod lifecycle;
 mod supervise;
 
+pub use dead_letters::{DeadLetterInfo, DeadLetterStats, Select, DEFAULT_CAPACITY};
+pub(crate) use dead_letters::{DeadLetters, Letter};
 pub(crate) use error::submit_error;
 pub use error::{Refused, StartError};
 #[cfg(feature = "test-hooks")]

@@ -33,7 +33,7 @@ mod supervisor;
 mod window;
 mod worker;
 
-use crate::pool::{self, Intake};
+use crate::pool::{self, DeadLetters, Intake, Letter};
 use crate::report::{OutcomeSink, Reporter, Tag};
 use crate::secret::Secret;
 use crate::tls::TlsOptions;
@@ -116,8 +116,6 @@ pool::submit_error! {
 pub(crate) struct Message<T> {
     pub tag: T,
     /// The event's ID, made when the message entered the pool; republishes keep it.
-    // Read once IDs go on the wire and into the spool.
-    #[allow(dead_code)]
     pub id: crate::EventId,
     pub exchange: ShortString,
     pub routing_key: ShortString,
@@ -126,6 +124,25 @@ pub(crate) struct Message<T> {
     pub order: u64,
     /// Failed attempts so far (nack, confirm timeout, channel error).
     pub failures: u32,
+}
+
+impl<T: Send + 'static> Letter for Message<T> {
+    type Tag = T;
+    fn id(&self) -> crate::EventId {
+        self.id
+    }
+    fn tag(&self) -> &T {
+        &self.tag
+    }
+    fn target(&self) -> String {
+        format!("{} {}", self.exchange, self.routing_key)
+    }
+    fn size(&self) -> usize {
+        self.body.len()
+    }
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
 }
 
 /// What the workers, declarations and the supervisor of a pool share.
@@ -141,6 +158,8 @@ pub(crate) struct Shared<T> {
     /// Exchanges declared through the pool: a new connection declares them
     /// again before it publishes (see `declare::Declared`).
     pub declared: declare::Declared,
+    /// Where messages that failed for good go.
+    pub dead: Arc<DeadLetters<Message<T>>>,
     /// Test hook: the next worker to loop panics.
     #[cfg(feature = "test-hooks")]
     pub fault: Arc<pool::Faults>,
@@ -161,6 +180,7 @@ impl<T: Tag> Shared<T> {
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct RabbitPool<T: Send + 'static> {
     intake: Intake<Message<T>, supervisor::Declare>,
+    dead: Arc<DeadLetters<Message<T>>>,
     counters: Arc<RabbitCounters>,
     #[cfg(feature = "test-hooks")]
     faults: Arc<pool::Faults>,
@@ -178,6 +198,7 @@ impl<T: Tag> RabbitPool<T> {
         validate(&cfg)?;
         let endpoint = connect::Endpoint::new(&cfg)?;
         let counters = Arc::new(RabbitCounters::default());
+        let dead = Arc::new(DeadLetters::new(pool::DEFAULT_CAPACITY));
         #[cfg(feature = "test-hooks")]
         let faults = Arc::new(pool::Faults::default());
         let (lanes, queues): (Vec<_>, Vec<_>) =
@@ -199,6 +220,7 @@ impl<T: Tag> RabbitPool<T> {
                     events: Arc::new(Mutex::new(events)),
                     links: declare::Links::new(cfg.workers),
                     declared: declare::Declared::default(),
+                    dead: dead.clone(),
                     #[cfg(feature = "test-hooks")]
                     fault: faults.clone(),
                 });
@@ -207,6 +229,7 @@ impl<T: Tag> RabbitPool<T> {
         )?;
         Ok(RabbitPool {
             intake,
+            dead,
             counters,
             #[cfg(feature = "test-hooks")]
             faults,
@@ -240,6 +263,15 @@ impl<T: Tag> RabbitPool<T> {
         };
         Ok(self.intake.push(worker, message)?)
     }
+}
+
+impl<T: Send + 'static> RabbitPool<T> {
+    /// Queues a dead letter again, on its routing key's worker; gives it
+    /// back if the queue refuses it.
+    fn requeue(&self, message: Message<T>) -> Option<Message<T>> {
+        let worker = self.worker_for(message.routing_key.as_str());
+        self.intake.requeue(worker, message)
+    }
 
     /// The worker of a routing key: the same key always goes to the same
     /// channel, which keeps its messages in order.
@@ -252,9 +284,7 @@ impl<T: Tag> RabbitPool<T> {
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(routing_key);
         (hash % lanes as u64) as usize
     }
-}
 
-impl<T: Send + 'static> RabbitPool<T> {
     /// A snapshot of the counters.
     pub fn stats(&self) -> RabbitStats {
         self.counters.snapshot()

@@ -189,7 +189,7 @@ impl<T: Tag> Worker<T> {
         message.failures += 1;
         let reporter = &self.shared.reporter;
         let outcome = Outcome::Error {
-            reason: why,
+            reason: why.clone(),
             elapsed_us,
             payload: Some(message.body.clone()),
         };
@@ -199,7 +199,12 @@ impl<T: Tag> Worker<T> {
                 .common
                 .finished(&counters.common.dropped_retries_exhausted);
             reporter.outcome(message.tag.clone(), outcome);
-            reporter.outcome(message.tag, Outcome::Dropped(DropReason::RetriesExhausted));
+            reporter.outcome(
+                message.tag.clone(),
+                Outcome::Dropped(DropReason::RetriesExhausted),
+            );
+            let attempts = message.failures;
+            self.shared.dead.put(message, why, attempts);
         } else {
             reporter.outcome(message.tag.clone(), outcome);
             self.insert_retry(message);

@@ -304,6 +304,7 @@ mod tests {
 
     fn job(bytes: usize) -> Job<u32> {
         Job {
+            id: crate::EventId::new(),
             tag: 0,
             topic: Arc::from("t"),
             message: "x".repeat(bytes),

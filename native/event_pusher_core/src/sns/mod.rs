@@ -15,7 +15,7 @@ mod dispatch;
 mod reason;
 mod request;
 
-use crate::pool::{self, Intake};
+use crate::pool::{self, DeadLetters, Intake, Letter};
 use crate::report::{OutcomeSink, Tag};
 use crate::secret::Secret;
 use crate::stats::Counters;
@@ -133,6 +133,7 @@ pub(crate) struct SnsCounters {
 /// A job inside the pool: attributes in the SDK's form, ready to send.
 pub(crate) struct Job<T> {
     tag: T,
+    id: crate::EventId,
     topic: Arc<str>,
     message: String,
     attributes: Option<HashMap<String, MessageAttributeValue>>,
@@ -160,6 +161,7 @@ impl<T> Job<T> {
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct SnsPool<T: Send + 'static> {
     intake: Intake<Job<T>, Infallible>,
+    dead: Arc<DeadLetters<Job<T>>>,
     counters: Arc<SnsCounters>,
     #[cfg(feature = "test-hooks")]
     faults: Arc<pool::Faults>,
@@ -172,6 +174,7 @@ impl<T: Tag> SnsPool<T> {
         validate(&cfg)?;
         let client = client::build(&cfg).map_err(StartError::InvalidConfig)?;
         let counters = Arc::new(SnsCounters::default());
+        let dead = Arc::new(DeadLetters::new(pool::DEFAULT_CAPACITY));
         #[cfg(feature = "test-hooks")]
         let faults = Arc::new(pool::Faults::default());
         let (lane, queue) = mpsc::unbounded_channel();
@@ -191,6 +194,7 @@ impl<T: Tag> SnsPool<T> {
                     counters: counters.clone(),
                     reporter,
                     signals,
+                    dead: dead.clone(),
                     hard_stop: tokio_util::sync::CancellationToken::new(),
                     #[cfg(feature = "test-hooks")]
                     faults: faults.clone(),
@@ -204,6 +208,7 @@ impl<T: Tag> SnsPool<T> {
         )?;
         Ok(SnsPool {
             intake,
+            dead,
             counters,
             #[cfg(feature = "test-hooks")]
             faults,
@@ -216,6 +221,7 @@ impl<T: Tag> SnsPool<T> {
         let attributes = sdk_attributes(job.attributes)?;
         let job = Job {
             tag: job.tag,
+            id: job.id,
             topic: Arc::from(job.topic_arn),
             message: job.message,
             attributes,
@@ -224,7 +230,30 @@ impl<T: Tag> SnsPool<T> {
     }
 }
 
+impl<T: Send + 'static> Letter for Job<T> {
+    type Tag = T;
+    fn id(&self) -> crate::EventId {
+        self.id
+    }
+    fn tag(&self) -> &T {
+        &self.tag
+    }
+    fn target(&self) -> String {
+        self.topic.to_string()
+    }
+    fn size(&self) -> usize {
+        self.payload_bytes()
+    }
+    // Attempts are counted by the request running the job: nothing to reset.
+    fn reset(&mut self) {}
+}
+
 impl<T: Send + 'static> SnsPool<T> {
+    /// Queues a dead letter again; gives it back if the queue refuses it.
+    fn requeue(&self, job: Job<T>) -> Option<Job<T>> {
+        self.intake.requeue(0, job)
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> SnsStats {
         let c = &self.counters.common;

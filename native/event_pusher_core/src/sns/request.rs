@@ -30,6 +30,8 @@ pub(crate) struct Shared<T> {
     /// Tells the dispatcher when a batch's first attempt ended and when a
     /// request task is done (its slot is free).
     pub signals: mpsc::UnboundedSender<Signal>,
+    /// Where jobs that failed for good go.
+    pub dead: std::sync::Arc<crate::pool::DeadLetters<super::Job<T>>>,
     /// Cancelled when the drain deadline passes: running jobs stop and are dropped.
     pub hard_stop: CancellationToken,
     #[cfg(feature = "test-hooks")]
@@ -116,14 +118,18 @@ impl<T: Tag> Shared<T> {
             jobs = Vec::with_capacity(failed.len());
             for (job, reason) in failed {
                 let outcome = Outcome::Error {
-                    reason,
+                    reason: reason.clone(),
                     elapsed_us,
                     payload: None,
                 };
                 self.reporter.outcome(job.tag.clone(), outcome);
                 if exhausted {
                     Counters::bump(&common.dropped_retries_exhausted);
-                    self.finish(job.tag, Outcome::Dropped(DropReason::RetriesExhausted));
+                    self.finish(
+                        job.tag.clone(),
+                        Outcome::Dropped(DropReason::RetriesExhausted),
+                    );
+                    self.dead.put(job, reason, attempt);
                 } else {
                     jobs.push(job);
                 }
