@@ -45,13 +45,23 @@ fn a_slow_endpoint_gets_each_request_once_and_each_job_ends_as_timed_out() {
         pool.submit(j).expect("accepted");
     }
     let got = outcomes(&events.take(6));
-    assert!(got.iter().all(|o| matches!(o, Outcome::TimedOut { .. })), "{got:?}");
+    assert!(
+        got.iter().all(|o| matches!(o, Outcome::TimedOut { .. })),
+        "{got:?}"
+    );
     events.assert_quiet(Duration::from_millis(300));
     let mut seen = paths(&server);
     seen.sort();
     assert_eq!(seen, (0..6).map(|i| format!("/e{i}")).collect::<Vec<_>>());
     let stats = pool.stats();
-    assert_eq!((stats.timeouts, stats.retried, stats.dropped_retries_exhausted), (6, 0, 0));
+    assert_eq!(
+        (
+            stats.timeouts,
+            stats.retried,
+            stats.dropped_retries_exhausted
+        ),
+        (6, 0, 0)
+    );
 }
 
 #[test]
@@ -81,7 +91,10 @@ fn timeouts_lower_the_pressure_to_one_request_at_a_time() {
     assert_eq!(arrivals.len(), 5);
     for pair in arrivals.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(55), "requests overlapped: {gap:?}");
+        assert!(
+            gap >= Duration::from_millis(55),
+            "requests overlapped: {gap:?}"
+        );
     }
 }
 
@@ -122,10 +135,16 @@ fn a_503_with_an_http_date_pauses_every_job_of_the_pool() {
     pool.submit(job(2, "other")).expect("accepted");
 
     let got = events.take(2);
-    assert!(got.iter().all(|e| matches!(e, Event::Outcome(_, Outcome::Response { status: 200, .. }))));
+    assert!(got
+        .iter()
+        .all(|e| matches!(e, Event::Outcome(_, Outcome::Response { status: 200, .. }))));
     // The date has a one-second precision: at least one second later.
     for r in &server.received()[1..] {
-        assert!(r.at - t503 >= Duration::from_secs(1), "{} too early", r.target);
+        assert!(
+            r.at - t503 >= Duration::from_secs(1),
+            "{} too early",
+            r.target
+        );
     }
 }
 
@@ -144,7 +163,10 @@ fn a_retry_after_is_capped_by_the_jobs_maximum() {
     assert_eq!(status(&outcomes(&events.take(1))[0]), 200);
     let received = server.received();
     let gap = received[1].at - received[0].at;
-    assert!(gap >= Duration::from_millis(300) && gap < Duration::from_secs(3), "{gap:?}");
+    assert!(
+        gap >= Duration::from_millis(300) && gap < Duration::from_secs(3),
+        "{gap:?}"
+    );
 }
 
 #[test]
@@ -181,21 +203,40 @@ fn an_outage_holds_every_job_and_delivers_all_once_the_endpoint_is_back() {
     events.assert_quiet(Duration::from_millis(10));
     let server = TestServer::start_on(port, Arc::new(|_, _| Reply::status(200)));
     let got = outcomes(&events.take(30));
-    assert!(got.iter().all(|o| matches!(o, Outcome::Response { status: 200, .. })), "{got:?}");
+    assert!(
+        got.iter()
+            .all(|o| matches!(o, Outcome::Response { status: 200, .. })),
+        "{got:?}"
+    );
     let seen: BTreeSet<String> = paths(&server).into_iter().collect();
     assert_eq!(seen.len(), 30);
     assert_eq!(server.arrived(), 30, "each delivered once");
     let stats = pool.stats();
-    assert_eq!((stats.sent, stats.dropped_retries_exhausted, stats.dropped_expired), (30, 0, 0));
+    assert_eq!(
+        (
+            stats.sent,
+            stats.dropped_retries_exhausted,
+            stats.dropped_expired
+        ),
+        (30, 0, 0)
+    );
     // Probes with backoff, not an attempt per job and retry.
-    assert!(stats.failed_attempts < 15, "{} failed attempts", stats.failed_attempts);
+    assert!(
+        stats.failed_attempts < 15,
+        "{} failed attempts",
+        stats.failed_attempts
+    );
 }
 
 #[test]
 fn an_endpoint_answering_5xx_to_everything_holds_jobs_until_it_recovers() {
     let began = Instant::now();
     let server = TestServer::start(Arc::new(move |_, _| {
-        Reply::status(if began.elapsed() < Duration::from_millis(1500) { 500 } else { 200 })
+        Reply::status(if began.elapsed() < Duration::from_millis(1500) {
+            500
+        } else {
+            200
+        })
     }));
     let (pool, events) = start(config(server.url("/")));
     for i in 0..10 {
@@ -207,7 +248,11 @@ fn an_endpoint_answering_5xx_to_everything_holds_jobs_until_it_recovers() {
         pool.submit(j).expect("accepted");
     }
     let got = outcomes(&events.take(10));
-    assert!(got.iter().all(|o| matches!(o, Outcome::Response { status: 200, .. })), "{got:?}");
+    assert!(
+        got.iter()
+            .all(|o| matches!(o, Outcome::Response { status: 200, .. })),
+        "{got:?}"
+    );
     let ok: BTreeSet<String> = server
         .received()
         .into_iter()
@@ -228,9 +273,15 @@ fn a_job_older_than_its_maximum_age_is_given_up_as_expired() {
     pool.submit(j).expect("accepted");
 
     let got = events.take(1);
-    assert_eq!(got[0], Event::Outcome(4, Outcome::Dropped(DropReason::Expired)));
+    assert_eq!(
+        got[0],
+        Event::Outcome(4, Outcome::Dropped(DropReason::Expired))
+    );
     assert!(began.elapsed() >= Duration::from_millis(390));
     assert!(began.elapsed() < PROBE_MAX, "{:?}", began.elapsed());
     let stats = pool.stats();
-    assert_eq!((stats.dropped_expired, stats.dropped_retries_exhausted), (1, 0));
+    assert_eq!(
+        (stats.dropped_expired, stats.dropped_retries_exhausted),
+        (1, 0)
+    );
 }

@@ -158,12 +158,19 @@ fn a_timeout_ends_the_job_as_timed_out_with_its_time() {
     pool.submit(j).expect("accepted");
 
     let got = outcomes(&events.take(1));
-    assert!(matches!(got[0], Outcome::TimedOut { elapsed_us } if elapsed_us >= 50_000), "{got:?}");
+    assert!(
+        matches!(got[0], Outcome::TimedOut { elapsed_us } if elapsed_us >= 50_000),
+        "{got:?}"
+    );
     events.assert_quiet(Duration::from_millis(200));
     assert_eq!(server.arrived(), 1);
     let stats = pool.stats();
     assert_eq!(
-        (stats.timeouts, stats.dropped_retries_exhausted, stats.retried),
+        (
+            stats.timeouts,
+            stats.dropped_retries_exhausted,
+            stats.retried
+        ),
         (1, 0, 0)
     );
 }

@@ -322,7 +322,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn probes_back_off_up_to_the_maximum() {
         let h = health(1);
-        assert!(h.admit(true, None).await.expect("a").finish(Verdict::Unreachable));
+        assert!(h
+            .admit(true, None)
+            .await
+            .expect("a")
+            .finish(Verdict::Unreachable));
         let mut last = Duration::ZERO;
         for _ in 0..12 {
             let before = Instant::now();
@@ -338,21 +342,36 @@ mod tests {
     async fn server_errors_make_it_down_only_when_nothing_answers_between() {
         let h = health(4);
         for _ in 0..5 {
-            for verdict in [Verdict::ServerError, Verdict::ServerError, Verdict::Answered] {
+            for verdict in [
+                Verdict::ServerError,
+                Verdict::ServerError,
+                Verdict::Answered,
+            ] {
                 h.admit(true, None).await.expect("admitted").finish(verdict);
             }
         }
         assert!(!h.is_down());
         for _ in 0..DOWN_AFTER_SERVER_ERRORS - 1 {
-            assert!(!h.admit(true, None).await.expect("a").finish(Verdict::ServerError));
+            assert!(!h
+                .admit(true, None)
+                .await
+                .expect("a")
+                .finish(Verdict::ServerError));
         }
-        assert!(h.admit(true, None).await.expect("a").finish(Verdict::ServerError));
+        assert!(h
+            .admit(true, None)
+            .await
+            .expect("a")
+            .finish(Verdict::ServerError));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_expired_job_stops_waiting() {
         let h = health(1);
-        h.admit(true, None).await.expect("a").finish(Verdict::Unreachable);
+        h.admit(true, None)
+            .await
+            .expect("a")
+            .finish(Verdict::Unreachable);
         let probe = h.admit(true, None).await.expect("probe");
         let expires = Instant::now() + Duration::from_secs(3);
         assert!(h.admit(true, Some(expires)).await.is_none());
@@ -366,7 +385,10 @@ mod tests {
         let t = h.admit(false, None).await.expect("a");
         assert!(!t.finish(Verdict::RetryAfter(Duration::from_secs(2))));
         let before = Instant::now();
-        h.admit(false, None).await.expect("b").finish(Verdict::Answered);
+        h.admit(false, None)
+            .await
+            .expect("b")
+            .finish(Verdict::Answered);
         assert!(before.elapsed() >= Duration::from_secs(2));
         assert!(!h.troubled.load(SeqCst));
     }
@@ -375,7 +397,10 @@ mod tests {
     async fn timeouts_halve_the_attempts_at_once_and_answers_grow_them_back() {
         let h = health(8);
         for _ in 0..3 {
-            h.admit(false, None).await.expect("a").finish(Verdict::Timeout);
+            h.admit(false, None)
+                .await
+                .expect("a")
+                .finish(Verdict::Timeout);
         }
         assert_eq!(h.lock().allowed, 1);
         let one = h.admit(false, None).await.expect("one");
@@ -384,7 +409,10 @@ mod tests {
         one.finish(Verdict::Answered);
         assert_eq!(h.lock().allowed, 2);
         for _ in 0..6 {
-            h.admit(false, None).await.expect("a").finish(Verdict::Answered);
+            h.admit(false, None)
+                .await
+                .expect("a")
+                .finish(Verdict::Answered);
         }
         assert_eq!(h.lock().allowed, 8);
         assert!(!h.troubled.load(SeqCst));
@@ -393,7 +421,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_abandoned_probe_lets_the_next_one_go() {
         let h = health(2);
-        h.admit(true, None).await.expect("a").finish(Verdict::Unreachable);
+        h.admit(true, None)
+            .await
+            .expect("a")
+            .finish(Verdict::Unreachable);
         drop(h.admit(true, None).await.expect("probe"));
         let next = tokio::time::timeout(Duration::from_secs(1), h.admit(true, None)).await;
         let next = next.expect("not waiting").expect("admitted");

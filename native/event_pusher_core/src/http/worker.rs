@@ -234,7 +234,9 @@ impl<T: Tag> Worker<T> {
             }
             End::TimedOut { elapsed_us } => {
                 Counters::bump(&counters.timeouts);
-                shared.reporter.outcome(job.tag, Outcome::TimedOut { elapsed_us });
+                shared
+                    .reporter
+                    .outcome(job.tag, Outcome::TimedOut { elapsed_us });
             }
             End::Expired => {
                 Counters::bump(&counters.dropped_expired);
@@ -256,9 +258,11 @@ impl<T: Tag> Worker<T> {
         let delivery = job.delivery;
         let holds = delivery.max_age.is_some();
         let expires = delivery.max_age.map(|age| expiry(job, age));
-        // Retries used: not by attempts that failed while the endpoint was
-        // down or asked for a pause, when the job holds.
+        // Retries used: when the job holds, not by attempts that failed
+        // while the endpoint was down, asked for a pause or throttled.
         let mut retries: u32 = 0;
+        // Throttled attempts that used no retry, for their backoff.
+        let mut throttled: u32 = 0;
         loop {
             let health = self.shared.health.clone();
             let ticket = tokio::select! {
@@ -284,7 +288,10 @@ impl<T: Tag> Worker<T> {
                 _ => false,
             };
             Counters::bump(&self.shared.counters.failed_attempts);
-            let free = holds && (retry_after || (down && verdict.endpoint_failed()));
+            let free = holds
+                && (retry_after
+                    || verdict == Verdict::Throttled
+                    || (down && verdict.endpoint_failed()));
             if !free {
                 retries += 1;
                 if retries > job.max_retries {
@@ -300,8 +307,11 @@ impl<T: Tag> Worker<T> {
             // instrumentation event per notification; retries are counted.
             drop(outcome);
             // A pause or a down endpoint is waited for in `admit`.
-            let wait = if free || retry_after {
+            let wait = if retry_after || (free && verdict != Verdict::Throttled) {
                 Duration::ZERO
+            } else if free {
+                throttled += 1;
+                backoff(job.retry_base, throttled)
             } else {
                 backoff(job.retry_base, retries)
             };
