@@ -70,15 +70,16 @@ fn timeouts_lower_the_pressure_to_one_request_at_a_time() {
         Reply::status(200).after(Duration::from_millis(400))
     }));
     let mut cfg = config(server.url("/"));
-    cfg.workers = 8;
+    cfg.workers = 4;
     cfg.request_timeout = Duration::from_millis(60);
     let (pool, events) = start(cfg);
-    for i in 0..8 {
+    for i in 0..4 {
         pool.submit(job(i, "first")).expect("accepted");
     }
-    events.take(8);
-    // Eight timeouts halved the bound to one: the next jobs go one by one.
-    for i in 8..13 {
+    events.take(4);
+    // Four timeouts halved the bound to a quarter of the workers, one: the
+    // next jobs go one by one.
+    for i in 4..9 {
         pool.submit(job(i, "second")).expect("accepted");
     }
     events.take(5);

@@ -1,8 +1,8 @@
 //! What a pool knows about its endpoint, shared by its workers: a pause a
 //! server asked for (`Retry-After`), whether the endpoint is down (then one
 //! probe at a time, with backoff, while the other jobs wait), and how many
-//! attempts may run at once (halved by timeouts and 429s, grown back by one
-//! per answer).
+//! attempts may run at once (halved by timeouts and 429s down to a quarter
+//! of the workers, grown back by one per answer).
 //!
 //! While nothing of that is in force (the usual case) an attempt costs one
 //! atomic load and two atomic adds here: the lock is taken only while the
@@ -53,6 +53,11 @@ impl Verdict {
 
 pub(crate) struct Health {
     workers: usize,
+    /// The fewest attempts allowed at once: a quarter of the workers (at
+    /// least one). Lower, an endpoint that is slow for every request would
+    /// get so few that the queue overflows and events are surely lost,
+    /// where a timed-out one was probably delivered.
+    min_allowed: usize,
     /// Attempts running now.
     in_use: AtomicUsize,
     /// Set while `state` is not calm: attempts then go through the lock.
@@ -92,6 +97,7 @@ impl Health {
     pub fn new(workers: usize) -> Self {
         Health {
             workers,
+            min_allowed: (workers / 4).max(1),
             in_use: AtomicUsize::new(0),
             troubled: AtomicBool::new(false),
             state: Mutex::new(State {
@@ -171,7 +177,7 @@ impl Health {
         let down = {
             let mut state = self.lock();
             let now = Instant::now();
-            state.update(now, probe, verdict, self.workers);
+            state.update(now, probe, verdict, self.min_allowed, self.workers);
             let troubled = state.paused_until.is_some_and(|p| p > now)
                 || state.down.is_some()
                 || state.allowed < self.workers
@@ -231,7 +237,14 @@ impl State {
     }
 
     /// `verdict` is `None` for an attempt that was abandoned.
-    fn update(&mut self, now: Instant, probe: bool, verdict: Option<Verdict>, workers: usize) {
+    fn update(
+        &mut self,
+        now: Instant,
+        probe: bool,
+        verdict: Option<Verdict>,
+        min_allowed: usize,
+        workers: usize,
+    ) {
         if probe {
             if let Some(down) = &mut self.down {
                 down.probing = false;
@@ -252,7 +265,7 @@ impl State {
                 self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
             }
             Verdict::Timeout | Verdict::Throttled => {
-                self.allowed = (self.allowed / 2).max(1);
+                self.allowed = (self.allowed / 2).max(min_allowed);
             }
             Verdict::Unreachable | Verdict::ServerError => {
                 self.server_errors = self.server_errors.saturating_add(1);
@@ -396,19 +409,27 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn timeouts_halve_the_attempts_at_once_and_answers_grow_them_back() {
         let h = health(8);
-        for _ in 0..3 {
+        let timeout = |h: Arc<Health>| async move {
             h.admit(false, None)
                 .await
                 .expect("a")
-                .finish(Verdict::Timeout);
+                .finish(Verdict::Timeout)
+        };
+        timeout(h.clone()).await;
+        assert_eq!(h.lock().allowed, 4);
+        for _ in 0..3 {
+            timeout(h.clone()).await;
         }
-        assert_eq!(h.lock().allowed, 1);
-        let one = h.admit(false, None).await.expect("one");
-        let second = tokio::time::timeout(Duration::from_secs(60), h.admit(false, None)).await;
-        assert!(second.is_err(), "one at a time after timeouts");
-        one.finish(Verdict::Answered);
+        // A quarter of the workers at least.
         assert_eq!(h.lock().allowed, 2);
-        for _ in 0..6 {
+        let one = h.admit(false, None).await.expect("one");
+        let two = h.admit(false, None).await.expect("two");
+        let third = tokio::time::timeout(Duration::from_secs(60), h.admit(false, None)).await;
+        assert!(third.is_err(), "two at a time after timeouts");
+        one.finish(Verdict::Answered);
+        assert_eq!(h.lock().allowed, 3);
+        two.finish(Verdict::Answered);
+        for _ in 0..5 {
             h.admit(false, None)
                 .await
                 .expect("a")
