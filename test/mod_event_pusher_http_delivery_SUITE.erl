@@ -15,7 +15,10 @@
          sink_down_for_10s_under_load_loses_nothing/1,
          slow_sink_gets_each_event_once_counted_as_timeout/1,
          retry_on_timeout_resends_with_the_same_id/1,
-         too_many_requests_with_retry_after_waits_before_the_retry/1]).
+         too_many_requests_with_retry_after_waits_before_the_retry/1,
+         malformed_delivery_terms_are_badarg/1]).
+%% results of the direct submits
+-export([handle_pool_result/2]).
 
 -define(WAIT_MS, 5000).
 -define(METRIC, mod_event_pusher_http_sent).
@@ -26,7 +29,8 @@
 -define(UUID_RE, "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$").
 
 all() ->
-    [{group, event_ids}, {group, outages}, {group, timeouts}, {group, retry_after}].
+    [{group, event_ids}, {group, outages}, {group, timeouts}, {group, retry_after},
+     {group, nif}].
 
 groups() ->
     [{event_ids, [], [id_header_carries_the_id_callbacks_see,
@@ -35,7 +39,8 @@ groups() ->
      {outages, [], [sink_down_for_10s_under_load_loses_nothing]},
      {timeouts, [], [slow_sink_gets_each_event_once_counted_as_timeout,
                      retry_on_timeout_resends_with_the_same_id]},
-     {retry_after, [], [too_many_requests_with_retry_after_waits_before_the_retry]}].
+     {retry_after, [], [too_many_requests_with_retry_after_waits_before_the_retry]},
+     {nif, [], [malformed_delivery_terms_are_badarg]}].
 
 init_per_suite(Config) ->
     Config.
@@ -89,6 +94,8 @@ setup(retry_on_timeout_resends_with_the_same_id) ->
     {300, "path = \"/notify\"\nmax_retries = 1\nretry_base_delay = 10\n"
           "retry_on_timeout = true\nevent_id_header = \"Idempotency-Key\"\n"};
 setup(too_many_requests_with_retry_after_waits_before_the_retry) ->
+    {2000, "path = \"/notify\"\n"};
+setup(malformed_delivery_terms_are_badarg) ->
     {2000, "path = \"/notify\"\n"}.
 
 pool_toml(Sink, RequestTimeout) ->
@@ -242,6 +249,35 @@ too_many_requests_with_retry_after_waits_before_the_retry(Config) ->
     instrument_helper:wait_and_assert(
       ?METRIC, labels(),
       fun(M) -> maps:get(response_code, M, undefined) =:= <<"200">> end).
+
+%%====================================================================
+%% The NIF
+%%====================================================================
+
+malformed_delivery_terms_are_badarg(doc) ->
+    ["http_submit/2: a Delivery element of the wrong shape is badarg and sends "
+     "nothing; a well-formed one is sent"];
+malformed_delivery_terms_are_badarg(Config) ->
+    Pool = mongoose_event_pusher_pool_registry:lookup(http, ep_test_host:host_type(), http_pool),
+    Job = fun(Delivery) ->
+                  {{?MODULE, direct}, <<"direct">>, [], <<"body">>, 0, 0,
+                   mongoose_event_pusher_event_id:new(), Delivery}
+          end,
+    [?assertError(badarg, mongoose_event_pusher_nif:http_submit(Pool, Job(Bad)))
+     || Bad <- [{true, 0.5, 1}, {yes, infinity, 1}, {true, forever, 1}, {true, infinity},
+                {true, infinity, -1}, {true, -1, 1}, [true, infinity, 1], undefined]],
+    ?assertError(badarg, mongoose_event_pusher_nif:http_submit(
+                           Pool, erlang:append_element(Job({false, infinity, 0}), extra))),
+    ok = mongoose_event_pusher_nif:http_submit(Pool, Job({true, 60000, 0})),
+    [#{path := <<"/direct">>}] = ep_http_sink:wait_for_requests(?config(sink, Config), 1,
+                                                                 ?WAIT_MS),
+    ok = ep_test_host:wait_http_pool_idle(http_pool, ?WAIT_MS),
+    ?assertEqual(1, length(ep_http_sink:requests(?config(sink, Config)))).
+
+%% @doc Results of the direct submits: nothing to report.
+-spec handle_pool_result(direct, term()) -> ok.
+handle_pool_result(direct, _Outcome) ->
+    ok.
 
 %%====================================================================
 %% Helpers
