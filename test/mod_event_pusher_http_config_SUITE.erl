@@ -25,6 +25,8 @@
          duplicate_handlers_are_rejected/1,
          unknown_handler_option_is_rejected/1,
          negative_retry_options_are_rejected/1,
+         delivery_options_are_accepted/1,
+         bad_delivery_options_are_rejected/1,
          unknown_backend_is_rejected/1,
          handlers_must_be_a_list/1]).
 -export([pool_gets_mongooseim_defaults/1,
@@ -58,6 +60,8 @@ groups() ->
                                    empty_pool_name_is_rejected,
                                    non_string_handler_options_are_rejected,
                                    missing_callback_module_is_rejected,
+                                   delivery_options_are_accepted,
+                                   bad_delivery_options_are_rejected,
                                    duplicate_handlers_are_rejected,
                                    unknown_handler_option_is_rejected,
                                    negative_retry_options_are_rejected,
@@ -168,6 +172,31 @@ negative_retry_options_are_rejected(Config) ->
     [?assertEqual(?HANDLERS "." ++ Key,
                   maps:get(toml_path, handler_error(Config, [Key, " = -1"])))
      || Key <- ["max_retries", "retry_base_delay"]].
+
+%% (ours) doc/http.md "Outages, timeouts, Retry-After and event IDs".
+delivery_options_are_accepted(Config) ->
+    ?assertEqual([(default_handler())#{event_id_header => <<"idempotency-key">>,
+                                       retry_on_timeout => true, max_age => 600000,
+                                       retry_after_max => 0}],
+                 handlers(Config, ["event_id_header = \"Idempotency-Key\"\n"
+                                   "retry_on_timeout = true\n"
+                                   "max_age = 600000\n"
+                                   "retry_after_max = 0\n"])),
+    ?assertMatch([#{event_id_header := <<"webhook-id">>, events := [chat_in]}],
+                 handlers(Config, ["event_id_header = \"webhook-id\"\n"
+                                   "events = [\"chat_in\"]\n"])).
+
+bad_delivery_options_are_rejected(Config) ->
+    [?assertEqual({?HANDLERS "." ++ Key, Reason},
+                  path_and_reason(handler_error(Config, [Key, " = ", Value])))
+     || {Key, Value, Reason} <- [{"retry_on_timeout", "\"yes\"", wrong_type},
+                                 {"max_age", "0", function_clause},
+                                 {"max_age", "\"1h\"", wrong_type},
+                                 {"retry_after_max", "-1", function_clause},
+                                 {"event_id_header", "1", wrong_type}]],
+    [?assertMatch(#{toml_path := ?HANDLERS ".event_id_header"},
+                  handler_error(Config, ["event_id_header = \"", Name, "\""]))
+     || Name <- ["", "bad header", "x-id:", "Host", "content-length"]].
 
 unknown_backend_is_rejected(Config) ->
     ?assertMatch(#{toml_path := "modules.mod_event_pusher", reason := unexpected_key,

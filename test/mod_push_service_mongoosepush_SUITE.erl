@@ -30,13 +30,15 @@ groups() ->
        prefix_is_concatenated_and_device_id_is_not_escaped,
        json_is_what_jiffy_writes_for_mongooseim_map,
        missing_service_sends_nothing,
-       config_defaults_and_validation]},
+       config_defaults_and_validation,
+       delivery_options_are_accepted_and_checked]},
      {sync, [],
       [ok_acc_gets_ok_for_2xx,
        ok_acc_gets_device_not_registered_for_410,
        ok_acc_gets_an_error_for_other_4xx,
        ok_acc_5xx_then_200_is_delivered_once,
-       ok_acc_5xx_throughout_is_an_error]},
+       ok_acc_5xx_throughout_is_an_error,
+       ok_acc_too_many_requests_is_retried_after_its_retry_after]},
      {event_pusher, [],
       [offline_chat_message_reaches_mongoosepush,
        offline_groupchat_message_reaches_mongoosepush,
@@ -62,7 +64,8 @@ init_per_testcase(Case, Config) ->
     clear_table(),
     {ok, Sink} = ep_mongoosepush:start(),
     case Case of
-        config_defaults_and_validation ->
+        _ when Case =:= config_defaults_and_validation;
+               Case =:= delivery_options_are_accepted_and_checked ->
             ok;
         _ ->
             ok = ep_test_host:boot([toml(Sink, api_version(Case), path_prefix(Case)),
@@ -208,6 +211,26 @@ config_defaults_and_validation(Config) ->
     Bad("  api_version = \"v1\"\n"),
     Bad("  max_http_connections = -1\n").
 
+%% Doc: (ours) retry_on_timeout, max_age and retry_after_max are accepted
+%% (no default in the parsed config); bad values are rejected with their path.
+delivery_options_are_accepted_and_checked(Config) ->
+    Pool = ep_mongoosepush:pool_toml(?config(sink, Config), "p", "/"),
+    Section = fun(Line) -> [Pool, "[modules.mod_push_service_mongoosepush]\n",
+                            "  pool_name = \"p\"\n", Line] end,
+    ?assertMatch(#{retry_on_timeout := true, max_age := 60000, retry_after_max := 5000},
+                 maps:get(mod_push_service_mongoosepush,
+                          ep_config_check:modules(Config,
+                                                  Section("  retry_on_timeout = true\n"
+                                                          "  max_age = 60000\n"
+                                                          "  retry_after_max = 5000\n")))),
+    [?assertEqual({"modules.mod_push_service_mongoosepush." ++ Key, Reason},
+                  ep_config_check:path_and_reason(
+                    ep_config_check:the_error(Config, [ep_config_check:general(),
+                                                       Section(["  ", Key, " = ", Value, "\n"])])))
+     || {Key, Value, Reason} <- [{"retry_on_timeout", "1", wrong_type},
+                                 {"max_age", "0", function_clause},
+                                 {"retry_after_max", "-5", function_clause}]].
+
 %%====================================================================
 %% sync (Acc ok: the legacy pubsub node plugin)
 %%====================================================================
@@ -252,6 +275,17 @@ ok_acc_5xx_throughout_is_an_error(Config) ->
                  hook(ok, [summary(<<"1">>, ?ALICE, <<"x">>)], options())),
     ?assertMatch([_, _, _], notifications(Config, 3)),
     wait_event(failed_with(<<"503">>)).
+
+%% Doc: (ours) MongoosePush v3's `429 too_many_requests' with `Retry-After: 1'
+%% then 200 → ok, delivered once, the second attempt at least 1 s after the
+%% first (measured at the stand-in).
+ok_acc_too_many_requests_is_retried_after_its_retry_after(Config) ->
+    Sink = ?config(sink, Config),
+    ep_mongoosepush:answer(Sink, [{429, #{retry_after => <<"1">>}}]),
+    ?assertEqual(ok, hook(ok, [summary(<<"1">>, ?ALICE, <<"x">>)], options())),
+    ?assertMatch([#{status := 429}, #{status := 200}], notifications(Config, 2)),
+    [#{at := T1, body := B}, #{at := T2, body := B}] = ep_http_sink:requests(Sink),
+    ?assert(T2 - T1 >= 1000000, T2 - T1).
 
 %%====================================================================
 %% event_pusher (Acc a mongoose_acc)

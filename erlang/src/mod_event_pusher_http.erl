@@ -18,11 +18,18 @@
 -export([push_event/3, handle_pool_result/2, fix_path/1,
          start/2, stop/1, hooks/1, config_spec/0, instrumentation/1, supported_features/0]).
 
+%% (ours) Callbacks get `event_id' too: the ID of the event (UUIDv7 text),
+%% the same on every attempt, and in the `event_id_header' if set.
 -type handler_opts() :: #{pool_name := atom(),
                           path := binary(),
                           callback_module := module(),
                           max_retries => non_neg_integer(),
                           retry_base_delay => non_neg_integer(),
+                          event_id => mongoose_event_pusher_event_id:id(),
+                          event_id_header => binary(),
+                          retry_on_timeout => boolean(),
+                          max_age => pos_integer(),
+                          retry_after_max => non_neg_integer(),
                           atom() => term()}.
 %% What the pool's owner needs to report a result. It travels with every
 %% request through the NIF and back (term_to_binary), so it is a small
@@ -35,7 +42,8 @@
 %% What http_submit/2 takes.
 -type request() :: {{module(), ctx()}, Path :: binary(), [{binary(), binary()}], Body :: binary(),
                     MaxRetries :: non_neg_integer(), RetryBaseMs :: non_neg_integer(),
-                    mongoose_event_pusher_event_id:id()}.
+                    mongoose_event_pusher_event_id:id(),
+                    mod_event_pusher_http_delivery:delivery()}.
 -export_type([handler_opts/0, ctx/0]).
 
 -callback should_make_req(Acc :: mongoose_acc:t(), Dir :: in | out, Packet :: exml:element(),
@@ -51,9 +59,10 @@
     [{binary(), binary()}].
 
 -define(SENT_METRIC, mod_event_pusher_http_sent).
-%% (ours) Retries of a request after a connection error, timeout or 5xx, and
-%% the first wait in ms (doubled each time, plus jitter), unless a handler sets
-%% `max_retries' / `retry_base_delay'.
+-define(DEFAULT_CALLBACK, mod_event_pusher_http_defaults).
+%% (ours) Retries of a request after a connection error, 5xx or 429 (and a
+%% timeout with `retry_on_timeout'), and the first wait in ms (doubled each
+%% time, plus jitter), unless a handler sets `max_retries' / `retry_base_delay'.
 -define(DEFAULT_MAX_RETRIES, 2).
 -define(DEFAULT_RETRY_BASE_DELAY, 100).
 %% Set while a webhook handler of the host type wants events other than chat events.
@@ -148,16 +157,26 @@ push_event(HookAcc = #{acc := Acc}, #{event := Event}, #{host_type := HostType})
 -spec handle_pool_result(ctx(), Outcome) -> ok when
       Outcome :: {response, 100..599, non_neg_integer()}
                | {error, binary(), non_neg_integer()}
+               | {timeout, non_neg_integer()}
                | {dropped, atom()}.
 handle_pool_result(#ctx{host_type = HostType, sender = Sender}, {response, Status, TimeUs}) ->
     execute(HostType, #{count => 1, response_time => TimeUs, sender => Sender,
                         response_code => integer_to_binary(Status)});
 handle_pool_result(Ctx, {error, Reason, _TimeUs}) ->
     req_failed(Ctx, Reason);
+handle_pool_result(Ctx = #ctx{host_type = HostType, sender = Sender}, {timeout, _TimeUs}) ->
+    %% (ours) The request was sent and got no answer in time: the endpoint
+    %% may have processed it, so it is not a drop. Counted as a failure, as
+    %% MongooseIM counts a timeout.
+    ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_http_timeout, outcome => unknown,
+                                  text => <<"mod_event_pusher_http HTTP call timed out; "
+                                            "the endpoint may have processed it">>}),
+    execute(HostType, #{failure_count => 1, sender => Sender});
 handle_pool_result(Ctx, {dropped, Reason}) ->
-    %% The last attempt was already counted; a request dropped at close may
-    %% have had none, so that one also counts as a failure.
-    dropped(Ctx, Reason, Reason =:= closed).
+    %% After retries_exhausted the last attempt was already counted; a
+    %% request dropped at close or for its age may have had none reported,
+    %% so that one counts as a failure.
+    dropped(Ctx, Reason, Reason =/= retries_exhausted).
 
 %%--------------------------------------------------------------------
 %% Helpers
@@ -173,9 +192,13 @@ handler_config_spec() ->
     Options = [{<<"pool_name">>, #option{type = atom, validate = pool_name}, http_pool},
                {<<"path">>, #option{type = binary, process = fun ?MODULE:fix_path/1}, <<>>},
                {<<"callback_module">>, #option{type = atom, validate = module},
-                mod_event_pusher_http_defaults},
+                ?DEFAULT_CALLBACK},
                {<<"max_retries">>, #option{type = integer, validate = non_negative}, none},
-               {<<"retry_base_delay">>, #option{type = integer, validate = non_negative}, none}]
+               {<<"retry_base_delay">>, #option{type = integer, validate = non_negative}, none},
+               {<<"event_id_header">>,
+                #option{type = binary, validate = non_empty,
+                        process = fun mod_event_pusher_http_delivery:check_header_name/1}, none}]
+        ++ [{Key, Spec, none} || {Key, Spec} <- mod_event_pusher_http_delivery:config_items()]
         ++ [{Key, Spec, none} || {Key, Spec} <- mod_event_pusher_http_webhook:handler_items()],
     #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
              defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options,
@@ -287,12 +310,19 @@ arity(Arity) -> Arity.
 %% the NIF refuses) is logged and ends only this handler's part.
 -spec run_handler(mongooseim:host_type(), mongoose_acc:t(), in | out, jid:jid(), jid:jid(),
                   exml:element(), handler_opts()) -> ok.
-run_handler(HostType, Acc, Dir, From, To, Packet, Opts = #{callback_module := Mod}) ->
+run_handler(HostType, Acc, Dir, From, To, Packet, Opts0 = #{callback_module := Mod}) ->
+    %% (ours) The ID is made before the callbacks, which find it in their
+    %% Opts; our default module reads no ID, so for it only an event that is
+    %% sent gets one (about 1 us saved per skipped event).
+    Opts = case Mod of
+               ?DEFAULT_CALLBACK -> Opts0;
+               _ -> with_event_id(Opts0)
+           end,
     try
         case Mod:should_make_req(Acc, Dir, Packet, From, To, Opts) of
             true ->
                 Message = exml_query:path(Packet, [{element, <<"body">>}, cdata], <<>>),
-                make_req(HostType, Acc, Dir, From, To, Message, Opts);
+                make_req(HostType, Acc, Dir, From, To, Message, with_event_id(Opts));
             _ ->
                 ok
         end
@@ -303,16 +333,20 @@ run_handler(HostType, Acc, Dir, From, To, Packet, Opts = #{callback_module := Mo
                          class => Class, reason => Reason, stacktrace => Stacktrace})
     end.
 
+-spec with_event_id(handler_opts()) -> handler_opts().
+with_event_id(Opts = #{event_id := _}) -> Opts;
+with_event_id(Opts) -> Opts#{event_id => mongoose_event_pusher_event_id:new()}.
+
 -spec make_req(mongooseim:host_type(), mongoose_acc:t(), in | out, jid:jid(), jid:jid(),
                binary(), handler_opts()) -> ok.
 make_req(HostType, Acc, Dir, #jid{lserver = Host, luser = Sender}, #jid{luser = Receiver},
-         Message, Opts = #{callback_module := Mod}) ->
+         Message, Opts = #{callback_module := Mod, event_id := Id}) ->
     Body = iolist_to_binary(Mod:prepare_body(Acc, Dir, Host, Message, Sender, Receiver, Opts)),
     Headers = [{to_binary(Name), to_binary(Value)}
                || {Name, Value} <- Mod:prepare_headers(Acc, Dir, Host, Message,
                                                        Sender, Receiver, Opts)],
     queue_req(HostType, Sender, #{receiver => Receiver, direction => Dir, server => Host},
-              Headers, Body, Opts, mongoose_event_pusher_event_id:new()).
+              Headers, Body, Opts, Id).
 
 -spec queue_req(mongooseim:host_type(), jid:luser(), map(), [{binary(), binary()}], binary(),
                 handler_opts(), mongoose_event_pusher_event_id:id()) -> ok.
@@ -321,9 +355,12 @@ queue_req(HostType, Sender, LogMeta, Headers, Body,
     Ctx = #ctx{host_type = HostType, sender = Sender, pool_name = PoolName, path = Path},
     ?LOG_INFO(maps:merge(LogMeta, (log_meta(Ctx))#{what => event_pusher_http_req,
                                text => <<"mod_event_pusher_http queues an HTTP call">>})),
-    Request = {{?MODULE, Ctx}, Path, Headers, Body,
+    IdHeaders = mod_event_pusher_http_delivery:with_id_header(
+                  maps:get(event_id_header, Opts, undefined), Id, Headers),
+    Request = {{?MODULE, Ctx}, Path, IdHeaders, Body,
                maps:get(max_retries, Opts, ?DEFAULT_MAX_RETRIES),
-               maps:get(retry_base_delay, Opts, ?DEFAULT_RETRY_BASE_DELAY), Id},
+               maps:get(retry_base_delay, Opts, ?DEFAULT_RETRY_BASE_DELAY), Id,
+               mod_event_pusher_http_delivery:delivery(Opts)},
     case mongoose_event_pusher_pool_hold:pool(http, HostType, PoolName) of
         undefined -> no_pool(Request, Ctx);
         Pool -> submit(Pool, Request, Ctx)

@@ -60,7 +60,7 @@
 %% the start: a warning is logged and each notification fails with
 %% `pool_not_started'.
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
-start(HostType, #{pool_name := PoolName, api_version := ApiVersion}) ->
+start(HostType, Opts = #{pool_name := PoolName, api_version := ApiVersion}) ->
     case mongoose_event_pusher_pool_hold:acquire(?MODULE, http, HostType, PoolName) of
         {ok, _Pool, _Scope} ->
             ok;
@@ -73,7 +73,8 @@ start(HostType, #{pool_name := PoolName, api_version := ApiVersion}) ->
     end,
     persistent_term:put(?SETTINGS(HostType),
                         #{pool_name => PoolName, api_version => ApiVersion,
-                          call_timeout => call_timeout(HostType, PoolName)}).
+                          call_timeout => call_timeout(HostType, PoolName),
+                          delivery => mod_event_pusher_http_delivery:delivery(Opts)}).
 
 -spec stop(mongooseim:host_type()) -> ok.
 stop(HostType) ->
@@ -93,9 +94,13 @@ config_spec() ->
                {<<"api_version">>,
                 #option{type = binary, validate = {enum, [<<"v2">>, <<"v3">>]}}, <<"v3">>},
                {<<"max_http_connections">>,
-                #option{type = integer, validate = non_negative}, 100}],
+                #option{type = integer, validate = non_negative}, 100}]
+        %% (ours) retry_on_timeout, max_age, retry_after_max: no default in
+        %% the parsed config, so an existing one parses unchanged.
+        ++ [{Key, Spec, none} || {Key, Spec} <- mod_event_pusher_http_delivery:config_items()],
     #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
-             defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options])}.
+             defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options,
+                                                          Default =/= none])}.
 
 -spec supported_features() -> [atom()].
 supported_features() ->
@@ -147,6 +152,7 @@ push_notifications(Acc, #{options := Options}, #{host_type := HostType}) ->
 -spec handle_pool_result(ctx(), Outcome) -> ok when
       Outcome :: {response, 100..599, non_neg_integer()}
                | {error, binary(), non_neg_integer()}
+               | {timeout, non_neg_integer()}
                | {dropped, atom()}.
 handle_pool_result(Ctx = #ctx{host_type = HostType}, {response, Status, TimeUs}) ->
     Result = status_result(Ctx, Status),
@@ -163,6 +169,15 @@ handle_pool_result(Ctx = #ctx{host_type = HostType, path = Path}, {error, Reason
                  text => <<"Unable to send push notification to MongoosePush">>}),
     execute(HostType, #{failure_count => 1}),
     finish(Ctx, {error, Reason});
+handle_pool_result(Ctx = #ctx{host_type = HostType, path = Path}, {timeout, _TimeUs}) ->
+    %% (ours) Sent, no answer in time: MongoosePush may have pushed it
+    %% (outcome unknown), so it is not a drop; a failure, as in MongooseIM.
+    ?LOG_WARNING(#{what => push_send_timeout, host_type => HostType, path => Path,
+                   outcome => unknown,
+                   text => <<"MongoosePush did not answer in time; "
+                             "the notification may have been pushed">>}),
+    execute(HostType, #{failure_count => 1}),
+    finish(Ctx, {error, timeout});
 handle_pool_result(#ctx{host_type = HostType, path = Path}, {dropped, retries_exhausted}) ->
     %% Its last attempt was reported (and counted) just before.
     ?LOG_WARNING(#{what => push_send_gave_up, host_type => HostType, path => Path,
@@ -297,12 +312,12 @@ submit_all([], _Options, _Ctx, _Settings, Result) ->
 
 -spec build_and_submit(map(), map(), ctx(), map()) -> ok | {error, term()}.
 build_and_submit(Form, Options, Ctx = #ctx{host_type = HostType, path = Path},
-                 #{pool_name := PoolName}) ->
+                 #{pool_name := PoolName, delivery := Delivery}) ->
     try make_notification(Form, Options, omitted_fields(HostType)) of
         Body ->
             submit(mongoose_event_pusher_pool_hold:pool(http, HostType, PoolName),
                    {{?MODULE, Ctx}, Path, ?HEADERS, Body, ?MAX_RETRIES, ?RETRY_BASE_MS,
-                    mongoose_event_pusher_event_id:new()},
+                    mongoose_event_pusher_event_id:new(), Delivery},
                    Ctx)
     catch
         Class:Reason:Stacktrace ->
@@ -347,6 +362,13 @@ status_result(#ctx{host_type = HostType, path = Path}, 410) ->
                    code => 410, reason => device_not_registered,
                    text => <<"Unable to send push notification. Device not registered.">>}),
     {error, device_not_registered};
+status_result(#ctx{host_type = HostType, path = Path}, 429) ->
+    %% (ours) retried (after its Retry-After) until the retries ran out.
+    ?LOG_ERROR(#{what => push_send_failed, host_type => HostType, path => Path, code => 429,
+                 reason => too_many_requests,
+                 text => <<"Unable to send push notification. MongoosePush keeps "
+                           "answering 429 too_many_requests">>}),
+    {error, {invalid_status_code, 429}};
 status_result(#ctx{host_type = HostType, path = Path}, Status) when Status >= 400, Status < 500 ->
     ?LOG_ERROR(#{what => push_send_failed, host_type => HostType, path => Path, code => Status,
                  text => <<"Unable to send push notification. Possible API mismatch">>}),

@@ -39,15 +39,23 @@
                         password => binary(),
                         versions => [binary()],
                         server_name_indication => boolean()}.
-%% {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs, EventId}
+%% {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs, EventId[, Delivery]};
+%% Delivery = {RetryOnTimeout, MaxAgeMs | infinity, RetryAfterMaxMs} (doc/http.md;
+%% without it: false, infinity, 60000).
 -type http_job() :: {Tag :: term(), Path :: binary(),
                      Headers :: [{binary(), binary()}], Body :: binary(),
                      MaxRetries :: non_neg_integer(),
-                     RetryBaseMs :: non_neg_integer(), EventId :: binary()}.
+                     RetryBaseMs :: non_neg_integer(), EventId :: binary()}
+                  | {Tag :: term(), Path :: binary(),
+                     Headers :: [{binary(), binary()}], Body :: binary(),
+                     MaxRetries :: non_neg_integer(),
+                     RetryBaseMs :: non_neg_integer(), EventId :: binary(),
+                     {boolean(), pos_integer() | infinity, non_neg_integer()}}.
 -type outcome() :: {response, Status :: 100..599, TimeUs :: non_neg_integer()}
                  | {error, Reason :: binary(), TimeUs :: non_neg_integer()}
                  | {published, TimeUs :: non_neg_integer(), Payload :: binary()}
-                 | {dropped, retries_exhausted | closed | overloaded}.
+                 | {timeout, TimeUs :: non_neg_integer()}
+                 | {dropped, retries_exhausted | closed | overloaded | expired}.
 %% Counters of any pool; each backend adds its own (published, requests, ...).
 -type stats() :: #{atom() => non_neg_integer()}.
 

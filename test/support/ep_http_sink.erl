@@ -5,7 +5,10 @@
 %%
 %% Statuses: one-shot statuses queued for a path (or for any path) are used
 %% first, in order; then a sticky status set for the path; then the default
-%% status (200 unless set with `set_status(Sink, default, S)').
+%% status (200 unless set with `set_status(Sink, default, S)'). A status is
+%% a code, or `{Code, #{retry_after => Value, delay => Ms}}': the answer
+%% carries a `Retry-After' header, and/or is sent only `Ms' after the
+%% request arrived (a slow endpoint; the request is recorded on arrival).
 -module(ep_http_sink).
 -behaviour(gen_server).
 
@@ -31,7 +34,8 @@
                      seq := pos_integer(),      % arrival order
                      status := 100..599}.       % the status the sink answered (or will)
 -type path_key() :: binary() | any.
--export_type([sink/0, request/0]).
+-type status() :: 100..599 | {100..599, #{retry_after => binary(), delay => non_neg_integer()}}.
+-export_type([sink/0, request/0, status/0]).
 
 -define(DEFAULT_WAIT_MS, 5000).
 
@@ -86,13 +90,13 @@ wait_for_requests(Sink, Path, N, TimeoutMs) ->
                 TimeoutMs, #{name => {sink_requests, Path, N}}).
 
 %% @doc Sticky status for a path, or for every path (`default').
--spec set_status(sink(), binary() | default, 100..599) -> ok.
+-spec set_status(sink(), binary() | default, status()) -> ok.
 set_status(Sink, PathOrDefault, Status) ->
     gen_server:call(Sink, {set_status, PathOrDefault, Status}).
 
 %% @doc One-shot statuses, used in order by the next requests to `Path'
 %% (or to any path), before the sticky ones.
--spec queue_statuses(sink(), path_key(), [100..599]) -> ok.
+-spec queue_statuses(sink(), path_key(), [status()]) -> ok.
 queue_statuses(Sink, PathOrAny, Statuses) ->
     gen_server:call(Sink, {queue_statuses, PathOrAny, Statuses}).
 
@@ -226,7 +230,7 @@ close(State = #{lsock := LSock, acceptor := Acceptor}) ->
 handle_request(Req = #{path := Path}, From, State) ->
     #{seq := Seq, requests := Rs, holding := Holding, held := Held} = State,
     {Status, State1} = next_status(Path, State),
-    Recorded = Req#{seq => Seq + 1, status => Status},
+    Recorded = Req#{seq => Seq + 1, status => code(Status)},
     State2 = State1#{seq := Seq + 1, requests := [Recorded | Rs]},
     case Holding of
         true -> {noreply, State2#{held := [{From, Status} | Held]}};
@@ -280,6 +284,10 @@ serve(Sink, Sock, ConnId) ->
         {ok, Req0 = #{keep_alive := KeepAlive}} ->
             Req = (maps:remove(keep_alive, Req0))#{conn => ConnId},
             {respond, Status} = gen_server:call(Sink, {request, Req}, infinity),
+            case Status of
+                {_, #{delay := Ms}} -> timer:sleep(Ms);
+                _ -> ok
+            end,
             ok = gen_tcp:send(Sock, response(Status, KeepAlive)),
             case KeepAlive of
                 true -> serve(Sink, Sock, ConnId);
@@ -374,7 +382,15 @@ keep_alive(Version, Headers) ->
         _ -> Connection =:= <<"keep-alive">>
     end.
 
-response(Status, KeepAlive) ->
+code({Code, _}) -> Code;
+code(Code) -> Code.
+
+response(Spec, KeepAlive) ->
+    Status = code(Spec),
+    RetryAfter = case Spec of
+                     {_, #{retry_after := Value}} -> [<<"retry-after: ">>, Value, <<"\r\n">>];
+                     _ -> []
+                 end,
     Body = case Status of
                204 -> <<>>;
                304 -> <<>>;
@@ -387,7 +403,7 @@ response(Status, KeepAlive) ->
     [<<"HTTP/1.1 ">>, integer_to_binary(Status), <<" ">>, reason(Status), <<"\r\n">>,
      <<"content-type: text/plain\r\n">>,
      <<"content-length: ">>, integer_to_binary(byte_size(Body)), <<"\r\n">>,
-     <<"connection: ">>, ConnHeader, <<"\r\n\r\n">>,
+     <<"connection: ">>, ConnHeader, <<"\r\n">>, RetryAfter, <<"\r\n">>,
      Body].
 
 reason(200) -> <<"OK">>;
@@ -396,6 +412,7 @@ reason(204) -> <<"No Content">>;
 reason(400) -> <<"Bad Request">>;
 reason(404) -> <<"Not Found">>;
 reason(410) -> <<"Gone">>;
+reason(429) -> <<"Too Many Requests">>;
 reason(500) -> <<"Internal Server Error">>;
 reason(503) -> <<"Service Unavailable">>;
 reason(_) -> <<"Status">>.

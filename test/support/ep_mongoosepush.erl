@@ -42,12 +42,12 @@ wait_for_notifications(Sink, N, TimeoutMs) ->
     [notification(R) || R <- ep_http_sink:wait_for_requests(Sink, N, TimeoutMs)].
 
 %% @doc The next requests get these statuses, in order (then 200 again).
--spec answer(ep_http_sink:sink(), [100..599]) -> ok.
+-spec answer(ep_http_sink:sink(), [ep_http_sink:status()]) -> ok.
 answer(Sink, Statuses) ->
     ep_http_sink:queue_statuses(Sink, any, Statuses).
 
 %% @doc Every request from now on gets Status.
--spec answer_always(ep_http_sink:sink(), 100..599) -> ok.
+-spec answer_always(ep_http_sink:sink(), ep_http_sink:status()) -> ok.
 answer_always(Sink, Status) ->
     ep_http_sink:set_status(Sink, default, Status).
 

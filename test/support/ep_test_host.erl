@@ -133,9 +133,11 @@ wait_http_pool_idle(Tag, TimeoutMs) ->
     ep_wait:until(fun() -> is_idle(http_pool_stats(Tag)) end, TimeoutMs,
                   #{name => {http_pool_idle, Tag}}).
 
-is_idle(#{submitted := Submitted, sent := Sent, dropped_retries_exhausted := Exhausted,
-          dropped_closed := Closed, queued := 0, in_flight := 0}) ->
-    Submitted =:= Sent + Exhausted + Closed;
+is_idle(Stats = #{submitted := Submitted, sent := Sent, dropped_retries_exhausted := Exhausted,
+                  dropped_closed := Closed, queued := 0, in_flight := 0}) ->
+    %% timeouts (outcome unknown) and dropped_expired end jobs too.
+    Submitted =:= Sent + Exhausted + Closed + maps:get(timeouts, Stats, 0)
+        + maps:get(dropped_expired, Stats, 0);
 is_idle(_) ->
     false.
 

@@ -46,6 +46,9 @@ pub enum Outcome {
     },
     /// The job was given up.
     Dropped(DropReason),
+    /// An HTTP job's last attempt was sent and got no answer in time: the
+    /// endpoint may have processed it (outcome unknown). The job is over.
+    TimedOut { elapsed_us: u64 },
 }
 
 /// Why a job was given up.
@@ -56,6 +59,8 @@ pub enum DropReason {
     /// The bounded queue was full (counted when a backend drops queued work
     /// itself, e.g. while a broker is unreachable).
     Overloaded,
+    /// Older than its maximum age before it could be delivered.
+    Expired,
 }
 
 /// What a job's tag must be: it is cloned for every attempt outcome but the

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// A snapshot of a pool's counters (the NIF's `pool_stats/1` map).
 ///
 /// Every accepted job is in exactly one place, so (up to updates in transit)
-/// `submitted = sent + dropped_retries_exhausted + dropped_closed + queued + in_flight`.
+/// `submitted = sent + timeouts + dropped_retries_exhausted + dropped_expired
+/// + dropped_closed + queued + in_flight`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Jobs accepted by `submit`.
@@ -26,6 +27,10 @@ pub struct Stats {
     pub dropped_closed: u64,
     /// Accepted jobs given up after their last retry failed.
     pub dropped_retries_exhausted: u64,
+    /// HTTP jobs whose last request got no answer in time (outcome unknown).
+    pub timeouts: u64,
+    /// HTTP jobs given up for being older than their maximum age.
+    pub dropped_expired: u64,
     /// Jobs waiting in the queue now.
     pub queued: u64,
     /// Jobs taken from the queue and not finished (sending or waiting to retry).
@@ -47,6 +52,8 @@ pub(crate) struct Counters {
     pub dropped_overloaded: AtomicU64,
     pub dropped_closed: AtomicU64,
     pub dropped_retries_exhausted: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub dropped_expired: AtomicU64,
     pub in_flight: AtomicU64,
     pub panics: AtomicU64,
 }
@@ -112,6 +119,8 @@ impl Counters {
             dropped_overloaded: self.dropped_overloaded.load(Relaxed),
             dropped_closed: self.dropped_closed.load(Relaxed),
             dropped_retries_exhausted: self.dropped_retries_exhausted.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            dropped_expired: self.dropped_expired.load(Relaxed),
             queued: self.queued.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             panics: self.panics.load(Relaxed),

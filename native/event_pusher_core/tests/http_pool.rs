@@ -123,7 +123,7 @@ fn retries_are_exhausted_on_repeated_server_errors() {
 }
 
 #[test]
-fn a_timeout_is_retried_and_reported_with_its_time() {
+fn a_timeout_is_retried_when_configured() {
     let server = TestServer::start(Arc::new(|nth, _| {
         Reply::status(200).after(if nth == 0 {
             Duration::from_millis(500)
@@ -136,6 +136,7 @@ fn a_timeout_is_retried_and_reported_with_its_time() {
     let (pool, events) = start(cfg);
     let mut j = job(3, "slow");
     j.max_retries = 1;
+    j.delivery.retry_on_timeout = true;
     pool.submit(j).expect("accepted");
 
     let got = outcomes(&events.take(1));
@@ -145,19 +146,33 @@ fn a_timeout_is_retried_and_reported_with_its_time() {
 }
 
 #[test]
-fn a_timeout_is_reported_with_its_time() {
+fn a_timeout_ends_the_job_as_timed_out_with_its_time() {
     let server = TestServer::start(Arc::new(|_, _| {
         Reply::status(200).after(Duration::from_millis(500))
     }));
     let mut cfg = config(server.url("/"));
     cfg.request_timeout = Duration::from_millis(50);
     let (pool, events) = start(cfg);
-    pool.submit(job(3, "slow")).expect("accepted");
+    let mut j = job(3, "slow");
+    j.max_retries = 2;
+    pool.submit(j).expect("accepted");
 
-    let got = outcomes(&events.take(2));
-    assert_eq!(error_reason(&got[0]), "timeout");
-    assert!(matches!(got[0], Outcome::Error { elapsed_us, .. } if elapsed_us >= 50_000));
-    assert_eq!(got[1], Outcome::Dropped(DropReason::RetriesExhausted));
+    let got = outcomes(&events.take(1));
+    assert!(
+        matches!(got[0], Outcome::TimedOut { elapsed_us } if elapsed_us >= 50_000),
+        "{got:?}"
+    );
+    events.assert_quiet(Duration::from_millis(200));
+    assert_eq!(server.arrived(), 1);
+    let stats = pool.stats();
+    assert_eq!(
+        (
+            stats.timeouts,
+            stats.dropped_retries_exhausted,
+            stats.retried
+        ),
+        (1, 0, 0)
+    );
 }
 
 #[test]

@@ -7,8 +7,9 @@ use crate::reply::Reply;
 use crate::resource::{HttpResource, Started};
 use crate::tag::TagBlob;
 use event_pusher_core::http::header::{HeaderMap, HeaderName, HeaderValue};
-use event_pusher_core::http::{HttpJob, HttpPool};
+use event_pusher_core::http::{Delivery, HttpJob, HttpPool};
 use event_pusher_core::{Bytes, EventId};
+use rustler::types::tuple::get_tuple;
 use rustler::types::ListIterator;
 use rustler::{Atom, Binary, Env, Error, LocalPid, NifResult, Term};
 use std::time::Duration;
@@ -20,31 +21,55 @@ fn http_pool_start(env: Env<'_>, owner: LocalPid, config: Term<'_>) -> Started<H
     HttpResource::start(env, owner, HttpPool::start(config, Reply::to(owner)))
 }
 
-/// `http_submit(Pool, {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs, EventId})
-///  -> ok | {error, overloaded | closed}`; EventId as `event_id/0` makes it.
+/// `http_submit(Pool, {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs, EventId[, Delivery]})
+///  -> ok | {error, overloaded | closed}`; EventId as `event_id/0` makes it;
+/// Delivery is `{RetryOnTimeout, MaxAgeMs | infinity, RetryAfterMaxMs}`
+/// (without it: no retry on timeout, no hold, Retry-After capped at 60 s).
 #[rustler::nif]
 fn http_submit<'a>(pool: &'a HttpResource, job: Term<'a>) -> NifResult<Atom> {
-    let (tag, path, headers, body, max_retries, retry_base_ms, id): (
-        Term,
-        Binary,
-        Term,
-        Binary,
-        u32,
-        u64,
-        Binary,
-    ) = job.decode()?;
+    let fields = get_tuple(job)?;
+    let (delivery, fields) = match fields.len() {
+        7 => (Delivery::default(), &fields[..]),
+        8 => (decode_delivery(fields[7])?, &fields[..7]),
+        _ => return Err(Error::BadArg),
+    };
+    let [tag, path, headers, body, max_retries, retry_base_ms, id] = fields else {
+        return Err(Error::BadArg);
+    };
+    let path: Binary = path.decode()?;
+    let body: Binary = body.decode()?;
+    let id: Binary = id.decode()?;
+    let retry_base_ms: u64 = retry_base_ms.decode()?;
     let path = std::str::from_utf8(path.as_slice()).map_err(|_| Error::BadArg)?;
     let job = HttpJob {
-        tag: TagBlob::new(tag),
+        tag: TagBlob::new(*tag),
         id: EventId::parse(id.as_slice()).ok_or(Error::BadArg)?,
         path,
-        headers: decode_headers(headers)?,
+        headers: decode_headers(*headers)?,
         body: Bytes::copy_from_slice(body.as_slice()),
-        max_retries,
+        max_retries: max_retries.decode()?,
         retry_base: Duration::from_millis(retry_base_ms),
+        delivery,
     };
     pool.pool.submit(job).map_err(NifError::from)?;
     Ok(atoms::ok())
+}
+
+fn decode_delivery(term: Term<'_>) -> NifResult<Delivery> {
+    let (retry_on_timeout, max_age, retry_after_max_ms): (bool, Term, u64) = term.decode()?;
+    let max_age = if max_age.is_atom() {
+        if max_age != atoms::infinity().to_term(term.get_env()) {
+            return Err(Error::BadArg);
+        }
+        None
+    } else {
+        Some(Duration::from_millis(max_age.decode()?))
+    };
+    Ok(Delivery {
+        retry_on_timeout,
+        max_age,
+        retry_after_max: Duration::from_millis(retry_after_max_ms),
+    })
 }
 
 fn decode_headers(list: Term<'_>) -> NifResult<HeaderMap> {

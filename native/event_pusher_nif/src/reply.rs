@@ -153,6 +153,8 @@ fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
         Outcome::Dropped(DropReason::Overloaded) => {
             (atoms::dropped(), atoms::overloaded()).encode(env)
         }
+        Outcome::Dropped(DropReason::Expired) => (atoms::dropped(), atoms::expired()).encode(env),
+        Outcome::TimedOut { elapsed_us } => (atoms::timeout(), *elapsed_us).encode(env),
         Outcome::Published {
             elapsed_us,
             payload,

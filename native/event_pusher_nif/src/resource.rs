@@ -92,7 +92,7 @@ pub type SnsResource = PoolResource<SnsPool<TagBlob>>;
 impl_pool! {
     HttpPool, http::DROP_DRAIN,
     [submitted, sent, rejected, failed_attempts, retried, dropped_overloaded, dropped_closed,
-     dropped_retries_exhausted, queued, in_flight, panics]
+     dropped_retries_exhausted, timeouts, dropped_expired, queued, in_flight, panics]
 }
 
 impl_pool! {

@@ -148,6 +148,7 @@ fn submit_all(
             body: Bytes::from_static(BODY),
             max_retries: 2,
             retry_base: Duration::from_millis(100),
+            delivery: Default::default(),
         };
         let t0 = Instant::now();
         pool.submit(job)?;

@@ -23,6 +23,7 @@
 //! [`pool::Strategy`] (see [`dispatch`]). Outcomes go to the pool's reporter.
 
 mod dispatch;
+mod health;
 mod url;
 mod worker;
 
@@ -43,6 +44,7 @@ use tokio::sync::{mpsc, Notify};
 use url::UrlBase;
 
 pub use crate::pool::{StartError, DROP_DRAIN};
+pub use health::{DOWN_AFTER_SERVER_ERRORS, PROBE_FIRST, PROBE_MAX};
 pub use http::header;
 
 use crate::tls::{self, TlsOptions};
@@ -79,6 +81,36 @@ pub struct HttpJob<'a, T> {
     pub max_retries: u32,
     /// Wait before the first retry; doubles for each next one (plus jitter).
     pub retry_base: Duration,
+    pub delivery: Delivery,
+}
+
+/// How a job rides out a slow, throttling or down endpoint (ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Retry an attempt whose request was sent and got no answer in time.
+    /// Off by default: the endpoint may have processed it; the job then
+    /// ends as [`crate::Outcome::TimedOut`] (outcome unknown).
+    pub retry_on_timeout: bool,
+    /// Hold the job while its endpoint is down (refuses connections, or
+    /// answers 5xx to everything), without using its retries, until it is
+    /// this old (counted from its ID's time); then it is given up as
+    /// [`crate::DropReason::Expired`]. `None`: no hold, only the retries.
+    pub max_age: Option<Duration>,
+    /// The longest wait a `Retry-After` of a 429 or 503 may ask for.
+    pub retry_after_max: Duration,
+}
+
+/// The default cap of a `Retry-After` wait.
+pub const DEFAULT_RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            retry_on_timeout: false,
+            max_age: None,
+            retry_after_max: DEFAULT_RETRY_AFTER_MAX,
+        }
+    }
 }
 
 /// Opens a pool's connections: TCP (no delay), and TLS for `https`.
@@ -105,6 +137,7 @@ pool::submit_error! {
 /// attempt builds its request's map from the list.
 pub(crate) struct Job<T> {
     tag: T,
+    /// Its time is the job's birth, for `Delivery::max_age`.
     id: EventId,
     /// The request target, in origin form.
     target: Uri,
@@ -112,6 +145,7 @@ pub(crate) struct Job<T> {
     body: Bytes,
     max_retries: u32,
     retry_base: Duration,
+    delivery: Delivery,
 }
 
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
@@ -147,6 +181,7 @@ impl<T: Tag> HttpPool<T> {
                 let shared = worker::Shared {
                     endpoint,
                     request_timeout: cfg.request_timeout,
+                    health: Arc::new(health::Health::new(cfg.workers)),
                     counters,
                     reporter,
                     queue: std::sync::Mutex::new(queue),
@@ -184,6 +219,7 @@ impl<T: Tag> HttpPool<T> {
             body: job.body,
             max_retries: job.max_retries,
             retry_base: job.retry_base,
+            delivery: job.delivery,
         };
         self.intake.push(0, job)?;
         // Stores a wake-up when no worker waits: a busy worker takes the
@@ -218,8 +254,12 @@ impl<T: Send + 'static> Letter for Job<T> {
     fn size(&self) -> usize {
         self.body.len()
     }
-    // Attempts are counted by the worker running the job: nothing to reset.
-    fn reset(&mut self) {}
+    /// Attempts are counted by the worker running the job. Its age counts
+    /// from its ID's time, so a replayed letter would expire at once: an
+    /// operator's replay is held through an outage without a maximum age.
+    fn reset(&mut self) {
+        self.delivery.max_age = None;
+    }
 }
 
 impl<T: Send + 'static> HttpPool<T> {

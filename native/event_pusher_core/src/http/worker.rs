@@ -10,14 +10,15 @@
 //! and the next attempt opens a new one; one left idle for [`IDLE_TIMEOUT`]
 //! is closed.
 
+use super::health::{Health, Verdict};
 use super::{Endpoint, Job, IDLE_TIMEOUT};
 use crate::pool::{self, deadline_after, micros, sleep_until_some, Supervised};
 use crate::report::{DropReason, Outcome, Reporter, Tag};
-use crate::retry::backoff;
+use crate::retry::{backoff, retry_after};
 use crate::stats::Counters;
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::HOST;
+use http::header::{HOST, RETRY_AFTER};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper::service::Service as _;
@@ -27,7 +28,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep};
@@ -39,6 +40,8 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 pub(crate) struct Shared<T> {
     pub endpoint: Endpoint,
     pub request_timeout: Duration,
+    /// The endpoint's pause, down state and concurrency bound.
+    pub health: Arc<Health>,
     pub counters: Arc<Counters>,
     pub reporter: Reporter<T>,
     /// The pool's queue. Workers only `try_recv` (a lock held for that
@@ -98,14 +101,26 @@ enum Failure {
     Request(hyper::Error),
 }
 
-/// How a job's attempts ended.
+/// How a job's attempts ended. The final failures (`Exhausted`,
+/// `Expired`) are reported in [`Worker::run_job`].
 enum End {
     /// A response that is not retried (the job is done).
     Final(Outcome),
     /// The last allowed attempt failed with this outcome.
     Exhausted(Outcome),
+    /// The last attempt's request was sent and got no answer in time: it
+    /// may have been processed (outcome unknown).
+    TimedOut { elapsed_us: u64 },
+    /// Older than its `max_age` before it could be delivered.
+    Expired,
     /// The pool stopped the job (close deadline).
     Stopped,
+}
+
+/// One attempt: its outcome, and what it showed about the endpoint.
+struct Attempt {
+    outcome: Outcome,
+    verdict: Verdict,
 }
 
 struct Worker<T> {
@@ -214,7 +229,9 @@ impl<T: Tag> Worker<T> {
                 // A 4xx other than 429 fails the same way however often it
                 // is sent: a dead letter, to replay once the cause is fixed.
                 let refused = match outcome {
-                    Outcome::Response { status, .. } if (400..=499).contains(&status) => {
+                    Outcome::Response { status, .. }
+                        if (400..=499).contains(&status) && status != 429 =>
+                    {
                         Some(status)
                     }
                     _ => None,
@@ -233,6 +250,20 @@ impl<T: Tag> Worker<T> {
                 let attempts = job.max_retries.saturating_add(1);
                 shared.dead.put(job, reason, attempts);
             }
+            End::TimedOut { elapsed_us } => {
+                Counters::bump(&counters.timeouts);
+                shared
+                    .reporter
+                    .outcome(job.tag, Outcome::TimedOut { elapsed_us });
+            }
+            End::Expired => {
+                Counters::bump(&counters.dropped_expired);
+                let dropped = Outcome::Dropped(DropReason::Expired);
+                shared.reporter.outcome(job.tag.clone(), dropped);
+                // Attempts a held job made are not kept: 0 says "expired
+                // while waiting", whatever came before.
+                shared.dead.put(job, "expired", 0);
+            }
             End::Stopped => {
                 // Its request may be half-sent: that connection is done.
                 self.conn = None;
@@ -245,27 +276,66 @@ impl<T: Tag> Worker<T> {
     }
 
     async fn attempts(&mut self, job: &Job<T>) -> End {
-        let mut attempt: u32 = 0;
+        let delivery = job.delivery;
+        let holds = delivery.max_age.is_some();
+        let expires = delivery.max_age.map(|age| expiry(job, age));
+        // Retries used: when the job holds, not by attempts that failed
+        // while the endpoint was down, asked for a pause or throttled.
+        let mut retries: u32 = 0;
+        // Throttled attempts that used no retry, for their backoff.
+        let mut throttled: u32 = 0;
         loop {
-            attempt += 1;
-            let Some(outcome) = self.guarded_attempt(job).await else {
+            let health = self.shared.health.clone();
+            let ticket = tokio::select! {
+                biased;
+                _ = self.stop.as_mut() => return End::Stopped,
+                ticket = health.admit(holds, expires) => ticket,
+            };
+            let Some(ticket) = ticket else {
+                return End::Expired;
+            };
+            let Some(Attempt { outcome, verdict }) = self.guarded_attempt(job).await else {
                 return End::Stopped;
             };
-            let retryable = match outcome {
-                Outcome::Response { status, .. } => (500..=599).contains(&status),
-                _ => true,
+            let down = ticket.finish(verdict);
+            let retry_after = match verdict {
+                Verdict::Answered => return End::Final(outcome),
+                Verdict::Timeout if !delivery.retry_on_timeout => {
+                    return End::TimedOut {
+                        elapsed_us: elapsed_us(&outcome),
+                    }
+                }
+                Verdict::RetryAfter(_) => true,
+                _ => false,
             };
-            if !retryable {
-                return End::Final(outcome);
-            }
             Counters::bump(&self.shared.counters.failed_attempts);
-            if attempt > job.max_retries {
-                return End::Exhausted(outcome);
+            let free = holds
+                && (retry_after
+                    || verdict == Verdict::Throttled
+                    || (down && verdict.endpoint_failed()));
+            if !free {
+                retries += 1;
+                if retries > job.max_retries {
+                    return match verdict {
+                        Verdict::Timeout => End::TimedOut {
+                            elapsed_us: elapsed_us(&outcome),
+                        },
+                        _ => End::Exhausted(outcome),
+                    };
+                }
             }
             // Only a job's last attempt is reported: MongooseIM emits one
             // instrumentation event per notification; retries are counted.
             drop(outcome);
-            let wait = backoff(job.retry_base, attempt);
+            // A pause or a down endpoint is waited for in `admit`.
+            let wait = if retry_after || (free && verdict != Verdict::Throttled) {
+                Duration::ZERO
+            } else if free {
+                throttled += 1;
+                backoff(job.retry_base, throttled)
+            } else {
+                backoff(job.retry_base, retries)
+            };
             if !wait.is_zero() {
                 tokio::select! {
                     biased;
@@ -280,30 +350,38 @@ impl<T: Tag> Worker<T> {
     /// One attempt, or `None` if the pool stopped meanwhile. A panic inside
     /// it becomes a failed attempt (and is counted and reported) instead of
     /// killing the job.
-    async fn guarded_attempt(&mut self, job: &Job<T>) -> Option<Outcome> {
+    async fn guarded_attempt(&mut self, job: &Job<T>) -> Option<Attempt> {
         let started = Instant::now();
         let attempt = AssertUnwindSafe(self.attempt(job, started)).catch_unwind();
         match attempt.await {
-            Ok(outcome) => outcome,
+            Ok(attempt) => attempt,
             Err(_) => {
                 self.conn = None;
                 Counters::bump(&self.shared.counters.panics);
                 self.shared.reporter.panic("http_attempt");
-                Some(Outcome::Error {
-                    reason: Cow::Borrowed("panic"),
-                    elapsed_us: micros(started.elapsed()),
-                    payload: None,
+                Some(Attempt {
+                    outcome: Outcome::Error {
+                        reason: Cow::Borrowed("panic"),
+                        elapsed_us: micros(started.elapsed()),
+                        payload: None,
+                    },
+                    // Our fault, not the endpoint's: retried like a 5xx.
+                    verdict: Verdict::ServerError,
                 })
             }
         }
     }
 
-    async fn attempt(&mut self, job: &Job<T>, started: Instant) -> Option<Outcome> {
+    async fn attempt(&mut self, job: &Job<T>, started: Instant) -> Option<Attempt> {
         #[cfg(feature = "test-hooks")]
         self.shared.faults.attempt_point();
         let timeout = self.shared.request_timeout;
         if timeout.is_zero() {
-            return Some(timeout_outcome(started));
+            // Nothing was sent: as if the endpoint could not be reached.
+            return Some(Attempt {
+                outcome: timeout_outcome(started),
+                verdict: Verdict::Unreachable,
+            });
         }
         let deadline = deadline_after(started, timeout);
         let Worker {
@@ -313,8 +391,11 @@ impl<T: Tag> Worker<T> {
             timer,
             ..
         } = self;
+        // Set once the request is handed to the connection: from then on a
+        // timeout leaves its fate unknown.
+        let mut sent = false;
         let result = {
-            let exchange = exchange(&shared.endpoint, conn, job);
+            let exchange = exchange(&shared.endpoint, conn, job, &mut sent);
             tokio::pin!(exchange);
             loop {
                 tokio::select! {
@@ -330,34 +411,71 @@ impl<T: Tag> Worker<T> {
                 }
             }
         };
-        let outcome = match result {
-            Some(Ok(status)) => Outcome::Response {
-                status,
-                elapsed_us: micros(started.elapsed()),
+        let elapsed_us = micros(started.elapsed());
+        let attempt = match result {
+            Some(Ok(answer)) => Attempt {
+                outcome: Outcome::Response {
+                    status: answer.status,
+                    elapsed_us,
+                },
+                verdict: answer.verdict(job.delivery.retry_after_max),
             },
-            Some(Err(failure)) => Outcome::Error {
-                reason: error_reason(&failure),
-                elapsed_us: micros(started.elapsed()),
-                payload: None,
+            Some(Err(failure)) => Attempt {
+                verdict: if sent {
+                    Verdict::ServerError
+                } else {
+                    Verdict::Unreachable
+                },
+                outcome: Outcome::Error {
+                    reason: error_reason(&failure),
+                    elapsed_us,
+                    payload: None,
+                },
             },
-            None => timeout_outcome(started),
+            None => Attempt {
+                outcome: timeout_outcome(started),
+                verdict: if sent {
+                    Verdict::Timeout
+                } else {
+                    Verdict::Unreachable
+                },
+            },
         };
-        if !matches!(outcome, Outcome::Response { .. }) {
+        if !matches!(attempt.outcome, Outcome::Response { .. }) {
             // Broken or in an unknown state (a request may be half-sent).
             *conn = None;
         }
-        Some(outcome)
+        Some(attempt)
+    }
+}
+
+/// A response's status and what its `Retry-After` asks for.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+}
+
+impl Answer {
+    fn verdict(&self, retry_after_max: Duration) -> Verdict {
+        match (self.status, self.retry_after) {
+            (429 | 503, Some(wait)) => Verdict::RetryAfter(wait.min(retry_after_max)),
+            (429, None) => Verdict::Throttled,
+            (500..=599, _) => Verdict::ServerError,
+            _ => Verdict::Answered,
+        }
     }
 }
 
 /// Sends the job's request on the worker's connection (opening one if it
 /// has none, or if the one it has was closed) and reads the response to its
-/// end, so that the connection can carry the next request.
+/// end, so that the connection can carry the next request. `sent` is set
+/// once the request is handed to a connection.
 async fn exchange<T>(
     endpoint: &Endpoint,
     slot: &mut Option<Conn>,
     job: &Job<T>,
-) -> Result<u16, Failure> {
+    sent: &mut bool,
+) -> Result<Answer, Failure> {
     loop {
         let conn = match slot {
             Some(conn) if conn.driver.is_some() && !conn.sender.is_closed() => conn,
@@ -385,24 +503,38 @@ async fn exchange<T>(
         }
         // Last, unless the callback gave one: where hyper's pooled client put it.
         headers.entry(HOST).or_insert_with(|| endpoint.host.clone());
-        let sent = driving(conn, |sender| sender.try_send_request(request)).await;
-        match sent {
+        *sent = true;
+        let result = driving(conn, |sender| sender.try_send_request(request)).await;
+        match result {
             Ok(response) => {
                 conn.reused = true;
                 let status = response.status().as_u16();
+                let retry_after = match status {
+                    429 | 503 => response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| retry_after(v.as_bytes(), SystemTime::now())),
+                    _ => None,
+                };
                 // Read the body to the end so the connection can be reused; a
                 // broken body after the status line still counts as a response.
                 let mut body = response.into_body();
                 while let Some(Ok(_)) = driving(conn, |_| body.frame()).await {}
                 conn.last_used = Instant::now();
-                return Ok(status);
+                return Ok(Answer {
+                    status,
+                    retry_after,
+                });
             }
             Err(mut e) => {
                 let unsent = e.take_message().is_some();
                 *slot = None;
                 if unsent && reused {
+                    *sent = false;
                     continue;
                 }
+                // hyper gave the request back unsent: nothing reached the endpoint.
+                *sent = !unsent;
                 return Err(Failure::Request(e.into_error()));
             }
         }
@@ -450,6 +582,23 @@ where
         fut.as_mut().poll(cx)
     })
     .await
+}
+
+/// When a job of `max_age` is too old, from its ID's time (its birth; a
+/// clock step moves it too).
+fn expiry<T>(job: &Job<T>, max_age: Duration) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let age = Duration::from_millis(now_ms.saturating_sub(job.id.unix_ms()));
+    deadline_after(Instant::now(), max_age.saturating_sub(age))
+}
+
+fn elapsed_us(outcome: &Outcome) -> u64 {
+    match outcome {
+        Outcome::Response { elapsed_us, .. } | Outcome::Error { elapsed_us, .. } => *elapsed_us,
+        _ => 0,
+    }
 }
 
 fn timeout_outcome(started: Instant) -> Outcome {

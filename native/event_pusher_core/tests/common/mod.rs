@@ -29,6 +29,8 @@ pub struct Received {
     pub target: String,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
+    /// When its body had been read.
+    pub at: Instant,
 }
 
 /// What the server answers: a status, optionally after a delay, optionally
@@ -38,6 +40,8 @@ pub struct Reply {
     pub status: u16,
     pub delay: Duration,
     pub gated: bool,
+    /// A `Retry-After` header's value.
+    pub retry_after: Option<&'static str>,
 }
 
 impl Reply {
@@ -46,6 +50,13 @@ impl Reply {
             status,
             delay: Duration::ZERO,
             gated: false,
+            retry_after: None,
+        }
+    }
+    pub fn retry_after(self, value: &'static str) -> Reply {
+        Reply {
+            retry_after: Some(value),
+            ..self
         }
     }
     pub fn after(self, delay: Duration) -> Reply {
@@ -95,6 +106,30 @@ impl TestServer {
             gate: gate_rx,
         };
         let (addr, stop) = serve_common::listen(0, server, tls);
+        TestServer {
+            addr,
+            state,
+            gate,
+            stop,
+        }
+    }
+
+    /// A plain-HTTP server on 127.0.0.1:`port`, once the port is free
+    /// (another server's listener may take a moment to close).
+    pub fn start_on(port: u16, behaviour: Behaviour) -> TestServer {
+        let deadline = Instant::now() + DEADLINE;
+        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "port {port} stays taken");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let state = Arc::new(State::default());
+        let (gate, gate_rx) = tokio::sync::watch::channel(false);
+        let server = Server {
+            state: state.clone(),
+            behaviour,
+            gate: gate_rx,
+        };
+        let (addr, stop) = serve_common::listen(port, server, None);
         TestServer {
             addr,
             state,
@@ -167,6 +202,7 @@ impl serve_common::Handler for Server {
                 .map_or_else(String::new, |p| p.to_string()),
             headers: parts.headers,
             body,
+            at: Instant::now(),
         };
         let nth = self.state.arrived.fetch_add(1, SeqCst);
         let reply = (self.behaviour)(nth, &received);
@@ -183,6 +219,12 @@ impl serve_common::Handler for Server {
         self.state.current.fetch_sub(1, SeqCst);
         let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
         *response.status_mut() = hyper::StatusCode::from_u16(reply.status).expect("status");
+        if let Some(value) = reply.retry_after {
+            response.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static(value),
+            );
+        }
         Ok(response)
     }
 
@@ -258,6 +300,7 @@ pub fn job(tag: u64, path: &str) -> HttpJob<'_, u64> {
         body: Bytes::from_static(b"body"),
         max_retries: 0,
         retry_base: Duration::ZERO,
+        delivery: Default::default(),
     }
 }
 
