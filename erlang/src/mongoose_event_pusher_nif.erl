@@ -93,8 +93,15 @@
 %% {Tag, Exchange, RoutingKey, Fields, Metadata}; the body is the JSON object
 %% of Fields with Metadata merged over them (as for event_pusher_core::json).
 -type rabbit_message() :: {Tag :: term(), Exchange :: binary(), RoutingKey :: binary(),
-                           Fields :: map() | list(), Metadata :: map() | list()}.
--type rabbit_pool_event() :: {connection, opened | closed | {failed, Reason :: binary()}}.
+                           Fields :: map() | list(), Metadata :: map() | list()}
+                        | {Tag :: term(), Exchange :: binary(), RoutingKey :: binary(),
+                           Fields :: map() | list(), Metadata :: map() | list(),
+                           Wire :: rabbit_wire()}.
+%% (ours) {EventProperties, Persistent, false | UnroutableRetryMs}: see doc/rabbit.md.
+-type rabbit_wire() :: {boolean(), boolean(), false | non_neg_integer()}.
+-type rabbit_pool_event() :: {connection, opened | closed | {failed, Reason :: binary()}}
+                           | {unroutable, Count :: pos_integer(), Exchange :: binary(),
+                              RoutingKey :: binary(), ReplyText :: binary()}.
 -type rabbit_declare_result() :: ok | {error, [{Name :: binary(), Reason :: binary()}]}.
 
 %%--------------------------------------------------------------------

@@ -56,6 +56,8 @@ pub enum DropReason {
     /// The bounded queue was full (counted when a backend drops queued work
     /// itself, e.g. while a broker is unreachable).
     Overloaded,
+    /// No queue took the message (RabbitMQ `mandatory`) within its retry time.
+    Unroutable,
 }
 
 /// What a job's tag must be: it is cloned for every attempt outcome but the

@@ -4,6 +4,7 @@
 rustler::atoms! {
     ok,
     error,
+    false_ = "false",
     overloaded,
     closed,
     // messages
@@ -19,6 +20,7 @@ rustler::atoms! {
     connection,
     opened,
     failed,
+    unroutable,
     // optional config keys
     tls,
     request_timeout,
@@ -47,6 +49,7 @@ rustler::atoms! {
     dropped_overloaded,
     dropped_closed,
     dropped_retries_exhausted,
+    dropped_unroutable,
     queued,
     in_flight,
     panics,

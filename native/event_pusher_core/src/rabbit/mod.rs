@@ -30,7 +30,9 @@ mod counters;
 mod declare;
 mod publish;
 mod supervisor;
+mod unroutable;
 mod window;
+mod wire;
 mod worker;
 
 use crate::pool::{self, Intake};
@@ -48,6 +50,8 @@ use tokio::sync::mpsc;
 pub use crate::pool::{StartError, DROP_DRAIN};
 pub use counters::RabbitStats;
 pub use declare::{DeclareFailure, DeclareResult, ExchangeSpec};
+pub use unroutable::UnroutableNotice;
+pub use wire::PublishOptions;
 
 /// Publishes in flight (written and not yet confirmed) per channel. Enough
 /// to keep a local broker busy; more costs CPU for nothing, as lapin settles
@@ -99,6 +103,9 @@ pub enum ConnectionEvent {
     Closed,
     /// A connection attempt failed; a person can read the reason.
     Failed(String),
+    /// Mandatory messages came back unroutable since the last notice
+    /// (rate-limited, see `unroutable`).
+    Unroutable(UnroutableNotice),
 }
 
 /// Where a pool's connection events go. Called on the pool's reporter thread,
@@ -116,8 +123,6 @@ pool::submit_error! {
 pub(crate) struct Message<T> {
     pub tag: T,
     /// The event's ID, made when the message entered the pool; republishes keep it.
-    // Read once IDs go on the wire and into the spool.
-    #[allow(dead_code)]
     pub id: crate::EventId,
     pub exchange: ShortString,
     pub routing_key: ShortString,
@@ -126,6 +131,9 @@ pub(crate) struct Message<T> {
     pub order: u64,
     /// Failed attempts so far (nack, confirm timeout, channel error).
     pub failures: u32,
+    pub options: PublishOptions,
+    /// Set once the broker returned it (mandatory, no queue took it).
+    pub returns: Option<unroutable::Returns>,
 }
 
 /// What the workers, declarations and the supervisor of a pool share.
@@ -213,13 +221,26 @@ impl<T: Tag> RabbitPool<T> {
         })
     }
 
-    /// Queues a message for `exchange` with `routing_key`. O(1), never waits.
+    /// Queues a message for `exchange` with `routing_key`, as MongooseIM
+    /// publishes it. O(1), never waits.
     pub fn publish(
         &self,
         tag: T,
         exchange: &str,
         routing_key: &str,
         body: Bytes,
+    ) -> Result<(), SubmitError> {
+        self.publish_with(tag, exchange, routing_key, body, PublishOptions::default())
+    }
+
+    /// [`Self::publish`] with the wire options of [`PublishOptions`].
+    pub fn publish_with(
+        &self,
+        tag: T,
+        exchange: &str,
+        routing_key: &str,
+        body: Bytes,
+        options: PublishOptions,
     ) -> Result<(), SubmitError> {
         self.intake.check_open()?;
         let (Ok(exchange), Ok(routing_key)) = (
@@ -237,6 +258,8 @@ impl<T: Tag> RabbitPool<T> {
             body,
             order: 0,
             failures: 0,
+            options,
+            returns: None,
         };
         Ok(self.intake.push(worker, message)?)
     }
