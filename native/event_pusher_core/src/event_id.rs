@@ -87,10 +87,7 @@ mod tests {
         for id in &ids {
             let text = id.text();
             assert_eq!(text[14], b'7', "version nibble: {id}");
-            assert!(
-                matches!(text[19], b'8' | b'9' | b'a' | b'b'),
-                "variant: {id}"
-            );
+            assert!(matches!(text[19], b'8' | b'9' | b'a' | b'b'), "variant: {id}");
             assert_eq!(EventId::parse(&text), Some(*id));
             assert_eq!(EventId::from_bytes(id.to_bytes()), *id);
             assert_eq!(id.to_string().as_bytes(), &text[..]);
@@ -104,12 +101,7 @@ mod tests {
 
     #[test]
     fn bad_text_is_refused() {
-        for bad in [
-            &b""[..],
-            b"not-a-uuid",
-            b"0190a5e2-7c1d-7b3e-9f2a-4c6d8e0f1a2",
-            b"0190a5e2x7c1d-7b3e-9f2a-4c6d8e0f1a2b",
-        ] {
+        for bad in [&b""[..], b"not-a-uuid", b"0190a5e2-7c1d-7b3e-9f2a-4c6d8e0f1a2", b"0190a5e2x7c1d-7b3e-9f2a-4c6d8e0f1a2b"] {
             assert_eq!(EventId::parse(bad), None, "{bad:?}");
         }
     }
