@@ -66,7 +66,11 @@
 %% {Tag, TopicArn, Fields, Metadata, Attributes, EventId}; Fields and Metadata
 %% as for event_pusher_core::json ([{Key, Value}] or maps).
 -type sns_job() :: {Tag :: term(), TopicArn :: binary(), Fields :: map() | list(),
-                    Metadata :: map() | list(), [sns_attribute()], EventId :: binary()}.
+                    Metadata :: map() | list(), [sns_attribute()], EventId :: binary()}
+                 | {Tag :: term(), TopicArn :: binary(), Fields :: map() | list(),
+                    Metadata :: map() | list(), [sns_attribute()], EventId :: binary(),
+                    Group :: binary() | undefined}.
+%% Group: the `MessageGroupId' on a FIFO topic (ARN ending in `.fifo'); ignored otherwise.
 -type sns_attribute() :: {Name :: binary(), {string | binary | number, binary()}}.
 
 %% RabbitMQ (doc/architecture.md, "The rabbit pool"). workers: AMQP
