@@ -15,7 +15,8 @@
 -export([event_properties_carry_the_id_timestamp_and_type/1,
          persistent_alone_sets_only_delivery_mode/1,
          unroutable_message_is_counted_and_delivered_once_a_queue_is_bound/1,
-         unroutable_message_is_given_up_after_its_retry_time/1]).
+         unroutable_message_is_given_up_after_its_retry_time/1,
+         bad_wire_options_are_badarg_and_leave_the_pool_working/1]).
 
 -define(WAIT_MS, 10000).
 -define(HOST_TYPE, <<"localhost">>).
@@ -25,7 +26,8 @@ all() ->
     [event_properties_carry_the_id_timestamp_and_type,
      persistent_alone_sets_only_delivery_mode,
      unroutable_message_is_counted_and_delivered_once_a_queue_is_bound,
-     unroutable_message_is_given_up_after_its_retry_time].
+     unroutable_message_is_given_up_after_its_retry_time,
+     bad_wire_options_are_badarg_and_leave_the_pool_working].
 
 init_per_suite(Config) ->
     ok = ep_amqp:start(),
@@ -66,7 +68,9 @@ module_lines(persistent_alone_sets_only_delivery_mode) ->
 module_lines(unroutable_message_is_counted_and_delivered_once_a_queue_is_bound) ->
     "event_properties = true\nmandatory = true\nunroutable_retry_time_ms = 30000\n";
 module_lines(unroutable_message_is_given_up_after_its_retry_time) ->
-    "mandatory = true\nunroutable_retry_time_ms = 300\n".
+    "mandatory = true\nunroutable_retry_time_ms = 300\n";
+module_lines(bad_wire_options_are_badarg_and_leave_the_pool_working) ->
+    "".
 
 toml(ModuleLines) ->
     [ep_test_host:general_toml(),
@@ -156,6 +160,21 @@ unroutable_message_is_given_up_after_its_retry_time(_Config) ->
                         ?WAIT_MS, #{name => given_up}),
     ?assertMatch(#{published := 0, dropped_unroutable := 1, submitted := 1}, Stats),
     ?assert(maps:get(unroutable, Stats) >= 2).
+
+bad_wire_options_are_badarg_and_leave_the_pool_working(doc) ->
+    ["rabbit_publish with a Wire element of the wrong shape raises badarg; a good one "
+     "on the same pool is published with its properties"];
+bad_wire_options_are_badarg_and_leave_the_pool_working(_Config) ->
+    Pool = mongoose_event_pusher_pool_registry:lookup(rabbit, ?HOST_TYPE, event_pusher),
+    Tag = {mod_event_pusher_rabbit, {global, event_pusher}},
+    Message = fun(Wire) -> {Tag, ?EXCHANGE, <<"k">>, [{n, 1}], #{}, Wire} end,
+    [?assertError(badarg, mongoose_event_pusher_nif:rabbit_publish(Pool, Message(Wire)))
+     || Wire <- [{true, true, true}, {yes, false, false}, {true, false, -1},
+                 {true, false}, [true, false, false], undefined]],
+    ok = mongoose_event_pusher_nif:rabbit_publish(Pool, Message({false, true, false})),
+    [Msg] = ep_amqp:recv(1, ?WAIT_MS),
+    ?assertEqual(#{delivery_mode => 2}, maps:get(props, Msg)),
+    ?assertEqual(<<"{\"n\":1}">>, maps:get(payload, Msg)).
 
 pool_stats() ->
     case mongoose_event_pusher_pool_registry:lookup(rabbit, ?HOST_TYPE, event_pusher) of

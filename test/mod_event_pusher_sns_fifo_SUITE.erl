@@ -12,14 +12,16 @@
          init_per_testcase/2, end_per_testcase/2]).
 -export([fifo_topic_gets_bare_jid_groups_and_event_id_deduplication/1,
          fifo_topic_keeps_each_users_order_without_batching/1,
-         plugin_puts_the_event_id_in_an_attribute_of_its_own/1]).
+         plugin_puts_the_event_id_in_an_attribute_of_its_own/1,
+         a_bad_group_is_badarg_and_leaves_the_pool_working/1]).
 
 -define(WAIT_MS, 10000).
 
 all() ->
     [fifo_topic_gets_bare_jid_groups_and_event_id_deduplication,
      fifo_topic_keeps_each_users_order_without_batching,
-     plugin_puts_the_event_id_in_an_attribute_of_its_own].
+     plugin_puts_the_event_id_in_an_attribute_of_its_own,
+     a_bad_group_is_badarg_and_leaves_the_pool_working].
 
 init_per_suite(Config) ->
     ok = ep_sns:start(),
@@ -84,6 +86,23 @@ plugin_puts_the_event_id_in_an_attribute_of_its_own(Config) ->
         ep_sns:wait_for_messages(?config(topic, Config), 1, ?WAIT_MS),
     #{<<"MessageDeduplicationId">> := Id} = System,
     ?assertEqual(#{<<"event_pusher_id">> => {<<"String">>, <<"ev:", Id/binary>>}}, Attrs).
+
+a_bad_group_is_badarg_and_leaves_the_pool_working(doc) ->
+    ["sns_publish with a Group that is not a UTF-8 binary or undefined raises badarg; "
+     "a good job on the same pool arrives with its group"];
+a_bad_group_is_badarg_and_leaves_the_pool_working(Config) ->
+    #{topic_arn := Arn} = ?config(topic, Config),
+    Pool = mongoose_event_pusher_pool_hold:pool(sns, <<"localhost">>, pusher_sns),
+    Ctx = #{host_type => <<"localhost">>, topic_arn => Arn},
+    Job = fun(Group) -> {{mod_event_pusher_sns, Ctx}, Arn, #{n => 1}, #{}, [],
+                         mongoose_event_pusher_event_id:new(), Group} end,
+    [?assertError(badarg, mongoose_event_pusher_nif:sns_publish(Pool, Job(Group)))
+     || Group <- [42, other, <<255, 254>>, "alice"]],
+    ok = mongoose_event_pusher_nif:sns_publish(Pool, Job(<<"carol@localhost">>)),
+    [#{json := Json, system := System}] =
+        ep_sns:wait_for_messages(?config(topic, Config), 1, ?WAIT_MS),
+    ?assertEqual(#{<<"n">> => 1}, Json),
+    ?assertEqual(<<"carol@localhost">>, maps:get(<<"MessageGroupId">>, System)).
 
 %%====================================================================
 %% Helpers
