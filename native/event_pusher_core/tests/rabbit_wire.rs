@@ -239,3 +239,45 @@ fn without_confirms_returns_are_counted_not_retried() {
     );
     broker.delete_exchange(&exchange);
 }
+
+#[test]
+fn a_republish_after_a_lost_connection_keeps_the_message_id() {
+    if !broker_available("a_republish_after_a_lost_connection_keeps_the_message_id") {
+        return;
+    }
+    let broker = TestBroker::connect();
+    let exchange = unique("ep_wire_republish");
+    broker
+        .declare_exchange(&exchange, ExchangeKind::Topic, false)
+        .unwrap();
+    let queue = broker.queue(&exchange, "#", FieldTable::default());
+    let proxy = Proxy::start();
+    let mut cfg = config(1, true);
+    cfg.port = proxy.port;
+    cfg.reconnect_delay = Duration::from_millis(100);
+    let (pool, _events) = start(cfg);
+    wait_until("connected", || pool.stats().connections_opened == 1);
+    // The broker routes the messages, but their confirms are held back:
+    // when the connection dies they are unconfirmed and go out again.
+    proxy.stall();
+    for n in 0..3u8 {
+        let body = Bytes::from(format!("{{\"n\":{n}}}"));
+        pool.publish_with(u64::from(n), &exchange, "k", body, with_ids())
+            .unwrap();
+    }
+    let first = queue.take(3);
+    proxy.outage();
+    proxy.resume();
+    proxy.enable();
+    let again = queue.take(3);
+    stats_until(&pool, "published after the reconnect", |s| s.published == 3);
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!(a.body, b.body);
+        assert_eq!(id_of(a), id_of(b), "{a:?} / {b:?}");
+        assert_eq!(a.properties.timestamp(), b.properties.timestamp());
+    }
+    let ids: std::collections::HashSet<_> = first.iter().map(id_of).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(pool.stats().republished >= 3);
+    broker.delete_exchange(&exchange);
+}

@@ -30,7 +30,7 @@ fn fifo_in_order(batching: bool) {
     let pool: SnsPool<u64> = SnsPool::start(cfg, sink).expect("pool");
     let mut ids = HashMap::new();
     for n in 0..12u64 {
-        let group = if n % 2 == 0 {
+        let group = if n.is_multiple_of(2) {
             "alice@localhost"
         } else {
             "zoë@localhost"
@@ -54,7 +54,7 @@ fn fifo_in_order(batching: bool) {
             .get("MessageGroupId")
             .expect("MessageGroupId")
             .clone();
-        let expected_group = if n % 2 == 0 {
+        let expected_group = if n.is_multiple_of(2) {
             "alice@localhost"
         } else {
             "zo%C3%AB@localhost"
