@@ -105,7 +105,9 @@ impl<T: Tag> Worker<T> {
     /// message's confirm of the same multiple ack, so the returned message
     /// must leave the window before its own (plain) ack is settled.
     pub(super) fn settle_ready(&mut self, first: Option<(u64, Settled)>) {
-        let mut ready: Vec<(u64, Settled)> = first.into_iter().collect();
+        // A buffer kept by the worker: no allocation per batch.
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(first);
         while let Some(Some(settled)) = self.pending.next().now_or_never() {
             ready.push(settled);
         }
@@ -116,9 +118,10 @@ impl<T: Tag> Worker<T> {
                 }
             }
         }
-        for (seq, settled) in ready {
+        for (seq, settled) in ready.drain(..) {
             self.settle(seq, settled);
         }
+        self.ready = ready;
     }
 
     /// A message the broker returned: counted, then parked for a retry or

@@ -64,6 +64,8 @@ pub(crate) struct Worker<T> {
     pub(super) notice: Notice,
     pub(super) window: Window<T>,
     pub(super) pending: FuturesUnordered<Pending>,
+    /// Settled publishes being handled (see `settle_ready`), kept to reuse.
+    pub(super) ready: Vec<(u64, super::publish::Settled)>,
     pub(super) link: Option<Link>,
     /// When the next connection attempt may start (after a failed one).
     pub(super) retry_at: Option<Instant>,
@@ -109,6 +111,7 @@ impl<T: Tag> Worker<T> {
             notice: Notice::new(),
             window: Window::new(),
             pending: FuturesUnordered::new(),
+            ready: Vec::new(),
             link: None,
             retry_at: None,
             next_order: 0,
