@@ -23,7 +23,9 @@
          empty_strings_are_rejected/1,
          wrong_option_types_are_rejected/1,
          presence_exchange_has_no_topics/1,
-         unknown_exchange_or_option_is_rejected/1]).
+         unknown_exchange_or_option_is_rejected/1,
+         wire_options_are_accepted_without_defaults/1,
+         bad_wire_options_are_rejected/1]).
 -export([pool_gets_mongooseim_defaults/1,
          every_pool_option_is_accepted/1,
          bad_connection_options_are_rejected/1,
@@ -54,7 +56,9 @@ groups() ->
                                    empty_strings_are_rejected,
                                    wrong_option_types_are_rejected,
                                    presence_exchange_has_no_topics,
-                                   unknown_exchange_or_option_is_rejected]},
+                                   unknown_exchange_or_option_is_rejected,
+                                   wire_options_are_accepted_without_defaults,
+                                   bad_wire_options_are_rejected]},
      {pool_options, [parallel], [pool_gets_mongooseim_defaults,
                                  every_pool_option_is_accepted,
                                  bad_connection_options_are_rejected,
@@ -210,6 +214,38 @@ unknown_exchange_or_option_is_rejected(Config) ->
     ?assertMatch(#{toml_path := ?RABBIT ".presence_exchange", reason := wrong_node_type},
                  the_error(Config, [general(), "[modules.mod_event_pusher.rabbit]\n"
                                                "presence_exchange = \"presence\"\n"])).
+
+wire_options_are_accepted_without_defaults(doc) ->
+    ["(ours) event_properties, persistent, mandatory and unroutable_retry_time_ms are "
+     "kept as given; absent, they are not in the options (MongooseIM's stay as they are)"];
+wire_options_are_accepted_without_defaults(Config) ->
+    Toml = ["[modules.mod_event_pusher.rabbit]
+"
+            "event_properties = true
+persistent = false
+mandatory = true
+"
+            "unroutable_retry_time_ms = 0
+"],
+    ?assertEqual(#{event_properties => true, persistent => false, mandatory => true,
+                   unroutable_retry_time_ms => 0},
+                 rabbit_opts(Config, Toml)).
+
+bad_wire_options_are_rejected(doc) ->
+    ["(ours) A wire option of the wrong type or a negative retry time is rejected, "
+     "naming its path"];
+bad_wire_options_are_rejected(Config) ->
+    [?assertEqual({?RABBIT "." ++ Key, Reason},
+                  path_and_reason(the_error(Config, [general(),
+                                                     "[modules.mod_event_pusher.rabbit]
+",
+                                                     Key, " = ", Value, "
+"])))
+     || {Key, Value, Reason} <- [{"event_properties", "\"yes\"", wrong_type},
+                                 {"persistent", "1", wrong_type},
+                                 {"mandatory", "\"true\"", wrong_type},
+                                 {"unroutable_retry_time_ms", "true", wrong_type},
+                                 {"unroutable_retry_time_ms", "-1", function_clause}]].
 
 %%====================================================================
 %% [outgoing_pools.rabbit.*]

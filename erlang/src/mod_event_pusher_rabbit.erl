@@ -32,6 +32,8 @@
 -type failures() :: #{exchange_key() => #{name := binary(), reason := term()}}.
 -export_type([exchange_key/0, exchange_opts/0, ctx/0]).
 
+%% (ours) How long a returned mandatory message is retried by default.
+-define(UNROUTABLE_RETRY_TIME_MS, 60000).
 %% MongooseIM's rabbit backend always uses the pool of this tag.
 -define(POOL_TAG, event_pusher).
 %% How long the pool may take to connect and declare the exchanges; the
@@ -57,6 +59,7 @@ start(HostType, Opts) ->
             %% Nothing to declare or publish: no pool needed (as MongooseIM).
             ok;
         Exchanges ->
+            persistent_term:put(wire_key(HostType), wire_options(Opts)),
             start_with_pool(HostType, Exchanges)
     end.
 
@@ -76,6 +79,7 @@ start_with_pool(HostType, Exchanges) ->
 stop(HostType) ->
     mongoose_event_pusher_pool_hold:release(?MODULE, HostType),
     _ = persistent_term:erase(ctx_key(HostType)),
+    _ = persistent_term:erase(wire_key(HostType)),
     ok.
 
 -spec hooks(mongooseim:host_type()) -> [gen_hook:hook_tuple()].
@@ -90,7 +94,13 @@ supported_features() ->
 config_spec() ->
     Sections = [{atom_to_binary(Key, utf8), exchange_section(DefaultName, Routing)}
                 || {Key, DefaultName, Routing} <- ?EXCHANGE_SECTIONS],
-    #section{items = maps:from_list(Sections)}.
+    %% (ours, opt-in, no defaults: without them the options are MongooseIM's)
+    Wire = [{<<"event_properties">>, #option{type = boolean}},
+            {<<"persistent">>, #option{type = boolean}},
+            {<<"mandatory">>, #option{type = boolean}},
+            {<<"unroutable_retry_time_ms">>,
+             #option{type = integer, validate = non_negative}}],
+    #section{items = maps:from_list(Sections ++ Wire)}.
 
 %%--------------------------------------------------------------------
 %% Hook handler
@@ -139,7 +149,8 @@ handle_pool_result(Ctx, {dropped, Reason}) ->
 
 %% @doc A pool-level event: one of the pool's AMQP connections opened, closed
 %% or failed to open.
--spec handle_pool_event(ctx(), {connection, opened | closed | {failed, binary()}}) -> ok.
+-spec handle_pool_event(ctx(), {connection, opened | closed | {failed, binary()}}
+                              | {unroutable, pos_integer(), binary(), binary(), binary()}) -> ok.
 handle_pool_event(Ctx, {connection, opened}) ->
     ?LOG_INFO((log_meta(Ctx))#{what => rabbit_connection_established}),
     connections(Ctx, #{active => 1, opened => 1});
@@ -151,6 +162,14 @@ handle_pool_event(Ctx, {connection, closed}) ->
 handle_pool_event(Ctx, {connection, {failed, Reason}}) ->
     ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_connection_failed, reason => Reason}),
     connections(Ctx, #{failed => 1});
+%% (ours) Mandatory messages the broker returned since the last notice: at
+%% most one notice per connection per second, with the first one's route.
+handle_pool_event(Ctx, {unroutable, Count, Exchange, RoutingKey, ReplyText}) ->
+    ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_messages_unroutable, count => Count,
+                                  exchange => Exchange, routing_key => RoutingKey,
+                                  reason => ReplyText,
+                                  text => <<"No queue took these mandatory messages; "
+                                            "they are retried until their retry time ends">>});
 handle_pool_event(Ctx, Event) ->
     ?LOG_WARNING((log_meta(Ctx))#{what => rabbit_unknown_pool_event, event => Event}).
 
@@ -299,6 +318,21 @@ full_jid(Jid) ->
 bare_jid(Jid) ->
     jid:to_binary(jid:to_lus(Jid)).
 
+%% (ours) `{EventProperties, Persistent, false | RetryMs}' for the NIF, or
+%% `none' when no wire option is set: the message then goes out as MongooseIM's.
+-spec wire_options(gen_mod:module_opts()) -> none | {boolean(), boolean(), false | non_neg_integer()}.
+wire_options(Opts) ->
+    Properties = maps:get(event_properties, Opts, false),
+    Persistent = maps:get(persistent, Opts, false),
+    Mandatory = case maps:get(mandatory, Opts, false) of
+                    true -> maps:get(unroutable_retry_time_ms, Opts, ?UNROUTABLE_RETRY_TIME_MS);
+                    false -> false
+                end,
+    case {Properties, Persistent, Mandatory} of
+        {false, false, false} -> none;
+        Wire -> Wire
+    end.
+
 %% Hands the message to the pool: O(1), never waits. A full queue or a closed
 %% pool is counted as a failed publish and logged.
 -spec submit(mongooseim:host_type(), {binary(), binary(), list(), map()}) -> ok.
@@ -311,7 +345,8 @@ submit(HostType, {Exchange, RoutingKey, Fields, Metadata}) ->
                  _ ->
                      try
                          mongoose_event_pusher_nif:rabbit_publish(
-                           Pool, {{?MODULE, Ctx}, Exchange, RoutingKey, Fields, Metadata})
+                           Pool, message({?MODULE, Ctx}, Exchange, RoutingKey, Fields,
+                                         Metadata, persistent_term:get(wire_key(HostType), none)))
                      catch
                          %% Metadata a JSON body cannot hold (e.g. a nested
                          %% map from a user module), or a routing key longer
@@ -329,6 +364,12 @@ submit(HostType, {Exchange, RoutingKey, Fields, Metadata}) ->
                                           text => <<"An event was not queued for RabbitMQ">>}),
             published(Ctx, #{failed => 1})
     end.
+
+-spec message(term(), binary(), binary(), list(), map(), none | tuple()) -> tuple().
+message(Tag, Exchange, RoutingKey, Fields, Metadata, none) ->
+    {Tag, Exchange, RoutingKey, Fields, Metadata};
+message(Tag, Exchange, RoutingKey, Fields, Metadata, Wire) ->
+    {Tag, Exchange, RoutingKey, Fields, Metadata, Wire}.
 
 %%--------------------------------------------------------------------
 %% Instrumentation and logs
@@ -376,3 +417,7 @@ log_meta({Scope, Tag}) ->
 -spec ctx_key(mongooseim:host_type()) -> {module(), mongooseim:host_type()}.
 ctx_key(HostType) ->
     {?MODULE, HostType}.
+
+-spec wire_key(mongooseim:host_type()) -> {module(), wire, mongooseim:host_type()}.
+wire_key(HostType) ->
+    {?MODULE, wire, HostType}.

@@ -31,6 +31,12 @@
 -callback message_attributes(TopicARN :: topic_arn(), From :: jid:jid(), To :: jid:jid(),
                              MessageType :: message_type(), Packet :: exml:element()) ->
     attributes().
+%% (ours) The event's ID (36 bytes, a UUIDv7; the same on every retry, and
+%% SNS's `MessageDeduplicationId' on a FIFO topic): attributes to add to the
+%% notification's (they win on a name clash). Without it the ID is not in
+%% the notification on a standard topic (doc/sns.md).
+-callback event_id_attributes(TopicARN :: topic_arn(), EventId :: binary()) -> attributes().
+-optional_callbacks([event_id_attributes/2]).
 
 %% What plugins return as a user's id; a charlist is sent as its UTF-8 text.
 -type user_guid() :: binary() | string().
@@ -191,8 +197,10 @@ handle_event(HostType, Opts, #user_status_event{jid = UserJID, status = Status},
             IsOnline = Status =:= online,
             TopicARN = topic_arn(Opts, Topic),
             Fields = #{user_id => user_guid(Plugin, UserJID), present => IsOnline},
-            Attributes = Plugin:message_attributes(TopicARN, UserJID, IsOnline),
-            publish(HostType, TopicARN, Fields, Metadata, Attributes);
+            EventId = mongoose_event_pusher_event_id:new(),
+            Attributes = with_event_id(Plugin, TopicARN, EventId,
+                                       Plugin:message_attributes(TopicARN, UserJID, IsOnline)),
+            publish(HostType, TopicARN, Fields, Metadata, Attributes, {EventId, UserJID});
         #{} ->
             ok
     end;
@@ -210,8 +218,12 @@ handle_event(HostType, Opts, #chat_event{direction = in, from = From, to = To, p
             Fields = #{from_user_id => user_guid(Plugin, From),
                        to_user_id => user_guid(Plugin, To),
                        message => exml_query:cdata(BodyEl)},
-            Attributes = Plugin:message_attributes(TopicARN, From, To, MessageType, Packet),
-            publish(HostType, TopicARN, Fields, Metadata, Attributes)
+            EventId = mongoose_event_pusher_event_id:new(),
+            Attributes = with_event_id(Plugin, TopicARN, EventId,
+                                       Plugin:message_attributes(TopicARN, From, To,
+                                                                 MessageType, Packet)),
+            %% The sender is the local user (direction `in').
+            publish(HostType, TopicARN, Fields, Metadata, Attributes, {EventId, From})
     end;
 handle_event(_HostType, _Opts, _Event, _Metadata) ->
     ok.
@@ -244,12 +256,21 @@ user_guid(Plugin, JID) ->
 %% Publishing
 %%--------------------------------------------------------------------
 
+%% (ours) The plugin's attributes for the event's ID, if it has the callback.
+-spec with_event_id(module(), topic_arn(), binary(), attributes()) -> attributes().
+with_event_id(Plugin, TopicARN, EventId, Attributes) ->
+    case erlang:function_exported(Plugin, event_id_attributes, 2) of
+        true -> maps:merge(Attributes, Plugin:event_id_attributes(TopicARN, EventId));
+        false -> Attributes
+    end.
+
 %% Queues one notification in HostType's pool and returns at once. A
 %% notification the pool does not take (overloaded, closed, not started) is
-%% logged and counted as dropped.
+%% logged and counted as dropped. The user's bare JID is the
+%% `MessageGroupId' on a FIFO topic (the Rust pool decides by the ARN).
 -spec publish(mongooseim:host_type(), topic_arn(), map(),
-              mod_event_pusher:metadata(), attributes()) -> ok.
-publish(HostType, TopicARN, Fields, Metadata, Attributes) ->
+              mod_event_pusher:metadata(), attributes(), {binary(), jid:jid()}) -> ok.
+publish(HostType, TopicARN, Fields, Metadata, Attributes, {EventId, UserJID}) ->
     ArnBin = unicode:characters_to_binary(TopicARN),
     Ctx = #{host_type => HostType, topic_arn => ArnBin},
     case mongoose_event_pusher_pool_hold:pool(sns, HostType, ?POOL_TAG) of
@@ -257,7 +278,7 @@ publish(HostType, TopicARN, Fields, Metadata, Attributes) ->
             dropped(Ctx, pool_not_started);
         Pool ->
             Job = {{?MODULE, Ctx}, ArnBin, Fields, Metadata, encode_attributes(Ctx, Attributes),
-                   mongoose_event_pusher_event_id:new()},
+                   EventId, jid:to_bare_binary(UserJID)},
             case mongoose_event_pusher_nif:sns_publish(Pool, Job) of
                 ok -> ok;
                 {error, Reason} -> dropped(Ctx, Reason)

@@ -74,7 +74,11 @@
 %% {Tag, TopicArn, Fields, Metadata, Attributes, EventId}; Fields and Metadata
 %% as for event_pusher_core::json ([{Key, Value}] or maps).
 -type sns_job() :: {Tag :: term(), TopicArn :: binary(), Fields :: map() | list(),
-                    Metadata :: map() | list(), [sns_attribute()], EventId :: binary()}.
+                    Metadata :: map() | list(), [sns_attribute()], EventId :: binary()}
+                 | {Tag :: term(), TopicArn :: binary(), Fields :: map() | list(),
+                    Metadata :: map() | list(), [sns_attribute()], EventId :: binary(),
+                    Group :: binary() | undefined}.
+%% Group: the `MessageGroupId' on a FIFO topic (ARN ending in `.fifo'); ignored otherwise.
 -type sns_attribute() :: {Name :: binary(), {string | binary | number, binary()}}.
 
 %% RabbitMQ (doc/architecture.md, "The rabbit pool"). workers: AMQP
@@ -101,8 +105,15 @@
 %% {Tag, Exchange, RoutingKey, Fields, Metadata}; the body is the JSON object
 %% of Fields with Metadata merged over them (as for event_pusher_core::json).
 -type rabbit_message() :: {Tag :: term(), Exchange :: binary(), RoutingKey :: binary(),
-                           Fields :: map() | list(), Metadata :: map() | list()}.
--type rabbit_pool_event() :: {connection, opened | closed | {failed, Reason :: binary()}}.
+                           Fields :: map() | list(), Metadata :: map() | list()}
+                        | {Tag :: term(), Exchange :: binary(), RoutingKey :: binary(),
+                           Fields :: map() | list(), Metadata :: map() | list(),
+                           Wire :: rabbit_wire()}.
+%% (ours) {EventProperties, Persistent, false | UnroutableRetryMs}: see doc/rabbit.md.
+-type rabbit_wire() :: {boolean(), boolean(), false | non_neg_integer()}.
+-type rabbit_pool_event() :: {connection, opened | closed | {failed, Reason :: binary()}}
+                           | {unroutable, Count :: pos_integer(), Exchange :: binary(),
+                              RoutingKey :: binary(), ReplyText :: binary()}.
 -type rabbit_declare_result() :: ok | {error, [{Name :: binary(), Reason :: binary()}]}.
 
 %%--------------------------------------------------------------------

@@ -217,11 +217,16 @@ wait_for_messages(Topic = #{name := Name}, N, Deadline, Acc) ->
             end
     end.
 
-message(#{<<"body">> := Body, <<"attributes">> := Attrs}, true) ->
-    #{body => Body, json => json(Body),
-      attributes => maps:map(fun(_Name, #{<<"type">> := Type, <<"value">> := Value}) ->
-                                     {Type, attribute_value(Type, Value)}
-                             end, Attrs)};
+message(#{<<"body">> := Body, <<"attributes">> := Attrs} = M, true) ->
+    Message = #{body => Body, json => json(Body),
+                attributes => maps:map(fun(_Name, #{<<"type">> := Type, <<"value">> := Value}) ->
+                                               {Type, attribute_value(Type, Value)}
+                                       end, Attrs)},
+    %% A FIFO queue's messages: SQS's own attributes (MessageGroupId, ...).
+    case M of
+        #{<<"system">> := System} -> Message#{system => System};
+        #{} -> Message
+    end;
 message(#{<<"body">> := Envelope}, false) ->
     #{<<"Type">> := <<"Notification">>, <<"Message">> := Body} = Notification = json(Envelope),
     Attrs = maps:get(<<"MessageAttributes">>, Notification, #{}),

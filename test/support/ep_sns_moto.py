@@ -28,10 +28,13 @@ class Moto:
         self.sqs = client("sqs", endpoint)
 
     def create_topic(self, name):
-        return self.sns.create_topic(Name=name)["TopicArn"]
+        # A name ending in .fifo is a FIFO topic (with a FIFO queue).
+        attrs = {"FifoTopic": "true"} if name.endswith(".fifo") else {}
+        return self.sns.create_topic(Name=name, Attributes=attrs)["TopicArn"]
 
     def create_queue(self, name):
-        url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        attrs = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
+        url = self.sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
         arn = self.sqs.get_queue_attributes(
             QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return {"url": url, "arn": arn}
@@ -52,17 +55,24 @@ class Moto:
         return {"topic_arn": topic_arn, "queue_url": queue["url"]}
 
     def receive_messages(self, queue_url, max_messages=10):
-        """Messages now in the queue (up to max_messages), deleted once read."""
+        """Messages now in the queue (up to max_messages), deleted once read.
+        A FIFO queue's also carry SQS's own attributes (MessageGroupId,
+        MessageDeduplicationId, ...) as "system"."""
+        fifo = queue_url.endswith(".fifo")
+        extra = {"AttributeNames": ["All"]} if fifo else {}
         got = []
         while len(got) < max_messages:
             resp = self.sqs.receive_message(
                 QueueUrl=queue_url, MaxNumberOfMessages=min(10, max_messages - len(got)),
-                WaitTimeSeconds=0, MessageAttributeNames=["All"])
+                WaitTimeSeconds=0, MessageAttributeNames=["All"], **extra)
             msgs = resp.get("Messages", [])
             if not msgs:
                 break
             for m in msgs:
-                got.append({"body": m["Body"], "attributes": attributes(m)})
+                message = {"body": m["Body"], "attributes": attributes(m)}
+                if fifo:
+                    message["system"] = m.get("Attributes", {})
+                got.append(message)
             self.sqs.delete_message_batch(
                 QueueUrl=queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}

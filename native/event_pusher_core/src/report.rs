@@ -61,6 +61,8 @@ pub enum DropReason {
     Overloaded,
     /// Older than its maximum age before it could be delivered.
     Expired,
+    /// No queue took the message (RabbitMQ `mandatory`) within its retry time.
+    Unroutable,
 }
 
 /// What a job's tag must be: it is cloned for every attempt outcome but the

@@ -11,13 +11,14 @@ mod rabbit_common;
 
 use bytes::Bytes;
 use event_pusher_core::json::{encode_object, Field};
+use event_pusher_core::rabbit::PublishOptions;
 use event_pusher_core::Outcome;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::ExchangeKind;
 use rabbit_common::*;
 use std::time::{Duration, Instant};
 
-fn run(workers: usize, confirms: bool, total: u64) -> f64 {
+fn run(workers: usize, confirms: bool, options: PublishOptions, total: u64) -> f64 {
     let broker = TestBroker::connect();
     let exchange = unique("tput");
     broker
@@ -53,7 +54,8 @@ fn run(workers: usize, confirms: bool, total: u64) -> f64 {
     let started = Instant::now();
     let mut n = 0;
     while n < total {
-        match pool.publish(n, &exchange, &keys[(n % 100) as usize], body.clone()) {
+        let key = &keys[(n % 100) as usize];
+        match pool.publish_with(n, &exchange, key, body.clone(), options) {
             Ok(()) => n += 1,
             Err(_) => std::thread::sleep(Duration::from_micros(200)),
         }
@@ -78,16 +80,36 @@ fn throughput() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(200_000);
-    let rows = [(1, false), (1, true), (10, false), (10, true)];
+    // The last rows: every wire option on (event properties, persistent,
+    // mandatory), against the same rows without, in the same run.
+    let wire = PublishOptions {
+        event_properties: true,
+        persistent: true,
+        mandatory: Some(Duration::from_secs(60)),
+    };
+    let plain = PublishOptions::default();
+    let rows = [
+        (1, false, plain),
+        (1, true, plain),
+        (10, false, plain),
+        (10, true, plain),
+        (1, true, wire),
+        (10, true, wire),
+    ];
     // EP_TPUT_ROW=1 runs only the second row, for profiling.
     let only: Option<usize> = std::env::var("EP_TPUT_ROW")
         .ok()
         .and_then(|r| r.parse().ok());
-    for (i, (workers, confirms)) in rows.into_iter().enumerate() {
+    for (i, (workers, confirms, options)) in rows.into_iter().enumerate() {
         if only.is_some_and(|o| o != i) {
             continue;
         }
-        let rate = run(workers, confirms, total);
-        eprintln!("workers {workers:>2} confirms {confirms:>5}: {rate:>8.0} msg/s");
+        let rate = run(workers, confirms, options, total);
+        let wire = if options == plain {
+            ""
+        } else {
+            " wire options"
+        };
+        eprintln!("workers {workers:>2} confirms {confirms:>5}{wire}: {rate:>8.0} msg/s");
     }
 }

@@ -14,6 +14,7 @@ rustler::atoms! {
     all,
     ok,
     error,
+    false_ = "false",
     overloaded,
     closed,
     // messages
@@ -32,6 +33,7 @@ rustler::atoms! {
     connection,
     opened,
     failed,
+    unroutable,
     // optional config keys
     tls,
     request_timeout,
@@ -62,6 +64,7 @@ rustler::atoms! {
     dropped_retries_exhausted,
     timeouts,
     dropped_expired,
+    dropped_unroutable,
     queued,
     in_flight,
     panics,

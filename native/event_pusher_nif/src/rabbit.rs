@@ -14,9 +14,9 @@ use crate::error::NifError;
 use crate::json_term::{decode_fields, utf8};
 use crate::reply::Reply;
 use crate::resource::{RabbitResource, Started};
-use event_pusher_core::rabbit::{ExchangeSpec, RabbitPool};
+use event_pusher_core::rabbit::{ExchangeSpec, PublishOptions, RabbitPool};
 use event_pusher_core::Bytes;
-use rustler::{Atom, Binary, Env, Error, LocalPid, NifResult, NifTuple, Term, TermType};
+use rustler::{Atom, Binary, Encoder, Env, Error, LocalPid, NifResult, NifTuple, Term, TermType};
 use std::time::Duration;
 
 /// `rabbit_pool_start(Owner, Config) -> {ok, Pool} | {error, Reason}`. Reads
@@ -79,25 +79,74 @@ fn exchange_specs(list: Term<'_>) -> Result<Vec<ExchangeSpec>, NifError> {
         .collect()
 }
 
-/// `rabbit_publish(Pool, {Tag, Exchange, RoutingKey, Fields, Metadata})
+/// `rabbit_publish(Pool, {Tag, Exchange, RoutingKey, Fields, Metadata})` or
+/// `rabbit_publish(Pool, {Tag, Exchange, RoutingKey, Fields, Metadata, Wire})`
 ///  -> ok | {error, overloaded | closed}`. The body is the JSON object of
-/// Fields with Metadata merged over them.
+/// Fields with Metadata merged over them. `Wire` is `{EventProperties,
+/// Persistent, Mandatory}`: two booleans and `false` or the unroutable retry
+/// time in ms (see `rabbit::PublishOptions`); without it, none of them.
 #[rustler::nif]
 fn rabbit_publish<'a>(pool: &'a RabbitResource, message: Term<'a>) -> NifResult<Atom> {
-    let (tag, exchange, routing_key, fields, metadata): (Term, Binary, Binary, Term, Term) =
-        message.decode()?;
+    let (tag, exchange, routing_key, fields, metadata, options) =
+        match rustler::types::tuple::get_tuple(message)?.len() {
+            6 => {
+                let (tag, exchange, routing_key, fields, metadata, wire): (
+                    Term,
+                    Binary,
+                    Binary,
+                    Term,
+                    Term,
+                    Term,
+                ) = message.decode()?;
+                (
+                    tag,
+                    exchange,
+                    routing_key,
+                    fields,
+                    metadata,
+                    wire_options(wire)?,
+                )
+            }
+            _ => {
+                let (tag, exchange, routing_key, fields, metadata): (
+                    Term,
+                    Binary,
+                    Binary,
+                    Term,
+                    Term,
+                ) = message.decode()?;
+                let options = PublishOptions::default();
+                (tag, exchange, routing_key, fields, metadata, options)
+            }
+        };
     let exchange = std::str::from_utf8(exchange.as_slice()).map_err(|_| Error::BadArg)?;
     let routing_key = std::str::from_utf8(routing_key.as_slice()).map_err(|_| Error::BadArg)?;
     let body =
         event_pusher_core::json::encode_object(decode_fields(fields)?, decode_fields(metadata)?);
     // An exchange or routing key over AMQP's 255 bytes is badarg.
     pool.pool
-        .publish(
+        .publish_with(
             pool.tags.blob(tag),
             exchange,
             routing_key,
             Bytes::from(body),
+            options,
         )
         .map_err(NifError::from)?;
     Ok(atoms::ok())
+}
+
+/// `{EventProperties, Persistent, false | RetryMs}`.
+fn wire_options(term: Term<'_>) -> NifResult<PublishOptions> {
+    let (event_properties, persistent, mandatory): (bool, bool, Term) = term.decode()?;
+    let mandatory = if mandatory == atoms::false_().encode(term.get_env()) {
+        None
+    } else {
+        Some(Duration::from_millis(mandatory.decode::<u64>()?))
+    };
+    Ok(PublishOptions {
+        event_properties,
+        persistent,
+        mandatory,
+    })
 }

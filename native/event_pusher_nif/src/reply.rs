@@ -111,16 +111,28 @@ impl OutcomeSink<TagBlob> for Reply {
     }
 }
 
-/// A rabbit pool's connection events, keyed with its EventTag.
+/// A rabbit pool's events, keyed with its EventTag: `{connection, opened |
+/// closed | {failed, Reason}}`, or `{unroutable, Count, Exchange, RoutingKey,
+/// ReplyText}` (rate-limited, see `rabbit::UnroutableNotice`).
 impl PoolEvents for Reply {
     fn connection(&mut self, event: ConnectionEvent) {
         self.send(atoms::event(), |env| {
-            let event = match &event {
+            let state = match &event {
                 ConnectionEvent::Opened => atoms::opened().encode(env),
                 ConnectionEvent::Closed => atoms::closed().encode(env),
                 ConnectionEvent::Failed(reason) => (atoms::failed(), reason.as_str()).encode(env),
+                ConnectionEvent::Unroutable(n) => {
+                    return (
+                        atoms::unroutable(),
+                        n.count,
+                        n.exchange.as_str(),
+                        n.routing_key.as_str(),
+                        n.reply_text.as_str(),
+                    )
+                        .encode(env)
+                }
             };
-            (atoms::connection(), event).encode(env)
+            (atoms::connection(), state).encode(env)
         });
     }
 }
@@ -155,6 +167,9 @@ fn encode_outcome<'a>(env: Env<'a>, outcome: &Outcome) -> Term<'a> {
         }
         Outcome::Dropped(DropReason::Expired) => (atoms::dropped(), atoms::expired()).encode(env),
         Outcome::TimedOut { elapsed_us } => (atoms::timeout(), *elapsed_us).encode(env),
+        Outcome::Dropped(DropReason::Unroutable) => {
+            (atoms::dropped(), atoms::unroutable()).encode(env)
+        }
         Outcome::Published {
             elapsed_us,
             payload,

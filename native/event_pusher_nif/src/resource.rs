@@ -98,8 +98,8 @@ impl_pool! {
 impl_pool! {
     RabbitPool, rabbit::DROP_DRAIN,
     [submitted, published, confirmed, nacked, republished, confirm_timeouts, queued, in_flight,
-     dropped_overloaded, dropped_closed, dropped_retries_exhausted, connections_opened,
-     connections_failed, panics]
+     dropped_overloaded, dropped_closed, dropped_retries_exhausted, unroutable,
+     dropped_unroutable, connections_opened, connections_failed, panics]
 }
 
 impl_pool! {

@@ -18,12 +18,43 @@ fn sns_pool_start(env: Env<'_>, owner: LocalPid, config: Term<'_>) -> Started<Sn
     SnsResource::start(env, owner, SnsPool::start(config, Reply::to(owner)))
 }
 
-/// `sns_publish(Pool, {Tag, TopicArn, Fields, Metadata, Attributes, EventId})
-///  -> ok | {error, overloaded | closed}`; EventId as `event_id/0` makes it.
+/// `sns_publish(Pool, {Tag, TopicArn, Fields, Metadata, Attributes, EventId})`
+/// or `{..., EventId, Group}` `-> ok | {error, overloaded | closed}`; EventId
+/// as `event_id/0` makes it; Group (a binary, the user's bare JID, or
+/// `undefined`) is the `MessageGroupId` on a FIFO topic.
 #[rustler::nif]
 fn sns_publish<'a>(pool: &'a SnsResource, job: Term<'a>) -> NifResult<Atom> {
-    let (tag, topic_arn, fields, metadata, attributes, id): (Term, Term, Term, Term, Term, Binary) =
-        job.decode()?;
+    let (tag, topic_arn, fields, metadata, attributes, id, group) =
+        match rustler::types::tuple::get_tuple(job)?.len() {
+            7 => {
+                let (tag, arn, fields, metadata, attributes, id, group): (
+                    Term,
+                    Term,
+                    Term,
+                    Term,
+                    Term,
+                    Binary,
+                    Term,
+                ) = job.decode()?;
+                let group = match group.atom_to_string() {
+                    Ok(atom) if atom == "undefined" => None,
+                    Ok(_) => return Err(Error::BadArg),
+                    Err(_) => Some(utf8(group)?),
+                };
+                (tag, arn, fields, metadata, attributes, id, group)
+            }
+            _ => {
+                let (tag, arn, fields, metadata, attributes, id): (
+                    Term,
+                    Term,
+                    Term,
+                    Term,
+                    Term,
+                    Binary,
+                ) = job.decode()?;
+                (tag, arn, fields, metadata, attributes, id, None)
+            }
+        };
     let body =
         event_pusher_core::json::encode_object(decode_fields(fields)?, decode_fields(metadata)?);
     let job = SnsJob {
@@ -33,6 +64,7 @@ fn sns_publish<'a>(pool: &'a SnsResource, job: Term<'a>) -> NifResult<Atom> {
         // serde_json writes UTF-8; a failure here would be a bug, not bad input.
         message: String::from_utf8(body).map_err(|_| Error::BadArg)?,
         attributes: decode_attributes(attributes)?,
+        group,
     };
     // An attribute the SDK cannot represent is badarg.
     pool.pool.publish(job).map_err(NifError::from)?;

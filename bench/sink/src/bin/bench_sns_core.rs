@@ -101,6 +101,7 @@ fn publish_all(pool: &SnsPool<()>, topic_arn: &str, n: u64) -> Result<Vec<u64>, 
             topic_arn: topic_arn.to_owned(),
             message: MESSAGE.to_owned(),
             attributes: Vec::new(),
+            group: None,
         };
         let t = Instant::now();
         pool.publish(job)?;

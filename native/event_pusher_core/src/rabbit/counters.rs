@@ -9,7 +9,7 @@ use std::sync::Arc;
 ///
 /// Every accepted message is in exactly one place, so (up to updates in
 /// transit) `submitted = published + dropped_retries_exhausted +
-/// dropped_closed + queued + in_flight`.
+/// dropped_unroutable + dropped_closed + queued + in_flight`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RabbitStats {
     /// Messages accepted by `publish`.
@@ -37,6 +37,12 @@ pub struct RabbitStats {
     pub dropped_closed: u64,
     /// Accepted messages given up after [`super::MAX_ATTEMPTS`] failed attempts.
     pub dropped_retries_exhausted: u64,
+    /// Returns from the broker of mandatory messages no queue took (each
+    /// return of a message counts).
+    pub unroutable: u64,
+    /// Mandatory messages given up because they were still unroutable at
+    /// the end of their retry time.
+    pub dropped_unroutable: u64,
     /// Connections opened (each with its channel ready).
     pub connections_opened: u64,
     /// Connection attempts that failed.
@@ -56,6 +62,8 @@ pub(crate) struct RabbitCounters {
     pub confirm_timeouts: AtomicU64,
     pub connections_opened: AtomicU64,
     pub connections_failed: AtomicU64,
+    pub unroutable: AtomicU64,
+    pub dropped_unroutable: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -77,6 +85,8 @@ impl RabbitCounters {
             dropped_overloaded: c.dropped_overloaded.load(Relaxed),
             dropped_closed: c.dropped_closed.load(Relaxed),
             dropped_retries_exhausted: c.dropped_retries_exhausted.load(Relaxed),
+            unroutable: self.unroutable.load(Relaxed),
+            dropped_unroutable: self.dropped_unroutable.load(Relaxed),
             connections_opened: self.connections_opened.load(Relaxed),
             connections_failed: self.connections_failed.load(Relaxed),
             panics: c.panics.load(Relaxed),

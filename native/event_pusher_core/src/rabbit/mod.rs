@@ -30,7 +30,9 @@ mod counters;
 mod declare;
 mod publish;
 mod supervisor;
+mod unroutable;
 mod window;
+mod wire;
 mod worker;
 
 use crate::pool::{self, DeadLetters, Intake, Letter};
@@ -48,6 +50,8 @@ use tokio::sync::mpsc;
 pub use crate::pool::{StartError, DROP_DRAIN};
 pub use counters::RabbitStats;
 pub use declare::{DeclareFailure, DeclareResult, ExchangeSpec};
+pub use unroutable::UnroutableNotice;
+pub use wire::PublishOptions;
 
 /// Publishes in flight (written and not yet confirmed) per channel. Enough
 /// to keep a local broker busy; more costs CPU for nothing, as lapin settles
@@ -99,6 +103,9 @@ pub enum ConnectionEvent {
     Closed,
     /// A connection attempt failed; a person can read the reason.
     Failed(String),
+    /// Mandatory messages came back unroutable since the last notice
+    /// (rate-limited, see `unroutable`).
+    Unroutable(UnroutableNotice),
 }
 
 /// Where a pool's connection events go. Called on the pool's reporter thread,
@@ -124,6 +131,9 @@ pub(crate) struct Message<T> {
     pub order: u64,
     /// Failed attempts so far (nack, confirm timeout, channel error).
     pub failures: u32,
+    pub options: PublishOptions,
+    /// Set once the broker returned it (mandatory, no queue took it).
+    pub returns: Option<unroutable::Returns>,
 }
 
 impl<T: Send + 'static> Letter for Message<T> {
@@ -236,13 +246,26 @@ impl<T: Tag> RabbitPool<T> {
         })
     }
 
-    /// Queues a message for `exchange` with `routing_key`. O(1), never waits.
+    /// Queues a message for `exchange` with `routing_key`, as MongooseIM
+    /// publishes it. O(1), never waits.
     pub fn publish(
         &self,
         tag: T,
         exchange: &str,
         routing_key: &str,
         body: Bytes,
+    ) -> Result<(), SubmitError> {
+        self.publish_with(tag, exchange, routing_key, body, PublishOptions::default())
+    }
+
+    /// [`Self::publish`] with the wire options of [`PublishOptions`].
+    pub fn publish_with(
+        &self,
+        tag: T,
+        exchange: &str,
+        routing_key: &str,
+        body: Bytes,
+        options: PublishOptions,
     ) -> Result<(), SubmitError> {
         self.intake.check_open()?;
         let (Ok(exchange), Ok(routing_key)) = (
@@ -260,6 +283,8 @@ impl<T: Tag> RabbitPool<T> {
             body,
             order: 0,
             failures: 0,
+            options,
+            returns: None,
         };
         Ok(self.intake.push(worker, message)?)
     }

@@ -5,12 +5,16 @@
 //! republished in arrival order, up to [`MAX_ATTEMPTS`].
 
 use super::connect::reason;
+use super::unroutable::{Returned, Verdict};
+use super::wire;
 use super::worker::{Broken, Worker};
-use super::{Message, MAX_ATTEMPTS, MAX_IN_FLIGHT};
+use super::{ConnectionEvent, Message, MAX_ATTEMPTS, MAX_IN_FLIGHT};
 use crate::pool::micros;
 use crate::rabbit::counters::bump;
 use crate::report::{DropReason, Outcome, Tag};
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::StreamExt;
 use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation};
@@ -26,7 +30,9 @@ const BATCH: usize = 128;
 
 /// How one publish ended.
 pub(super) enum Settled {
-    Acked,
+    /// With the message the broker returned before this confirm, if any
+    /// (not necessarily this publish's: see `Returned::is`).
+    Acked(Option<Returned>),
     Nacked,
     /// Written to the socket (confirms off).
     Written,
@@ -75,29 +81,122 @@ impl<T: Tag> Worker<T> {
             self.insert_retry(message);
             return;
         };
-        let exchange = message.exchange.clone();
-        let routing_key = message.routing_key.clone();
-        let body = message.body.clone();
+        let frame = Frame {
+            exchange: message.exchange.clone(),
+            routing_key: message.routing_key.clone(),
+            body: message.body.clone(),
+            options: wire::publish_options(&message.options),
+            properties: wire::properties(message.id, &message.options),
+        };
         let seq = self.window.push(message);
         let timeout = self.shared.confirms.then_some(self.shared.confirm_timeout);
-        let mut publish = publish_future(channel, exchange, routing_key, body, timeout, seq);
+        let mut publish = publish_future(channel, frame, timeout, seq);
         // Poll once now: the frames go out in the order of these calls,
         // whatever order the pending set polls its futures in later.
         let first = std::future::poll_fn(|cx| Poll::Ready(publish.as_mut().poll(cx))).await;
         match first {
-            Poll::Ready((seq, settled)) => self.settle(seq, settled),
+            Poll::Ready(settled) => self.settle_ready(Some(settled)),
             Poll::Pending => self.pending.push(publish),
+        }
+    }
+
+    /// Settles `first` and every other publish already settled. Returns are
+    /// matched first: lapin may hand a message's return to an earlier
+    /// message's confirm of the same multiple ack, so the returned message
+    /// must leave the window before its own (plain) ack is settled.
+    pub(super) fn settle_ready(&mut self, first: Option<(u64, Settled)>) {
+        // A buffer kept by the worker: no allocation per batch.
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(first);
+        while let Some(Some(settled)) = self.pending.next().now_or_never() {
+            ready.push(settled);
+        }
+        for (_, settled) in ready.iter_mut() {
+            if let Settled::Acked(returned) = settled {
+                if let Some(returned) = returned.take() {
+                    self.returned(returned);
+                }
+            }
+        }
+        for (seq, settled) in ready.drain(..) {
+            self.settle(seq, settled);
+        }
+        self.ready = ready;
+    }
+
+    /// A message the broker returned: counted, then parked for a retry or
+    /// given up.
+    fn returned(&mut self, returned: Returned) {
+        let counters = &self.shared.counters;
+        bump(&counters.unroutable);
+        self.notice.add(
+            returned.exchange.as_str(),
+            returned.routing_key.as_str(),
+            returned.reply_text.as_str(),
+        );
+        // Not in the window: its link was lost meanwhile and it waits for a
+        // republish already.
+        let Some(sent) = self
+            .window
+            .find(|m| returned.is(m))
+            .and_then(|seq| self.window.take(seq))
+        else {
+            return;
+        };
+        let message = sent.message;
+        match self.parked.returned(message, tokio::time::Instant::now()) {
+            Verdict::Parked => {}
+            Verdict::GiveUp(message) => {
+                counters.common.finished(&counters.dropped_unroutable);
+                self.shared.reporter.outcome(
+                    message.tag.clone(),
+                    Outcome::Dropped(DropReason::Unroutable),
+                );
+                let attempts = message.failures.saturating_add(1);
+                self.shared.dead.put(message, "unroutable", attempts);
+            }
+        }
+    }
+
+    /// Sends the rate-limited unroutable notice, if one is due.
+    pub(super) fn flush_notice(&mut self) {
+        if let Some(notice) = self.notice.take(tokio::time::Instant::now()) {
+            self.shared
+                .connection_event(ConnectionEvent::Unroutable(notice));
+        }
+    }
+
+    /// With confirms off lapin keeps returned messages until asked: they
+    /// were counted as published already (written), so they are only
+    /// counted and noticed here, not retried (see doc/rabbit.md).
+    pub(super) fn collect_unconfirmed_returns(&mut self) {
+        if self.shared.confirms {
+            return;
+        }
+        let Some(channel) = self.link.as_ref().and_then(|l| l.channel.clone()) else {
+            return;
+        };
+        // Nothing to wait for without confirms: ready at once.
+        if let Some(Ok(returned)) = channel.wait_for_confirms().now_or_never() {
+            for message in returned {
+                bump(&self.shared.counters.unroutable);
+                self.notice.add(
+                    message.delivery.exchange.as_str(),
+                    message.delivery.routing_key.as_str(),
+                    message.reply_text.as_str(),
+                );
+            }
         }
     }
 
     pub(super) fn settle(&mut self, seq: u64, settled: Settled) {
         let counters = &self.shared.counters;
         let failure: Cow<'static, str> = match settled {
-            Settled::Acked | Settled::Written => {
+            Settled::Acked(_) | Settled::Written => {
                 let Some(sent) = self.window.take(seq) else {
                     return;
                 };
-                if matches!(settled, Settled::Acked) {
+                if matches!(settled, Settled::Acked(_)) {
                     bump(&counters.confirmed);
                 }
                 counters.common.finished(&counters.common.sent);
@@ -231,12 +330,20 @@ impl<T: Tag> Worker<T> {
     }
 }
 
-/// One publish: written, then (with confirms) acked or nacked within `timeout`.
-fn publish_future(
-    channel: Arc<Channel>,
+/// What one publish writes.
+struct Frame {
     exchange: ShortString,
     routing_key: ShortString,
     body: Bytes,
+    /// Default (as MongooseIM) unless configured: see `wire`.
+    options: BasicPublishOptions,
+    properties: BasicProperties,
+}
+
+/// One publish: written, then (with confirms) acked or nacked within `timeout`.
+fn publish_future(
+    channel: Arc<Channel>,
+    frame: Frame,
     timeout: Option<Duration>,
     seq: u64,
 ) -> Pending {
@@ -244,12 +351,11 @@ fn publish_future(
         let publish = async {
             let confirm = channel
                 .basic_publish(
-                    exchange,
-                    routing_key,
-                    BasicPublishOptions::default(),
-                    &body,
-                    // No properties: no content type, transient (as MongooseIM).
-                    BasicProperties::default(),
+                    frame.exchange,
+                    frame.routing_key,
+                    frame.options,
+                    &frame.body,
+                    frame.properties,
                 )
                 .await?;
             // Awaited even with confirms off (it is ready at once): a
@@ -262,7 +368,9 @@ fn publish_future(
                 Err(e) => Settled::Failed(e),
             },
             Some(timeout) => match tokio::time::timeout(timeout, publish).await {
-                Ok(Ok(Confirmation::Ack(_))) => Settled::Acked,
+                Ok(Ok(Confirmation::Ack(returned))) => {
+                    Settled::Acked(returned.map(Returned::from_lapin))
+                }
                 Ok(Ok(Confirmation::Nack(_))) => Settled::Nacked,
                 Ok(Ok(Confirmation::NotRequested)) => Settled::Written,
                 Ok(Err(e)) => Settled::Failed(e),

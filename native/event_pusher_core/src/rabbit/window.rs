@@ -61,6 +61,15 @@ impl<T> Window<T> {
         Some(sent)
     }
 
+    /// The sequence number of the oldest message on the wire that `is` says
+    /// is the one (a linear scan: only for returned messages).
+    pub fn find(&self, is: impl Fn(&Message<T>) -> bool) -> Option<u64> {
+        self.slots
+            .iter()
+            .position(|slot| slot.as_ref().is_some_and(|sent| is(&sent.message)))
+            .map(|index| self.base + index as u64)
+    }
+
     /// Every message still on the wire, oldest first; the window is empty
     /// after this (later sequence numbers keep counting up).
     pub fn drain(&mut self) -> impl Iterator<Item = Message<T>> + '_ {
@@ -84,6 +93,8 @@ mod tests {
             body: Bytes::new(),
             order,
             failures: 0,
+            options: Default::default(),
+            returns: None,
         }
     }
 

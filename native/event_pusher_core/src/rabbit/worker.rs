@@ -12,13 +12,14 @@
 use super::connect::reason;
 use super::declare;
 use super::publish::Pending;
+use super::unroutable::{Notice, Parked};
 use super::window::Window;
 use super::{ConnectionEvent, Message, Shared, CONNECT_TIMEOUT, MAX_IN_FLIGHT};
 use crate::pool::Supervised;
 use crate::rabbit::counters::bump;
 use crate::report::{DropReason, Outcome, Tag};
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection};
 use std::collections::VecDeque;
@@ -57,8 +58,14 @@ pub(crate) struct Worker<T> {
     pub(super) queue_open: bool,
     /// Messages to publish before the queue, by arrival order.
     pub(super) retry: VecDeque<Message<T>>,
+    /// Returned (unroutable) messages waiting for their next attempt.
+    pub(super) parked: Parked<T>,
+    /// Returns not yet reported (rate-limited).
+    pub(super) notice: Notice,
     pub(super) window: Window<T>,
     pub(super) pending: FuturesUnordered<Pending>,
+    /// Settled publishes being handled (see `settle_ready`), kept to reuse.
+    pub(super) ready: Vec<(u64, super::publish::Settled)>,
     pub(super) link: Option<Link>,
     /// When the next connection attempt may start (after a failed one).
     pub(super) retry_at: Option<Instant>,
@@ -100,8 +107,11 @@ impl<T: Tag> Worker<T> {
             queue,
             queue_open: true,
             retry: VecDeque::new(),
+            parked: Parked::new(),
+            notice: Notice::new(),
             window: Window::new(),
             pending: FuturesUnordered::new(),
+            ready: Vec::new(),
             link: None,
             retry_at: None,
             next_order: 0,
@@ -143,7 +153,10 @@ impl<T: Tag> Worker<T> {
 
     /// Nothing left to publish.
     fn idle(&self) -> bool {
-        self.window.is_empty() && self.retry.is_empty() && self.queue.is_empty()
+        self.window.is_empty()
+            && self.retry.is_empty()
+            && self.parked.is_empty()
+            && self.queue.is_empty()
     }
 
     /// Resolves when the drain starts (if not started) or its deadline passes.
@@ -284,20 +297,21 @@ impl<T: Tag> Worker<T> {
             }
             #[cfg(feature = "test-hooks")]
             self.shared.fault.task_point();
+            self.unpark();
             self.publish_retries().await;
             let Some(link) = &mut self.link else { return };
             let room = self.window.len() < MAX_IN_FLIGHT;
+            let next_due = self.parked.next_due();
             tokio::select! {
                 biased;
                 // The drain started (checked above, next round) or its deadline passed.
                 _ = Self::closing(&mut self.drain) => {}
-                Some((seq, settled)) = self.pending.next(), if !self.pending.is_empty() => {
-                    self.settle(seq, settled);
-                    // Settle what else is ready before waiting again.
-                    while let Some(Some((seq, settled))) = self.pending.next().now_or_never() {
-                        self.settle(seq, settled);
-                    }
+                // Settle what else is ready before waiting again.
+                Some(settled) = self.pending.next(), if !self.pending.is_empty() => {
+                    self.settle_ready(Some(settled));
                 }
+                // A parked message is due (taken at the top of the loop).
+                _ = sleep_until_some(next_due), if next_due.is_some() => {}
                 message = self.queue.recv(), if room && self.queue_open => match message {
                     Some(message) => self.take_batch(message).await,
                     None => self.queue_open = false,
@@ -308,10 +322,27 @@ impl<T: Tag> Worker<T> {
                     None => self.broken = Some(Broken::Connection),
                     Some(_) => {}
                 },
-                _ = check.tick() => self.check_link(),
+                _ = check.tick() => {
+                    self.check_link();
+                    self.collect_unconfirmed_returns();
+                    self.flush_notice();
+                }
             }
             if self.mend() {
                 return;
+            }
+        }
+    }
+
+    /// Parked messages whose time has come go to the retry queue.
+    fn unpark(&mut self) {
+        if self
+            .parked
+            .next_due()
+            .is_some_and(|at| at <= Instant::now())
+        {
+            for message in self.parked.take_due(Instant::now()) {
+                self.insert_retry(message);
             }
         }
     }
@@ -336,9 +367,7 @@ impl<T: Tag> Worker<T> {
             // lapin marks the channel closed, then fails its publishes with
             // the broker's reason: while some are unsettled, let them say it
             // (the confirm timeout bounds the wait).
-            while let Some(Some((seq, settled))) = self.pending.next().now_or_never() {
-                self.settle(seq, settled);
-            }
+            self.settle_ready(None);
             if self.broken.is_none() && self.pending.is_empty() {
                 self.broken = Some(Broken::Channel("channel closed by the broker".into()));
             }
@@ -348,9 +377,10 @@ impl<T: Tag> Worker<T> {
     /// The drain deadline passed: everything left is dropped and reported.
     fn abandon(&mut self) {
         self.requeue_window();
+        self.flush_notice();
         let counters = &self.shared.counters;
         let reporter = &self.shared.reporter;
-        for message in self.retry.drain(..) {
+        for message in self.retry.drain(..).chain(self.parked.drain()) {
             counters.common.finished(&counters.common.dropped_closed);
             reporter.outcome(message.tag, Outcome::Dropped(DropReason::Closed));
         }
@@ -358,6 +388,13 @@ impl<T: Tag> Worker<T> {
             counters.common.dropped_from_queue();
             reporter.outcome(message.tag, Outcome::Dropped(DropReason::Closed));
         }
+    }
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -41,24 +41,32 @@ struct TopicQueue<T> {
     partial_in_flight: bool,
     /// The topic is in the dispatcher's ready list.
     in_ready: bool,
+    /// A FIFO topic: one batch at a time, retries included, so that SNS
+    /// gets each group's events in order.
+    fifo: bool,
+    /// A batch of this FIFO topic is running.
+    fifo_busy: bool,
 }
 
 impl<T> TopicQueue<T> {
-    fn new() -> Self {
+    fn new(topic: &str) -> Self {
         TopicQueue {
             jobs: VecDeque::new(),
             partial_in_flight: false,
             in_ready: false,
+            fifo: super::fifo::is_fifo(topic),
+            fifo_busy: false,
         }
     }
 
     fn sendable(&self, batching: bool) -> bool {
         !self.jobs.is_empty()
+            && !self.fifo_busy
             && (!batching || !self.partial_in_flight || self.jobs.len() >= MAX_BATCH)
     }
 
     fn idle(&self) -> bool {
-        self.jobs.is_empty() && !self.partial_in_flight && !self.in_ready
+        self.jobs.is_empty() && !self.partial_in_flight && !self.in_ready && !self.fifo_busy
     }
 }
 
@@ -185,7 +193,7 @@ impl<T: Tag> Dispatcher<T> {
         let queue = self
             .topics
             .entry(topic.clone())
-            .or_insert_with(TopicQueue::new);
+            .or_insert_with(|| TopicQueue::new(&topic));
         queue.jobs.push_back(job);
         if !queue.in_ready && queue.sendable(batching) {
             queue.in_ready = true;
@@ -213,6 +221,8 @@ impl<T: Tag> Dispatcher<T> {
                 let jobs: Vec<Job<T>> = queue.jobs.drain(..n).collect();
                 let partial = batching && n < MAX_BATCH;
                 queue.partial_in_flight |= partial;
+                queue.fifo_busy = queue.fifo;
+                let fifo = queue.fifo;
                 if queue.sendable(batching) {
                     queue.in_ready = true;
                     self.ready.push_back(topic.clone());
@@ -223,6 +233,7 @@ impl<T: Tag> Dispatcher<T> {
                         jobs,
                     },
                     partial,
+                    fifo,
                 );
             }
             self.forget_if_idle(&topic);
@@ -237,19 +248,29 @@ impl<T: Tag> Dispatcher<T> {
 
     fn on_signal(&mut self, signal: Signal) {
         match signal {
-            Signal::Finished => self.running -= 1,
-            Signal::FirstAttemptDone(topic) => {
-                let batching = self.settings.batching;
-                if let Some(queue) = self.topics.get_mut(&topic) {
-                    queue.partial_in_flight = false;
-                    if !queue.in_ready && queue.sendable(batching) {
-                        queue.in_ready = true;
-                        self.ready.push_back(topic.clone());
-                    }
+            Signal::Finished(fifo_topic) => {
+                self.running -= 1;
+                if let Some(topic) = fifo_topic {
+                    self.topic_changed(&topic, |queue| queue.fifo_busy = false);
                 }
-                self.forget_if_idle(&topic);
+            }
+            Signal::FirstAttemptDone(topic) => {
+                self.topic_changed(&topic, |queue| queue.partial_in_flight = false);
             }
         }
+    }
+
+    /// Applies `change` to the topic's queue, which may make it ready or idle.
+    fn topic_changed(&mut self, topic: &Arc<str>, change: impl FnOnce(&mut TopicQueue<T>)) {
+        let batching = self.settings.batching;
+        if let Some(queue) = self.topics.get_mut(topic) {
+            change(queue);
+            if !queue.in_ready && queue.sendable(batching) {
+                queue.in_ready = true;
+                self.ready.push_back(topic.clone());
+            }
+        }
+        self.forget_if_idle(topic);
     }
 
     fn drop_queued(&self, job: Job<T>) {
@@ -258,14 +279,15 @@ impl<T: Tag> Dispatcher<T> {
         self.shared.reporter.outcome(job.tag, dropped);
     }
 
-    fn start(&mut self, batch: Batch<T>, partial: bool) {
+    fn start(&mut self, batch: Batch<T>, partial: bool, fifo: bool) {
         let n = batch.jobs.len() as u64;
         self.shared.counters.common.taken(n);
         self.running += 1;
         // The guard signals the end of the first attempt and of the task,
         // also if the task panics.
         let partial_topic = partial.then(|| batch.topic.clone());
-        let guard = TaskGuard::new(self.shared.signals.clone(), partial_topic);
+        let fifo_topic = fifo.then(|| batch.topic.clone());
+        let guard = TaskGuard::new(self.shared.signals.clone(), partial_topic, fifo_topic);
         let shared = self.shared.clone();
         tokio::spawn(async move {
             // `run_batch` catches attempt panics itself; this is the last line
@@ -309,6 +331,7 @@ mod tests {
             topic: Arc::from("t"),
             message: "x".repeat(bytes),
             attributes: None,
+            fifo: None,
         }
     }
 

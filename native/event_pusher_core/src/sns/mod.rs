@@ -12,6 +12,7 @@
 mod backoff;
 mod client;
 mod dispatch;
+mod fifo;
 mod reason;
 mod request;
 
@@ -84,6 +85,9 @@ pub struct SnsJob<T> {
     /// The message body (our JSON), published as a plain `Message`.
     pub message: String,
     pub attributes: Vec<(String, AttributeValue)>,
+    /// The `MessageGroupId` on a FIFO topic (the user's bare JID); ignored
+    /// on a standard topic. See [`fifo`].
+    pub group: Option<String>,
 }
 
 pool::submit_error! {
@@ -137,6 +141,8 @@ pub(crate) struct Job<T> {
     topic: Arc<str>,
     message: String,
     attributes: Option<HashMap<String, MessageAttributeValue>>,
+    /// Set on a FIFO topic only.
+    fifo: Option<fifo::FifoIds>,
 }
 
 impl<T> Job<T> {
@@ -219,12 +225,14 @@ impl<T: Tag> SnsPool<T> {
     pub fn publish(&self, job: SnsJob<T>) -> Result<(), SubmitError> {
         self.intake.check_open()?;
         let attributes = sdk_attributes(job.attributes)?;
+        let fifo = fifo::is_fifo(&job.topic_arn).then(|| fifo::ids(job.group.as_deref(), job.id));
         let job = Job {
             tag: job.tag,
             id: job.id,
             topic: Arc::from(job.topic_arn),
             message: job.message,
             attributes,
+            fifo,
         };
         Ok(self.intake.push(0, job)?)
     }

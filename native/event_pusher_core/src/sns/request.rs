@@ -43,21 +43,29 @@ pub(crate) enum Signal {
     /// The first attempt of a partial batch for this topic has ended: the
     /// topic may send its next partial batch.
     FirstAttemptDone(Arc<str>),
-    /// A request task ended; its slot is free.
-    Finished,
+    /// A request task ended; its slot is free. For a FIFO topic, its
+    /// topic: the next batch of that topic may start (one at a time, so
+    /// that SNS receives each group's events in order).
+    Finished(Option<Arc<str>>),
 }
 
 /// Sends the task's signals, also when the task panics or is dropped.
 pub(crate) struct TaskGuard {
     signals: mpsc::UnboundedSender<Signal>,
     partial_topic: Option<Arc<str>>,
+    fifo_topic: Option<Arc<str>>,
 }
 
 impl TaskGuard {
-    pub fn new(signals: mpsc::UnboundedSender<Signal>, partial_topic: Option<Arc<str>>) -> Self {
+    pub fn new(
+        signals: mpsc::UnboundedSender<Signal>,
+        partial_topic: Option<Arc<str>>,
+        fifo_topic: Option<Arc<str>>,
+    ) -> Self {
         TaskGuard {
             signals,
             partial_topic,
+            fifo_topic,
         }
     }
 
@@ -71,7 +79,7 @@ impl TaskGuard {
 impl Drop for TaskGuard {
     fn drop(&mut self) {
         self.first_attempt_done();
-        let _ = self.signals.send(Signal::Finished);
+        let _ = self.signals.send(Signal::Finished(self.fifo_topic.take()));
     }
 }
 
@@ -215,6 +223,8 @@ impl<T: Tag> Shared<T> {
             .topic_arn(topic)
             .message(job.message.clone())
             .set_message_attributes(job.attributes.clone())
+            .set_message_group_id(job.fifo.as_ref().map(|f| f.group.clone()))
+            .set_message_deduplication_id(job.fifo.as_ref().map(|f| f.deduplication.clone()))
             .send()
             .await
             .map(|_| ())
@@ -230,6 +240,8 @@ impl<T: Tag> Shared<T> {
                 .id(i.to_string())
                 .message(job.message.clone())
                 .set_message_attributes(job.attributes.clone())
+                .set_message_group_id(job.fifo.as_ref().map(|f| f.group.clone()))
+                .set_message_deduplication_id(job.fifo.as_ref().map(|f| f.deduplication.clone()))
                 .build();
             match entry {
                 Ok(entry) => entries.push(entry),

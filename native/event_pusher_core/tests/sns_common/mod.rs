@@ -68,6 +68,9 @@ pub struct Delivered {
     pub body: String,
     /// Name -> (DataType, StringValue or BinaryValue as sent by SQS).
     pub attributes: HashMap<String, (String, String)>,
+    /// SQS's own attributes of the message (`MessageGroupId`,
+    /// `MessageDeduplicationId`, ... : `AttributeNames=All`).
+    pub system: HashMap<String, String>,
 }
 
 pub struct Moto {
@@ -122,18 +125,30 @@ impl Moto {
         self.subscribed(name, false)
     }
 
+    /// A FIFO topic (`<name>.fifo`, content-based deduplication off) with a
+    /// FIFO queue subscribed (raw delivery).
+    pub fn fifo_topic_with_queue(&self, name: &str) -> (String, String) {
+        self.subscribed_as(&format!("{name}-{}.fifo", unique()), true, true)
+    }
+
     fn subscribed(&self, name: &str, raw: bool) -> (String, String) {
-        let name = format!("{name}-{}", unique());
+        self.subscribed_as(&format!("{name}-{}", unique()), raw, false)
+    }
+
+    fn subscribed_as(&self, name: &str, raw: bool, fifo: bool) -> (String, String) {
         self.rt.block_on(async {
-            let topic = self
-                .sns
-                .create_topic()
-                .name(&name)
-                .send()
-                .await
-                .expect("create topic");
+            let mut create = self.sns.create_topic().name(name);
+            if fifo {
+                create = create.attributes("FifoTopic", "true");
+            }
+            let topic = create.send().await.expect("create topic");
             let topic_arn = topic.topic_arn().expect("topic arn").to_owned();
-            let queue = self.sqs("CreateQueue", json!({ "QueueName": name })).await;
+            let queue_request = if fifo {
+                json!({ "QueueName": name, "Attributes": { "FifoQueue": "true" } })
+            } else {
+                json!({ "QueueName": name })
+            };
+            let queue = self.sqs("CreateQueue", queue_request).await;
             let queue_url = queue["QueueUrl"].as_str().expect("queue url").to_owned();
             let attrs = self
                 .sqs(
@@ -178,6 +193,42 @@ impl Moto {
         }
     }
 
+    /// `n` messages of a FIFO queue, each deleted once read: SQS hands out
+    /// a group's next message only after the previous one is gone.
+    pub fn receive_fifo(&self, queue_url: &str, n: usize) -> Vec<Delivered> {
+        let deadline = Instant::now() + RECEIVE_DEADLINE;
+        let mut got = Vec::new();
+        while got.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} messages arrived",
+                got.len()
+            );
+            let answer = self.rt.block_on(self.sqs(
+                "ReceiveMessage",
+                json!({
+                    "QueueUrl": queue_url,
+                    "MaxNumberOfMessages": 10,
+                    "MessageAttributeNames": ["All"],
+                    "AttributeNames": ["All"],
+                }),
+            ));
+            let messages = answer["Messages"].as_array().cloned().unwrap_or_default();
+            if messages.is_empty() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for message in messages {
+                let handle = message["ReceiptHandle"].as_str().expect("receipt handle");
+                self.rt.block_on(self.sqs(
+                    "DeleteMessage",
+                    json!({ "QueueUrl": queue_url, "ReceiptHandle": handle }),
+                ));
+                got.push(delivered(&message));
+            }
+        }
+        got
+    }
+
     fn receive_once(&self, queue_url: &str) -> Vec<Delivered> {
         let answer = self.rt.block_on(self.sqs(
             "ReceiveMessage",
@@ -185,6 +236,7 @@ impl Moto {
                 "QueueUrl": queue_url,
                 "MaxNumberOfMessages": 10,
                 "MessageAttributeNames": ["All"],
+                "AttributeNames": ["All"],
                 "VisibilityTimeout": 600,
             }),
         ));
@@ -247,7 +299,11 @@ impl Delivered {
                 attributes.insert(name.clone(), (data_type, value));
             }
         }
-        Delivered { body, attributes }
+        Delivered {
+            body,
+            attributes,
+            system: self.system.clone(),
+        }
     }
 }
 
@@ -265,7 +321,20 @@ fn delivered(message: &Value) -> Delivered {
             attributes.insert(name.clone(), (data_type, value));
         }
     }
-    Delivered { body, attributes }
+    let system = message["Attributes"]
+        .as_object()
+        .map(|attrs| {
+            attrs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Delivered {
+        body,
+        attributes,
+        system,
+    }
 }
 
 fn unique() -> String {
@@ -304,6 +373,7 @@ pub fn job(tag: u64, topic: &str, message: &str) -> SnsJob<u64> {
         topic_arn: topic.to_owned(),
         message: message.to_owned(),
         attributes: Vec::new(),
+        group: None,
     }
 }
 
