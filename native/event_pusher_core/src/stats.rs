@@ -70,6 +70,16 @@ impl Counters {
         true
     }
 
+    /// Takes a place in the queue if there is one (the spool's writer;
+    /// not an overload: the job waits on disk).
+    pub fn try_place(&self, capacity: u64) -> bool {
+        if self.queued.fetch_add(1, Relaxed) >= capacity {
+            self.queued.fetch_sub(1, Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Gives back a place taken by `reserve` (the job was not accepted).
     pub fn unreserve(&self) {
         self.queued.fetch_sub(1, Relaxed);

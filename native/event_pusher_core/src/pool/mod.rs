@@ -15,6 +15,7 @@ mod faults;
 mod handle;
 mod intake;
 mod lifecycle;
+pub mod spool;
 mod supervise;
 
 pub(crate) use error::submit_error;

@@ -33,6 +33,7 @@ mod supervisor;
 mod window;
 mod worker;
 
+use crate::pool::spool::{self, PersistTag, SpoolConfig, SpoolJob, SpoolSink, SpoolStats, Spooled};
 use crate::pool::{self, Intake};
 use crate::report::{OutcomeSink, Reporter, Tag};
 use crate::secret::Secret;
@@ -115,9 +116,8 @@ pool::submit_error! {
 /// A message inside the pool.
 pub(crate) struct Message<T> {
     pub tag: T,
-    /// The event's ID, made when the message entered the pool; republishes keep it.
-    // Read once IDs go on the wire and into the spool.
-    #[allow(dead_code)]
+    /// The event's ID, made when the message entered the pool; republishes
+    /// and replays from the spool keep it.
     pub id: crate::EventId,
     pub exchange: ShortString,
     pub routing_key: ShortString,
@@ -158,9 +158,42 @@ impl<T: Tag> Shared<T> {
     }
 }
 
+/// A message's record in the spool: exchange, routing key, body.
+impl<T: Send + 'static> SpoolJob for Message<Spooled<T>> {
+    type Tag = T;
+    fn id(&self) -> crate::EventId {
+        self.id
+    }
+    fn tag(&self) -> &Spooled<T> {
+        &self.tag
+    }
+    fn tag_mut(&mut self) -> &mut Spooled<T> {
+        &mut self.tag
+    }
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        spool::record::put_bytes(out, self.exchange.as_str().as_bytes());
+        spool::record::put_bytes(out, self.routing_key.as_str().as_bytes());
+        out.extend_from_slice(&self.body);
+    }
+    fn decode_fields(fields: &[u8], id: crate::EventId, tag: Spooled<T>) -> Option<Self> {
+        let mut fields = spool::record::Fields(fields);
+        let exchange = ShortString::try_new(fields.str()?).ok()?;
+        let routing_key = ShortString::try_new(fields.str()?).ok()?;
+        Some(Message {
+            tag,
+            id,
+            exchange,
+            routing_key,
+            body: Bytes::copy_from_slice(fields.0),
+            order: 0,
+            failures: 0,
+        })
+    }
+}
+
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct RabbitPool<T: Send + 'static> {
-    intake: Intake<Message<T>, supervisor::Declare>,
+    intake: Intake<Message<Spooled<T>>, supervisor::Declare>,
     counters: Arc<RabbitCounters>,
     #[cfg(feature = "test-hooks")]
     faults: Arc<pool::Faults>,
@@ -175,6 +208,33 @@ impl<T: Tag> RabbitPool<T> {
         sink: S,
         events: E,
     ) -> Result<Self, StartError> {
+        Self::start_with(cfg, None, sink, events)
+    }
+
+    /// [`RabbitPool::start`] with a disk spool (see [`crate::pool::spool`]):
+    /// what it holds from an earlier run is published first.
+    pub fn start_spooled<S: OutcomeSink<T>, E: PoolEvents>(
+        cfg: RabbitPoolConfig,
+        spool: &SpoolConfig,
+        sink: S,
+        events: E,
+    ) -> Result<Self, StartError>
+    where
+        T: PersistTag,
+    {
+        validate(&cfg)?;
+        let opened = spool::open::<Message<Spooled<T>>>(spool)?;
+        let mut pool = Self::start_with(cfg, Some(opened.acks()), sink, events)?;
+        pool.intake.attach_spool(opened).map_err(StartError::Thread)?;
+        Ok(pool)
+    }
+
+    fn start_with<S: OutcomeSink<T>, E: PoolEvents>(
+        cfg: RabbitPoolConfig,
+        acks: Option<crossbeam_channel::Sender<spool::Control>>,
+        sink: S,
+        events: E,
+    ) -> Result<Self, StartError> {
         validate(&cfg)?;
         let endpoint = connect::Endpoint::new(&cfg)?;
         let counters = Arc::new(RabbitCounters::default());
@@ -184,7 +244,7 @@ impl<T: Tag> RabbitPool<T> {
             (0..cfg.workers).map(|_| mpsc::unbounded_channel()).unzip();
         let intake = pool::start(
             "event_pusher_rmq",
-            sink,
+            SpoolSink::new(sink, acks),
             counters.common.clone(),
             lanes,
             cfg.queue_capacity,
@@ -230,7 +290,7 @@ impl<T: Tag> RabbitPool<T> {
         };
         let worker = self.worker_for(routing_key.as_str());
         let message = Message {
-            tag,
+            tag: Spooled::new(tag),
             id: crate::EventId::new(),
             exchange,
             routing_key,
@@ -258,6 +318,11 @@ impl<T: Send + 'static> RabbitPool<T> {
     /// A snapshot of the counters.
     pub fn stats(&self) -> RabbitStats {
         self.counters.snapshot()
+    }
+
+    /// The spool's counters, for a pool started with one.
+    pub fn spool_stats(&self) -> Option<SpoolStats> {
+        self.intake.has_spool().then(|| self.intake.spool_stats())
     }
 
     /// Declares `exchanges` on a live connection of the pool (waiting for one
