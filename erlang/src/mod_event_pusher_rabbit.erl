@@ -90,7 +90,9 @@ supported_features() ->
 config_spec() ->
     Sections = [{atom_to_binary(Key, utf8), exchange_section(DefaultName, Routing)}
                 || {Key, DefaultName, Routing} <- ?EXCHANGE_SECTIONS],
-    #section{items = maps:from_list(Sections)}.
+    %% (ours) the pool's disk spool: doc/durability.md
+    Spool = {<<"spool">>, mongoose_event_pusher_spool:config_spec()},
+    #section{items = maps:from_list([Spool | Sections])}.
 
 %%--------------------------------------------------------------------
 %% Hook handler

@@ -142,9 +142,20 @@ rabbit(Scope, Tag, #{opts := Opts, conn_opts := ConnOpts}) ->
                queue_capacity => queue_capacity(Opts),
                confirm_timeout => ?RABBIT_CONFIRM_TIMEOUT_MS,
                event_tag => {mod_event_pusher_rabbit, {Scope, Tag}}},
-    case ConnOpts of
-        #{tls := TLS} -> Config#{tls => tls(TLS)};
-        #{} -> Config
+    with_spool(mod_event_pusher_rabbit, rabbit, Scope, Tag,
+               case ConnOpts of
+                   #{tls := TLS} -> Config#{tls => tls(TLS)};
+                   #{} -> Config
+               end).
+
+%% (ours) The pool's disk spool, when the module using it configures one.
+-spec with_spool(module(), atom(), global | binary(), atom(), map()) -> map().
+with_spool(Module, Backend, Scope, Tag, Config) ->
+    case mongoose_event_pusher_spool:for_pool(Module, Scope, Backend, Tag) of
+        {ok, Spool, PoolDir} ->
+            Config#{spool => mongoose_event_pusher_spool:nif_config(Spool, PoolDir, Backend)};
+        none ->
+            Config
     end.
 
 -spec sns(gen_mod:module_opts()) -> map().

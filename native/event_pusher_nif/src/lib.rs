@@ -10,7 +10,8 @@
 //! - `http`, `rabbit`, `sns`: each backend's NIFs;
 //! - `config`: the pools' config maps; `json_term`: event bodies;
 //! - `reply`: every message to Erlang; `error`: every `{error, Reason}`;
-//! - `tag`: job tags carried through the core; `event_id`: new event IDs.
+//! - `tag`: job tags carried through the core; `event_id`: new event IDs;
+//! - `spool`: a pool's disk spool option and how its tags go to disk.
 
 mod atoms;
 mod config;
@@ -22,6 +23,7 @@ mod rabbit;
 mod reply;
 mod resource;
 mod sns;
+mod spool;
 mod tag;
 
 use rustler::{Env, Term};

@@ -197,6 +197,11 @@ impl<T: Send + 'static> HttpPool<T> {
         self.intake.counters().snapshot()
     }
 
+    /// The spool's counters, for a pool started with one.
+    pub fn spool_stats(&self) -> Option<crate::pool::spool::SpoolStats> {
+        self.intake.has_spool().then(|| self.intake.spool_stats())
+    }
+
     pool::handle_methods! {
         /// Test hook: make the dispatching part of a worker (where it takes
         /// its next job) panic once, the next time one loops.

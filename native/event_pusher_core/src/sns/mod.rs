@@ -226,6 +226,11 @@ impl<T: Tag> SnsPool<T> {
 
 impl<T: Send + 'static> SnsPool<T> {
     /// A snapshot of the counters.
+    /// The spool's counters, for a pool started with one.
+    pub fn spool_stats(&self) -> Option<crate::pool::spool::SpoolStats> {
+        self.intake.has_spool().then(|| self.intake.spool_stats())
+    }
+
     pub fn stats(&self) -> SnsStats {
         let c = &self.counters.common;
         SnsStats {
