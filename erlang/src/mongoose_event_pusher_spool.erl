@@ -34,7 +34,7 @@ config_spec() ->
 -spec for_pool(module(), global | host_type | mongooseim:host_type(), atom(), atom()) ->
           {ok, opts(), binary()} | none.
 for_pool(Module, Scope, Backend, Tag) ->
-    ByHostType = gen_mod:hosts_and_opts_with_module(Module),
+    ByHostType = modules_opts(Module),
     Candidates = case Scope of
                      global -> lists:sort(maps:to_list(ByHostType));
                      HostType -> [{HostType, maps:get(HostType, ByHostType, #{})}]
@@ -74,6 +74,14 @@ log_start(Pool, #{spool_events := Events, spool_corrupt := Corrupt,
     end;
 log_start(_Pool, #{}) ->
     ok.
+
+%% Without a loaded config (a pool entry turned into a NIF config on its
+%% own, as the config tests do) no module has a spool.
+-spec modules_opts(module()) -> #{mongooseim:host_type() => gen_mod:module_opts()}.
+modules_opts(Module) ->
+    try gen_mod:hosts_and_opts_with_module(Module)
+    catch error:badarg -> #{}
+    end.
 
 -spec pool_dir_name(atom(), global | mongooseim:host_type(), atom()) -> binary().
 pool_dir_name(Backend, global, Tag) ->
