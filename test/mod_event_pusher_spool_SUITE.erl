@@ -15,9 +15,10 @@
 -export([all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
 -export([rabbit_events_survive_kill_9_during_an_outage/1,
          rabbit_full_spool_refuses_counts_and_loses_nothing_else/1,
-         rabbit_truncated_last_record_is_logged_and_the_rest_delivered/1]).
+         rabbit_truncated_last_record_is_logged_and_the_rest_delivered/1,
+         http_events_survive_kill_9_while_the_sink_is_down/1]).
 %% Run on the peer
--export([send_chats/2, rabbit_stats/0, start_log_collector/0, logged/1]).
+-export([send_chats/2, rabbit_stats/0, http_stats/0, start_log_collector/0, logged/1]).
 
 -define(HT, <<"localhost">>).
 -define(EXCHANGE, <<"ep_spool_chat">>).
@@ -29,7 +30,8 @@
 all() ->
     [rabbit_events_survive_kill_9_during_an_outage,
      rabbit_full_spool_refuses_counts_and_loses_nothing_else,
-     rabbit_truncated_last_record_is_logged_and_the_rest_delivered].
+     rabbit_truncated_last_record_is_logged_and_the_rest_delivered,
+     http_events_survive_kill_9_while_the_sink_is_down].
 
 init_per_suite(Config) ->
     ok = ep_amqp:start(),
@@ -147,6 +149,36 @@ rabbit_truncated_last_record_is_logged_and_the_rest_delivered(Config) ->
     ?assertMatch(#{files := 1, bytes_lost := Lost} when Lost > 0, Report),
     stop_peer(Peer2).
 
+http_events_survive_kill_9_while_the_sink_is_down(doc) ->
+    ["5,000 webhook events submitted while the HTTP sink is down (in the queue or being "
+     "retried) all reach the sink after kill -9 and a new node on the same spool, each "
+     "with one event ID in its JSON body"];
+http_events_survive_kill_9_while_the_sink_is_down(Config) ->
+    {ok, Sink} = ep_http_sink:start(),
+    ok = ep_http_sink:down(Sink),
+    Toml = http_toml(?config(spool_dir, Config), ep_http_sink:url(Sink)),
+    Peer1 = start_peer(Toml),
+    ok = peer_call(Peer1, ?MODULE, send_chats, [1, ?N]),
+    ep_wait:until(fun() -> http_spool_events(Peer1) =:= ?N end, ?WAIT_MS,
+                  #{name => all_spooled}),
+    kill_9(Peer1),
+    ok = ep_http_sink:up(Sink),
+    Peer2 = start_peer(Toml),
+    Requests = ep_wait:for(fun() -> ep_http_sink:requests(Sink) end,
+                           fun(Rs) -> length(lists:usort([n_and_id(R) || R <- Rs])) >= ?N end,
+                           ?WAIT_MS, #{name => all_delivered}),
+    ByNumber = maps:groups_from_list(fun({N, _}) -> N end, fun({_, Id}) -> Id end,
+                                     [n_and_id(R) || R <- Requests]),
+    ct:log("~p requests for ~p numbers", [length(Requests), map_size(ByNumber)]),
+    ?assertEqual(lists:seq(1, ?N), lists:sort(maps:keys(ByNumber))),
+    %% Duplicates (events in flight at the crash) carry the ID they had.
+    Ids = [case lists:usort(IdsOfN) of [Id] -> Id end || IdsOfN <- maps:values(ByNumber)],
+    ?assertEqual(?N, length(lists:usort(Ids))),
+    ?assert(length(Requests) - ?N =< 2), % at most one in flight per worker
+    ep_wait:until(fun() -> http_spool_events(Peer2) =:= 0 end, ?WAIT_MS, #{name => all_acked}),
+    stop_peer(Peer2),
+    ep_http_sink:stop(Sink).
+
 %%====================================================================
 %% On the peer
 %%====================================================================
@@ -164,6 +196,14 @@ send_chats(From, To) ->
 -spec rabbit_stats() -> map().
 rabbit_stats() ->
     case mongoose_event_pusher_pool_hold:pool(rabbit, ?HT, event_pusher) of
+        undefined -> #{};
+        Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
+    end.
+
+%% @doc The http pool's stats (with the spool's).
+-spec http_stats() -> map().
+http_stats() ->
+    case mongoose_event_pusher_pool_hold:pool(http, ?HT, http_pool) of
         undefined -> #{};
         Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
     end.
@@ -213,6 +253,32 @@ toml(Dir, MaxBytes) ->
      "directory = \"", Dir, "\"\n",
      "max_bytes = ", integer_to_list(MaxBytes), "\n",
      "fsync = \"never\"\n"].
+
+http_toml(Dir, Url) ->
+    [ep_test_host:general_toml(),
+     "[outgoing_pools.http.http_pool]\n",
+     "workers = 2\n",
+     "[outgoing_pools.http.http_pool.connection]\n",
+     "host = \"", Url, "\"\n",
+     "request_timeout = 1000\n",
+     "[modules.mod_event_pusher.http]\n",
+     "[[modules.mod_event_pusher.http.handlers]]\n",
+     "path = \"spool\"\n",
+     "events = [\"chat_in\"]\n",
+     "format = \"json\"\n",
+     "max_retries = 1000\n",
+     "retry_base_delay = 100\n",
+     "[modules.mod_event_pusher.http.spool]\n",
+     "directory = \"", Dir, "\"\n",
+     "max_bytes = 67108864\n",
+     "fsync = \"never\"\n"].
+
+http_spool_events(Peer) ->
+    maps:get(spool_events, peer_call(Peer, ?MODULE, http_stats, []), -1).
+
+n_and_id(#{body := Body}) ->
+    #{<<"body">> := N, <<"id">> := Id} = jiffy:decode(Body, [return_maps]),
+    {binary_to_integer(N), Id}.
 
 %% A new node booting the host from Toml; not linked (it is killed).
 start_peer(Toml) ->

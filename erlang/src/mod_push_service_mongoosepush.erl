@@ -94,7 +94,9 @@ config_spec() ->
                 #option{type = binary, validate = {enum, [<<"v2">>, <<"v3">>]}}, <<"v3">>},
                {<<"max_http_connections">>,
                 #option{type = integer, validate = non_negative}, 100}],
-    #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
+    %% (ours) the disk spool of its http pool: doc/durability.md
+    Spool = {<<"spool">>, mongoose_event_pusher_spool:config_spec()},
+    #section{items = maps:from_list([Spool | [{Key, Spec} || {Key, Spec, _} <- Options]]),
              defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options])}.
 
 -spec supported_features() -> [atom()].

@@ -26,6 +26,7 @@ mod dispatch;
 mod url;
 mod worker;
 
+use crate::pool::spool::{self, PersistTag, SpoolConfig, SpoolJob, SpoolSink, Spooled};
 use crate::pool::{self, Intake};
 use crate::report::{OutcomeSink, Tag};
 use crate::stats::{Counters, Stats};
@@ -105,8 +106,7 @@ pool::submit_error! {
 /// attempt builds its request's map from the list.
 pub(crate) struct Job<T> {
     tag: T,
-    // Read once IDs go on the wire and into the spool.
-    #[allow(dead_code)]
+    /// Kept by retries and by replays from the spool.
     id: EventId,
     /// The request target, in origin form.
     target: Uri,
@@ -116,10 +116,58 @@ pub(crate) struct Job<T> {
     retry_base: Duration,
 }
 
+/// A job's record in the spool: target, headers, retry policy, body.
+impl<T: Send + 'static> SpoolJob for Job<Spooled<T>> {
+    type Tag = T;
+    fn id(&self) -> EventId {
+        self.id
+    }
+    fn tag(&self) -> &Spooled<T> {
+        &self.tag
+    }
+    fn tag_mut(&mut self) -> &mut Spooled<T> {
+        &mut self.tag
+    }
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        use spool::record::{put_bytes, put_u32};
+        put_bytes(out, self.target.to_string().as_bytes());
+        put_u32(out, self.max_retries);
+        put_u32(out, u32::try_from(self.retry_base.as_millis()).unwrap_or(u32::MAX));
+        put_u32(out, self.headers.len() as u32);
+        for (name, value) in &self.headers {
+            put_bytes(out, name.as_str().as_bytes());
+            put_bytes(out, value.as_bytes());
+        }
+        out.extend_from_slice(&self.body);
+    }
+    fn decode_fields(fields: &[u8], id: EventId, tag: Spooled<T>) -> Option<Self> {
+        let mut f = spool::record::Fields(fields);
+        let target = Uri::try_from(f.bytes()?).ok()?;
+        let max_retries = f.u32()?;
+        let retry_base = Duration::from_millis(u64::from(f.u32()?));
+        let count = f.u32()?;
+        let mut headers = Vec::with_capacity(count.min(64) as usize);
+        for _ in 0..count {
+            let name = HeaderName::from_bytes(f.bytes()?).ok()?;
+            let value = HeaderValue::from_bytes(f.bytes()?).ok()?;
+            headers.push((name, value));
+        }
+        Some(Job {
+            tag,
+            id,
+            target,
+            headers,
+            body: Bytes::copy_from_slice(f.0),
+            max_retries,
+            retry_base,
+        })
+    }
+}
+
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct HttpPool<T: Send + 'static> {
     base_url: UrlBase,
-    intake: Intake<Job<T>, Infallible>,
+    intake: Intake<Job<Spooled<T>>, Infallible>,
     /// Wakes an idle worker after a job was queued.
     job_ready: Arc<Notify>,
     #[cfg(feature = "test-hooks")]
@@ -130,6 +178,34 @@ impl<T: Tag> HttpPool<T> {
     /// Starts a pool whose outcomes go to `sink`. Reads TLS files: call it
     /// where blocking for a few milliseconds is fine.
     pub fn start<S: OutcomeSink<T>>(cfg: HttpPoolConfig, sink: S) -> Result<Self, StartError> {
+        Self::start_with(cfg, None, sink)
+    }
+
+    /// [`HttpPool::start`] with a disk spool (see [`crate::pool::spool`]):
+    /// what it holds from an earlier run is sent first.
+    pub fn start_spooled<S: OutcomeSink<T>>(
+        cfg: HttpPoolConfig,
+        spool: &SpoolConfig,
+        sink: S,
+    ) -> Result<Self, StartError>
+    where
+        T: PersistTag,
+    {
+        validate(&cfg)?;
+        let opened = spool::open::<Job<Spooled<T>>>(spool)?;
+        let mut pool = Self::start_with(cfg, Some(opened.acks()), sink)?;
+        // Jobs the spool queues wake a worker as `submit` does.
+        let ready = pool.job_ready.clone();
+        let wake = Box::new(move || ready.notify_one());
+        pool.intake.attach_spool(opened, Some(wake)).map_err(StartError::Thread)?;
+        Ok(pool)
+    }
+
+    fn start_with<S: OutcomeSink<T>>(
+        cfg: HttpPoolConfig,
+        acks: Option<crossbeam_channel::Sender<spool::Control>>,
+        sink: S,
+    ) -> Result<Self, StartError> {
         let base_url = validate(&cfg)?;
         let endpoint = endpoint(&cfg, &base_url)?;
         let counters = Arc::new(Counters::default());
@@ -139,7 +215,7 @@ impl<T: Tag> HttpPool<T> {
         let (lane, queue) = mpsc::unbounded_channel();
         let intake = pool::start(
             "event_pusher_rep",
-            sink,
+            SpoolSink::new(sink, acks),
             counters.clone(),
             vec![lane],
             cfg.queue_capacity,
@@ -175,7 +251,7 @@ impl<T: Tag> HttpPool<T> {
             .target(job.path)
             .ok_or(SubmitError::InvalidPath)?;
         let job = Job {
-            tag: job.tag,
+            tag: Spooled::new(job.tag),
             id: job.id,
             target,
             headers: header_list(job.headers),

@@ -83,11 +83,16 @@ impl<J, R> Intake<J, R> {
     }
 
     /// Starts `spool`'s writer on this queue: from now on jobs go through it.
-    pub fn attach_spool(&mut self, spool: spool::Opened<J>) -> std::io::Result<()>
+    /// `wake` runs after the writer queued jobs (the http workers wait for it).
+    pub fn attach_spool(
+        &mut self,
+        spool: spool::Opened<J>,
+        wake: Option<spool::Wake>,
+    ) -> std::io::Result<()>
     where
         J: spool::SpoolJob,
     {
-        let handle = spool.launch(self.lanes.to_vec(), self.counters.clone(), self.capacity)?;
+        let handle = spool.launch(self.lanes.to_vec(), self.counters.clone(), self.capacity, wake)?;
         self.spool = Some(handle);
         Ok(())
     }

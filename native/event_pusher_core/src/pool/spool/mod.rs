@@ -28,7 +28,7 @@ mod writer;
 
 pub use log::{Corruption, OpenError, Position, Recovery, SegmentLog, SegmentReader};
 pub(crate) use sink::SpoolSink;
-pub(crate) use writer::{open, Control, Handle, Opened};
+pub(crate) use writer::{open, Control, Handle, Opened, Wake};
 
 use crate::report::{DropReason, Outcome};
 use crate::EventId;

@@ -43,6 +43,9 @@ pub(crate) enum Control {
     Shutdown(Sender<()>),
 }
 
+/// Runs on the writer thread after it queued a job.
+pub(crate) type Wake = Box<dyn Fn() + Send + 'static>;
+
 type Encode<J> = fn(&J, u32, &mut Vec<u8>);
 type Decode<J> = fn(&[u8], u64) -> Option<(u32, J)>;
 
@@ -126,6 +129,7 @@ impl<J: SpoolJob> Opened<J> {
         lanes: Vec<UnboundedSender<J>>,
         pool: Arc<Counters>,
         capacity: u64,
+        wake: Option<Wake>,
     ) -> std::io::Result<Handle<J>> {
         let cursor = (self.recovery.live_events > 0).then(|| self.log.start_position());
         let writer = Writer {
@@ -139,6 +143,7 @@ impl<J: SpoolJob> Opened<J> {
             counters: self.counters.clone(),
             decode: self.decode,
             cursor,
+            wake,
             reader: SegmentReader::default(),
             skipped: Vec::new(),
         };
@@ -230,6 +235,7 @@ struct Writer<J> {
     decode: Decode<J>,
     /// The first record on disk not in the queue, while there is one.
     cursor: Option<Position>,
+    wake: Option<Wake>,
     reader: SegmentReader,
     /// Seqs below this are an earlier run's.
     replay_below: u64,
@@ -410,6 +416,8 @@ impl<J: SpoolJob> Writer<J> {
             .map(|l| l.send(job).is_ok());
         if sent != Some(true) {
             self.pool.unreserve();
+        } else if let Some(wake) = &self.wake {
+            wake();
         }
     }
 
