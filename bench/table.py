@@ -172,6 +172,11 @@ RABBIT_LABELS = {
     ("mim", "pipelined"): "amqp_client, confirms on, pipelined (not MongooseIM: Erlang's best)",
     ("lapin", "off"): "raw lapin publisher, no BEAM, confirms off, each write awaited",
     ("lapin", "on"): "raw lapin publisher, no BEAM, confirms on, up to 1000 in flight",
+    ("spoolnever", "on"): "ours with the disk spool, fsync never, confirms on",
+    ("spoolnever", "off"): "ours with the disk spool, fsync never, confirms off",
+    ("spoolinterval", "on"): "ours with the disk spool, fsync every 1 s, confirms on",
+    ("spoolinterval", "off"): "ours with the disk spool, fsync every 1 s, confirms off",
+    ("outage", "on"): "outage: broker stopped, events into the spool (fsync never), confirms on",
 }
 
 
@@ -250,6 +255,19 @@ def rabbit(path):
     print()
     print("Ratios compare with MongooseIM's row of the same confirms setting that had the most "
           "events/s (\"pipelined\" and \"on\" rows compare with its confirms-on row).")
+    for r in rows:
+        kind, confirms, _ = r["row"].rsplit("_", 2)
+        plain = next((o for o in rows if o["row"] == f"ours_{confirms}_{r['row'].rsplit('_', 1)[1]}"), None)
+        if kind.startswith("spool") and plain:
+            print(f"- {rabbit_label(r)}: "
+                  f"{rabbit_ratio(fnum(r, 'events_per_s'), fnum(plain, 'events_per_s'))} of the "
+                  f"same run's rate without the spool (goal ≥ 0.80× for fsync never), "
+                  f"caller p99 {rabbit_fmt(fnum(r, 'p99_us'), 1)} µs (goal < 10 µs)")
+        if kind == "outage":
+            print(f"- outage: {r.get('in_queue', '?')} messages delivered "
+                  f"{r.get('deliver_s', '?')} s after the broker returned; node RSS "
+                  f"{r.get('rss_before_mb', '?')} MB before, {r.get('rss_submitted_mb', '?')} MB "
+                  f"with every event submitted, peak {r.get('rss_peak_mb', '?')} MB")
     ours_on = [r for r in rows if r["row"].startswith("ours_on_")]
     ours_off = [r for r in rows if r["row"].startswith("ours_off_")]
     goals = []

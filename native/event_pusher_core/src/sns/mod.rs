@@ -225,12 +225,12 @@ impl<T: Tag> SnsPool<T> {
 }
 
 impl<T: Send + 'static> SnsPool<T> {
-    /// A snapshot of the counters.
-    /// The spool's counters, for a pool started with one.
+    /// The spool's counters, for a pool started with one (none yet for SNS).
     pub fn spool_stats(&self) -> Option<crate::pool::spool::SpoolStats> {
         self.intake.has_spool().then(|| self.intake.spool_stats())
     }
 
+    /// A snapshot of the counters.
     pub fn stats(&self) -> SnsStats {
         let c = &self.counters.common;
         SnsStats {
