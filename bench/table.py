@@ -53,6 +53,8 @@ HTTP_LABELS = {
     "b": "(b) MongooseIM's way: sync POST via 10 gun workers",
     "c": "(c) `wrk -t2 -c10` (load generator)",
     "d": "(d) Rust core `HttpPool` alone",
+    "an": "(a) with the disk spool, fsync never",
+    "ai": "(a) with the disk spool, fsync every 1 s",
 }
 
 
@@ -117,6 +119,13 @@ def http(path):
         )
     print("\n".join(out))
     notes = []
+    a = rows.get("a", {})
+    for key in ("an", "ai"):
+        r = rows.get(key)
+        if r is not None and a.get("events_per_s"):
+            notes.append(f"- {HTTP_LABELS[key]}: {http_ratio(r.get('events_per_s'), a['events_per_s'])} "
+                         f"of (a)'s rate in the same run (goal ≥ 0.80x for fsync never), caller p99 "
+                         f"{http_latency(r.get('p99_us'))} (goal < 10 µs)")
     for key in sorted(HTTP_LABELS):
         r = rows.get(key)
         if r is None or "sink_count" not in r or "events" not in r:

@@ -16,9 +16,10 @@
 -export([rabbit_events_survive_kill_9_during_an_outage/1,
          rabbit_full_spool_refuses_counts_and_loses_nothing_else/1,
          rabbit_truncated_last_record_is_logged_and_the_rest_delivered/1,
-         http_events_survive_kill_9_while_the_sink_is_down/1]).
+         http_events_survive_kill_9_while_the_sink_is_down/1,
+         sns_events_survive_kill_9_while_the_endpoint_is_down/1]).
 %% Run on the peer
--export([send_chats/2, rabbit_stats/0, http_stats/0, start_log_collector/0, logged/1]).
+-export([send_chats/2, rabbit_stats/0, http_stats/0, sns_stats/0, start_log_collector/0, logged/1]).
 
 -define(HT, <<"localhost">>).
 -define(EXCHANGE, <<"ep_spool_chat">>).
@@ -31,7 +32,8 @@ all() ->
     [rabbit_events_survive_kill_9_during_an_outage,
      rabbit_full_spool_refuses_counts_and_loses_nothing_else,
      rabbit_truncated_last_record_is_logged_and_the_rest_delivered,
-     http_events_survive_kill_9_while_the_sink_is_down].
+     http_events_survive_kill_9_while_the_sink_is_down,
+     sns_events_survive_kill_9_while_the_endpoint_is_down].
 
 init_per_suite(Config) ->
     ok = ep_amqp:start(),
@@ -179,6 +181,30 @@ http_events_survive_kill_9_while_the_sink_is_down(Config) ->
     stop_peer(Peer2),
     ep_http_sink:stop(Sink).
 
+sns_events_survive_kill_9_while_the_endpoint_is_down(doc) ->
+    ["300 SNS notifications submitted while the endpoint (moto, behind a proxy) is down "
+     "all reach the topic's SQS queue after kill -9 and a new node on the same spool"];
+sns_events_survive_kill_9_while_the_endpoint_is_down(Config) ->
+    N = 300,
+    ok = ep_sns:start(),
+    Topic = #{name := TopicName} = ep_sns:topic("spool"),
+    {ok, Proxy} = ep_sns_proxy:start(ep_sns:port()),
+    ok = ep_sns_proxy:down(Proxy),
+    Toml = sns_toml(?config(spool_dir, Config), TopicName, ep_sns_proxy:url(Proxy)),
+    Peer1 = start_peer(Toml),
+    ok = peer_call(Peer1, ?MODULE, send_chats, [1, N]),
+    ep_wait:until(fun() -> sns_spool_events(Peer1) =:= N end, ?WAIT_MS, #{name => all_spooled}),
+    kill_9(Peer1),
+    ok = ep_sns_proxy:up(Proxy),
+    Peer2 = start_peer(Toml),
+    Numbers = sns_numbers(Topic, N, [], erlang:monotonic_time(millisecond) + ?WAIT_MS),
+    ct:log("~p notifications for ~p numbers", [length(Numbers), length(lists:usort(Numbers))]),
+    ?assertEqual(lists:seq(1, N), lists:usort(Numbers)),
+    ep_wait:until(fun() -> sns_spool_events(Peer2) =:= 0 end, ?WAIT_MS, #{name => all_acked}),
+    stop_peer(Peer2),
+    ep_sns_proxy:stop(Proxy),
+    ep_sns:delete_topic(Topic).
+
 %%====================================================================
 %% On the peer
 %%====================================================================
@@ -204,6 +230,14 @@ rabbit_stats() ->
 -spec http_stats() -> map().
 http_stats() ->
     case mongoose_event_pusher_pool_hold:pool(http, ?HT, http_pool) of
+        undefined -> #{};
+        Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
+    end.
+
+%% @doc The sns pool's stats (with the spool's).
+-spec sns_stats() -> map().
+sns_stats() ->
+    case mongoose_event_pusher_pool_hold:pool(sns, ?HT, pusher_sns) of
         undefined -> #{};
         Pool -> mongoose_event_pusher_nif:pool_stats(Pool)
     end.
@@ -272,6 +306,38 @@ http_toml(Dir, Url) ->
      "directory = \"", Dir, "\"\n",
      "max_bytes = 67108864\n",
      "fsync = \"never\"\n"].
+
+sns_toml(Dir, TopicName, Url) ->
+    [ep_test_host:general_toml(),
+     "[modules.mod_event_pusher.sns]\n",
+     "pm_messages_topic = \"", TopicName, "\"\n",
+     "sns_host = \"", Url, "\"\n",
+     "region = \"", ep_sns:region(), "\"\n",
+     "access_key_id = \"AKIDEPSPOOL\"\n",
+     "secret_access_key = \"EpSpoolSecret\"\n",
+     "account_id = \"", ep_sns:account_id(), "\"\n",
+     "publish_retry_count = 1000\n",
+     "publish_retry_time_ms = 100\n",
+     "[modules.mod_event_pusher.sns.spool]\n",
+     "directory = \"", Dir, "\"\n",
+     "max_bytes = 67108864\n",
+     "fsync = \"never\"\n"].
+
+sns_spool_events(Peer) ->
+    maps:get(spool_events, peer_call(Peer, ?MODULE, sns_stats, []), -1).
+
+%% The message numbers read from the topic's queue until every one of 1..N came.
+sns_numbers(Topic, N, Acc, Deadline) ->
+    Got = [binary_to_integer(Msg) || #{json := #{<<"message">> := Msg}} <- ep_sns:messages(Topic)],
+    All = Got ++ Acc,
+    Distinct = length(lists:usort(All)),
+    Late = erlang:monotonic_time(millisecond) > Deadline,
+    if
+        Distinct >= N -> All;
+        Late -> ct:fail({sns_timeout, #{distinct => Distinct, expected => N}});
+        true -> receive after 20 -> ok end, % a pause between polls, not a wait for the result
+                sns_numbers(Topic, N, All, Deadline)
+    end.
 
 http_spool_events(Peer) ->
     maps:get(spool_events, peer_call(Peer, ?MODULE, http_stats, []), -1).

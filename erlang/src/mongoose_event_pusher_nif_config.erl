@@ -66,7 +66,8 @@ start_spec(_Key, Entry) ->
 -spec sns_pool_start(pid(), mongooseim:host_type()) -> {ok, reference()} | {error, term()}.
 sns_pool_start(Owner, HostType) ->
     try
-        Config = sns(gen_mod:get_loaded_module_opts(HostType, mod_event_pusher_sns)),
+        Config = with_spool([mod_event_pusher_sns], sns, HostType, pusher_sns,
+                            sns(gen_mod:get_loaded_module_opts(HostType, mod_event_pusher_sns))),
         mongoose_event_pusher_nif:sns_pool_start(Owner, Config)
     catch
         Class:Reason ->

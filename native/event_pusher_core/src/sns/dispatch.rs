@@ -305,6 +305,7 @@ mod tests {
     fn job(bytes: usize) -> Job<u32> {
         Job {
             tag: 0,
+            id: crate::EventId::new(),
             topic: Arc::from("t"),
             message: "x".repeat(bytes),
             attributes: None,

@@ -15,6 +15,7 @@ mod dispatch;
 mod reason;
 mod request;
 
+use crate::pool::spool::{self, PersistTag, SpoolConfig, SpoolJob, SpoolSink, Spooled};
 use crate::pool::{self, Intake};
 use crate::report::{OutcomeSink, Tag};
 use crate::secret::Secret;
@@ -133,6 +134,8 @@ pub(crate) struct SnsCounters {
 /// A job inside the pool: attributes in the SDK's form, ready to send.
 pub(crate) struct Job<T> {
     tag: T,
+    /// Kept by retries and by replays from the spool.
+    id: crate::EventId,
     topic: Arc<str>,
     message: String,
     attributes: Option<HashMap<String, MessageAttributeValue>>,
@@ -157,9 +160,67 @@ impl<T> Job<T> {
     }
 }
 
+/// A job's record in the spool: topic, message, attributes as SNS takes them.
+impl<T: Send + 'static> SpoolJob for Job<Spooled<T>> {
+    type Tag = T;
+    fn id(&self) -> crate::EventId {
+        self.id
+    }
+    fn tag(&self) -> &Spooled<T> {
+        &self.tag
+    }
+    fn tag_mut(&mut self) -> &mut Spooled<T> {
+        &mut self.tag
+    }
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        use spool::record::{put_bytes, put_u32};
+        put_bytes(out, self.topic.as_bytes());
+        put_bytes(out, self.message.as_bytes());
+        let attributes = self.attributes.iter().flatten();
+        put_u32(out, self.attributes.as_ref().map_or(0, |a| a.len() as u32));
+        for (name, value) in attributes {
+            put_bytes(out, name.as_bytes());
+            put_bytes(out, value.data_type().as_bytes());
+            match value.binary_value() {
+                Some(blob) => {
+                    put_u32(out, 1);
+                    put_bytes(out, blob.as_ref());
+                }
+                None => {
+                    put_u32(out, 0);
+                    put_bytes(out, value.string_value().unwrap_or_default().as_bytes());
+                }
+            }
+        }
+    }
+    fn decode_fields(fields: &[u8], id: crate::EventId, tag: Spooled<T>) -> Option<Self> {
+        let mut f = spool::record::Fields(fields);
+        let topic = Arc::from(f.str()?);
+        let message = f.str()?.to_owned();
+        let count = f.u32()?;
+        let mut attributes = HashMap::with_capacity(count.min(64) as usize);
+        for _ in 0..count {
+            let name = f.str()?.to_owned();
+            let builder = MessageAttributeValue::builder().data_type(f.str()?);
+            let builder = match f.u32()? {
+                1 => builder.binary_value(aws_sdk_sns::primitives::Blob::new(f.bytes()?)),
+                _ => builder.string_value(f.str()?),
+            };
+            attributes.insert(name, builder.build().ok()?);
+        }
+        Some(Job {
+            tag,
+            id,
+            topic,
+            message,
+            attributes: (count > 0).then_some(attributes),
+        })
+    }
+}
+
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct SnsPool<T: Send + 'static> {
-    intake: Intake<Job<T>, Infallible>,
+    intake: Intake<Job<Spooled<T>>, Infallible>,
     counters: Arc<SnsCounters>,
     #[cfg(feature = "test-hooks")]
     faults: Arc<pool::Faults>,
@@ -169,6 +230,31 @@ impl<T: Tag> SnsPool<T> {
     /// Starts a pool whose outcomes go to `sink`. Does no I/O: the SDK client
     /// connects on the first request.
     pub fn start<S: OutcomeSink<T>>(cfg: SnsPoolConfig, sink: S) -> Result<Self, StartError> {
+        Self::start_with(cfg, None, sink)
+    }
+
+    /// [`SnsPool::start`] with a disk spool (see [`crate::pool::spool`]):
+    /// what it holds from an earlier run is published first.
+    pub fn start_spooled<S: OutcomeSink<T>>(
+        cfg: SnsPoolConfig,
+        spool: &SpoolConfig,
+        sink: S,
+    ) -> Result<Self, StartError>
+    where
+        T: PersistTag,
+    {
+        validate(&cfg)?;
+        let opened = spool::open::<Job<Spooled<T>>>(spool)?;
+        let mut pool = Self::start_with(cfg, Some(opened.acks()), sink)?;
+        pool.intake.attach_spool(opened, None).map_err(StartError::Thread)?;
+        Ok(pool)
+    }
+
+    fn start_with<S: OutcomeSink<T>>(
+        cfg: SnsPoolConfig,
+        acks: Option<crossbeam_channel::Sender<spool::Control>>,
+        sink: S,
+    ) -> Result<Self, StartError> {
         validate(&cfg)?;
         let client = client::build(&cfg).map_err(StartError::InvalidConfig)?;
         let counters = Arc::new(SnsCounters::default());
@@ -177,7 +263,7 @@ impl<T: Tag> SnsPool<T> {
         let (lane, queue) = mpsc::unbounded_channel();
         let intake = pool::start(
             "event_pusher_sns",
-            sink,
+            SpoolSink::new(sink, acks),
             counters.common.clone(),
             vec![lane],
             cfg.queue_capacity,
@@ -215,7 +301,8 @@ impl<T: Tag> SnsPool<T> {
         self.intake.check_open()?;
         let attributes = sdk_attributes(job.attributes)?;
         let job = Job {
-            tag: job.tag,
+            tag: Spooled::new(job.tag),
+            id: job.id,
             topic: Arc::from(job.topic_arn),
             message: job.message,
             attributes,
@@ -225,7 +312,7 @@ impl<T: Tag> SnsPool<T> {
 }
 
 impl<T: Send + 'static> SnsPool<T> {
-    /// The spool's counters, for a pool started with one (none yet for SNS).
+    /// The spool's counters, for a pool started with one.
     pub fn spool_stats(&self) -> Option<crate::pool::spool::SpoolStats> {
         self.intake.has_spool().then(|| self.intake.spool_stats())
     }
