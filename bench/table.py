@@ -276,7 +276,9 @@ def rabbit(path):
             print(f"- outage: {r.get('in_queue', '?')} messages delivered "
                   f"{r.get('deliver_s', '?')} s after the broker returned; node RSS "
                   f"{r.get('rss_before_mb', '?')} MB before, {r.get('rss_submitted_mb', '?')} MB "
-                  f"with every event submitted, peak {r.get('rss_peak_mb', '?')} MB")
+                  f"with every event submitted, peak {r.get('rss_peak_mb', '?')} MB (BEAM's own "
+                  f"allocators {r.get('beam_before_mb', '?')} → {r.get('beam_submitted_mb', '?')} MB; "
+                  f"jobs in memory {r.get('in_memory_jobs', '?')}, spool {r.get('spool_mb', '?')} MB)")
     ours_on = [r for r in rows if r["row"].startswith("ours_on_")]
     ours_off = [r for r in rows if r["row"].startswith("ours_off_")]
     goals = []
