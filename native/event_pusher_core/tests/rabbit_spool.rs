@@ -96,7 +96,8 @@ fn events_accepted_during_an_outage_survive_a_restart_and_all_arrive_in_order() 
     {
         let (pool, events) = start_spooled(proxy.port, 10_000, &spool);
         for n in 0..total {
-            pool.publish(n, &exchange, "user.1", body(n)).expect("accepted");
+            pool.publish(n, &exchange, "user.1", body(n))
+                .expect("accepted");
         }
         wait_until("all written", || {
             pool.spool_stats().is_some_and(|s| s.spool_events == total)
@@ -145,7 +146,8 @@ fn beyond_the_memory_queue_events_wait_on_disk_and_go_out_after_the_outage() {
     let (pool, events) = start_spooled(proxy.port, 100, &spool);
     let total = 5000;
     for n in 0..total {
-        pool.publish(n, &exchange, "k", body(n)).expect("accepted: the disk takes it");
+        pool.publish(n, &exchange, "k", body(n))
+            .expect("accepted: the disk takes it");
     }
     wait_until("all written", || {
         pool.spool_stats().is_some_and(|s| s.spool_events == total)
@@ -157,7 +159,8 @@ fn beyond_the_memory_queue_events_wait_on_disk_and_go_out_after_the_outage() {
     proxy.enable();
     all_numbers(&queue, total);
     wait_until("acked", || {
-        pool.spool_stats().is_some_and(|s| s.spool_events == 0 && s.spool_waiting == 0)
+        pool.spool_stats()
+            .is_some_and(|s| s.spool_events == 0 && s.spool_waiting == 0)
     });
     let _ = close(&pool, &events, Duration::from_secs(1));
 }
@@ -182,10 +185,17 @@ fn a_full_spool_refuses_and_counts_and_loses_nothing_it_took() {
             Err(e) => panic!("event {n}: {e}"),
         }
     }
-    assert!(refused > 0 && accepted > 1000, "accepted {accepted}, refused {refused}");
+    assert!(
+        refused > 0 && accepted > 1000,
+        "accepted {accepted}, refused {refused}"
+    );
     let stats = pool.spool_stats().expect("spooled");
     assert_eq!(stats.dropped_spool_full, refused);
-    assert!(dir_bytes(&spool.dir) <= 256 * 1024 + 64 * 1024, "{}", dir_bytes(&spool.dir));
+    assert!(
+        dir_bytes(&spool.dir) <= 256 * 1024 + 64 * 1024,
+        "{}",
+        dir_bytes(&spool.dir)
+    );
     proxy.enable();
     all_numbers(&queue, accepted);
     let _ = close(&pool, &events, Duration::from_secs(1));
@@ -220,7 +230,10 @@ fn a_torn_last_record_is_counted_and_every_other_event_arrives() {
         .find(|p| p.extension().is_some_and(|x| x == "seg"))
         .expect("a segment");
     let len = std::fs::metadata(&segment).expect("meta").len();
-    let file = std::fs::OpenOptions::new().write(true).open(&segment).expect("open");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open");
     file.set_len(len - 3).expect("cut the last record");
     drop(file);
     proxy.enable();

@@ -49,12 +49,16 @@ fn unacked_events_come_back_in_order_after_reopening_and_acked_ones_do_not() {
             let (seq, _) = log.append_event(&payload(n)).expect("append");
             assert_eq!(seq, n);
         }
-        log.append_acks(&(0..100).filter(|n| n % 3 == 0).collect::<Vec<_>>()).expect("acks");
+        log.append_acks(&(0..100).filter(|n| n % 3 == 0).collect::<Vec<_>>())
+            .expect("acks");
         log.commit().expect("commit");
         // No close: the process "dies" here (the lock goes with the file).
     }
     let (log, recovery) = SegmentLog::open(&dir, 4096, Fsync::Never).expect("reopen");
-    let expected: Vec<(u64, Vec<u8>)> = (0..100).filter(|n| n % 3 != 0).map(|n| (n, payload(n))).collect();
+    let expected: Vec<(u64, Vec<u8>)> = (0..100)
+        .filter(|n| n % 3 != 0)
+        .map(|n| (n, payload(n)))
+        .collect();
     assert_eq!(recovery.live_events, expected.len() as u64);
     assert!(recovery.corrupt.is_empty());
     assert_eq!(live(&log), expected);
@@ -74,15 +78,20 @@ fn fully_acked_segments_are_deleted_oldest_first_and_the_bytes_go_down() {
     assert!(files > 3, "{files} segments");
     // Acking a later segment's events alone frees nothing: an older one
     // still holds a live event.
-    log.append_acks(&(100..200).collect::<Vec<_>>()).expect("acks");
+    log.append_acks(&(100..200).collect::<Vec<_>>())
+        .expect("acks");
     log.commit().expect("commit");
     assert_eq!(segments(&dir).len(), files);
-    log.append_acks(&(0..100).collect::<Vec<_>>()).expect("acks");
+    log.append_acks(&(0..100).collect::<Vec<_>>())
+        .expect("acks");
     log.commit().expect("commit");
     assert_eq!(log.live(), 0);
     assert_eq!(segments(&dir).len(), 1, "only the head is left");
     assert!(log.bytes() < full / 2, "{} of {full}", log.bytes());
-    let on_disk: u64 = segments(&dir).iter().map(|p| fs::metadata(p).expect("meta").len()).sum();
+    let on_disk: u64 = segments(&dir)
+        .iter()
+        .map(|p| fs::metadata(p).expect("meta").len())
+        .sum();
     assert_eq!(on_disk, log.bytes());
 }
 
@@ -99,7 +108,10 @@ fn a_torn_last_record_is_cut_counted_and_the_rest_replayed() {
     let last = segments(&dir).pop().expect("a segment");
     let len = fs::metadata(&last).expect("meta").len();
     // A crash in the middle of writing the last record.
-    let file = fs::OpenOptions::new().write(true).open(&last).expect("open");
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open");
     file.set_len(len - 5).expect("truncate");
     drop(file);
     let (mut log, recovery) = SegmentLog::open(&dir, 1 << 20, Fsync::Never).expect("reopen");
@@ -108,7 +120,10 @@ fn a_torn_last_record_is_cut_counted_and_the_rest_replayed() {
     let bad = &recovery.corrupt[0];
     assert_eq!(bad.file, last);
     assert_eq!(bad.bytes_lost, record::size(payload(9).len()) - 5);
-    assert_eq!(live(&log).iter().map(|e| e.0).collect::<Vec<_>>(), (0..9).collect::<Vec<_>>());
+    assert_eq!(
+        live(&log).iter().map(|e| e.0).collect::<Vec<_>>(),
+        (0..9).collect::<Vec<_>>()
+    );
     // Appends continue on good records: the next open finds nothing wrong.
     let (seq, _) = log.append_event(b"after").expect("append");
     assert_eq!(seq, 9, "the lost record's seq is reused");
@@ -116,7 +131,10 @@ fn a_torn_last_record_is_cut_counted_and_the_rest_replayed() {
     drop(log);
     let (log, recovery) = SegmentLog::open(&dir, 1 << 20, Fsync::Never).expect("reopen");
     assert!(recovery.corrupt.is_empty(), "{:?}", recovery.corrupt);
-    assert_eq!(live(&log).last().map(|e| e.1.clone()), Some(b"after".to_vec()));
+    assert_eq!(
+        live(&log).last().map(|e| e.1.clone()),
+        Some(b"after".to_vec())
+    );
 }
 
 #[test]
@@ -145,14 +163,19 @@ fn a_flipped_byte_stops_that_segment_at_the_record_before_it_and_never_the_start
     assert_eq!(seqs[0], 0);
     assert!(!seqs.contains(&1), "the damaged record is not replayed");
     assert_eq!(seqs.last(), Some(&29), "later segments are intact");
-    assert!(dir.join("09999999999999999999.seg.corrupt").exists(), "kept aside");
+    assert!(
+        dir.join("09999999999999999999.seg.corrupt").exists(),
+        "kept aside"
+    );
 }
 
 #[test]
 fn a_second_open_of_the_same_directory_is_refused_until_the_first_is_gone() {
     let dir = dir("lock");
     let (log, _) = SegmentLog::open(&dir, 4096, Fsync::Never).expect("open");
-    let err = SegmentLog::open(&dir, 4096, Fsync::Never).err().expect("locked");
+    let err = SegmentLog::open(&dir, 4096, Fsync::Never)
+        .err()
+        .expect("locked");
     assert!(err.to_string().contains("in use"), "{err}");
     drop(log);
     SegmentLog::open(&dir, 4096, Fsync::Never).expect("free again");
@@ -206,7 +229,10 @@ fn reading_from_a_position_skips_acked_events_and_stops_at_the_committed_end() {
     assert_eq!(seqs, [10, 13, 14, 15, 16, 17, 18, 19]);
     // What is appended later is read from where reading stopped.
     log.append_event(b"later").expect("append");
-    assert!(log.read(at, &mut reader).expect("read").is_none(), "not committed yet");
+    assert!(
+        log.read(at, &mut reader).expect("read").is_none(),
+        "not committed yet"
+    );
     log.commit().expect("commit");
     let (seq, _, _) = log.read(at, &mut reader).expect("read").expect("committed");
     assert_eq!(seq, 20);

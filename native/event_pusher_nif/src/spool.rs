@@ -23,7 +23,10 @@ impl PersistTag for TagBlob {
 
     fn restore(bytes: &[u8]) -> Option<Self> {
         let env = OwnedEnv::new();
-        let whole = env.run(|env| env.binary_to_term(bytes).is_some_and(|(_, used)| used == bytes.len()));
+        let whole = env.run(|env| {
+            env.binary_to_term(bytes)
+                .is_some_and(|(_, used)| used == bytes.len())
+        });
         if whole {
             TagBlob::from_checked(bytes)
         } else {
@@ -48,14 +51,18 @@ pub fn config(map: Term<'_>) -> Result<Option<SpoolConfig>, NifError> {
     let max_bytes = u64::try_from(max_bytes)
         .ok()
         .filter(|n| *n > 0)
-        .ok_or(NifError::invalid("spool max_bytes must be a positive integer"))?;
+        .ok_or(NifError::invalid(
+            "spool max_bytes must be a positive integer",
+        ))?;
     let fsync = fsync(spool.map_get(atoms::fsync())?)?;
     let segment_bytes = match spool.map_get(atoms::segment_bytes()) {
         Ok(n) => Some(
             u64::try_from(n.decode::<i64>()?)
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or(NifError::invalid("spool segment_bytes must be a positive integer"))?,
+                .ok_or(NifError::invalid(
+                    "spool segment_bytes must be a positive integer",
+                ))?,
         ),
         Err(_) => None,
     };
@@ -75,12 +82,18 @@ fn fsync(term: Term<'_>) -> Result<Fsync, NifError> {
         } else if atom == atoms::always() {
             Ok(Fsync::Always)
         } else {
-            Err(NifError::invalid("spool fsync must be never, always or {interval, Ms}"))
+            Err(NifError::invalid(
+                "spool fsync must be never, always or {interval, Ms}",
+            ))
         };
     }
     let (kind, ms): (rustler::Atom, i64) = term.decode()?;
     match u64::try_from(ms) {
-        Ok(ms) if kind == atoms::interval() && ms > 0 => Ok(Fsync::Interval(Duration::from_millis(ms))),
-        _ => Err(NifError::invalid("spool fsync interval must be a positive integer (ms)")),
+        Ok(ms) if kind == atoms::interval() && ms > 0 => {
+            Ok(Fsync::Interval(Duration::from_millis(ms)))
+        }
+        _ => Err(NifError::invalid(
+            "spool fsync interval must be a positive integer (ms)",
+        )),
     }
 }

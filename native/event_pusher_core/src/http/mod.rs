@@ -132,7 +132,10 @@ impl<T: Send + 'static> SpoolJob for Job<Spooled<T>> {
         use spool::record::{put_bytes, put_u32};
         put_bytes(out, self.target.to_string().as_bytes());
         put_u32(out, self.max_retries);
-        put_u32(out, u32::try_from(self.retry_base.as_millis()).unwrap_or(u32::MAX));
+        put_u32(
+            out,
+            u32::try_from(self.retry_base.as_millis()).unwrap_or(u32::MAX),
+        );
         put_u32(out, self.headers.len() as u32);
         for (name, value) in &self.headers {
             put_bytes(out, name.as_str().as_bytes());
@@ -197,7 +200,9 @@ impl<T: Tag> HttpPool<T> {
         // Jobs the spool queues wake a worker as `submit` does.
         let ready = pool.job_ready.clone();
         let wake = Box::new(move || ready.notify_one());
-        pool.intake.attach_spool(opened, Some(wake)).map_err(StartError::Thread)?;
+        pool.intake
+            .attach_spool(opened, Some(wake))
+            .map_err(StartError::Thread)?;
         Ok(pool)
     }
 

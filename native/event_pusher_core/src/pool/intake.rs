@@ -92,7 +92,12 @@ impl<J, R> Intake<J, R> {
     where
         J: spool::SpoolJob,
     {
-        let handle = spool.launch(self.lanes.to_vec(), self.counters.clone(), self.capacity, wake)?;
+        let handle = spool.launch(
+            self.lanes.to_vec(),
+            self.counters.clone(),
+            self.capacity,
+            wake,
+        )?;
         self.spool = Some(handle);
         Ok(())
     }

@@ -225,7 +225,9 @@ impl<T: Tag> RabbitPool<T> {
         validate(&cfg)?;
         let opened = spool::open::<Message<Spooled<T>>>(spool)?;
         let mut pool = Self::start_with(cfg, Some(opened.acks()), sink, events)?;
-        pool.intake.attach_spool(opened, None).map_err(StartError::Thread)?;
+        pool.intake
+            .attach_spool(opened, None)
+            .map_err(StartError::Thread)?;
         Ok(pool)
     }
 

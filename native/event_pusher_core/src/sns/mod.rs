@@ -246,7 +246,9 @@ impl<T: Tag> SnsPool<T> {
         validate(&cfg)?;
         let opened = spool::open::<Job<Spooled<T>>>(spool)?;
         let mut pool = Self::start_with(cfg, Some(opened.acks()), sink)?;
-        pool.intake.attach_spool(opened, None).map_err(StartError::Thread)?;
+        pool.intake
+            .attach_spool(opened, None)
+            .map_err(StartError::Thread)?;
         Ok(pool)
     }
 

@@ -109,7 +109,9 @@ pub struct SegmentLog {
     live: u64,
     fsync: Fsync,
     last_sync: Instant,
-    /// Written since the last fsync.
+    /// Appended since the last commit.
+    dirty: bool,
+    /// Committed since the last fsync.
     unsynced: bool,
     /// Scratch for building records.
     buf: Vec<u8>,
@@ -128,7 +130,11 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
 
 impl SegmentLog {
     /// Opens (creating) `dir`, locks it, and reads what it holds.
-    pub fn open(dir: &Path, segment_bytes: u64, fsync: Fsync) -> Result<(Self, Recovery), OpenError> {
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        fsync: Fsync,
+    ) -> Result<(Self, Recovery), OpenError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock_path = dir.join("LOCK");
         let lock = OpenOptions::new()
@@ -145,7 +151,10 @@ impl SegmentLog {
         for entry in fs::read_dir(dir).map_err(io_err(dir))? {
             let name = entry.map_err(io_err(dir))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(n) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(n) = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 numbers.push(n);
             }
         }
@@ -186,7 +195,10 @@ impl SegmentLog {
                 });
                 if Some(number) == last {
                     // A torn tail: cut it so appends continue on good records.
-                    let file = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io_err(&path))?;
                     file.set_len(offset).map_err(io_err(&path))?;
                 }
             }
@@ -211,14 +223,22 @@ impl SegmentLog {
             live: 0,
             fsync,
             last_sync: Instant::now(),
+            dirty: false,
             unsynced: false,
             buf: Vec::new(),
         };
         if fresh {
-            log.roll(if log.segments.is_empty() { 0 } else { number + 1 })
-                .map_err(io_err(dir))?;
+            log.roll(if log.segments.is_empty() {
+                0
+            } else {
+                number + 1
+            })
+            .map_err(io_err(dir))?;
         } else if let Some(head) = log.segments.back_mut() {
-            let file = OpenOptions::new().append(true).open(&head.path).map_err(io_err(&head.path))?;
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&head.path)
+                .map_err(io_err(&head.path))?;
             head.size = file.metadata().map_err(io_err(&head.path))?.len();
             head.readable = head.size;
             log.head = BufWriter::with_capacity(256 * 1024, file);
@@ -253,6 +273,7 @@ impl SegmentLog {
         head.size += self.buf.len() as u64;
         self.bytes += self.buf.len() as u64;
         self.live += 1;
+        self.dirty = true;
         self.head.write_all(&self.buf)?;
         Ok((seq, at))
     }
@@ -276,6 +297,7 @@ impl SegmentLog {
         head.size += self.buf.len() as u64;
         head.readable = head.size;
         self.bytes += self.buf.len() as u64;
+        self.dirty = true;
         self.head.write_all(&self.buf)
     }
 
@@ -286,7 +308,9 @@ impl SegmentLog {
         if let Some(head) = self.segments.back_mut() {
             head.readable = head.size;
         }
-        self.unsynced = true;
+        if std::mem::take(&mut self.dirty) {
+            self.unsynced = true;
+        }
         match self.fsync {
             Fsync::Never => {}
             Fsync::Always => self.sync()?,
@@ -311,7 +335,11 @@ impl SegmentLog {
 
     /// The next live event at or after `from`: its seq, payload, and the
     /// position after it; `None` once `from` is at the committed end.
-    pub fn read(&self, from: Position, reader: &mut SegmentReader) -> io::Result<Option<(u64, Vec<u8>, Position)>> {
+    pub fn read(
+        &self,
+        from: Position,
+        reader: &mut SegmentReader,
+    ) -> io::Result<Option<(u64, Vec<u8>, Position)>> {
         let mut at = from;
         loop {
             let Some(index) = self.segments.iter().position(|s| s.number >= at.segment) else {
@@ -401,7 +429,11 @@ impl SegmentLog {
             self.sync()?;
         }
         let path = segment_path(&self.dir, number);
-        let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
         file.write_all(MAGIC)?;
         self.head = BufWriter::with_capacity(256 * 1024, file);
         let size = MAGIC.len() as u64;
@@ -451,7 +483,12 @@ fn find(segments: &mut VecDeque<Segment>, seq: u64) -> Option<&mut Segment> {
 
 /// Reads one segment file's records: the segment, and where the first bad
 /// record starts (with why). Acks found go to `acks`.
-fn scan(number: u64, path: PathBuf, bytes: &[u8], acks: &mut Vec<u64>) -> (Segment, Option<(u64, Bad)>) {
+fn scan(
+    number: u64,
+    path: PathBuf,
+    bytes: &[u8],
+    acks: &mut Vec<u64>,
+) -> (Segment, Option<(u64, Bad)>) {
     let mut segment = Segment {
         number,
         path,
@@ -463,7 +500,11 @@ fn scan(number: u64, path: PathBuf, bytes: &[u8], acks: &mut Vec<u64>) -> (Segme
         size: bytes.len() as u64,
     };
     if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
-        let bad = if bytes.len() < MAGIC.len() { Bad::Truncated } else { Bad::Checksum };
+        let bad = if bytes.len() < MAGIC.len() {
+            Bad::Truncated
+        } else {
+            Bad::Checksum
+        };
         segment.size = MAGIC.len().min(bytes.len()) as u64;
         return (segment, Some((0, bad)));
     }
@@ -519,7 +560,12 @@ type Owned = (u8, u64, Vec<u8>);
 impl SegmentReader {
     /// The record at `offset` of `path` (which must end before `limit`),
     /// or `None` if it is not a good record.
-    fn read_at(&mut self, path: &Path, offset: u64, limit: u64) -> io::Result<Option<(Owned, usize)>> {
+    fn read_at(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        limit: u64,
+    ) -> io::Result<Option<(Owned, usize)>> {
         let reuse = matches!(&self.open, Some((p, _, _)) if p == path);
         if !reuse {
             self.open = Some((path.to_owned(), File::open(path)?, u64::MAX));

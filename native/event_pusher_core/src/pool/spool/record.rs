@@ -169,7 +169,10 @@ mod tests {
         write(&mut out, KIND_EVENT, 42, b"hello");
         assert_eq!(out.len() as u64, size(5));
         let (raw, used) = parse(&out).expect("parses");
-        assert_eq!((raw.kind, raw.seq, raw.payload, used), (KIND_EVENT, 42, &b"hello"[..], out.len()));
+        assert_eq!(
+            (raw.kind, raw.seq, raw.payload, used),
+            (KIND_EVENT, 42, &b"hello"[..], out.len())
+        );
         for bit in 0..out.len() * 8 {
             let mut bad = out.clone();
             bad[bit / 8] ^= 1 << (bit % 8);

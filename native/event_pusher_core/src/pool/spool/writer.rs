@@ -11,7 +11,10 @@
 
 use super::log::{Position, SegmentLog, SegmentReader};
 use super::record::{self, EventRecord};
-use super::{default_segment_bytes, OpenError, PersistTag, Recovery, SpoolConfig, SpoolCounters, SpoolJob, SpoolStats, Spooled};
+use super::{
+    default_segment_bytes, OpenError, PersistTag, Recovery, SpoolConfig, SpoolCounters, SpoolJob,
+    SpoolStats, Spooled,
+};
 use crate::pool::Refused;
 use crate::stats::Counters;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -89,14 +92,18 @@ pub(crate) fn open<J: SpoolJob>(cfg: &SpoolConfig) -> Result<Opened<J>, OpenErro
 where
     J::Tag: PersistTag,
 {
-    let segment_bytes = cfg.segment_bytes.unwrap_or_else(|| default_segment_bytes(cfg.max_bytes));
+    let segment_bytes = cfg
+        .segment_bytes
+        .unwrap_or_else(|| default_segment_bytes(cfg.max_bytes));
     let (log, recovery) = SegmentLog::open(&cfg.dir, segment_bytes.max(1), cfg.fsync)?;
     let counters = Arc::new(SpoolCounters::default());
     counters.used.store(log.bytes(), Relaxed);
     counters.bytes.store(log.bytes(), Relaxed);
     counters.events.store(log.live(), Relaxed);
     counters.waiting.store(recovery.live_events, Relaxed);
-    counters.corrupt.store(recovery.corrupt.len() as u64, Relaxed);
+    counters
+        .corrupt
+        .store(recovery.corrupt.len() as u64, Relaxed);
     let lost: u64 = recovery.corrupt.iter().map(|c| c.bytes_lost).sum();
     counters.corrupt_bytes.store(lost, Relaxed);
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL);
@@ -116,7 +123,6 @@ where
 }
 
 impl<J: SpoolJob> Opened<J> {
-
     /// Where acks go (for [`super::SpoolSink`]).
     pub fn acks(&self) -> Sender<Control> {
         self.ctl_tx.clone()
@@ -253,7 +259,11 @@ impl<J: SpoolJob> Writer<J> {
         let mut incoming: Vec<Incoming<J>> = Vec::new();
         let mut acks: Vec<u64> = Vec::new();
         loop {
-            let tick = if self.cursor.is_some() { FEED_TICK } else { IDLE_TICK };
+            let tick = if self.cursor.is_some() {
+                FEED_TICK
+            } else {
+                IDLE_TICK
+            };
             let rx = if rx_open { &self.rx } else { &never_rx };
             let ctl = if ctl_open { &self.ctl } else { &never_ctl };
             crossbeam_channel::select! {
@@ -314,7 +324,12 @@ impl<J: SpoolJob> Writer<J> {
         let before = self.log.bytes();
         let mut reserved = 0;
         let mut ready: Vec<(u32, J, Option<Position>)> = Vec::with_capacity(incoming.len());
-        for Incoming { lane, payload, mut job } in incoming {
+        for Incoming {
+            lane,
+            payload,
+            mut job,
+        } in incoming
+        {
             let size = record::size(payload.len());
             match self.log.append_event(&payload) {
                 Ok((seq, at)) => {
