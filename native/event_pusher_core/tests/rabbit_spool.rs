@@ -245,3 +245,61 @@ fn a_torn_last_record_is_counted_and_every_other_event_arrives() {
     queue.assert_quiet(Duration::from_millis(300));
     let _ = close(&pool, &events, Duration::from_secs(1));
 }
+
+/// VmRSS or VmHWM of this process, in KiB.
+fn status_kb(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim_start_matches(':')
+                .trim()
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
+        .expect("a kB line")
+}
+
+/// A measurement, not a check (run with `--ignored --nocapture`): the
+/// memory of a pool that takes 1,000,000 events while its broker is
+/// unreachable, with a memory queue of 65,536.
+#[test]
+#[ignore]
+fn memory_while_a_million_events_wait_on_disk() {
+    let spool = spool("million", 4 << 30);
+    let mut cfg = config(10, true);
+    cfg.port = 1; // nothing listens: every connection attempt is refused
+    cfg.queue_capacity = 65_536;
+    let (collector, sink, events) = Collector::new();
+    let pool = RabbitPool::start_spooled(cfg, &spool, sink, events).expect("pool starts");
+    let before = status_kb("VmRSS");
+    let total = 1_000_000u64;
+    let body = Bytes::from(format!("{{\"from_user_id\":\"alice@localhost/phone\",\"to_user_id\":\"bob@localhost\",\"message\":\"{}\"}}", "x".repeat(40)));
+    for n in 0..total {
+        while pool
+            .publish(n, "chat_msg", "alice@localhost.chat_msg_sent", body.clone())
+            .is_err()
+        {
+            std::thread::yield_now(); // the writer's channel is full: the disk is behind
+        }
+    }
+    wait_until("all written", || {
+        pool.spool_stats().is_some_and(|s| s.spool_events == total)
+    });
+    let after = status_kb("VmRSS");
+    let stats = pool.stats();
+    let spool_stats = pool.spool_stats().expect("spooled");
+    eprintln!(
+        "RSS {} -> {} MiB (peak {} MiB); in memory {} jobs; spool {} MiB, waiting {}",
+        before / 1024,
+        after / 1024,
+        status_kb("VmHWM") / 1024,
+        stats.queued + stats.in_flight,
+        spool_stats.spool_bytes >> 20,
+        spool_stats.spool_waiting
+    );
+    let _ = close(&pool, &collector, Duration::ZERO);
+    let _ = std::fs::remove_dir_all(&spool.dir);
+}
