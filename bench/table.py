@@ -53,6 +53,8 @@ HTTP_LABELS = {
     "b": "(b) MongooseIM's way: sync POST via 10 gun workers",
     "c": "(c) `wrk -t2 -c10` (load generator)",
     "d": "(d) Rust core `HttpPool` alone",
+    "an": "(a) with the disk spool, fsync never",
+    "ai": "(a) with the disk spool, fsync every 1 s",
 }
 
 
@@ -117,6 +119,13 @@ def http(path):
         )
     print("\n".join(out))
     notes = []
+    a = rows.get("a", {})
+    for key in ("an", "ai"):
+        r = rows.get(key)
+        if r is not None and a.get("events_per_s"):
+            notes.append(f"- {HTTP_LABELS[key]}: {http_ratio(r.get('events_per_s'), a['events_per_s'])} "
+                         f"of (a)'s rate in the same run (goal ≥ 0.80x for fsync never), caller p99 "
+                         f"{http_latency(r.get('p99_us'))} (goal < 10 µs)")
     for key in sorted(HTTP_LABELS):
         r = rows.get(key)
         if r is None or "sink_count" not in r or "events" not in r:
@@ -172,6 +181,11 @@ RABBIT_LABELS = {
     ("mim", "pipelined"): "amqp_client, confirms on, pipelined (not MongooseIM: Erlang's best)",
     ("lapin", "off"): "raw lapin publisher, no BEAM, confirms off, each write awaited",
     ("lapin", "on"): "raw lapin publisher, no BEAM, confirms on, up to 1000 in flight",
+    ("spoolnever", "on"): "ours with the disk spool, fsync never, confirms on",
+    ("spoolnever", "off"): "ours with the disk spool, fsync never, confirms off",
+    ("spoolinterval", "on"): "ours with the disk spool, fsync every 1 s, confirms on",
+    ("spoolinterval", "off"): "ours with the disk spool, fsync every 1 s, confirms off",
+    ("outage", "on"): "outage: broker stopped, events into the spool (fsync never), confirms on",
 }
 
 
@@ -250,6 +264,21 @@ def rabbit(path):
     print()
     print("Ratios compare with MongooseIM's row of the same confirms setting that had the most "
           "events/s (\"pipelined\" and \"on\" rows compare with its confirms-on row).")
+    for r in rows:
+        kind, confirms, _ = r["row"].rsplit("_", 2)
+        plain = next((o for o in rows if o["row"] == f"ours_{confirms}_{r['row'].rsplit('_', 1)[1]}"), None)
+        if kind.startswith("spool") and plain:
+            print(f"- {rabbit_label(r)}: "
+                  f"{rabbit_ratio(fnum(r, 'events_per_s'), fnum(plain, 'events_per_s'))} of the "
+                  f"same run's rate without the spool (goal ≥ 0.80× for fsync never), "
+                  f"caller p99 {rabbit_fmt(fnum(r, 'p99_us'), 1)} µs (goal < 10 µs)")
+        if kind == "outage":
+            print(f"- outage: {r.get('in_queue', '?')} messages delivered "
+                  f"{r.get('deliver_s', '?')} s after the broker returned; node RSS "
+                  f"{r.get('rss_before_mb', '?')} MB before, {r.get('rss_submitted_mb', '?')} MB "
+                  f"with every event submitted, peak {r.get('rss_peak_mb', '?')} MB (BEAM's own "
+                  f"allocators {r.get('beam_before_mb', '?')} → {r.get('beam_submitted_mb', '?')} MB; "
+                  f"jobs in memory {r.get('in_memory_jobs', '?')}, spool {r.get('spool_mb', '?')} MB)")
     ours_on = [r for r in rows if r["row"].startswith("ours_on_")]
     ours_off = [r for r in rows if r["row"].startswith("ours_off_")]
     goals = []

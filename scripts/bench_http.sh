@@ -12,7 +12,8 @@
 # between the HTTP-TABLE markers of doc/performance.md)
 # Knobs (environment): BENCH_EVENTS=100000 BENCH_CALLERS=100 BENCH_WORKERS=10
 #   SINK_THREADS=1 (the sink's tokio workers; 1 leaves the other core(s) to
-#   the client measured), WRK_SECONDS=5, ROWS="c b a d", ROUNDS=3 (the rows
+#   the client measured), WRK_SECONDS=5, ROWS="c b a an ai d" (an, ai: row (a)
+#   with the disk spool, fsync never / every 1 s), ROUNDS=3 (the rows
 #   run in turn that many times; the table gives medians); ERL_FLAGS reaches
 #   every BEAM after MongooseIM's own (bench/mongooseim_vm.sh); OURS_LIB=DIR runs row (a) with the
 #   application in DIR/mongoose_event_pusher/{ebin,priv} instead of this
@@ -34,7 +35,7 @@ export BENCH_CALLERS=${BENCH_CALLERS:-100}
 export BENCH_WORKERS=${BENCH_WORKERS:-10}
 SINK_THREADS=${SINK_THREADS:-1}
 WRK_SECONDS=${WRK_SECONDS:-5}
-ROWS=${ROWS:-"c b a d"}
+ROWS=${ROWS:-"c b a an ai d"}
 ROUNDS=${ROUNDS:-3}
 
 # gun and cowlib (row (b)) as Debian's rabbitmq-server ships them.
@@ -105,6 +106,11 @@ for row in $ROWS; do
     a)
         say "(a) ours: $BENCH_CALLERS callers running user_send_message, $BENCH_EVENTS events"
         run_erl bench_http_ours
+        ;;
+    an|ai)
+        fsync=never; [ "$row" = ai ] && fsync=interval
+        say "($row) ours with the disk spool (fsync $fsync)"
+        BENCH_SPOOL=$fsync run_erl bench_http_ours
         ;;
     d)
         if [ "$HAVE_CORE_BENCH" = 1 ]; then

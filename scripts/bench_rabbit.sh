@@ -10,8 +10,13 @@
 #   BENCH_EVENTS=100000 BENCH_CALLERS=100
 #   BENCH_REPEAT=1: runs of every row, interleaved; the table shows each row's
 #     median run (by events/s), which steadies numbers on a shared machine
-#   ROWS="ours:off:10 ours:on:10 mim:off:1 mim:off:10 mim:on:1 mim:on:10 mim:pipelined:1"
-#     (kind:confirms:workers; kind ours | mim, confirms off | on | pipelined)
+#   ROWS="ours:off:10 ours:on:10 spoolnever:on:10 spoolinterval:on:10 mim:off:1 mim:off:10
+#         mim:on:1 mim:on:10 mim:pipelined:1"
+#     (kind:confirms:workers; kind ours | spoolnever | spoolinterval | mim | outage,
+#      confirms off | on | pipelined)
+#   outage:on:10 (not in the default ROWS; stops the broker's app: run under
+#     flock /tmp/ep-broker.lock): BENCH_OUTAGE_EVENTS=1000000 submitted while
+#     RabbitMQ is stopped, RSS and the time to deliver after it returns
 #   ERL_FLAGS reaches every BEAM after MongooseIM's own (bench/mongooseim_vm.sh).
 # A raw lapin row runs too when `cargo build -p bench_sink --features core
 # --bin bench_rabbit_core` builds (an optional binary of the Rust side).
@@ -22,7 +27,7 @@ BENCH=rabbit
 export BENCH_EVENTS=${BENCH_EVENTS:-100000}
 export BENCH_CALLERS=${BENCH_CALLERS:-100}
 BENCH_REPEAT=${BENCH_REPEAT:-1}
-ROWS=${ROWS:-"ours:off:10 ours:on:10 mim:off:1 mim:off:10 mim:on:1 mim:on:10 mim:pipelined:1"}
+ROWS=${ROWS:-"ours:off:10 ours:on:10 spoolnever:on:10 spoolinterval:on:10 mim:off:1 mim:off:10 mim:on:1 mim:on:10 mim:pipelined:1"}
 
 # amqp_client (MongooseIM's rows, the finish line) as Debian's rabbitmq-server
 # ships it; jiffy for MongooseIM's rows.

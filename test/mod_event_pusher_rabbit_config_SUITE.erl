@@ -25,7 +25,10 @@
          presence_exchange_has_no_topics/1,
          unknown_exchange_or_option_is_rejected/1,
          wire_options_are_accepted_without_defaults/1,
-         bad_wire_options_are_rejected/1]).
+         bad_wire_options_are_rejected/1,
+         spool_section_gets_its_defaults/1,
+         bad_spool_options_are_rejected/1,
+         spool_reaches_the_rust_pool_config/1]).
 -export([pool_gets_mongooseim_defaults/1,
          every_pool_option_is_accepted/1,
          bad_connection_options_are_rejected/1,
@@ -43,7 +46,7 @@
 %%====================================================================
 
 all() ->
-    [{group, module_options}, {group, pool_options}].
+    [{group, module_options}, {group, pool_options}, {group, spool_pool}].
 
 groups() ->
     [{module_options, [parallel], [rabbit_backend_without_exchanges_has_none,
@@ -58,7 +61,11 @@ groups() ->
                                    presence_exchange_has_no_topics,
                                    unknown_exchange_or_option_is_rejected,
                                    wire_options_are_accepted_without_defaults,
-                                   bad_wire_options_are_rejected]},
+                                   bad_wire_options_are_rejected,
+                                   spool_section_gets_its_defaults,
+                                   bad_spool_options_are_rejected]},
+     %% Sets the node's config: not in parallel with the other groups.
+     {spool_pool, [], [spool_reaches_the_rust_pool_config]},
      {pool_options, [parallel], [pool_gets_mongooseim_defaults,
                                  every_pool_option_is_accepted,
                                  bad_connection_options_are_rejected,
@@ -80,6 +87,61 @@ end_per_suite(_Config) ->
 %%====================================================================
 %% [modules.mod_event_pusher.rabbit]
 %%====================================================================
+
+spool_section_gets_its_defaults(doc) ->
+    ["(ours) The spool section needs directory and max_bytes; fsync defaults to interval, "
+     "1000 ms; without the section there is no spool option"];
+spool_section_gets_its_defaults(Config) ->
+    ?assertEqual(#{spool => #{directory => "/var/spool/ep", max_bytes => 1000000,
+                              fsync => interval, fsync_interval => 1000}},
+                 rabbit_opts(Config, exchanges_toml([{"spool", "directory = \"/var/spool/ep\"\n"
+                                                               "max_bytes = 1000000"}]))),
+    ?assertEqual(#{spool => #{directory => "d", max_bytes => 1, fsync => never,
+                              fsync_interval => 5}},
+                 rabbit_opts(Config, exchanges_toml([{"spool", "directory = \"d\"\n"
+                                                               "max_bytes = 1\nfsync = \"never\"\n"
+                                                               "fsync_interval = 5"}]))),
+    ?assertEqual(#{}, rabbit_opts(Config, "[modules.mod_event_pusher.rabbit]\n")).
+
+bad_spool_options_are_rejected(doc) ->
+    ["(ours) Bad spool values are rejected naming the option's path"];
+bad_spool_options_are_rejected(Config) ->
+    Ok = #{"directory" => "\"d\"", "max_bytes" => "10"},
+    Spool = fun(Opts) -> [[K, " = ", V, "\n"] || {K, V} <- maps:to_list(Opts)] end,
+    [?assertMatch(#{toml_path := ?RABBIT ".spool." ++ Key},
+                  exchange_error(Config, "spool", Spool(Ok#{Key => Value})))
+     || {Key, Value} <- [{"directory", "\"\""}, {"directory", "1"},
+                         {"max_bytes", "0"}, {"max_bytes", "\"big\""},
+                         {"fsync", "\"sometimes\""}, {"fsync_interval", "0"}]],
+    ?assertMatch(#{toml_path := ?RABBIT ".spool", reason := missing_mandatory_keys,
+                   missing_keys := [<<"max_bytes">>]},
+                 exchange_error(Config, "spool", Spool(maps:remove("max_bytes", Ok)))),
+    ?assertMatch(#{toml_path := ?RABBIT ".spool", reason := unexpected_key},
+                 exchange_error(Config, "spool", Spool(Ok#{"when_full" => "\"drop\""}))).
+
+spool_reaches_the_rust_pool_config(doc) ->
+    ["(ours) A rabbit pool gets the spool of the module using it, in a directory of its "
+     "own; without a spool section, no spool key"];
+spool_reaches_the_rust_pool_config(Config) ->
+    Toml = [general(), pool_toml("", ""),
+            exchanges_toml([{"spool", "directory = \"/tmp/ep\"\nmax_bytes = 4096\n"
+                                      "fsync_interval = 20"}])],
+    Path = filename:join(?config(priv_dir, Config), "spool.toml"),
+    ok = file:write_file(Path, Toml),
+    ok = mongoose_config:set_opts(maps:from_list(mongoose_config_parser:parse_file(Path))),
+    try
+        [Entry] = mongoose_config:get_opt(outgoing_pools),
+        {ok, {_, rabbit_pool_start, [#{spool := Spool}]}} =
+            mongoose_event_pusher_nif_config:start_spec({rabbit, global, event_pusher}, Entry),
+        ?assertEqual(#{dir => <<"/tmp/ep/rabbit-event_pusher">>, max_bytes => 4096,
+                       fsync => {interval, 20}}, Spool),
+        {ok, {_, rabbit_pool_start, [#{spool := #{dir := HostTypeDir}}]}} =
+            mongoose_event_pusher_nif_config:start_spec({rabbit, <<"localhost">>, event_pusher},
+                                                         Entry),
+        ?assertEqual(<<"/tmp/ep/rabbit-localhost-event_pusher">>, HostTypeDir)
+    after
+        mongoose_config:erase_opts()
+    end.
 
 rabbit_backend_without_exchanges_has_none(doc) ->
     ["A rabbit backend with no exchange sections has no exchange options at all"];

@@ -15,16 +15,23 @@
 %% BENCH_CALLERS and BENCH_WORKERS.
 -spec main([string()]) -> no_return().
 main([PortStr]) ->
-    bench_host:main(a, fun() -> row(list_to_integer(PortStr)) end).
+    %% BENCH_SPOOL=never|interval: the same row with the disk spool.
+    Spool = os:getenv("BENCH_SPOOL", ""),
+    Row = case Spool of
+              "never" -> an;
+              "interval" -> ai;
+              _ -> a
+          end,
+    bench_host:main(Row, fun() -> row(Row, list_to_integer(PortStr), Spool) end).
 
-row(Port) ->
+row(Row, Port, Spool) ->
     Events = bench_host:int_env("BENCH_EVENTS", 100000),
     Callers = bench_host:int_env("BENCH_CALLERS", 100),
     Workers = bench_host:int_env("BENCH_WORKERS", 10),
     PerCaller = Events div Callers,
     Sent = Callers * PerCaller,
     Host = bench_host:host_type(),
-    ok = bench_host:boot(toml(Port, Workers, Sent)),
+    ok = bench_host:boot([toml(Port, Workers, Sent), spool_toml(Spool)]),
     %% One accumulator, built once: making it is the c2s's work, not the
     %% hook's, and would otherwise count in the client CPU per event.
     Acc = bench_xmpp:chat_acc(<<"alice">>, Host),
@@ -53,7 +60,7 @@ row(Port) ->
     {Counted, Bytes} = bench_sink:count(Port),
     %% Retried attempts explain a sink count above the events sent.
     Stats = pool_stats(Host),
-    bench_callers:report(a, Result#{sink_count => Counted, sink_bytes => Bytes,
+    bench_callers:report(Row, Result#{sink_count => Counted, sink_bytes => Bytes,
                                     retried => maps:get(retried, Stats, 0),
                                     failed_attempts => maps:get(failed_attempts, Stats, 0)}),
     bench_host:shutdown().
@@ -68,6 +75,16 @@ toml(Port, Workers, Events) ->
                   "[modules.mod_event_pusher.http]~n"
                   "  handlers = [{pool_name = \"bench\", path = \"/notify\"}]~n",
                   [Workers, (Events + Workers - 1) div Workers, Port]).
+
+spool_toml("") ->
+    "";
+spool_toml(Fsync) ->
+    Dir = filename:join(["/tmp", "ep-bench-spool", "http-" ++ os:getpid()]),
+    _ = file:del_dir_r(Dir),
+    io_lib:format("[modules.mod_event_pusher.http.spool]~n"
+                  "  directory = \"~s\"~n"
+                  "  max_bytes = 8000000000~n"
+                  "  fsync = \"~s\"~n", [Dir, Fsync]).
 
 %% The pool's counters; none from a build before the pool registry (an
 %% OURS_LIB snapshot of bench/ab_http.sh).

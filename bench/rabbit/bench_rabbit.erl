@@ -9,6 +9,13 @@
 %%   mim on|off W        MongooseIM's way (bench_rabbit_mim): W amqp_client
 %%                       workers; on = wait for the confirm after each publish
 %%   mim pipelined W     the same hook, workers in confirm mode that do not wait
+%%   spoolnever|spoolinterval on|off W
+%%                       ours with a disk spool (fsync never, or every 1000 ms)
+%%   outage on|off W     ours with a spool (fsync never): the broker's app is
+%%                       stopped, BENCH_OUTAGE_EVENTS (1,000,000) are submitted,
+%%                       then it starts again; reports the node's RSS before,
+%%                       after the submits and at peak, and the time until the
+%%                       queue holds every message after the broker returns
 -module(bench_rabbit).
 
 -export([main/1]).
@@ -26,6 +33,8 @@ main([Kind, Confirms, WorkersStr]) ->
                                      list_to_integer(WorkersStr))
                          end).
 
+row(Row, "outage", Confirms, Workers) ->
+    outage(Row, Confirms, Workers);
 row(Row, Kind, Confirms, Workers) ->
     Events = bench_host:int_env("BENCH_EVENTS", 100000),
     Callers = bench_host:int_env("BENCH_CALLERS", 100),
@@ -72,6 +81,10 @@ toml(Kind, Confirms, Workers, Events) ->
     QueueLen = (Events + Workers - 1) div Workers + ?WARMUP_EVENTS,
     Backend = case Kind of
                   "ours" -> "[modules.mod_event_pusher.rabbit.chat_msg_exchange]\n";
+                  "spoolnever" -> ["[modules.mod_event_pusher.rabbit.chat_msg_exchange]\n",
+                                   spool_toml(Kind, "never")];
+                  "spoolinterval" -> ["[modules.mod_event_pusher.rabbit.chat_msg_exchange]\n",
+                                      spool_toml(Kind, "interval")];
                   "mim" -> "[modules.mod_event_pusher]\n"
               end,
     io_lib:format("[outgoing_pools.rabbit.event_pusher]~n"
@@ -82,6 +95,100 @@ toml(Kind, Confirms, Workers, Events) ->
                   "    confirms_enabled = ~s~n~n"
                   "~s",
                   [Workers, QueueLen, Confirms =/= off, Backend]).
+
+%% A spool in a fresh directory of this run.
+spool_toml(Kind, Fsync) ->
+    Dir = filename:join(["/tmp", "ep-bench-spool", Kind ++ "-" ++ os:getpid()]),
+    _ = file:del_dir_r(Dir),
+    io_lib:format("[modules.mod_event_pusher.rabbit.spool]~n"
+                  "  directory = \"~s\"~n"
+                  "  max_bytes = 8000000000~n"
+                  "  fsync = \"~s\"~n", [Dir, Fsync]).
+
+-define(OUTAGE_EXCHANGE, <<"ep_bench_outage_chat">>).
+
+%% The outage row: a durable exchange and queue (they outlive stop_app), a
+%% queue of 65,536 in memory, the rest waits in the spool.
+outage(Row, Confirms, Workers) ->
+    Events = bench_host:int_env("BENCH_OUTAGE_EVENTS", 1000000),
+    Callers = bench_host:int_env("BENCH_CALLERS", 100),
+    PerCaller = Events div Callers,
+    Host = bench_host:host_type(),
+    ok = ep_amqp:start(),
+    Admin = ep_amqp:connect(),
+    ok = ep_amqp:declare_exchange(Admin, ?OUTAGE_EXCHANGE, <<"topic">>, true),
+    _ = ep_amqp:declare_queue(Admin, ?QUEUE, []),
+    ok = ep_amqp:bind(Admin, ?QUEUE, ?OUTAGE_EXCHANGE, <<"#">>),
+    _ = ep_amqp:purge(Admin, ?QUEUE),
+    ok = ep_amqp:close(Admin),
+    Toml = io_lib:format("[outgoing_pools.rabbit.event_pusher]~n"
+                         "  workers = ~b~n"
+                         "  max_worker_queue_len = ~b~n"
+                         "  [outgoing_pools.rabbit.event_pusher.connection]~n"
+                         "    host = \"127.0.0.1\"~n"
+                         "    confirms_enabled = ~s~n"
+                         "    reconnect.delay = 200~n~n"
+                         "[modules.mod_event_pusher.rabbit.chat_msg_exchange]~n"
+                         "  name = \"~s\"~n  durable = true~n~s",
+                         [Workers, 65536 div Workers, Confirms =/= off, ?OUTAGE_EXCHANGE,
+                          spool_toml("outage", "never")]),
+    ok = bench_host:boot(Toml),
+    NewAcc = fun(I) -> bench_xmpp:chat_acc(<<"user", (integer_to_binary(I))/binary>>, Host) end,
+    RunHook = fun(Acc) -> bench_xmpp:send_message(Host, Acc) end,
+    RssBefore = proc_status_kb("VmRSS"),
+    BeamBefore = erlang:memory(total),
+    ok = ep_amqp:stop_app(),
+    {{ok, _}, Result} = bench_callers:measure(Callers, PerCaller, NewAcc, RunHook,
+                                              fun() -> wait_spooled(Host) end),
+    RssSubmitted = proc_status_kb("VmRSS"),
+    BeamSubmitted = erlang:memory(total),
+    #{spool_bytes := SpoolBytes, queued := Queued, in_flight := InFlight} =
+        mongoose_event_pusher_nif:pool_stats(
+          mongoose_event_pusher_pool_registry:lookup(rabbit, Host, event_pusher)),
+    Back = erlang:monotonic_time(millisecond),
+    ok = ep_amqp:start_app(60000),
+    Consumer = ep_amqp:connect(),
+    %% What the pool accepted (a submit the spool's writer could not take in
+    %% time was refused as overloaded, and is counted in `dropped').
+    Accepted = maps:get(submitted, mongoose_event_pusher_nif:pool_stats(
+                                     mongoose_event_pusher_pool_registry:lookup(rabbit, Host,
+                                                                                event_pusher))),
+    Waited = poll_queue(Consumer, Accepted, erlang:monotonic_time(millisecond) + 600000),
+    DeliverMs = erlang:monotonic_time(millisecond) - Back,
+    InQueue = ep_amqp:queue_length(Consumer, ?QUEUE),
+    bench_callers:report(Row, Result#{kind => "outage", confirms => Confirms, workers => Workers,
+                                      in_queue => InQueue,
+                                      timed_out => case Waited of {ok, _} -> 0; _ -> 1 end,
+                                      dropped => dropped("ours", Host),
+                                      rss_before_mb => RssBefore div 1024,
+                                      rss_submitted_mb => RssSubmitted div 1024,
+                                      rss_peak_mb => proc_status_kb("VmHWM") div 1024,
+                                      beam_before_mb => BeamBefore div (1024 * 1024),
+                                      beam_submitted_mb => BeamSubmitted div (1024 * 1024),
+                                      spool_mb => SpoolBytes div (1024 * 1024),
+                                      in_memory_jobs => Queued + InFlight,
+                                      deliver_s => DeliverMs / 1000}),
+    bench_host:shutdown(),
+    _ = ep_amqp:purge(Consumer, ?QUEUE),
+    ep_amqp:close(Consumer).
+
+%% Every event the pool accepted is in the spool (written).
+wait_spooled(Host) ->
+    Pool = mongoose_event_pusher_pool_registry:lookup(rabbit, Host, event_pusher),
+    wait_spooled_until(Pool, erlang:monotonic_time(millisecond) + ?DELIVERY_TIMEOUT_MS).
+
+wait_spooled_until(Pool, Deadline) ->
+    #{spool_events := Events, submitted := Accepted} = mongoose_event_pusher_nif:pool_stats(Pool),
+    case Events >= Accepted orelse erlang:monotonic_time(millisecond) > Deadline of
+        true -> {ok, erlang:monotonic_time()};
+        false -> receive after 2 -> ok end, wait_spooled_until(Pool, Deadline)
+    end.
+
+%% A line of /proc/self/status in kB (the BEAM with the NIF's threads).
+proc_status_kb(Key) ->
+    {ok, Bin} = file:read_file("/proc/self/status"),
+    {match, [Kb]} = re:run(Bin, [Key, ":\\s+([0-9]+) kB"], [{capture, all_but_first, binary}]),
+    binary_to_integer(Kb).
 
 %% The finish line: polls the broker until the queue holds Expected messages.
 %% Returns the native monotonic time it saw them, or {timeout, Count}.
@@ -106,7 +213,7 @@ poll_queue(Conn, Expected, Deadline) ->
     end.
 
 %% What our pool gave up (0 expected); MongooseIM's workers count nothing.
-dropped("ours", Host) ->
+dropped(Kind, Host) when Kind =:= "ours"; Kind =:= "spoolnever"; Kind =:= "spoolinterval" ->
     case mongoose_event_pusher_pool_registry:lookup(rabbit, Host, event_pusher) of
         undefined -> 0;
         Pool ->

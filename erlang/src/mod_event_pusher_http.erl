@@ -100,7 +100,9 @@ hooks(HostType) ->
 -spec config_spec() -> mongoose_config_spec:config_section().
 config_spec() ->
     #section{items = #{<<"handlers">> => #list{items = handler_config_spec(),
-                                              validate = unique}},
+                                              validate = unique},
+                       %% (ours) the disk spool of the http pools: doc/durability.md
+                       <<"spool">> => mongoose_event_pusher_spool:config_spec()},
              defaults = #{<<"handlers">> => []}}.
 
 -spec instrumentation(mongooseim:host_type()) -> [mongoose_instrument:spec()].

@@ -100,7 +100,9 @@ config_spec() ->
             {<<"mandatory">>, #option{type = boolean}},
             {<<"unroutable_retry_time_ms">>,
              #option{type = integer, validate = non_negative}}],
-    #section{items = maps:from_list(Sections ++ Wire)}.
+    %% (ours) the pool's disk spool: doc/durability.md
+    Spool = {<<"spool">>, mongoose_event_pusher_spool:config_spec()},
+    #section{items = maps:from_list([Spool | Sections ++ Wire])}.
 
 %%--------------------------------------------------------------------
 %% Hook handler

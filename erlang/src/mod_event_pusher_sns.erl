@@ -120,7 +120,9 @@ config_spec() ->
                {<<"pool_size">>, #option{type = integer, validate = positive}},
                {<<"publish_retry_count">>, #option{type = integer, validate = non_negative}},
                {<<"publish_retry_time_ms">>, #option{type = integer, validate = non_negative}},
-               {<<"publish_batching">>, #option{type = boolean}}]),
+               {<<"publish_batching">>, #option{type = boolean}},
+               %% (ours) the pool's disk spool: doc/durability.md
+               {<<"spool">>, mongoose_event_pusher_spool:config_spec()}]),
     #section{items = Items,
              required = Required,
              defaults = #{<<"plugin_module">> => mod_event_pusher_sns_defaults,

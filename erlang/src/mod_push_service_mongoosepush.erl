@@ -98,7 +98,9 @@ config_spec() ->
         %% (ours) retry_on_timeout, max_age, retry_after_max: no default in
         %% the parsed config, so an existing one parses unchanged.
         ++ [{Key, Spec, none} || {Key, Spec} <- mod_event_pusher_http_delivery:config_items()],
-    #section{items = maps:from_list([{Key, Spec} || {Key, Spec, _} <- Options]),
+    %% (ours) the disk spool of its http pool: doc/durability.md
+    Spool = {<<"spool">>, mongoose_event_pusher_spool:config_spec()},
+    #section{items = maps:from_list([Spool | [{Key, Spec} || {Key, Spec, _} <- Options]]),
              defaults = maps:from_list([{Key, Default} || {Key, _, Default} <- Options,
                                                           Default =/= none])}.
 

@@ -125,7 +125,7 @@
 http_pool_start(_Owner, _Config) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 
--spec http_submit(pool(), http_job()) -> ok | {error, overloaded | closed}.
+-spec http_submit(pool(), http_job()) -> ok | {error, overloaded | closed | spool_full}.
 http_submit(_Pool, _Job) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 
@@ -142,7 +142,7 @@ pool_close(_Pool, _Ref, _DrainMs) ->
 sns_pool_start(_Owner, _Config) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 
--spec sns_publish(pool(), sns_job()) -> ok | {error, overloaded | closed}.
+-spec sns_publish(pool(), sns_job()) -> ok | {error, overloaded | closed | spool_full}.
 sns_publish(_Pool, _Job) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 
@@ -159,7 +159,7 @@ rabbit_pool_start(_Owner, _Config) ->
 rabbit_declare_exchanges(_Pool, _Ref, _Exchanges, _TimeoutMs) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 
--spec rabbit_publish(pool(), rabbit_message()) -> ok | {error, overloaded | closed}.
+-spec rabbit_publish(pool(), rabbit_message()) -> ok | {error, overloaded | closed | spool_full}.
 rabbit_publish(_Pool, _Message) ->
     erlang:nif_error({nif_not_loaded, nif_path()}).
 

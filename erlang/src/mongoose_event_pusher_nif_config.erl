@@ -48,6 +48,10 @@ start_spec(#{type := Type, tag := Tag}) ->
 %% child spec, which supervisor reports print, never holds them.
 -spec start_spec(mongoose_event_pusher_pool_owner:key(), source()) ->
           {ok, start_spec()} | {error, term()}.
+start_spec({http, Scope, Tag}, #{type := http} = Entry) ->
+    Config = with_spool([mod_event_pusher_http, mod_push_service_mongoosepush], http,
+                        Scope, Tag, http(Entry)),
+    {ok, {mongoose_event_pusher_nif, http_pool_start, [Config]}};
 start_spec({rabbit, Scope, Tag}, #{type := rabbit} = Entry) ->
     {ok, {mongoose_event_pusher_nif, rabbit_pool_start, [rabbit(Scope, Tag, Entry)]}};
 start_spec({sns, HostType, _Tag}, {module_opts, mod_event_pusher_sns}) ->
@@ -62,7 +66,8 @@ start_spec(_Key, Entry) ->
 -spec sns_pool_start(pid(), mongooseim:host_type()) -> {ok, reference()} | {error, term()}.
 sns_pool_start(Owner, HostType) ->
     try
-        Config = sns(gen_mod:get_loaded_module_opts(HostType, mod_event_pusher_sns)),
+        Config = with_spool([mod_event_pusher_sns], sns, HostType, pusher_sns,
+                            sns(gen_mod:get_loaded_module_opts(HostType, mod_event_pusher_sns))),
         mongoose_event_pusher_nif:sns_pool_start(Owner, Config)
     catch
         Class:Reason ->
@@ -142,9 +147,23 @@ rabbit(Scope, Tag, #{opts := Opts, conn_opts := ConnOpts}) ->
                queue_capacity => queue_capacity(Opts),
                confirm_timeout => ?RABBIT_CONFIRM_TIMEOUT_MS,
                event_tag => {mod_event_pusher_rabbit, {Scope, Tag}}},
-    case ConnOpts of
-        #{tls := TLS} -> Config#{tls => tls(TLS)};
-        #{} -> Config
+    with_spool([mod_event_pusher_rabbit], rabbit, Scope, Tag,
+               case ConnOpts of
+                   #{tls := TLS} -> Config#{tls => tls(TLS)};
+                   #{} -> Config
+               end).
+
+%% (ours) The pool's disk spool, when a module using it configures one (the
+%% first of Modules that does).
+-spec with_spool([module()], atom(), global | binary(), atom(), map()) -> map().
+with_spool([], _Backend, _Scope, _Tag, Config) ->
+    Config;
+with_spool([Module | Modules], Backend, Scope, Tag, Config) ->
+    case mongoose_event_pusher_spool:for_pool(Module, Scope, Backend, Tag) of
+        {ok, Spool, PoolDir} ->
+            Config#{spool => mongoose_event_pusher_spool:nif_config(Spool, PoolDir, Backend)};
+        none ->
+            with_spool(Modules, Backend, Scope, Tag, Config)
     end.
 
 -spec sns(gen_mod:module_opts()) -> map().

@@ -96,6 +96,7 @@ init({Key, {Mod, Fun, Args}}) ->
             %% After a restart, the modules using the pool must find the new one.
             ok = mongoose_event_pusher_pool_registry:owner_started(Key),
             ?LOG_INFO(#{what => event_pusher_pool_started, pool => Key}),
+            mongoose_event_pusher_spool:log_start(Key, mongoose_event_pusher_nif:pool_stats(Pool)),
             {ok, #state{key = Key, pool = Pool}};
         {error, Reason} ->
             ?LOG_ERROR(#{what => event_pusher_pool_start_failed, pool => Key, reason => Reason}),

@@ -77,8 +77,10 @@ impl Counters {
         true
     }
 
-    /// Takes a place in the queue if there is one, counting nothing otherwise.
-    pub fn reserve_quietly(&self, capacity: u64) -> bool {
+    /// Takes a place in the queue if there is one (the spool's writer,
+    /// whose job then waits on disk; a dead letter's replay, which stays a
+    /// dead letter): not an overload.
+    pub fn try_place(&self, capacity: u64) -> bool {
         if self.queued.fetch_add(1, Relaxed) >= capacity {
             self.queued.fetch_sub(1, Relaxed);
             return false;

@@ -17,6 +17,7 @@ rustler::atoms! {
     false_ = "false",
     overloaded,
     closed,
+    spool_full,
     // messages
     mongoose_event_pusher_nif,
     results,
@@ -46,6 +47,15 @@ rustler::atoms! {
     server_name_indication,
     sni_host,
     disconnect_on_failure,
+    spool,
+    // spool options
+    dir,
+    max_bytes,
+    fsync,
+    never,
+    always,
+    interval,
+    segment_bytes,
     // stats keys
     submitted,
     sent,
@@ -68,4 +78,12 @@ rustler::atoms! {
     queued,
     in_flight,
     panics,
+    spool_bytes,
+    spool_events,
+    spool_waiting,
+    spool_replayed,
+    spool_corrupt,
+    spool_corrupt_bytes,
+    spool_skipped,
+    dropped_spool_full,
 }

@@ -22,6 +22,8 @@ pub enum NifError {
     Overloaded,
     /// `{error, closed}`: the pool is closing or closed.
     Closed,
+    /// `{error, spool_full}`: the pool's disk spool is at its byte limit.
+    SpoolFull,
     /// `{error, <<"workers must be a positive integer">>}`: a config value of
     /// the right type that makes no sense. Names the option, never a secret.
     InvalidConfig(Cow<'static, str>),
@@ -43,6 +45,7 @@ impl fmt::Display for NifError {
             NifError::BadArg => "badarg",
             NifError::Overloaded => "overloaded",
             NifError::Closed => "closed",
+            NifError::SpoolFull => "spool_full",
             NifError::InvalidConfig(reason) => reason,
             NifError::Start(reason) => reason,
             NifError::OwnerNotAlive => "owner is not alive",
@@ -60,6 +63,7 @@ impl Encoder for NifError {
             NifError::BadArg => rustler::types::atom::badarg().encode(env),
             NifError::Overloaded => atoms::overloaded().encode(env),
             NifError::Closed => atoms::closed().encode(env),
+            NifError::SpoolFull => atoms::spool_full().encode(env),
             other => other.to_string().as_str().encode(env),
         }
     }
@@ -80,6 +84,7 @@ impl From<NifError> for rustler::Error {
             // allocates nothing.
             NifError::Overloaded => rustler::Error::Term(Box::new(AtomReason(atoms::overloaded))),
             NifError::Closed => rustler::Error::Term(Box::new(AtomReason(atoms::closed))),
+            NifError::SpoolFull => rustler::Error::Term(Box::new(AtomReason(atoms::spool_full))),
             other => rustler::Error::Term(Box::new(other)),
         }
     }
@@ -101,7 +106,7 @@ impl From<StartError> for NifError {
     }
 }
 
-/// Why a core pool refused a job: `{error, overloaded | closed}`, or a job no
+/// Why a core pool refused a job: `{error, overloaded | closed | spool_full}`, or a job no
 /// request can carry (too long a path, exchange or routing key; an attribute
 /// SNS cannot hold), which is a bad argument.
 macro_rules! from_submit_error {
@@ -111,6 +116,7 @@ macro_rules! from_submit_error {
                 match error {
                     $backend::SubmitError::Overloaded => NifError::Overloaded,
                     $backend::SubmitError::Closed => NifError::Closed,
+                    $backend::SubmitError::SpoolFull => NifError::SpoolFull,
                     $backend::SubmitError::$unfit => NifError::BadArg,
                 }
             }

@@ -17,8 +17,13 @@ use std::time::Duration;
 /// `http_pool_start(Owner, Config) -> {ok, Pool} | {error, Reason}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn http_pool_start(env: Env<'_>, owner: LocalPid, config: Term<'_>) -> Started<HttpResource> {
+    let spool = crate::spool::config(config)?;
     let config = config::http(config)?;
-    HttpResource::start(env, owner, HttpPool::start(config, Reply::to(owner)))
+    let pool = match spool {
+        Some(spool) => HttpPool::start_spooled(config, &spool, Reply::to(owner)),
+        None => HttpPool::start(config, Reply::to(owner)),
+    };
+    HttpResource::start(env, owner, pool)
 }
 
 /// `http_submit(Pool, {Tag, Path, Headers, Body, MaxRetries, RetryBaseMs, EventId[, Delivery]})

@@ -11,7 +11,8 @@
 //! - `config`: the pools' config maps; `json_term`: event bodies; `list`:
 //!   every list a NIF takes (an improper one is badarg);
 //! - `reply`: every message to Erlang; `error`: every `{error, Reason}`;
-//! - `tag`: job tags carried through the core; `event_id`: new event IDs.
+//! - `tag`: job tags carried through the core; `event_id`: new event IDs;
+//! - `spool`: a pool's disk spool option and how its tags go to disk.
 
 mod atoms;
 mod config;
@@ -25,6 +26,7 @@ mod rabbit;
 mod reply;
 mod resource;
 mod sns;
+mod spool;
 mod tag;
 
 use rustler::{Env, Term};

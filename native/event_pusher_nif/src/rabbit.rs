@@ -23,13 +23,14 @@ use std::time::Duration;
 /// TLS files (a dirty scheduler); connects in the background.
 #[rustler::nif(schedule = "DirtyIo")]
 fn rabbit_pool_start(env: Env<'_>, owner: LocalPid, config: Term<'_>) -> Started<RabbitResource> {
+    let spool = crate::spool::config(config)?;
     let (config, event_tag) = config::rabbit(config)?;
     let events = Reply::keyed(owner, event_tag);
-    RabbitResource::start(
-        env,
-        owner,
-        RabbitPool::start(config, Reply::to(owner), events),
-    )
+    let pool = match spool {
+        Some(spool) => RabbitPool::start_spooled(config, &spool, Reply::to(owner), events),
+        None => RabbitPool::start(config, Reply::to(owner), events),
+    };
+    RabbitResource::start(env, owner, pool)
 }
 
 /// `{Name, Type, Durable}`, e.g. `{<<"presence">>, <<"topic">>, false}`.

@@ -43,7 +43,7 @@ macro_rules! impl_pool {
             fn stats<'a>(&self, env: ::rustler::Env<'a>) -> ::rustler::NifResult<::rustler::Term<'a>> {
                 let stats = $pool::stats(self);
                 let dead = $pool::dead_letter_stats(self);
-                ::rustler::Term::map_from_arrays(
+                let map = ::rustler::Term::map_from_arrays(
                     env,
                     &[$($crate::atoms::$stat(),)* $crate::atoms::dead_letters(),
                       $crate::atoms::dead_lettered(), $crate::atoms::dead_letters_evicted(),
@@ -51,7 +51,8 @@ macro_rules! impl_pool {
                     &[$(stats.$stat,)* dead.dead_letters, dead.dead_lettered,
                       dead.dead_letters_evicted, dead.dead_letters_replayed,
                       dead.dead_letters_purged],
-                )
+                )?;
+                $crate::resource::with_spool_stats(env, map, $pool::spool_stats(self))
             }
 
             fn dead_letters(&self, limit: usize) -> Vec<::event_pusher_core::pool::DeadLetterInfo<$crate::tag::TagBlob>> {
@@ -106,6 +107,30 @@ impl_pool! {
     SnsPool, sns::DROP_DRAIN,
     [submitted, published, rejected, failed_attempts, retried, requests, queued, in_flight,
      dropped_overloaded, dropped_closed, dropped_retries_exhausted, panics]
+}
+
+/// A pool with a spool has its counters in its stats map too.
+pub fn with_spool_stats<'a>(
+    _env: Env<'a>,
+    map: Term<'a>,
+    spool: Option<event_pusher_core::pool::spool::SpoolStats>,
+) -> NifResult<Term<'a>> {
+    let Some(s) = spool else {
+        return Ok(map);
+    };
+    let pairs = [
+        (atoms::spool_bytes(), s.spool_bytes),
+        (atoms::spool_events(), s.spool_events),
+        (atoms::spool_waiting(), s.spool_waiting),
+        (atoms::spool_replayed(), s.spool_replayed),
+        (atoms::spool_corrupt(), s.spool_corrupt),
+        (atoms::spool_corrupt_bytes(), s.spool_corrupt_bytes),
+        (atoms::spool_skipped(), s.spool_skipped),
+        (atoms::dropped_spool_full(), s.dropped_spool_full),
+    ];
+    pairs
+        .into_iter()
+        .try_fold(map, |map, (key, value)| map.map_put(key, value))
 }
 
 /// Registers each backend's resource type; from the library's `load`.

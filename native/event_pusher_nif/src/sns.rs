@@ -14,8 +14,13 @@ use rustler::{Atom, Binary, Env, Error, LocalPid, NifResult, NifUnitEnum, Term};
 /// SDK client (no I/O, but not a microsecond job either): a dirty scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
 fn sns_pool_start(env: Env<'_>, owner: LocalPid, config: Term<'_>) -> Started<SnsResource> {
+    let spool = crate::spool::config(config)?;
     let config = config::sns(config)?;
-    SnsResource::start(env, owner, SnsPool::start(config, Reply::to(owner)))
+    let pool = match spool {
+        Some(spool) => SnsPool::start_spooled(config, &spool, Reply::to(owner)),
+        None => SnsPool::start(config, Reply::to(owner)),
+    };
+    SnsResource::start(env, owner, pool)
 }
 
 /// `sns_publish(Pool, {Tag, TopicArn, Fields, Metadata, Attributes, EventId})`

@@ -20,6 +20,19 @@ impl TagBlob {
         TagBlob(Arc::new(tag.to_binary()))
     }
 
+    /// The blob from a term's external format that a safe decode accepted
+    /// (a tag read back from the spool: see `spool`).
+    pub fn from_checked(bytes: &[u8]) -> Option<TagBlob> {
+        let mut binary = OwnedBinary::new(bytes.len());
+        binary.as_mut_slice().copy_from_slice(bytes);
+        Some(TagBlob(Arc::new(binary)))
+    }
+
+    /// The term's external format.
+    pub fn bytes(&self) -> &[u8] {
+        self.0.as_slice()
+    }
+
     /// The term again, in `env`.
     pub fn load<'a>(&self, env: Env<'a>) -> Term<'a> {
         // SAFETY: the bytes come from `enif_term_to_binary` in this VM and

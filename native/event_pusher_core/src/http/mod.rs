@@ -27,6 +27,7 @@ mod health;
 mod url;
 mod worker;
 
+use crate::pool::spool::{self, PersistTag, SpoolConfig, SpoolJob, SpoolSink, Spooled};
 use crate::pool::{self, DeadLetters, Intake, Letter};
 use crate::report::{OutcomeSink, Tag};
 use crate::stats::{Counters, Stats};
@@ -137,7 +138,8 @@ pool::submit_error! {
 /// attempt builds its request's map from the list.
 pub(crate) struct Job<T> {
     tag: T,
-    /// Its time is the job's birth, for `Delivery::max_age`.
+    /// Kept by retries and by replays from the spool; its time is the
+    /// job's birth, for `Delivery::max_age`.
     id: EventId,
     /// The request target, in origin form.
     target: Uri,
@@ -148,11 +150,85 @@ pub(crate) struct Job<T> {
     delivery: Delivery,
 }
 
+/// A job's record in the spool: target, headers, retry policy, body.
+impl<T: Send + 'static> SpoolJob for Job<Spooled<T>> {
+    type Tag = T;
+    fn id(&self) -> EventId {
+        self.id
+    }
+    fn tag(&self) -> &Spooled<T> {
+        &self.tag
+    }
+    fn tag_mut(&mut self) -> &mut Spooled<T> {
+        &mut self.tag
+    }
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        use spool::record::{put_bytes, put_u32};
+        put_bytes(out, self.target.to_string().as_bytes());
+        put_u32(out, self.max_retries);
+        put_u32(out, millis(self.retry_base, u32::MAX));
+        let delivery = &self.delivery;
+        put_u32(out, u32::from(delivery.retry_on_timeout));
+        // u32::MAX: no maximum age.
+        put_u32(
+            out,
+            delivery
+                .max_age
+                .map_or(u32::MAX, |age| millis(age, u32::MAX - 1)),
+        );
+        put_u32(out, millis(delivery.retry_after_max, u32::MAX));
+        put_u32(out, self.headers.len() as u32);
+        for (name, value) in &self.headers {
+            put_bytes(out, name.as_str().as_bytes());
+            put_bytes(out, value.as_bytes());
+        }
+        out.extend_from_slice(&self.body);
+    }
+    fn decode_fields(fields: &[u8], id: EventId, tag: Spooled<T>) -> Option<Self> {
+        let mut f = spool::record::Fields(fields);
+        let target = Uri::try_from(f.bytes()?).ok()?;
+        let max_retries = f.u32()?;
+        let retry_base = Duration::from_millis(u64::from(f.u32()?));
+        let retry_on_timeout = f.u32()? != 0;
+        let max_age = match f.u32()? {
+            u32::MAX => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
+        };
+        let delivery = Delivery {
+            retry_on_timeout,
+            max_age,
+            retry_after_max: Duration::from_millis(u64::from(f.u32()?)),
+        };
+        let count = f.u32()?;
+        let mut headers = Vec::with_capacity(count.min(64) as usize);
+        for _ in 0..count {
+            let name = HeaderName::from_bytes(f.bytes()?).ok()?;
+            let value = HeaderValue::from_bytes(f.bytes()?).ok()?;
+            headers.push((name, value));
+        }
+        Some(Job {
+            tag,
+            id,
+            target,
+            headers,
+            body: Bytes::copy_from_slice(f.0),
+            max_retries,
+            retry_base,
+            delivery,
+        })
+    }
+}
+
+/// A duration in whole ms for a spool record, at most `cap`.
+fn millis(duration: Duration, cap: u32) -> u32 {
+    u32::try_from(duration.as_millis()).map_or(cap, |ms| ms.min(cap))
+}
+
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct HttpPool<T: Send + 'static> {
     base_url: UrlBase,
-    intake: Intake<Job<T>, Infallible>,
-    dead: Arc<DeadLetters<Job<T>>>,
+    intake: Intake<Job<Spooled<T>>, Infallible>,
+    dead: Arc<DeadLetters<Job<Spooled<T>>>>,
     /// Wakes an idle worker after a job was queued.
     job_ready: Arc<Notify>,
     #[cfg(feature = "test-hooks")]
@@ -163,6 +239,36 @@ impl<T: Tag> HttpPool<T> {
     /// Starts a pool whose outcomes go to `sink`. Reads TLS files: call it
     /// where blocking for a few milliseconds is fine.
     pub fn start<S: OutcomeSink<T>>(cfg: HttpPoolConfig, sink: S) -> Result<Self, StartError> {
+        Self::start_with(cfg, None, sink)
+    }
+
+    /// [`HttpPool::start`] with a disk spool (see [`crate::pool::spool`]):
+    /// what it holds from an earlier run is sent first.
+    pub fn start_spooled<S: OutcomeSink<T>>(
+        cfg: HttpPoolConfig,
+        spool: &SpoolConfig,
+        sink: S,
+    ) -> Result<Self, StartError>
+    where
+        T: PersistTag,
+    {
+        validate(&cfg)?;
+        let opened = spool::open::<Job<Spooled<T>>>(spool)?;
+        let mut pool = Self::start_with(cfg, Some(opened.acks()), sink)?;
+        // Jobs the spool queues wake a worker as `submit` does.
+        let ready = pool.job_ready.clone();
+        let wake = Box::new(move || ready.notify_one());
+        pool.intake
+            .attach_spool(opened, Some(wake))
+            .map_err(StartError::Thread)?;
+        Ok(pool)
+    }
+
+    fn start_with<S: OutcomeSink<T>>(
+        cfg: HttpPoolConfig,
+        acks: Option<crossbeam_channel::Sender<spool::Control>>,
+        sink: S,
+    ) -> Result<Self, StartError> {
         let base_url = validate(&cfg)?;
         let endpoint = endpoint(&cfg, &base_url)?;
         let counters = Arc::new(Counters::default());
@@ -173,7 +279,7 @@ impl<T: Tag> HttpPool<T> {
         let (lane, queue) = mpsc::unbounded_channel();
         let intake = pool::start(
             "event_pusher_rep",
-            sink,
+            SpoolSink::new(sink, acks),
             counters.clone(),
             vec![lane],
             cfg.queue_capacity,
@@ -212,7 +318,7 @@ impl<T: Tag> HttpPool<T> {
             .target(job.path)
             .ok_or(SubmitError::InvalidPath)?;
         let job = Job {
-            tag: job.tag,
+            tag: Spooled::new(job.tag),
             id: job.id,
             target,
             headers: header_list(job.headers),
@@ -231,7 +337,7 @@ impl<T: Tag> HttpPool<T> {
 
 impl<T: Send + 'static> HttpPool<T> {
     /// Queues a dead letter again; gives it back if the queue refuses it.
-    fn requeue(&self, job: Job<T>) -> Option<Job<T>> {
+    fn requeue(&self, job: Job<Spooled<T>>) -> Option<Job<Spooled<T>>> {
         let refused = self.intake.requeue(0, job);
         if refused.is_none() {
             self.job_ready.notify_one();
@@ -240,13 +346,13 @@ impl<T: Send + 'static> HttpPool<T> {
     }
 }
 
-impl<T: Send + 'static> Letter for Job<T> {
+impl<T: Send + 'static> Letter for Job<Spooled<T>> {
     type Tag = T;
     fn id(&self) -> EventId {
         self.id
     }
     fn tag(&self) -> &T {
-        &self.tag
+        &self.tag.tag
     }
     fn target(&self) -> String {
         self.target.to_string()
@@ -258,6 +364,9 @@ impl<T: Send + 'static> Letter for Job<T> {
     /// from its ID's time, so a replayed letter would expire at once: an
     /// operator's replay is held through an outage without a maximum age.
     fn reset(&mut self) {
+        // Its spool record was acked when it became a dead letter: a
+        // replay lives in memory only.
+        self.tag.seq = None;
         self.delivery.max_age = None;
     }
 }
@@ -266,6 +375,11 @@ impl<T: Send + 'static> HttpPool<T> {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.intake.counters().snapshot()
+    }
+
+    /// The spool's counters, for a pool started with one.
+    pub fn spool_stats(&self) -> Option<crate::pool::spool::SpoolStats> {
+        self.intake.has_spool().then(|| self.intake.spool_stats())
     }
 
     pool::handle_methods! {

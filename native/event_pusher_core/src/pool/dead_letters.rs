@@ -92,7 +92,7 @@ pub(crate) struct DeadLetters<J> {
     purged: AtomicU64,
 }
 
-impl<J: Letter> DeadLetters<J> {
+impl<J> DeadLetters<J> {
     pub fn new(capacity: usize) -> Self {
         DeadLetters {
             entries: Mutex::new(VecDeque::new()),
@@ -131,7 +131,9 @@ impl<J: Letter> DeadLetters<J> {
         }
         entries.push_back(entry);
     }
+}
 
+impl<J: Letter> DeadLetters<J> {
     /// The oldest `limit` letters.
     pub fn list(&self, limit: usize) -> Vec<DeadLetterInfo<J::Tag>>
     where

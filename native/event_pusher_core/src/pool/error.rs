@@ -11,6 +11,8 @@ pub enum StartError {
     Runtime(std::io::Error),
     #[error("cannot start the reporter thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Spool(#[from] super::spool::OpenError),
 }
 
 /// Why the pool's queue refused a job; each backend's `SubmitError` has
@@ -21,6 +23,9 @@ pub enum Refused {
     Overloaded,
     #[error("closed")]
     Closed,
+    /// The pool's disk spool is at its byte limit.
+    #[error("spool_full")]
+    SpoolFull,
 }
 
 /// Defines a backend's `SubmitError`: the queue's refusals plus the one
@@ -36,6 +41,9 @@ macro_rules! submit_error {
             Overloaded,
             #[error("closed")]
             Closed,
+            /// The pool's disk spool is at its byte limit.
+            #[error("spool_full")]
+            SpoolFull,
             $(#[$doc])*
             #[error($message)]
             $invalid,
@@ -46,6 +54,7 @@ macro_rules! submit_error {
                 match refused {
                     $crate::pool::Refused::Overloaded => SubmitError::Overloaded,
                     $crate::pool::Refused::Closed => SubmitError::Closed,
+                    $crate::pool::Refused::SpoolFull => SubmitError::SpoolFull,
                 }
             }
         }

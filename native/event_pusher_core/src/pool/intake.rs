@@ -2,6 +2,7 @@
 //! task), the control channel to the lifecycle task, and the close.
 
 use super::lifecycle::{Lifecycle, Strategy};
+use super::spool::{self, SpoolStats};
 use super::{supervise, Refused, StartError};
 use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
 use crate::runtime;
@@ -35,6 +36,8 @@ pub(crate) struct Intake<J, R> {
     control: mpsc::UnboundedSender<Control<R>>,
     closing: AtomicBool,
     runtime: &'static Handle,
+    /// The disk spool, when the pool has one: jobs go through it.
+    spool: Option<spool::Handle<J>>,
 }
 
 /// Starts a pool's reporter thread (named `name`, outcomes to `sink`) and
@@ -65,6 +68,7 @@ where
         control,
         closing: AtomicBool::new(false),
         runtime,
+        spool: None,
     })
 }
 
@@ -78,8 +82,42 @@ impl<J, R> Intake<J, R> {
         Ok(())
     }
 
-    /// Queues `job` on `lane` (below [`Intake::lanes`]). O(1), never waits.
+    /// Starts `spool`'s writer on this queue: from now on jobs go through it.
+    /// `wake` runs after the writer queued jobs (the http workers wait for it).
+    pub fn attach_spool(
+        &mut self,
+        spool: spool::Opened<J>,
+        wake: Option<spool::Wake>,
+    ) -> std::io::Result<()>
+    where
+        J: spool::SpoolJob,
+    {
+        let handle = spool.launch(
+            self.lanes.to_vec(),
+            self.counters.clone(),
+            self.capacity,
+            wake,
+        )?;
+        self.spool = Some(handle);
+        Ok(())
+    }
+
+    pub fn has_spool(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    pub fn spool_stats(&self) -> SpoolStats {
+        self.spool.as_ref().map(|s| s.stats()).unwrap_or_default()
+    }
+
+    /// Queues `job` on `lane` (below [`Intake::lanes`]), through the spool
+    /// if there is one. O(1), never waits.
     pub fn push(&self, lane: usize, job: J) -> Result<(), Refused> {
+        if let Some(spool) = &self.spool {
+            return spool
+                .submit(lane, job, &self.counters)
+                .map_err(|refused| self.refuse(refused));
+        }
         let counters = &self.counters;
         // A place first, so concurrent callers never overshoot the capacity.
         if !counters.reserve(self.capacity) {
@@ -106,7 +144,7 @@ impl<J, R> Intake<J, R> {
         let Some(sender) = self.lanes.get(lane) else {
             return Some(job);
         };
-        if self.closing.load(Relaxed) || !counters.reserve_quietly(self.capacity) {
+        if self.closing.load(Relaxed) || !counters.try_place(self.capacity) {
             return Some(job);
         }
         match sender.send(job) {
@@ -139,6 +177,18 @@ impl<J, R> Intake<J, R> {
     /// `drain`; `done` runs on the reporter thread after the last outcome.
     pub fn close(&self, drain: Duration, done: CloseCallback) {
         self.closing.store(true, Relaxed);
+        // The spool's last commit (and its directory's unlock) comes before
+        // the owner hears that the pool is closed: it may start it again.
+        let done: CloseCallback = match &self.spool {
+            Some(spool) => {
+                let stop = spool.stopper();
+                Box::new(move |report| {
+                    stop();
+                    done(report)
+                })
+            }
+            None => done,
+        };
         let refused = self.control.send(Control::Close { drain, done });
         // Refused only once the pool has finished: nothing is left to
         // report, so only the callback runs (off the caller's thread, like a

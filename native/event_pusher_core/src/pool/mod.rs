@@ -16,6 +16,7 @@ mod faults;
 mod handle;
 mod intake;
 mod lifecycle;
+pub mod spool;
 mod supervise;
 
 pub use dead_letters::{DeadLetterInfo, DeadLetterStats, Select, DEFAULT_CAPACITY};

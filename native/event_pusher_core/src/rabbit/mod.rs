@@ -35,6 +35,7 @@ mod window;
 mod wire;
 mod worker;
 
+use crate::pool::spool::{self, PersistTag, SpoolConfig, SpoolJob, SpoolSink, SpoolStats, Spooled};
 use crate::pool::{self, DeadLetters, Intake, Letter};
 use crate::report::{OutcomeSink, Reporter, Tag};
 use crate::secret::Secret;
@@ -122,7 +123,8 @@ pool::submit_error! {
 /// A message inside the pool.
 pub(crate) struct Message<T> {
     pub tag: T,
-    /// The event's ID, made when the message entered the pool; republishes keep it.
+    /// The event's ID, made when the message entered the pool; republishes
+    /// and replays from the spool keep it.
     pub id: crate::EventId,
     pub exchange: ShortString,
     pub routing_key: ShortString,
@@ -136,13 +138,13 @@ pub(crate) struct Message<T> {
     pub returns: Option<unroutable::Returns>,
 }
 
-impl<T: Send + 'static> Letter for Message<T> {
+impl<T: Send + 'static> Letter for Message<Spooled<T>> {
     type Tag = T;
     fn id(&self) -> crate::EventId {
         self.id
     }
     fn tag(&self) -> &T {
-        &self.tag
+        &self.tag.tag
     }
     fn target(&self) -> String {
         format!("{} {}", self.exchange, self.routing_key)
@@ -151,6 +153,9 @@ impl<T: Send + 'static> Letter for Message<T> {
         self.body.len()
     }
     fn reset(&mut self) {
+        // Its spool record was acked when it became a dead letter: a
+        // replay lives in memory only.
+        self.tag.seq = None;
         self.failures = 0;
     }
 }
@@ -187,10 +192,67 @@ impl<T: Tag> Shared<T> {
     }
 }
 
+/// A message's record in the spool: exchange, routing key, body.
+impl<T: Send + 'static> SpoolJob for Message<Spooled<T>> {
+    type Tag = T;
+    fn id(&self) -> crate::EventId {
+        self.id
+    }
+    fn tag(&self) -> &Spooled<T> {
+        &self.tag
+    }
+    fn tag_mut(&mut self) -> &mut Spooled<T> {
+        &mut self.tag
+    }
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        use spool::record::{put_bytes, put_u32};
+        put_bytes(out, self.exchange.as_str().as_bytes());
+        put_bytes(out, self.routing_key.as_str().as_bytes());
+        let options = &self.options;
+        put_u32(
+            out,
+            u32::from(options.event_properties) | u32::from(options.persistent) << 1,
+        );
+        // u32::MAX: not mandatory; the retry time in ms otherwise.
+        let mandatory = options.mandatory.map_or(u32::MAX, |time| {
+            u32::try_from(time.as_millis()).unwrap_or(u32::MAX - 1)
+        });
+        put_u32(out, mandatory);
+        out.extend_from_slice(&self.body);
+    }
+    fn decode_fields(fields: &[u8], id: crate::EventId, tag: Spooled<T>) -> Option<Self> {
+        let mut fields = spool::record::Fields(fields);
+        let exchange = ShortString::try_new(fields.str()?).ok()?;
+        let routing_key = ShortString::try_new(fields.str()?).ok()?;
+        let flags = fields.u32()?;
+        let mandatory = match fields.u32()? {
+            u32::MAX => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
+        };
+        let options = PublishOptions {
+            event_properties: flags & 1 != 0,
+            persistent: flags & 2 != 0,
+            mandatory,
+        };
+        Some(Message {
+            tag,
+            id,
+            exchange,
+            routing_key,
+            body: Bytes::copy_from_slice(fields.0),
+            order: 0,
+            failures: 0,
+            options,
+            // A replay starts a new round of returns.
+            returns: None,
+        })
+    }
+}
+
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct RabbitPool<T: Send + 'static> {
-    intake: Intake<Message<T>, supervisor::Declare>,
-    dead: Arc<DeadLetters<Message<T>>>,
+    intake: Intake<Message<Spooled<T>>, supervisor::Declare>,
+    dead: Arc<DeadLetters<Message<Spooled<T>>>>,
     counters: Arc<RabbitCounters>,
     #[cfg(feature = "test-hooks")]
     faults: Arc<pool::Faults>,
@@ -205,6 +267,35 @@ impl<T: Tag> RabbitPool<T> {
         sink: S,
         events: E,
     ) -> Result<Self, StartError> {
+        Self::start_with(cfg, None, sink, events)
+    }
+
+    /// [`RabbitPool::start`] with a disk spool (see [`crate::pool::spool`]):
+    /// what it holds from an earlier run is published first.
+    pub fn start_spooled<S: OutcomeSink<T>, E: PoolEvents>(
+        cfg: RabbitPoolConfig,
+        spool: &SpoolConfig,
+        sink: S,
+        events: E,
+    ) -> Result<Self, StartError>
+    where
+        T: PersistTag,
+    {
+        validate(&cfg)?;
+        let opened = spool::open::<Message<Spooled<T>>>(spool)?;
+        let mut pool = Self::start_with(cfg, Some(opened.acks()), sink, events)?;
+        pool.intake
+            .attach_spool(opened, None)
+            .map_err(StartError::Thread)?;
+        Ok(pool)
+    }
+
+    fn start_with<S: OutcomeSink<T>, E: PoolEvents>(
+        cfg: RabbitPoolConfig,
+        acks: Option<crossbeam_channel::Sender<spool::Control>>,
+        sink: S,
+        events: E,
+    ) -> Result<Self, StartError> {
         validate(&cfg)?;
         let endpoint = connect::Endpoint::new(&cfg)?;
         let counters = Arc::new(RabbitCounters::default());
@@ -215,7 +306,7 @@ impl<T: Tag> RabbitPool<T> {
             (0..cfg.workers).map(|_| mpsc::unbounded_channel()).unzip();
         let intake = pool::start(
             "event_pusher_rmq",
-            sink,
+            SpoolSink::new(sink, acks),
             counters.common.clone(),
             lanes,
             cfg.queue_capacity,
@@ -276,7 +367,7 @@ impl<T: Tag> RabbitPool<T> {
         };
         let worker = self.worker_for(routing_key.as_str());
         let message = Message {
-            tag,
+            tag: Spooled::new(tag),
             id: crate::EventId::new(),
             exchange,
             routing_key,
@@ -293,7 +384,7 @@ impl<T: Tag> RabbitPool<T> {
 impl<T: Send + 'static> RabbitPool<T> {
     /// Queues a dead letter again, on its routing key's worker; gives it
     /// back if the queue refuses it.
-    fn requeue(&self, message: Message<T>) -> Option<Message<T>> {
+    fn requeue(&self, message: Message<Spooled<T>>) -> Option<Message<Spooled<T>>> {
         let worker = self.worker_for(message.routing_key.as_str());
         self.intake.requeue(worker, message)
     }
@@ -313,6 +404,11 @@ impl<T: Send + 'static> RabbitPool<T> {
     /// A snapshot of the counters.
     pub fn stats(&self) -> RabbitStats {
         self.counters.snapshot()
+    }
+
+    /// The spool's counters, for a pool started with one.
+    pub fn spool_stats(&self) -> Option<SpoolStats> {
+        self.intake.has_spool().then(|| self.intake.spool_stats())
     }
 
     /// Declares `exchanges` on a live connection of the pool (waiting for one

@@ -16,6 +16,7 @@ mod fifo;
 mod reason;
 mod request;
 
+use crate::pool::spool::{self, PersistTag, SpoolConfig, SpoolJob, SpoolSink, Spooled};
 use crate::pool::{self, DeadLetters, Intake, Letter};
 use crate::report::{OutcomeSink, Tag};
 use crate::secret::Secret;
@@ -137,6 +138,7 @@ pub(crate) struct SnsCounters {
 /// A job inside the pool: attributes in the SDK's form, ready to send.
 pub(crate) struct Job<T> {
     tag: T,
+    /// Kept by retries and by replays from the spool.
     id: crate::EventId,
     topic: Arc<str>,
     message: String,
@@ -164,10 +166,84 @@ impl<T> Job<T> {
     }
 }
 
+/// A job's record in the spool: topic, message, attributes as SNS takes them.
+impl<T: Send + 'static> SpoolJob for Job<Spooled<T>> {
+    type Tag = T;
+    fn id(&self) -> crate::EventId {
+        self.id
+    }
+    fn tag(&self) -> &Spooled<T> {
+        &self.tag
+    }
+    fn tag_mut(&mut self) -> &mut Spooled<T> {
+        &mut self.tag
+    }
+    fn encode_fields(&self, out: &mut Vec<u8>) {
+        use spool::record::{put_bytes, put_u32};
+        put_bytes(out, self.topic.as_bytes());
+        put_bytes(out, self.message.as_bytes());
+        let attributes = self.attributes.iter().flatten();
+        put_u32(out, self.attributes.as_ref().map_or(0, |a| a.len() as u32));
+        for (name, value) in attributes {
+            put_bytes(out, name.as_bytes());
+            put_bytes(out, value.data_type().as_bytes());
+            match value.binary_value() {
+                Some(blob) => {
+                    put_u32(out, 1);
+                    put_bytes(out, blob.as_ref());
+                }
+                None => {
+                    put_u32(out, 0);
+                    put_bytes(out, value.string_value().unwrap_or_default().as_bytes());
+                }
+            }
+        }
+        match &self.fifo {
+            Some(ids) => {
+                put_u32(out, 1);
+                put_bytes(out, ids.group.as_bytes());
+                put_bytes(out, ids.deduplication.as_bytes());
+            }
+            None => put_u32(out, 0),
+        }
+    }
+    fn decode_fields(fields: &[u8], id: crate::EventId, tag: Spooled<T>) -> Option<Self> {
+        let mut f = spool::record::Fields(fields);
+        let topic = Arc::from(f.str()?);
+        let message = f.str()?.to_owned();
+        let count = f.u32()?;
+        let mut attributes = HashMap::with_capacity(count.min(64) as usize);
+        for _ in 0..count {
+            let name = f.str()?.to_owned();
+            let builder = MessageAttributeValue::builder().data_type(f.str()?);
+            let builder = match f.u32()? {
+                1 => builder.binary_value(aws_sdk_sns::primitives::Blob::new(f.bytes()?)),
+                _ => builder.string_value(f.str()?),
+            };
+            attributes.insert(name, builder.build().ok()?);
+        }
+        let fifo = match f.u32()? {
+            1 => Some(fifo::FifoIds {
+                group: f.str()?.to_owned(),
+                deduplication: f.str()?.to_owned(),
+            }),
+            _ => None,
+        };
+        Some(Job {
+            tag,
+            id,
+            topic,
+            message,
+            attributes: (count > 0).then_some(attributes),
+            fifo,
+        })
+    }
+}
+
 /// The handle of a running pool. Dropping it closes the pool (drain [`DROP_DRAIN`]).
 pub struct SnsPool<T: Send + 'static> {
-    intake: Intake<Job<T>, Infallible>,
-    dead: Arc<DeadLetters<Job<T>>>,
+    intake: Intake<Job<Spooled<T>>, Infallible>,
+    dead: Arc<DeadLetters<Job<Spooled<T>>>>,
     counters: Arc<SnsCounters>,
     #[cfg(feature = "test-hooks")]
     faults: Arc<pool::Faults>,
@@ -177,6 +253,33 @@ impl<T: Tag> SnsPool<T> {
     /// Starts a pool whose outcomes go to `sink`. Does no I/O: the SDK client
     /// connects on the first request.
     pub fn start<S: OutcomeSink<T>>(cfg: SnsPoolConfig, sink: S) -> Result<Self, StartError> {
+        Self::start_with(cfg, None, sink)
+    }
+
+    /// [`SnsPool::start`] with a disk spool (see [`crate::pool::spool`]):
+    /// what it holds from an earlier run is published first.
+    pub fn start_spooled<S: OutcomeSink<T>>(
+        cfg: SnsPoolConfig,
+        spool: &SpoolConfig,
+        sink: S,
+    ) -> Result<Self, StartError>
+    where
+        T: PersistTag,
+    {
+        validate(&cfg)?;
+        let opened = spool::open::<Job<Spooled<T>>>(spool)?;
+        let mut pool = Self::start_with(cfg, Some(opened.acks()), sink)?;
+        pool.intake
+            .attach_spool(opened, None)
+            .map_err(StartError::Thread)?;
+        Ok(pool)
+    }
+
+    fn start_with<S: OutcomeSink<T>>(
+        cfg: SnsPoolConfig,
+        acks: Option<crossbeam_channel::Sender<spool::Control>>,
+        sink: S,
+    ) -> Result<Self, StartError> {
         validate(&cfg)?;
         let client = client::build(&cfg).map_err(StartError::InvalidConfig)?;
         let counters = Arc::new(SnsCounters::default());
@@ -186,7 +289,7 @@ impl<T: Tag> SnsPool<T> {
         let (lane, queue) = mpsc::unbounded_channel();
         let intake = pool::start(
             "event_pusher_sns",
-            sink,
+            SpoolSink::new(sink, acks),
             counters.common.clone(),
             vec![lane],
             cfg.queue_capacity,
@@ -227,7 +330,7 @@ impl<T: Tag> SnsPool<T> {
         let attributes = sdk_attributes(job.attributes)?;
         let fifo = fifo::is_fifo(&job.topic_arn).then(|| fifo::ids(job.group.as_deref(), job.id));
         let job = Job {
-            tag: job.tag,
+            tag: Spooled::new(job.tag),
             id: job.id,
             topic: Arc::from(job.topic_arn),
             message: job.message,
@@ -238,13 +341,13 @@ impl<T: Tag> SnsPool<T> {
     }
 }
 
-impl<T: Send + 'static> Letter for Job<T> {
+impl<T: Send + 'static> Letter for Job<Spooled<T>> {
     type Tag = T;
     fn id(&self) -> crate::EventId {
         self.id
     }
     fn tag(&self) -> &T {
-        &self.tag
+        &self.tag.tag
     }
     fn target(&self) -> String {
         self.topic.to_string()
@@ -253,13 +356,20 @@ impl<T: Send + 'static> Letter for Job<T> {
         self.payload_bytes()
     }
     // Attempts are counted by the request running the job: nothing to reset.
-    fn reset(&mut self) {}
+    fn reset(&mut self) {
+        self.tag.seq = None;
+    }
 }
 
 impl<T: Send + 'static> SnsPool<T> {
     /// Queues a dead letter again; gives it back if the queue refuses it.
-    fn requeue(&self, job: Job<T>) -> Option<Job<T>> {
+    fn requeue(&self, job: Job<Spooled<T>>) -> Option<Job<Spooled<T>>> {
         self.intake.requeue(0, job)
+    }
+
+    /// The spool's counters, for a pool started with one.
+    pub fn spool_stats(&self) -> Option<crate::pool::spool::SpoolStats> {
+        self.intake.has_spool().then(|| self.intake.spool_stats())
     }
 
     /// A snapshot of the counters.
