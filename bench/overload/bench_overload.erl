@@ -6,9 +6,14 @@
 %% Prints both rows and the ratio of their mean and p99 per call.
 -module(bench_overload).
 
--export([main/1]).
+-export([main/0, main/1]).
 
 -define(EXCHANGE, <<"chat_msg">>).
+
+%% `erl -run bench_overload main' with no arguments calls main/0.
+-spec main() -> no_return().
+main() ->
+    main([]).
 
 -spec main([string()]) -> no_return().
 main([]) ->
