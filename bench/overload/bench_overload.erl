@@ -25,6 +25,8 @@ row() ->
     PerCaller = Events div Callers,
     Host = bench_host:host_type(),
     ok = ep_amqp:start(),
+    %% A previous user of the broker may have just started its app again.
+    ok = ep_amqp:wait_up(60000),
     Normal = run(normal, Events, Callers, PerCaller, Host),
     ok = ep_amqp:stop_app(),
     Stopped = try run(stopped, 100, Callers, PerCaller, Host)
