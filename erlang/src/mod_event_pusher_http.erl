@@ -393,8 +393,10 @@ req_failed(Ctx = #ctx{host_type = HostType, sender = Sender}, Reason) ->
 
 -spec dropped(ctx(), atom(), boolean()) -> ok.
 dropped(Ctx = #ctx{host_type = HostType, sender = Sender}, Reason, CountFailure) ->
-    ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_http_dropped, reason => Reason,
-                                  text => <<"mod_event_pusher_http gave up an HTTP call">>}),
+    mongoose_event_pusher_drop_log:log(
+      warning, {?MODULE, HostType, Ctx#ctx.pool_name},
+      (log_meta(Ctx))#{what => event_pusher_http_dropped, reason => Reason,
+                       text => <<"mod_event_pusher_http gave up an HTTP call">>}),
     case CountFailure of
         true -> execute(HostType, #{failure_count => 1, sender => Sender});
         false -> ok

@@ -360,7 +360,9 @@ submit(HostType, {Exchange, RoutingKey, Fields, Metadata}) ->
         ok ->
             ok;
         {error, Reason} ->
-            ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_rabbit_dropped, reason => Reason,
+            mongoose_event_pusher_drop_log:log(
+              warning, {?MODULE, Ctx},
+              (log_meta(Ctx))#{what => event_pusher_rabbit_dropped, reason => Reason,
                                           host_type => HostType, exchange => Exchange,
                                           routing_key => RoutingKey,
                                           text => <<"An event was not queued for RabbitMQ">>}),
@@ -382,8 +384,10 @@ message(Tag, Exchange, RoutingKey, Fields, Metadata, Wire) ->
 %% one counts as failed.
 -spec dropped(ctx(), atom()) -> ok.
 dropped(Ctx, Reason) ->
-    ?LOG_WARNING((log_meta(Ctx))#{what => event_pusher_rabbit_dropped, reason => Reason,
-                                  text => <<"The RabbitMQ pool gave up a message">>}),
+    mongoose_event_pusher_drop_log:log(
+      warning, {?MODULE, Ctx},
+      (log_meta(Ctx))#{what => event_pusher_rabbit_dropped, reason => Reason,
+                       text => <<"The RabbitMQ pool gave up a message">>}),
     case Reason of
         retries_exhausted -> ok;
         _ -> published(Ctx, #{failed => 1})

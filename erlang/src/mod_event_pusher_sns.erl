@@ -345,8 +345,10 @@ text(_) ->
 
 -spec dropped(ctx(), atom()) -> ok.
 dropped(Ctx = #{host_type := HostType}, Reason) ->
-    ?LOG_WARNING((log_meta(Ctx))#{what => sns_notification_dropped, reason => Reason,
-                                  text => <<"mod_event_pusher_sns gave up a notification">>}),
+    mongoose_event_pusher_drop_log:log(
+      warning, {?MODULE, HostType},
+      (log_meta(Ctx))#{what => sns_notification_dropped, reason => Reason,
+                       text => <<"mod_event_pusher_sns gave up a notification">>}),
     count_dropped(HostType).
 
 -spec log_meta(ctx()) -> map().

@@ -333,8 +333,9 @@ build_and_submit(Form, Options, Ctx = #ctx{host_type = HostType, path = Path},
 -spec submit(mongoose_event_pusher_pool_owner:pool_ref() | undefined, tuple(), ctx()) ->
           ok | {error, term()}.
 submit(undefined, _Request, #ctx{host_type = HostType, path = Path}) ->
-    ?LOG_ERROR(#{what => push_send_failed, host_type => HostType, path => Path,
-                 reason => pool_not_started}),
+    mongoose_event_pusher_drop_log:log(error, {?MODULE, HostType},
+                                       #{what => push_send_failed, host_type => HostType,
+                                         path => Path, reason => pool_not_started}),
     execute(HostType, #{failure_count => 1}),
     {error, pool_not_started};
 submit(Pool, Request, #ctx{host_type = HostType, path = Path}) ->
@@ -342,8 +343,9 @@ submit(Pool, Request, #ctx{host_type = HostType, path = Path}) ->
         ok ->
             ok;
         {error, Reason} ->
-            ?LOG_ERROR(#{what => push_send_failed, host_type => HostType, path => Path,
-                         reason => Reason}),
+            mongoose_event_pusher_drop_log:log(error, {?MODULE, HostType},
+                                               #{what => push_send_failed, host_type => HostType,
+                                                 path => Path, reason => Reason}),
             execute(HostType, #{failure_count => 1}),
             {error, Reason}
     catch

@@ -38,18 +38,22 @@
 %% API
 %%--------------------------------------------------------------------
 
--spec start_link(key(), mongoose_event_pusher_nif_config:start_spec()) ->
-          {ok, pid()} | {error, term()}.
-start_link(Key, StartSpec) ->
-    gen_server:start_link(?MODULE, {Key, StartSpec}, []).
+%% The start spec behind a closure: its arguments hold the pool's secrets
+%% (a broker password), and a fun prints without what it captured.
+-type start_fun() :: fun(() -> mongoose_event_pusher_nif_config:start_spec()).
+
+-spec start_link(key(), start_fun()) -> {ok, pid()} | {error, term()}.
+start_link(Key, StartFun) when is_function(StartFun, 0) ->
+    gen_server:start_link(?MODULE, {Key, StartFun}, []).
 
 %% @doc A child spec for `mongoose_event_pusher_sup'; the shutdown time covers
-%% the drain of the pool.
+%% the drain of the pool. Supervisor reports print a child spec, so the
+%% start spec is in it only as a closure.
 -spec child_spec(key(), mongoose_event_pusher_nif_config:start_spec()) ->
           supervisor:child_spec().
 child_spec(Key, StartSpec) ->
     #{id => {pool, Key},
-      start => {?MODULE, start_link, [Key, StartSpec]},
+      start => {?MODULE, start_link, [Key, fun() -> StartSpec end]},
       restart => permanent,
       shutdown => ?DRAIN_MS + ?CLOSE_MARGIN_MS + 1000,
       type => worker,
@@ -85,11 +89,11 @@ instrument(Event, Labels, Measurements) ->
 %% gen_server callbacks
 %%--------------------------------------------------------------------
 
--spec init({key(), mongoose_event_pusher_nif_config:start_spec()}) ->
-          {ok, #state{}} | {stop, term()}.
-init({Key, {Mod, Fun, Args}}) ->
+-spec init({key(), start_fun()}) -> {ok, #state{}} | {stop, term()}.
+init({Key, StartFun}) ->
     %% terminate/2 must run on a supervisor shutdown so that the pool drains.
     process_flag(trap_exit, true),
+    {Mod, Fun, Args} = StartFun(),
     case erlang:apply(Mod, Fun, [self() | Args]) of
         {ok, Pool} ->
             persistent_term:put(pt_key(Key), Pool),

@@ -3,7 +3,9 @@
 %% tag), and one per host type for SNS, whose connection options are
 %% `mod_event_pusher_sns''s own.
 %%
-%% Backends reach it through `mongoose_event_pusher_pool_hold'. The first
+%% Backends reach it through `mongoose_event_pusher_pool_hold'; MongooseIM's
+%% `mongoose_wpool' through our `mongoose_wpool_rabbit', whose pool holds the
+%% Rust pool of its entry (host type `global' for a global entry). The first
 %% acquire of a pool starts its owner (`mongoose_event_pusher_pool_owner',
 %% under `mongoose_event_pusher_sup'); the last release stops it, which
 %% drains and closes the pool.
@@ -26,7 +28,8 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -type pool_type() :: atom().
--type host_type() :: binary().
+%% `global' only for mongoose_wpool_rabbit's hold on a global entry.
+-type host_type() :: binary() | global.
 -type tag() :: atom().
 -type binding() :: {pool_type(), host_type(), tag()}.
 -type bindings() :: #{binding() => {mongoose_event_pusher_pool_owner:key(), pos_integer()}}.
@@ -337,7 +340,8 @@ find_entry(Type, HostType, Tag) ->
     GlobalPools = mongoose_config:get_opt(outgoing_pools, []),
     Matching = [E || E = #{type := T, tag := G} <- HostPools ++ GlobalPools,
                      T =:= Type, G =:= Tag],
-    ForHostType = [E || E = #{scope := S} <- Matching, S =:= HostType orelse S =:= host_type],
+    ForHostType = [E || is_binary(HostType),
+                        E = #{scope := S} <- Matching, S =:= HostType orelse S =:= host_type],
     Global = [E || E = #{scope := global} <- Matching],
     case {ForHostType, Global} of
         {[Entry | _], _} -> {ok, {Type, HostType, Tag}, Entry};

@@ -1,4 +1,5 @@
-%% @doc Supervisor of the event pusher's processes: the pool registry
+%% @doc Supervisor of the event pusher's processes: the drop log
+%% (`mongoose_event_pusher_drop_log'), the pool registry
 %% (`mongoose_event_pusher_pool_registry') and one owner per running Rust pool, added
 %% and removed by the registry.
 %%
@@ -43,7 +44,14 @@ init([]) ->
                  shutdown => 5000,
                  type => worker,
                  modules => [mongoose_event_pusher_pool_registry]},
-    {ok, {Flags, [Registry]}}.
+    %% The drop log first: pools report drops to it.
+    DropLog = #{id => mongoose_event_pusher_drop_log,
+                start => {mongoose_event_pusher_drop_log, start_link, []},
+                restart => permanent,
+                shutdown => 5000,
+                type => worker,
+                modules => [mongoose_event_pusher_drop_log]},
+    {ok, {Flags, [DropLog, Registry]}}.
 
 %%--------------------------------------------------------------------
 %% Helpers

@@ -5,12 +5,14 @@
 %% MongooseIM, declaring an event twice or with other label keys fails, and
 %% emitting an undeclared event raises `#{what := event_not_registered}'.
 %%
-%% MongooseIM passes measurements to handler modules (prometheus, exometer,
-%% log); the test host has one built-in handler instead, the recorder that
-%% `instrument_helper' turns on for the events a test declares. `execute/3' is
-%% one ETS lookup, plus one insert while the event is recorded, so it stays
-%% cheap enough for benchmarks. Probes (`probe' in the config) are accepted
-%% but never run.
+%% MongooseIM passes measurements to handler modules (its default config:
+%% prometheus and log); the test host does the same work, so that benchmarks
+%% pay what an event costs in a real node: every measurement of a declared
+%% metric updates a metric in an ETS table as prometheus does (a counter per
+%% spiral/counter, count, sum and bucket for a histogram), and a log handler
+%% checks its level (debug) for a report. On top, the recorder that
+%% `instrument_helper' turns on for the events a test declares. Probes
+%% (`probe' in the config) are accepted but never run.
 %%
 %% The host starts itself: declaring events or recording starts ejabberd_sup
 %% (and this server under it) if needed. A test may also start its own
@@ -58,6 +60,10 @@
 -define(REGISTRY, mongoose_instrument_registry).
 %% ordered_set of {{{EventName, Labels}, Seq}, Measurements, Timestamp}
 -define(RECORDED, mongoose_instrument_recorded).
+%% {{EventName, MetricName, LabelValues}, Value...}: the metrics handler's.
+-define(METRICS, mongoose_instrument_metrics).
+%% Prometheus' default histogram buckets, as MongooseIM's handler uses them.
+-define(BUCKETS, [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]).
 
 -type state() :: #{declared := [{event_name(), labels()}] | off}.
 
@@ -126,11 +132,11 @@ span(Event, Labels, Mod, F, Args, MeasureF) ->
 %% without side effects; the time is in microseconds.
 -spec timed(event_name(), labels(), fun(() -> Result), measure_fun(Result)) -> Result.
 timed(Event, Labels, Work, MeasureF) ->
-    Recorded = lookup(Event, Labels),
+    Handlers = lookup(Event, Labels),
     Started = erlang:monotonic_time(microsecond),
     Result = Work(),
     Elapsed = erlang:monotonic_time(microsecond) - Started,
-    emit(Event, Labels, MeasureF(Elapsed, Result), Recorded),
+    emit(Event, Labels, MeasureF(Elapsed, Result), Handlers),
     Result.
 
 -spec execute(event_name(), labels(), measurements()) -> ok.
@@ -181,6 +187,7 @@ timestamp() ->
 -spec init([]) -> {ok, state()}.
 init([]) ->
     ets:new(?REGISTRY, [named_table, protected, {read_concurrency, true}]),
+    ets:new(?METRICS, [named_table, public, {write_concurrency, true}]),
     {ok, #{declared => off}}.
 
 -spec handle_call(term(), gen_server:from(), state()) -> {reply, term(), state()}.
@@ -230,19 +237,61 @@ call(Request) ->
     mim_host_lib:call(?MODULE, Request).
 
 %% The hot path: one lookup in the registry.
--spec lookup(event_name(), labels()) -> boolean().
+-spec lookup(event_name(), labels()) -> {config(), boolean()}.
 lookup(Event, Labels) ->
-    try ets:lookup_element(?REGISTRY, {Event, Labels}, 3) of
-        Recorded -> Recorded
+    try ets:lookup(?REGISTRY, {Event, Labels}) of
+        [{_, Config, Recorded}] -> {Config, Recorded};
+        [] -> error(#{what => event_not_registered, event_name => Event, labels => Labels})
     catch
         error:badarg ->
             error(#{what => event_not_registered, event_name => Event, labels => Labels})
     end.
 
--spec emit(event_name(), labels(), measurements(), boolean()) -> ok.
-emit(_Event, _Labels, _Measurements, false) ->
+-spec emit(event_name(), labels(), measurements(), {config(), boolean()}) -> ok.
+emit(Event, Labels, Measurements, {Config, Recorded}) ->
+    handle_metrics(Event, Labels, Config, Measurements),
+    handle_log(Event, Labels, Measurements),
+    record(Event, Labels, Measurements, Recorded).
+
+%% MongooseIM's prometheus handler: each declared metric present in the
+%% measurements updates its series (labels as a list of values).
+-spec handle_metrics(event_name(), labels(), config(), measurements()) -> ok.
+handle_metrics(Event, Labels, #{metrics := Metrics}, Measurements) ->
+    LabelValues = maps:values(Labels),
+    maps:foreach(fun(Name, Type) ->
+                         case Measurements of
+                             #{Name := Value} -> update_metric({Event, Name, LabelValues},
+                                                               Type, Value);
+                             #{} -> ok
+                         end
+                 end, Metrics);
+handle_metrics(_Event, _Labels, _Config, _Measurements) ->
+    ok.
+
+-spec update_metric(tuple(), metric_type(), term()) -> ok.
+update_metric(Key, gauge, Value) when is_integer(Value) ->
+    _ = ets:insert(?METRICS, {Key, Value}), ok;
+update_metric(Key, histogram, Value) when is_integer(Value) ->
+    Bucket = length(lists:takewhile(fun(B) -> Value > B end, ?BUCKETS)),
+    _ = ets:update_counter(?METRICS, Key, [{2, 1}, {3, Value}],
+                           {Key, 0, 0}),
+    _ = ets:update_counter(?METRICS, {Key, Bucket}, {2, 1}, {{Key, Bucket}, 0}),
     ok;
-emit(Event, Labels, Measurements, true) ->
+update_metric(Key, _CounterOrSpiral, Value) when is_integer(Value) ->
+    _ = ets:update_counter(?METRICS, Key, {2, Value}, {Key, 0}), ok;
+update_metric(_Key, _Type, _Value) ->
+    ok.
+
+%% MongooseIM's log handler: the event as a report at level debug, which
+%% the node's level (warning) filters out.
+-spec handle_log(event_name(), labels(), measurements()) -> ok.
+handle_log(Event, Labels, Measurements) ->
+    ?LOG_DEBUG(#{what => Event, labels => Labels, measurements => Measurements}).
+
+-spec record(event_name(), labels(), measurements(), boolean()) -> ok.
+record(_Event, _Labels, _Measurements, false) ->
+    ok;
+record(Event, Labels, Measurements, true) ->
     Key = {{Event, Labels}, erlang:unique_integer([monotonic])},
     %% the table may be gone if recording stopped since the lookup
     try ets:insert(?RECORDED, {Key, Measurements, timestamp()}) of

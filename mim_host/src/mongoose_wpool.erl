@@ -1,10 +1,15 @@
 %% @doc The test host's `mongoose_wpool': the configured outgoing pools,
 %% registered the way MongooseIM registers them, without its workers.
 %%
-%% Our product runs its own pools (in Rust) from the `outgoing_pools' config,
-%% so here a pool is a record in the `mongoose_wpool' ETS table plus an idle
-%% placeholder process under ejabberd_sup standing for the pool supervisor
-%% (`start' returns `{ok, Pid}' as MongooseIM does). An `rdbms' pool is
+%% A pool type whose callback module `mongoose_wpool_<Type>' exports
+%% start/4 (the product's `mongoose_wpool_rabbit') is started and stopped
+%% through it, as MongooseIM does: init/0 once per type, start/4, which
+%% calls start_sup_pool/3 here (a `wpool' pool, see the emulated `wpool'),
+%% and stop/2. Our product runs the other pools (in Rust) from the
+%% `outgoing_pools' config, so for those a pool is a record in the
+%% `mongoose_wpool' ETS table plus an idle placeholder process under
+%% ejabberd_sup standing for the pool supervisor (`start' returns `{ok, Pid}'
+%% as MongooseIM does). An `rdbms' pool is
 %% different: MongooseIM's own modules query through it, so its process is a
 %% real database connection (mongoose_rdbms), asked with `call/4'. Pools with scope
 %% `host_type' are expanded per host type; lookups fall back from a host type
@@ -24,7 +29,7 @@
          stop/0, stop/1, stop/2, stop/3,
          get_pool_settings/3, get_pools/0, is_configured/1, make_pool_name/3,
          expand_pools/3, instrumentation/3,
-         call/4, cast/4]).
+         call/4, cast/4, start_sup_pool/3]).
 %% placeholder process entry points
 -export([start_placeholder/1, placeholder_init/1]).
 
@@ -54,6 +59,15 @@
 
 -export_type([pool_type/0, tag/0, scope/0, proc_name/0, pool_name/0, pool_opts/0,
               conn_opts/0]).
+
+%% MongooseIM's pool type callbacks.
+-callback init() -> ok | {error, term()}.
+-callback start(mongooseim:host_type_or_global(), tag(), pool_opts(), conn_opts()) ->
+    {ok, {pid(), proplists:proplist()}} | {ok, pid()} | {error, term()}.
+-callback is_supported_strategy(Strategy :: term()) -> boolean().
+-callback instrumentation(mongooseim:host_type_or_global(), tag()) -> [mongoose_instrument:spec()].
+-callback stop(mongooseim:host_type_or_global(), tag()) -> ok.
+-optional_callbacks([is_supported_strategy/1, instrumentation/2]).
 
 %%--------------------------------------------------------------------
 %% Starting
@@ -109,9 +123,7 @@ start(Type, HostType, Tag, Opts, ConnOpts) ->
     AtomName = make_pool_name(Type, HostType, Tag),
     ok = stop_if_running(Type, HostType, Tag),
     mongoose_instrument:set_up(instrumentation(Type, HostType, Tag)),
-    Spec = #{id => {?MODULE, Name}, start => pool_process(Type, AtomName, Opts, ConnOpts),
-             restart => temporary, shutdown => 5000, type => worker, modules => [?MODULE]},
-    case supervisor:start_child(ejabberd_sup, Spec) of
+    case start_pool(Type, HostType, Tag, AtomName, Opts, ConnOpts) of
         {ok, Pid} ->
             ets:insert(?MODULE, #mongoose_wpool{
                                    name = Name, atom_name = AtomName,
@@ -122,6 +134,40 @@ start(Type, HostType, Tag, Opts, ConnOpts) ->
             mongoose_instrument:tear_down(instrumentation(Type, HostType, Tag)),
             Error
     end.
+
+%% Through the type's callback module when it has one (MongooseIM's
+%% mongoose_wpool_mgr calls init/0 and start/4), else the placeholder.
+-spec start_pool(pool_type(), mongooseim:host_type_or_global(), tag(), proc_name(),
+                 pool_opts(), conn_opts()) -> start_result().
+start_pool(Type, HostType, Tag, AtomName, Opts, ConnOpts) ->
+    Callback = callback_module(Type),
+    case erlang:function_exported(Callback, start, 4) of
+        true ->
+            ok = Callback:init(),
+            WpoolOpts = [Opt || Opt = {Key, _} <- Opts,
+                                not lists:member(Key, [strategy, call_timeout])],
+            case Callback:start(HostType, Tag, WpoolOpts, ConnOpts) of
+                {ok, {Pid, _}} -> {ok, Pid};
+                Other -> Other
+            end;
+        false ->
+            Spec = #{id => {?MODULE, AtomName},
+                     start => pool_process(Type, AtomName, Opts, ConnOpts),
+                     restart => temporary, shutdown => 5000, type => worker,
+                     modules => [?MODULE]},
+            supervisor:start_child(ejabberd_sup, Spec)
+    end.
+
+%% @doc As MongooseIM's: starts a worker_pool pool (the emulated `wpool')
+%% named ProcName under the pool type's supervisor.
+-spec start_sup_pool(pool_type(), proc_name(), [{atom(), term()}]) -> start_result().
+start_sup_pool(Type, ProcName, WpoolOpts) ->
+    ok = mongoose_wpool_type_sup:ensure_started(Type),
+    ChildSpec = #{id => ProcName,
+                  start => {wpool, start_pool, [ProcName, WpoolOpts]},
+                  restart => temporary, shutdown => infinity, type => supervisor,
+                  modules => [wpool]},
+    supervisor:start_child(mongoose_wpool_type_sup:name(Type), ChildSpec).
 
 %%--------------------------------------------------------------------
 %% Stopping
@@ -144,7 +190,19 @@ stop(Type, HostType, Tag) ->
     Name = {Type, HostType, Tag},
     try
         ets:delete(?MODULE, Name),
-        ejabberd_sup:stop_child({?MODULE, Name}),
+        AtomName = make_pool_name(Type, HostType, Tag),
+        Callback = callback_module(Type),
+        case erlang:function_exported(Callback, stop, 2) of
+            true ->
+                %% As MongooseIM's mongoose_wpool_mgr: the pool is a child of
+                %% the type's supervisor.
+                ok = Callback:stop(HostType, Tag),
+                TypeSup = mongoose_wpool_type_sup:name(Type),
+                _ = supervisor:terminate_child(TypeSup, AtomName),
+                _ = supervisor:delete_child(TypeSup, AtomName);
+            false ->
+                ejabberd_sup:stop_child({?MODULE, AtomName})
+        end,
         mongoose_instrument:tear_down(instrumentation(Type, HostType, Tag))
     catch
         Class:Reason:Stacktrace ->
@@ -212,8 +270,7 @@ pool_id(#{type := Type, scope := Scope, tag := Tag}) ->
 -spec instrumentation(pool_type(), mongooseim:host_type_or_global(), tag()) ->
           [mongoose_instrument:spec()].
 instrumentation(Type, HostType, Tag) ->
-    Callback = list_to_atom("mongoose_wpool_" ++ atom_to_list(Type)),
-    _ = code:ensure_loaded(Callback),
+    Callback = callback_module(Type),
     FromCallback = case erlang:function_exported(Callback, instrumentation, 2) of
                        true -> Callback:instrumentation(HostType, Tag);
                        false -> []
@@ -346,6 +403,13 @@ default_instrumentation(Type, HostTypeOrGlobal, Tag) ->
         global -> [{wpool_global_queue_lengths, Labels, Probe}];
         HostType -> [{wpool_queue_lengths, Labels#{host_type => HostType}, Probe}]
     end.
+
+%% The type's callback module (loaded, when it exists).
+-spec callback_module(pool_type()) -> module().
+callback_module(Type) ->
+    Callback = list_to_atom("mongoose_wpool_" ++ atom_to_list(Type)),
+    _ = code:ensure_loaded(Callback),
+    Callback.
 
 -spec lookup(pool_name()) -> [#mongoose_wpool{}].
 lookup(Name) ->

@@ -18,6 +18,11 @@ const CONNECTION_NAME: &str = "mongoose_event_pusher";
 /// default (MongooseIM's client). It also bounds how long lapin's heartbeat
 /// task lingers after a connection closed (half of it).
 const HEARTBEAT_S: u16 = 10;
+/// Largest frame proposed to the broker. lapin keeps a receive and a send
+/// buffer of 32 frames per connection: at RabbitMQ's default 128 kB that is
+/// 8 MB of memory per connection; events are a few hundred bytes (longer
+/// bodies go in several frames).
+const FRAME_MAX: u32 = 16384;
 
 /// Where and how a pool connects. Cheap to share (one per pool).
 pub(crate) struct Endpoint {
@@ -61,6 +66,7 @@ impl Endpoint {
             vhost: cfg.virtual_host.clone(),
             query: AMQPQueryString {
                 heartbeat: Some(HEARTBEAT_S),
+                frame_max: Some(FRAME_MAX),
                 ..AMQPQueryString::default()
             },
         };
