@@ -18,7 +18,7 @@
 -export([exchanges_are_declared_with_configured_types_and_durability/1,
          presence_only_config_declares_only_the_presence_exchange/1,
          exchange_of_another_type_fails_start_naming_it/1,
-         wrong_port_fails_start_with_the_connection_error/1,
+         broker_down_at_start_starts_and_declares_on_connect/1,
          without_a_pool_start_fails_naming_each_exchange/1,
          without_exchanges_the_module_starts_without_a_pool/1,
          wrong_credentials_fail_start_with_the_broker_refusal/1]).
@@ -83,7 +83,7 @@ groups() ->
     [{startup, [], [exchanges_are_declared_with_configured_types_and_durability,
                     presence_only_config_declares_only_the_presence_exchange,
                     exchange_of_another_type_fails_start_naming_it,
-                    wrong_port_fails_start_with_the_connection_error,
+                    broker_down_at_start_starts_and_declares_on_connect,
                     wrong_credentials_fail_start_with_the_broker_refusal,
                     without_a_pool_start_fails_naming_each_exchange,
                     without_exchanges_the_module_starts_without_a_pool]},
@@ -190,8 +190,9 @@ setup(presence_only_config_declares_only_the_presence_exchange) ->
 setup(exchange_of_another_type_fails_start_naming_it) ->
     #{boot => false, exchanges => [{"presence_exchange", "name = \"ep_conflict\""},
                                    {"chat_msg_exchange", "name = \"ep_no_conflict\""}]};
-setup(wrong_port_fails_start_with_the_connection_error) ->
-    #{boot => false, conn => "port = 5699", exchanges => [{"presence_exchange", ""}]};
+setup(broker_down_at_start_starts_and_declares_on_connect) ->
+    #{boot => false, consume => false,
+      exchanges => [{"presence_exchange", "name = \"ep_down_at_start\""}]};
 setup(without_a_pool_start_fails_naming_each_exchange) ->
     #{boot => false, no_pool => true,
       exchanges => [{"presence_exchange", ""}, {"chat_msg_exchange", ""}]};
@@ -299,14 +300,29 @@ exchange_of_another_type_fails_start_naming_it(Config) ->
     ?assert(mentions(Reason, [<<"PRECONDITION_FAILED">>, <<"inequivalent">>])),
     assert_pool_released().
 
-wrong_port_fails_start_with_the_connection_error(doc) ->
-    ["A port where no broker listens fails the start with the connection error"];
-wrong_port_fails_start_with_the_connection_error(Config) ->
-    #{what := creating_exchanges_failed, failures := Failures} = failed_boot(Config),
-    #{presence_exchange := #{name := <<"presence">>, reason := Reason}} = Failures,
-    ct:log("reason: ~p", [Reason]),
-    ?assert(mentions(Reason, [<<"refused">>, <<"connect">>])),
-    assert_pool_released().
+broker_down_at_start_starts_and_declares_on_connect(doc) ->
+    ["(ours) With the broker down the module starts (MongooseIM's fails and the node does not "
+     "boot); its exchanges are declared on the first connection and events published then"];
+broker_down_at_start_starts_and_declares_on_connect(Config) ->
+    ok = ep_amqp:stop_app(),
+    try
+        boot(Config)
+    after
+        ok = ep_amqp:start_app(?WAIT_MS * 3)
+    end,
+    Admin = ep_amqp:connect(),
+    Exchange = <<"ep_down_at_start">>,
+    ep_wait:until(fun() -> ep_amqp:exchange_exists(Admin, Exchange) end, ?WAIT_MS * 3,
+                  #{name => declared_on_connect}),
+    Consumer = ep_amqp:connect(),
+    Queue = ep_amqp:temp_queue(Consumer),
+    ok = ep_amqp:bind(Consumer, Queue, Exchange, <<"#">>),
+    _ = ep_amqp:subscribe(Consumer, Queue),
+    {ok, _} = ep_test_host:user_available(alice()),
+    [#{routing_key := <<"alice@localhost">>}] = ep_amqp:recv(1, ?WAIT_MS),
+    ok = ep_amqp:delete_exchange(Admin, Exchange),
+    [ep_amqp:close(C) || C <- [Consumer, Admin]],
+    ok.
 
 wrong_credentials_fail_start_with_the_broker_refusal(doc) ->
     ["Wrong credentials fail the start with the broker's refusal, without the password"];

@@ -52,6 +52,9 @@
 
 %% @doc Acquires the pool and declares the configured exchanges; a failure
 %% releases the pool and fails the start (MongooseIM: creating_exchanges_failed).
+%% (ours) A broker that cannot be reached is not a failure: the start goes on
+%% (a warning is logged) and the pool declares the exchanges on its first
+%% connection, before it publishes; MongooseIM's node does not boot then.
 -spec start(mongooseim:host_type(), gen_mod:module_opts()) -> ok.
 start(HostType, Opts) ->
     case exchanges(Opts) of
@@ -249,6 +252,12 @@ declare_exchanges(Pool, Exchanges) ->
                                                             ?DECLARE_TIMEOUT_MS),
     receive
         {mongoose_event_pusher_nif, declared, Ref, ok} ->
+            ok;
+        {mongoose_event_pusher_nif, declared, Ref, {pending, Reason}} ->
+            ?LOG_WARNING(#{what => rabbit_exchanges_declared_on_connect, reason => Reason,
+                           exchanges => [Name || {Name, _, _} <- Declarations],
+                           text => <<"The broker cannot be reached: the exchanges are "
+                                     "declared when the pool connects">>}),
             ok;
         {mongoose_event_pusher_nif, declared, Ref, {error, Errors}} ->
             {error, failures(Exchanges, Errors)}

@@ -114,7 +114,8 @@
 -type rabbit_pool_event() :: {connection, opened | closed | {failed, Reason :: binary()}}
                            | {unroutable, Count :: pos_integer(), Exchange :: binary(),
                               RoutingKey :: binary(), ReplyText :: binary()}.
--type rabbit_declare_result() :: ok | {error, [{Name :: binary(), Reason :: binary()}]}.
+-type rabbit_declare_result() :: ok | {pending, Reason :: binary()}
+                               | {error, [{Name :: binary(), Reason :: binary()}]}.
 
 %%--------------------------------------------------------------------
 %% NIFs (replaced when the library loads)

@@ -254,7 +254,9 @@ fn declare_conflicting_with_an_existing_exchange_gives_the_brokers_reason() {
     let (result, _) = events.declared();
     let failures = result.expect_err("conflict");
     assert_eq!(failures.len(), 1, "{failures:?}");
-    let DeclareFailure { exchange, reason } = &failures[0];
+    let DeclareFailure {
+        exchange, reason, ..
+    } = &failures[0];
     assert_eq!(exchange, &taken);
     assert!(
         reason.starts_with("PRECONDITION_FAILED - inequivalent arg 'type'"),

@@ -12,6 +12,7 @@ rustler::atoms! {
     replay,
     purge,
     all,
+    pending,
     ok,
     error,
     false_ = "false",

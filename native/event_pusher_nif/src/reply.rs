@@ -74,12 +74,19 @@ impl Reply {
     }
 
     /// `{mongoose_event_pusher_nif, declared, Ref, ok | {error, [{Name, Reason}]}}`.
+    /// `ok`, `{pending, Reason}` (the broker could not be reached: the pool
+    /// declares them on its next connection) or `{error, [{Name, Reason}]}`.
     pub fn declared(mut self, result: DeclareResult) {
         self.send(atoms::declared(), |env| match &result {
             Ok(()) => atoms::ok().encode(env),
+            Err(failures) if failures.iter().all(|f| f.pending) => {
+                let reason = failures.first().map_or("", |f| f.reason.as_str());
+                (atoms::pending(), reason).encode(env)
+            }
             Err(failures) => {
                 let failures: Vec<Term> = failures
                     .iter()
+                    .filter(|f| !f.pending)
                     .map(|f| (f.exchange.as_str(), f.reason.as_str()).encode(env))
                     .collect();
                 (atoms::error(), failures).encode(env)

@@ -79,8 +79,12 @@ impl Endpoint {
 
     /// One connection attempt. Must run on the shared runtime (lapin binds
     /// the connection's I/O to the current one).
-    pub async fn connect(&self) -> Result<Connection, String> {
-        let runtime = lapin::runtime::default_runtime().map_err(|e| reason(&e))?;
+    /// A new connection, or why not and whether the broker was reached.
+    pub async fn connect(&self) -> Result<Connection, ConnectFailure> {
+        let runtime = lapin::runtime::default_runtime().map_err(|e| ConnectFailure {
+            reason: reason(&e),
+            unreachable: false,
+        })?;
         let tls = self.tls.clone();
         let props = ConnectionProperties::default().with_connection_name(CONNECTION_NAME.into());
         // Runs on lapin's I/O thread (inside our runtime's context).
@@ -104,10 +108,25 @@ impl Endpoint {
         let connecting = Connection::connector(self.uri.clone(), runtime, transport, props);
         match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(connection)) => Ok(connection),
-            Ok(Err(e)) => Err(format!("{}: {}", self.address, reason(&e))),
-            Err(_) => Err(format!("{}: timeout", self.address)),
+            Ok(Err(e)) => Err(ConnectFailure {
+                reason: format!("{}: {}", self.address, reason(&e)),
+                // I/O: refused, reset, unreachable, timed out; an AMQP
+                // error means the broker answered and refused.
+                unreachable: matches!(e.kind(), ErrorKind::IOError(_)),
+            }),
+            Err(_) => Err(ConnectFailure {
+                reason: format!("{}: timeout", self.address),
+                unreachable: true,
+            }),
         }
     }
+}
+
+/// Why a connection attempt failed.
+pub(crate) struct ConnectFailure {
+    pub reason: String,
+    /// The broker was not reached (as opposed to refusing the connection).
+    pub unreachable: bool,
 }
 
 /// A short reason a person can act on: the broker's own text for AMQP errors

@@ -33,6 +33,11 @@ pub struct ExchangeSpec {
 pub struct DeclareFailure {
     pub exchange: String,
     pub reason: String,
+    /// The broker could not be reached (refused or timed-out connections):
+    /// the pool declares the exchange on its next connection, before it
+    /// publishes. False for the broker's own refusals (a type clash, bad
+    /// credentials), which no reconnection fixes.
+    pub pending: bool,
 }
 
 /// `Ok` when every exchange was declared.
@@ -42,21 +47,34 @@ pub(crate) type DeclareCallback = Box<dyn FnOnce(DeclareResult) + Send + 'static
 
 /// Every exchange failed for the same reason.
 pub(crate) fn all_failed(exchanges: &[ExchangeSpec], why: &str) -> DeclareResult {
+    failed(exchanges, why, false)
+}
+
+fn failed(exchanges: &[ExchangeSpec], why: &str, pending: bool) -> DeclareResult {
     Err(exchanges
         .iter()
         .map(|e| DeclareFailure {
             exchange: e.name.clone(),
             reason: why.to_owned(),
+            pending,
         })
         .collect())
+}
+
+/// Why no connection was there for a declaration.
+struct NoLink {
+    reason: String,
+    /// The broker could not be reached (as opposed to refusing us).
+    unreachable: bool,
 }
 
 #[derive(Default)]
 struct LinkState {
     /// Each worker's connection while it is up.
     live: Vec<Option<Arc<Connection>>>,
-    /// Reason of the last failed attempt; cleared when a worker connects.
-    failure: Option<String>,
+    /// Reason of the last failed attempt, and whether the broker could not
+    /// be reached at all; cleared when a worker connects.
+    failure: Option<(String, bool)>,
 }
 
 /// The exchanges declared through the pool, to declare again on every new
@@ -70,9 +88,10 @@ impl Declared {
     /// Keeps the exchanges a declaration created (a later one of the same
     /// name replaces an earlier one).
     pub fn remember(&self, exchanges: &[ExchangeSpec], result: &DeclareResult) {
+        // A pending exchange is kept too: the next connection declares it.
         let failed = |e: &ExchangeSpec| match result {
             Ok(()) => false,
-            Err(failures) => failures.iter().any(|f| f.exchange == e.name),
+            Err(failures) => failures.iter().any(|f| f.exchange == e.name && !f.pending),
         };
         let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
         for exchange in exchanges.iter().filter(|e| !failed(e)) {
@@ -117,12 +136,15 @@ impl Links {
         self.0.send_if_modified(|s| s.live[worker].take().is_some());
     }
 
-    pub fn failed(&self, why: &str) {
-        self.0.send_modify(|s| s.failure = Some(why.to_owned()));
+    /// A connection attempt failed; `unreachable`: the broker was not
+    /// reached (refused or timed-out connection), rather than refusing us.
+    pub fn failed(&self, why: &str, unreachable: bool) {
+        self.0
+            .send_modify(|s| s.failure = Some((why.to_owned(), unreachable)));
     }
 
     /// A live connection, or the reason why there is none, within `deadline`.
-    async fn wait(&self, deadline: Instant) -> Result<Arc<Connection>, String> {
+    async fn wait(&self, deadline: Instant) -> Result<Arc<Connection>, NoLink> {
         let mut rx = self.0.subscribe();
         loop {
             {
@@ -130,14 +152,27 @@ impl Links {
                 if let Some(c) = state.live.iter().flatten().find(|c| c.status().connected()) {
                     return Ok(c.clone());
                 }
-                if let Some(why) = &state.failure {
-                    return Err(why.clone());
+                if let Some((why, unreachable)) = &state.failure {
+                    return Err(NoLink {
+                        reason: why.clone(),
+                        unreachable: *unreachable,
+                    });
                 }
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err("closed".into()),
-                Err(_) => return Err("timeout: no connection to the broker".into()),
+                Ok(Err(_)) => {
+                    return Err(NoLink {
+                        reason: "closed".into(),
+                        unreachable: false,
+                    })
+                }
+                Err(_) => {
+                    return Err(NoLink {
+                        reason: "timeout: no connection to the broker".into(),
+                        unreachable: true,
+                    })
+                }
             }
         }
     }
@@ -154,12 +189,12 @@ pub(crate) async fn run(
         .checked_add(timeout)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400));
     let connection = tokio::select! {
-        _ = stop.cancelled() => Err("closed".to_owned()),
+        _ = stop.cancelled() => return all_failed(exchanges, "closed"),
         c = links.wait(deadline) => c,
     };
     let connection = match connection {
         Ok(c) => c,
-        Err(why) => return all_failed(exchanges, &why),
+        Err(no) => return failed(exchanges, &no.reason, no.unreachable),
     };
     let mut failures = Vec::new();
     for exchange in exchanges {
@@ -172,6 +207,7 @@ pub(crate) async fn run(
         if let Err(reason) = result {
             failures.push(DeclareFailure {
                 exchange: exchange.name.clone(),
+                pending: false,
                 reason,
             });
         }

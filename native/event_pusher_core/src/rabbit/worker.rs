@@ -9,7 +9,7 @@
 //! that runs it, so a panic is caught, counted and the worker resumes where
 //! it was.
 
-use super::connect::reason;
+use super::connect::{reason, ConnectFailure};
 use super::declare;
 use super::publish::Pending;
 use super::unroutable::{Notice, Parked};
@@ -212,7 +212,10 @@ impl<T: Tag> Worker<T> {
                 Ok(channel) => Ok((connection, channel)),
                 Err(e) => {
                     let _ = connection.close(200, "OK".into()).await;
-                    Err(format!("cannot open a channel: {}", reason(&e)))
+                    Err(ConnectFailure {
+                        reason: format!("cannot open a channel: {}", reason(&e)),
+                        unreachable: false,
+                    })
                 }
             }
         };
@@ -237,8 +240,9 @@ impl<T: Tag> Worker<T> {
             Err(why) => {
                 bump(&counters.connections_failed);
                 self.retry_at = Some(Instant::now() + self.shared.reconnect_delay);
-                self.shared.links.failed(&why);
-                self.shared.connection_event(ConnectionEvent::Failed(why));
+                self.shared.links.failed(&why.reason, why.unreachable);
+                self.shared
+                    .connection_event(ConnectionEvent::Failed(why.reason));
             }
         }
     }
