@@ -88,11 +88,17 @@ rabbit_events_survive_kill_9_during_an_outage(Config) ->
     %% starts on the spool and replays it.
     ok = ep_amqp:start_app(?WAIT_MS),
     Peer2 = start_peer(Toml),
-    Numbers = consume_numbers(?N),
+    Received = consume_numbered(?N),
+    Numbers = [N || {N, _} <- Received],
     ct:log("received ~p messages, ~p distinct", [length(Numbers), length(lists:usort(Numbers))]),
     ?assertEqual(lists:seq(1, ?N), lists:usort(Numbers)),
     %% Nothing was in flight at the crash (the broker was down): no duplicate.
     ?assertEqual(?N, length(Numbers)),
+    %% Each event is recognisable by its ID (AMQP message_id), one per event,
+    %% made before the crash and kept by the replay.
+    Ids = lists:usort([Id || {_, Id} <- Received]),
+    ?assertEqual(?N, length(Ids)),
+    ?assert(lists:all(fun(Id) -> byte_size(Id) =:= 36 end, Ids)),
     ep_wait:until(fun() -> spool_events(Peer2) =:= 0 end, ?WAIT_MS, #{name => all_acked}),
     #{spool_replayed := Replayed} = peer_call(Peer2, ?MODULE, rabbit_stats, []),
     ?assertEqual(?N, Replayed),
@@ -280,6 +286,7 @@ toml(Dir, MaxBytes) ->
      "confirms_enabled = true\n",
      "reconnect.delay = 200\n",
      "[modules.mod_event_pusher.rabbit]\n",
+     "event_properties = true\n",
      "[modules.mod_event_pusher.rabbit.chat_msg_exchange]\n",
      "name = \"", ?EXCHANGE, "\"\n",
      "durable = true\n",
@@ -380,18 +387,25 @@ settled(_) ->
 
 %% The message numbers that arrive, until Expected distinct ones did.
 consume_numbers(Expected) ->
+    [N || {N, _Id} <- consume_numbered(Expected)].
+
+%% The same, each with its AMQP message_id (the event ID).
+consume_numbered(Expected) ->
     %% A connection of its own: the case's first one died with the broker.
     _ = ep_amqp:subscribe(ep_amqp:connect(), ?QUEUE),
     consume_numbers(Expected, #{}, [], erlang:monotonic_time(millisecond) + ?WAIT_MS).
 
 consume_numbers(Expected, Seen, Acc, _Deadline) when map_size(Seen) =:= Expected ->
     %% Late duplicates would show up right behind the last one.
-    lists:reverse(Acc) ++ [number(M) || M <- drain(500)];
+    lists:reverse(Acc) ++ [numbered(M) || M <- drain(500)];
 consume_numbers(Expected, Seen, Acc, Deadline) ->
     Left = max(0, Deadline - erlang:monotonic_time(millisecond)),
     [Msg] = ep_amqp:recv(1, Left),
-    N = number(Msg),
-    consume_numbers(Expected, Seen#{N => true}, [N | Acc], Deadline).
+    {N, _} = Numbered = numbered(Msg),
+    consume_numbers(Expected, Seen#{N => true}, [Numbered | Acc], Deadline).
+
+numbered(Msg = #{props := Props}) ->
+    {number(Msg), maps:get(message_id, Props, undefined)}.
 
 drain(QuietMs) ->
     try ep_amqp:recv(1, QuietMs) of
