@@ -4,7 +4,9 @@
 # configs off / http / rabbit / http+rabbit. Per run: messages delivered per second, the
 # time until every backend event arrived, and the CPU time per message of each process
 # (MongooseIM node, RabbitMQ broker, HTTP sink, AMQP consumer, load generator), from the
-# utime+stime deltas of /proc/<pid>/stat over the load.
+# utime+stime deltas of /proc/<pid>/stat over the load; and the node's CPU and context
+# switches by thread kind (schedulers, dirty, pollers, our runtime and reporters), from
+# /proc/<pid>/task (bench/e2e/threads.py).
 #
 # usage: scripts/bench_e2e.sh [REF_RELEASE PRODUCT_RELEASE]
 #   REF_RELEASE PRODUCT_RELEASE   release directories on this host (bin/mongooseim,
@@ -62,6 +64,7 @@ OUT=${OUT:-$ROOT/bench/results/e2e-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 TCK=$(getconf CLK_TCK)
 E2E=$ROOT/bench/e2e/e2e.py
+THREADS=$ROOT/bench/e2e/threads.py
 
 rel_dir() { case $1 in ref) echo "$REF" ;; product) echo "$PROD" ;; esac; }
 # The path of release $1 as its node sees it, and how to run its commands.
@@ -184,24 +187,28 @@ run_one() {  # run_one RELEASE CONFIG ROUND
   local names=(node broker sink amqp load) pids=("$node" "$BROKER_PID" "$SINK_PID" "$cons_pid" "$load_pid")
   local before=() after=() i
   for i in "${!pids[@]}"; do before[i]=$(cpu_ticks "${pids[i]}"); done
+  python3 "$THREADS" snap "$node" >"$OUT/$tag.threads0" || true
   say "[$tag] load: $CLIENTS clients x $MESSAGES messages"
   touch "$OUT/go"
   # The load generator ends once the events arrived: take the CPU just before it exits.
   while kill -0 $load_pid 2>/dev/null && ! [ -s "$OUT/$tag.load" ]; do sleep 0.05; done
   for i in "${!pids[@]}"; do after[i]=$(cpu_ticks "${pids[i]}"); done
+  python3 "$THREADS" snap "$node" >"$OUT/$tag.threads1" || true
   wait $load_pid || say "[$tag] the load generator reports missing messages or events"
   local cpu="{}"
   cpu=$(for i in "${!pids[@]}"; do
           [ -n "${pids[i]}" ] && echo "${names[i]} $(( (after[i] - before[i]) * 1000000 / TCK ))"
         done | python3 -c 'import json,sys; print(json.dumps({l.split()[0]: int(l.split()[1]) for l in sys.stdin}))')
-  python3 - "$r" "$cfg" "$round" "$cpu" "$OUT/$tag.load" >>"$RESULTS" <<'EOF'
+  local threads="{}"
+  threads=$(python3 "$THREADS" diff "$OUT/$tag.threads0" "$OUT/$tag.threads1" 2>/dev/null || echo "{}")
+  python3 - "$r" "$cfg" "$round" "$cpu" "$OUT/$tag.load" "$threads" >>"$RESULTS" <<'EOF'
 import json, sys
-r, cfg, rnd, cpu, f = sys.argv[1:]
+r, cfg, rnd, cpu, f, threads = sys.argv[1:]
 line = open(f).read().strip().splitlines()
 res = json.loads(line[-1]) if line else {}
 cpu = json.loads(cpu)
 cpu["load"] = res.get("load_cpu_us", cpu.get("load"))   # its own count: it may be gone before /proc is read
-res.update(release=r, config=cfg, round=int(rnd), cpu_us=cpu)
+res.update(release=r, config=cfg, round=int(rnd), cpu_us=cpu, node_threads=json.loads(threads))
 print(json.dumps(res))
 EOF
   tail -1 "$RESULTS" >&2

@@ -36,3 +36,29 @@ for (cfg, rel), rs in sorted(groups.items(), key=lambda k: (order.get(k[0][0], 9
         v = med([r["cpu_us"][p] / n for r in rs if p in r["cpu_us"]])
         cells.append(fmt(v, 1) if v is not None and (p not in ("amqp",) or "rabbit" in cfg) else "–")
     print("| " + " | ".join(cells) + " |")
+
+# Where the node's CPU goes, by thread kind (bench/e2e/threads.py): µs and context
+# switches (voluntary + involuntary) per message, medians over rounds.
+if any(r.get("node_threads") for r in rows):
+    kinds = {}
+    for r in rows:
+        for k, v in (r.get("node_threads") or {}).items():
+            kinds[k] = kinds.get(k, 0) + v["cpu_us"]
+    shown = [k for k, _ in sorted(kinds.items(), key=lambda kv: -kv[1])][:7]
+    print()
+    print("Node CPU µs / context switches per message, by thread kind:")
+    print()
+    print("| config | release | " + " | ".join(shown) + " | other |")
+    print("|---|---|" + "---|" * (len(shown) + 1))
+    for (cfg, rel), rs in sorted(groups.items(), key=lambda k: (order.get(k[0][0], 9), k[0][1] != "ref")):
+        n = rs[0]["messages"]
+        cells = [cfg, "MongooseIM" if rel == "ref" else "ours"]
+        for k in shown + [None]:
+            def pick(r, field):
+                t = r.get("node_threads") or {}
+                ks = [k] if k else [x for x in t if x not in shown]
+                return sum(t[x][field] for x in ks if x in t)
+            us = med([pick(r, "cpu_us") / n for r in rs if r.get("node_threads")])
+            cs = med([(pick(r, "vcs") + pick(r, "ivcs")) / n for r in rs if r.get("node_threads")])
+            cells.append("–" if us is None else f"{us:.1f} / {cs:.2f}")
+        print("| " + " | ".join(cells) + " |")

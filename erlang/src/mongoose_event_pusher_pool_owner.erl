@@ -93,6 +93,11 @@ instrument(Event, Labels, Measurements) ->
 init({Key, StartFun}) ->
     %% terminate/2 must run on a supervisor shutdown so that the pool drains.
     process_flag(trap_exit, true),
+    %% Result batches queue up while the user processes keep the schedulers
+    %% busy; kept on this process's heap, each queued batch was copied by
+    %% every garbage collection (in a real node under load: a 56 MB heap,
+    %% collected on the dirty schedulers, 77 µs of CPU per message).
+    process_flag(message_queue_data, off_heap),
     {Mod, Fun, Args} = StartFun(),
     case erlang:apply(Mod, Fun, [self() | Args]) of
         {ok, Pool} ->
