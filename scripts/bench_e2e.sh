@@ -213,9 +213,32 @@ print(json.dumps(res))
 EOF
   tail -1 "$RESULTS" >&2
   if [ -n "$cons_pid" ]; then kill "$cons_pid" 2>/dev/null || true; wait "$cons_pid" 2>/dev/null || true; fi
+  if [ "${PROBE:-1}" != 0 ]; then run_probe "$r" "$cfg" "$round"; fi
   relcmd "$r" bin/mongooseim stop >/dev/null
   STARTED=""
   for _ in $(seq 100); do [ -z "$(node_pid "$r")" ] && break; sleep 0.2; done
+}
+
+# bench/e2e/probe.erl in the running node (erl_call): the event pusher's cost per message
+# without the XMPP traffic; one more line in results.jsonl, with "probe" set.
+run_probe() {  # run_probe RELEASE CONFIG ROUND
+  local r=$1 cfg=$2 round=$3 d dir erl_call args node cookie out
+  d=$(rel_dir "$r")
+  erl_call=$(cd "$d" && ls -d erts-*/bin/erl_call 2>/dev/null | head -1)
+  [ -n "$erl_call" ] || { say "[$r-$cfg-$round] probe skipped: no erl_call in $d"; return 0; }
+  node=$(awk '$1 == "-sname" || $1 == "-name" { print $2 }' "$d/etc/vm.args")
+  cookie=$(awk '$1 == "-setcookie" { print $2 }' "$d/etc/vm.args")
+  args=(-sname "$node"); grep -q '^-name' "$d/etc/vm.args" && args=(-name "$node")
+  mkdir -p "$d/tmp-e2e-probe"; cp "$ROOT/bench/e2e/probe.erl" "$d/tmp-e2e-probe/"
+  dir=$(in_path "$r")/tmp-e2e-probe
+  out=$(echo "{ok, probe, Beam} = compile:file(\"$dir/probe.erl\", [binary])," \
+          "{module, probe} = code:load_binary(probe, \"$dir/probe.beam\", Beam)," \
+          "R = probe:run(${PROBE_MESSAGES:-10000}), code:purge(probe), code:delete(probe), R." |
+        relcmd "$r" "$erl_call" "${args[@]}" -c "$cookie" -e 2>&1) || true
+  rm -rf "$d/tmp-e2e-probe"
+  python3 "$ROOT/bench/e2e/table.py" --probe-line "$r" "$cfg" "$round" "$out" >>"$RESULTS" ||
+    say "[$r-$cfg-$round] probe failed: $out"
+  tail -1 "$RESULTS" >&2
 }
 
 for round in $(seq 1 "$ROUNDS"); do

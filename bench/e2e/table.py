@@ -4,7 +4,21 @@ import json
 import statistics
 import sys
 
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+if sys.argv[1] == "--probe-line":
+    # table.py --probe-line RELEASE CONFIG ROUND ERL_CALL_OUTPUT: probe:run/1's map as a
+    # results.jsonl line (exit 1 if the output holds no result).
+    import re
+    rel, cfg, rnd, out = sys.argv[2:6]
+    got = dict(re.findall(r"(\w+) => ([\d.]+|null)", out))
+    if "node_cpu_us" not in got:
+        sys.exit(1)
+    res = {k: (None if v == "null" else float(v)) for k, v in got.items()}
+    print(json.dumps(dict(res, probe=True, release=rel, config=cfg, round=int(rnd))))
+    sys.exit(0)
+
+allrows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = [r for r in allrows if not r.get("probe")]
+probes = [r for r in allrows if r.get("probe")]
 groups = {}
 for r in rows:
     groups.setdefault((r["config"], r["release"]), []).append(r)
@@ -62,3 +76,21 @@ if any(r.get("node_threads") for r in rows):
             cs = med([(pick(r, "vcs") + pick(r, "ivcs")) / n for r in rs if r.get("node_threads")])
             cells.append("–" if us is None else f"{us:.1f} / {cs:.2f}")
         print("| " + " | ".join(cells) + " |")
+
+# bench/e2e/probe.erl: per chat message (an out and an in event through every enabled
+# backend, no XMPP traffic), the node's CPU until the pools settled, the caller's wall
+# time, and one instrumentation call of the backend's result event.
+if probes:
+    pg = {}
+    for r in probes:
+        pg.setdefault((r["config"], r["release"]), []).append(r)
+    print()
+    print("Probe (bench/e2e/probe.erl, in the node without XMPP traffic), per message:")
+    print()
+    print("| config | release | runs | node CPU µs | caller µs | instrumentation µs per result |")
+    print("|---|---|---|---|---|---|")
+    for (cfg, rel), rs in sorted(pg.items(), key=lambda k: (order.get(k[0][0], 9), k[0][1] != "ref")):
+        print("| " + " | ".join([cfg, "MongooseIM" if rel == "ref" else "ours", str(len(rs)),
+                                 fmt(med([r.get("node_cpu_us") for r in rs])),
+                                 fmt(med([r.get("caller_us") for r in rs])),
+                                 fmt(med([r.get("instr_us") for r in rs]))]) + " |")
