@@ -7,7 +7,7 @@
 
 -behaviour(mod_event_pusher_http).
 
--export([should_make_req/6, prepare_body/7, prepare_headers/7]).
+-export([should_make_req/6, prepare_body/7, prepare_headers/7, form/4]).
 
 %% @doc Only `in' messages of type `chat' whose `<body/>' has text.
 -spec should_make_req(mongoose_acc:t(), in | out, exml:element(),
@@ -24,6 +24,11 @@ should_make_req(_Acc, out, _Packet, _From, _To, _Opts) ->
 -spec prepare_body(mongoose_acc:t(), in | out, jid:lserver(), binary(),
                    jid:luser(), jid:luser(), mod_event_pusher_http:handler_opts()) -> binary().
 prepare_body(_Acc, _Dir, Host, Message, Sender, Receiver, _Opts) ->
+    form(Host, Message, Sender, Receiver).
+
+%% @doc The default body, for other modules (webhooks in the form format).
+-spec form(jid:lserver(), binary(), jid:luser(), jid:luser()) -> binary().
+form(Host, Message, Sender, Receiver) ->
     %% The keys need no encoding; one binary built in one go.
     <<"author=", (encode(Sender))/binary, "&server=", (encode(Host))/binary,
       "&receiver=", (encode(Receiver))/binary, "&message=", (encode(Message))/binary>>.

@@ -288,9 +288,9 @@ json_body(Acc, Name, Fields, Id, Ms) ->
 
 %% MongooseIM's default body (mod_event_pusher_http_defaults:prepare_body/7).
 -spec form_body(mongoose_acc:t(), mod_event_pusher:event(), map()) -> binary().
-form_body(Acc, #chat_event{direction = Dir, from = #jid{lserver = Host}}, Fields) ->
+form_body(_Acc, #chat_event{from = #jid{lserver = Host}}, Fields) ->
     #{sender := Sender, receiver := Receiver, body := Message} = Fields,
-    mod_event_pusher_http_defaults:prepare_body(Acc, Dir, Host, Message, Sender, Receiver, #{}).
+    mod_event_pusher_http_defaults:form(Host, Message, Sender, Receiver).
 
 -spec content_type(form | json) -> {binary(), binary()}.
 content_type(json) -> {<<"content-type">>, <<"application/json">>};

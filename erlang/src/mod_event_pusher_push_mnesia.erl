@@ -6,10 +6,12 @@
 
 -export([init/2, enable/5, disable/2, disable/4, get_publish_services/2, remove_domain/2]).
 
--record(push_subscription, {user_jid :: {jid:luser(), jid:lserver()},
-                            pubsub_jid :: jid:jid(),
-                            pubsub_node :: mod_event_pusher_push:pubsub_node(),
-                            form :: mod_event_pusher_push:form() | [{binary(), binary()}]}).
+%% '_' in every field: the same record is the match pattern of mnesia's
+%% match_object.
+-record(push_subscription, {user_jid :: {jid:luser(), jid:lserver()} | {'_', jid:lserver()} | '_',
+                            pubsub_jid :: jid:jid() | '_',
+                            pubsub_node :: mod_event_pusher_push:pubsub_node() | '_',
+                            form :: mod_event_pusher_push:form() | [{binary(), binary()}] | '_'}).
 
 -define(TAB, push_subscription).
 

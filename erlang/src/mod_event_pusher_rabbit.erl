@@ -238,9 +238,7 @@ exchanges(Opts) ->
      || {Key, _DefaultName, _Routing} <- ?EXCHANGE_SECTIONS, maps:is_key(Key, Opts)].
 
 -spec declare_exchanges(mongoose_event_pusher_pool_owner:pool_ref(),
-                        [{exchange_key(), exchange_opts()}]) -> ok | {error, failures()}.
-declare_exchanges(_Pool, []) ->
-    ok;
+                        [{exchange_key(), exchange_opts()}, ...]) -> ok | {error, failures()}.
 declare_exchanges(Pool, Exchanges) ->
     %% Two keys may name the same exchange: declared once (a different type
     %% for the same name is the broker's to refuse).
