@@ -10,6 +10,7 @@
 # Usage: scripts/test.sh [--ct-only | --cargo-only] [SUITE...]
 #   SUITE: a suite name (mod_event_pusher_http_SUITE) to run only those.
 # Env:   EP_SUITE_TIMEOUT  seconds one suite may take (default 1200)
+#        EP_DIALYZER=no    skip dialyzer (run on erlang/src in a full run)
 # Logs:  _build/test-logs/ (one file per runner), CT's HTML under _build/test/logs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -128,6 +129,23 @@ if [ $run_ct = yes ]; then
                 record "check: rebar3 as test xref ($((SECONDS - t0))s)" FAILED 0 1 0 "$(strip_ansi <"$LOG_DIR/xref.log" | grep -v '^\s*$' | tail -n 1)"
             else
                 record "check: rebar3 as test xref ($((SECONDS - t0))s)" ok 1 0 0 "no undefined calls"
+            fi
+            # Dialyzer on the product's modules (erlang/src): the emulation's
+            # and the suites' own warnings (deliberate bad calls, meck) are
+            # not counted. Only in a full run: a cold PLT takes minutes.
+            if [ ${#suites[@]} -eq 0 ] && [ "${EP_DIALYZER:-yes}" != no ]; then
+                log "rebar3 as test dialyzer (erlang/src)"
+                t0=$SECONDS
+                rebar3 as test dialyzer >"$LOG_DIR/dialyzer.log" 2>&1
+                warnings=$(strip_ansi <"$LOG_DIR/dialyzer.log" | awk '/^[^ ]/ && !/^Line / { f = $0 } /^Line / && f ~ /^erlang\/src\// { print f ": " $0 }')
+                if ! strip_ansi <"$LOG_DIR/dialyzer.log" | grep -q 'Analyzing'; then
+                    record "check: dialyzer, erlang/src ($((SECONDS - t0))s)" FAILED 0 1 0 "$(strip_ansi <"$LOG_DIR/dialyzer.log" | grep -v '^\s*$' | tail -n 1)"
+                elif [ -n "$warnings" ]; then
+                    printf '%s\n' "$warnings"
+                    record "check: dialyzer, erlang/src ($((SECONDS - t0))s)" FAILED 0 1 0 "$(printf '%s\n' "$warnings" | head -n 1)"
+                else
+                    record "check: dialyzer, erlang/src ($((SECONDS - t0))s)" ok 1 0 0 "no warnings in the product's modules"
+                fi
             fi
             for suite in "${suites[@]}"; do
                 log "rebar3 ct --dir $(suite_dir "$suite") --suite $suite"
