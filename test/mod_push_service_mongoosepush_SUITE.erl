@@ -2,7 +2,8 @@
 %% stand-in (a real HTTP server, ep_mongoosepush): the request path and JSON
 %% byte for byte, the synchronous contract of Acc `ok', and the event
 %% pusher's path end to end (enable IQ, offline message, request at the
-%% stand-in), with MongoosePush's answers driving the results.
+%% stand-in), with MongoosePush's answers driving the results; (ours) an
+%% outage held without loss and timeouts (doc/mongoosepush.md).
 -module(mod_push_service_mongoosepush_SUITE).
 
 -compile([export_all, nowarn_export_all]).
@@ -19,9 +20,14 @@
 -define(METRIC, mod_push_service_mongoosepush_sent).
 -define(LABELS, #{host_type => ?HT}).
 -define(WAIT_MS, 5000).
+-define(OUTAGE_MS, 10000).
+%% How late the pool may notice that MongoosePush is back (its longest wait
+%% between probes is 5 s), plus the backlog.
+-define(RECOVERY_MS, 20000).
 
 all() ->
-    [{group, json}, {group, sync}, {group, event_pusher}, {group, privacy}].
+    [{group, json}, {group, sync}, {group, event_pusher}, {group, privacy},
+     {group, outages}, {group, timeouts}].
 
 groups() ->
     [{json, [],
@@ -49,7 +55,11 @@ groups() ->
      {privacy, [],
       [privacy_silent_notification_has_neither_body_nor_sender,
        privacy_alert_carries_the_fixed_text_as_body,
-       privacy_alert_without_a_sender_has_an_empty_title_and_no_tag]}].
+       privacy_alert_without_a_sender_has_an_empty_title_and_no_tag]},
+     {outages, [], [mongoosepush_down_for_10s_under_load_loses_nothing]},
+     {timeouts, [],
+      [slow_mongoosepush_gets_each_notification_once_counted_as_timeout,
+       retry_on_timeout_sends_a_timed_out_notification_again]}].
 
 init_per_suite(Config) ->
     {ok, _} = ejabberd_sup:ensure_started(),
@@ -68,8 +78,7 @@ init_per_testcase(Case, Config) ->
                Case =:= delivery_options_are_accepted_and_checked ->
             ok;
         _ ->
-            ok = ep_test_host:boot([toml(Sink, api_version(Case), path_prefix(Case)),
-                                    privacy_toml(Case)]),
+            ok = ep_test_host:boot([toml(Sink, Case), privacy_toml(Case)]),
             ok = mongoose_instrument:start_recording(
                    instrument_helper:declared_events(mod_push_service_mongoosepush, [?HT])
                    ++ instrument_helper:declared_events(mod_event_pusher_push, [?HT]))
@@ -102,14 +111,26 @@ privacy_toml(_) ->
 privacy_section(Lines) ->
     ["\n[modules.mod_event_pusher.push.privacy]\n", Lines].
 
-toml(Sink, ApiVersion, PathPrefix) ->
+%% (ours) The pool's request_timeout and the module's delivery options, per case.
+request_timeout(slow_mongoosepush_gets_each_notification_once_counted_as_timeout) -> 300;
+request_timeout(retry_on_timeout_sends_a_timed_out_notification_again) -> 300;
+request_timeout(_) -> 2000.
+
+delivery_toml(mongoosepush_down_for_10s_under_load_loses_nothing) -> "  max_age = 60000\n";
+delivery_toml(retry_on_timeout_sends_a_timed_out_notification_again) ->
+    "  retry_on_timeout = true\n";
+delivery_toml(_) -> "".
+
+toml(Sink, Case) ->
     [ep_test_host:general_toml(),
-     ep_mongoosepush:pool_toml(Sink, atom_to_list(?POOL), PathPrefix),
+     ep_mongoosepush:pool_toml(Sink, atom_to_list(?POOL), path_prefix(Case),
+                               #{request_timeout => request_timeout(Case)}),
      "[modules.mod_event_pusher.push]\n",
      "  virtual_pubsub_hosts = [\"virtual.@HOST@\"]\n\n",
      "[modules.mod_push_service_mongoosepush]\n",
      "  pool_name = \"", atom_to_list(?POOL), "\"\n",
-     "  api_version = \"", ApiVersion, "\"\n"].
+     "  api_version = \"", api_version(Case), "\"\n",
+     delivery_toml(Case)].
 
 %%====================================================================
 %% json
@@ -397,6 +418,99 @@ privacy_alert_without_a_sender_has_an_empty_title_and_no_tag(Config) ->
     ?assertEqual(<<"{\"service\":\"apns\",\"alert\":{\"title\":\"\","
                    "\"body\":\"secret plans\",\"badge\":1}}">>,
                  maps:get(body, N)).
+
+%%====================================================================
+%% outages and timeouts (ours: the http pool's delivery options)
+%%====================================================================
+
+%% Doc: with max_age, MongoosePush refusing connections for 10 s while
+%% offline messages arrive at about 50 a second: after it is back every
+%% notification arrives once, none dropped or failed.
+mongoosepush_down_for_10s_under_load_loses_nothing(Config) ->
+    Sink = ?config(sink, Config),
+    ep_log_capture:start(),
+    enable_offline(?BOB, <<"n1">>, options()),
+    ok = ep_mongoosepush:down(Sink),
+    N = steady_load(erlang:monotonic_time(millisecond) + ?OUTAGE_MS, 0),
+    ok = ep_mongoosepush:up(Sink),
+    _ = ep_mongoosepush:wait_for_notifications(Sink, N, ?RECOVERY_MS),
+    ok = ep_test_host:wait_http_pool_idle(?POOL, ?WAIT_MS),
+    Got = ep_mongoosepush:notifications(Sink),
+    ?assertEqual(lists:seq(1, N), lists:sort([alert_number(B) || #{body := B} <- Got])),
+    ?assertEqual([], [S || #{status := S} <- Got, S =/= 200]),
+    %% (Its failed attempts are the probes of the endpoint while it was down.)
+    ?assertMatch(#{sent := N, dropped_retries_exhausted := 0, dropped_expired := 0,
+                   dropped_overloaded := 0, dropped_closed := 0},
+                 ep_test_host:http_pool_stats(?POOL)),
+    wait_count(?METRIC, N),
+    ?assertEqual([], [M || M <- mongoose_instrument:recorded(?METRIC, ?LABELS),
+                           maps:is_key(failure_count, M)]),
+    ?assertEqual([], logged(push_send_gave_up)),
+    ?assertEqual([], logged(push_send_failed)),
+    ct:log("~p notifications held through a ~p ms outage", [N, ?OUTAGE_MS]).
+
+%% Doc: MongoosePush answering after request_timeout: each notification is
+%% sent once (it may have been pushed), counted as a failure and as a
+%% timeout, logged with outcome unknown; nothing is retried or dropped.
+slow_mongoosepush_gets_each_notification_once_counted_as_timeout(Config) ->
+    Sink = ?config(sink, Config),
+    ep_log_capture:start(),
+    enable_offline(?BOB, <<"n1">>, options()),
+    ep_mongoosepush:answer_always(Sink, {200, #{delay => 1000}}),
+    [deliver(?ALICE, ?BOB, <<"chat">>, integer_to_binary(I)) || I <- lists:seq(1, 5)],
+    wait_count(?METRIC, 5),
+    ok = ep_test_host:wait_http_pool_idle(?POOL, ?WAIT_MS),
+    Got = ep_mongoosepush:wait_for_notifications(Sink, 5, ?WAIT_MS),
+    ?assertEqual(lists:seq(1, 5), lists:sort([alert_number(B) || #{body := B} <- Got])),
+    ?assertMatch(#{timeouts := 5, retried := 0, sent := 0, dropped_retries_exhausted := 0},
+                 ep_test_host:http_pool_stats(?POOL)),
+    Events = mongoose_instrument:recorded(?METRIC, ?LABELS),
+    ?assertEqual(5, length([M || M = #{failure_count := 1} <- Events,
+                                 not maps:is_key(response_code, M)]), Events),
+    Logged = [ep_log_capture:wait_for(push_send_timeout, ?WAIT_MS) || _ <- lists:seq(1, 5)],
+    ?assertEqual([unknown], lists:usort([O || #{outcome := O} <- Logged])),
+    ?assertEqual([], logged(push_send_gave_up)).
+
+%% Doc: with retry_on_timeout a notification that timed out is sent again
+%% (same body); the second answer is its result.
+retry_on_timeout_sends_a_timed_out_notification_again(Config) ->
+    Sink = ?config(sink, Config),
+    enable_offline(?BOB, <<"n1">>, options()),
+    ep_mongoosepush:answer(Sink, [{200, #{delay => 1000}}]),
+    deliver(?ALICE, ?BOB, <<"chat">>, <<"7">>),
+    wait_event(code_is(<<"200">>)),
+    ok = ep_test_host:wait_http_pool_idle(?POOL, ?WAIT_MS),
+    [#{body := B1}, #{body := B2}] = ep_mongoosepush:wait_for_notifications(Sink, 2, ?WAIT_MS),
+    ?assertEqual({7, 7}, {alert_number(B1), alert_number(B2)}),
+    ?assertMatch(#{retried := 1, sent := 1, timeouts := 0},
+                 ep_test_host:http_pool_stats(?POOL)),
+    ?assertEqual(1, length(mongoose_instrument:recorded(?METRIC, ?LABELS))).
+
+%% Offline messages from Alice to Bob, their bodies 1, 2, ..., at about 50 a
+%% second until Deadline; returns how many. The pause paces the load (it
+%% waits for nothing).
+steady_load(Deadline, Sent) ->
+    case erlang:monotonic_time(millisecond) >= Deadline of
+        true ->
+            Sent;
+        false ->
+            deliver(?ALICE, ?BOB, <<"chat">>, integer_to_binary(Sent + 1)),
+            timer:sleep(20),
+            steady_load(Deadline, Sent + 1)
+    end.
+
+%% The reports with `what => What' captured so far, without waiting.
+logged(What) ->
+    receive
+        {ep_log_capture, log, Report = #{what := What}} -> [Report | logged(What)]
+    after 0 ->
+            []
+    end.
+
+%% The message (a number) in a notification's alert.
+alert_number(Body) ->
+    #{<<"alert">> := #{<<"body">> := Text}} = jiffy:decode(Body, [return_maps]),
+    binary_to_integer(Text).
 
 %%====================================================================
 %% Helpers

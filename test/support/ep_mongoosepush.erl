@@ -4,8 +4,8 @@
 %% TOML of an outgoing http pool pointing at it.
 -module(ep_mongoosepush).
 
--export([start/0, stop/1, pool_toml/3, notifications/1, wait_for_notifications/3,
-         answer/2, answer_always/2]).
+-export([start/0, stop/1, pool_toml/3, pool_toml/4, notifications/1, wait_for_notifications/3,
+         answer/2, answer_always/2, down/1, up/1]).
 
 -type notification() :: #{path := binary(), body := binary(),
                           content_type := binary() | undefined, status := 100..599}.
@@ -23,12 +23,18 @@ stop(Sink) ->
 %% @doc `[outgoing_pools.http.<Tag>]' with its connection to the stand-in.
 -spec pool_toml(ep_http_sink:sink(), string(), string()) -> iodata().
 pool_toml(Sink, Tag, PathPrefix) ->
+    pool_toml(Sink, Tag, PathPrefix, #{}).
+
+%% @doc The same with `request_timeout' (ms, default 2000) of the test's choice.
+-spec pool_toml(ep_http_sink:sink(), string(), string(), #{request_timeout => pos_integer()}) ->
+          iodata().
+pool_toml(Sink, Tag, PathPrefix, Opts) ->
     ["[outgoing_pools.http.", Tag, "]\n",
      "  workers = 4\n",
      "  [outgoing_pools.http.", Tag, ".connection]\n",
      "    host = \"", ep_http_sink:url(Sink), "\"\n",
      "    path_prefix = \"", PathPrefix, "\"\n",
-     "    request_timeout = 2000\n\n"].
+     "    request_timeout = ", integer_to_list(maps:get(request_timeout, Opts, 2000)), "\n\n"].
 
 %% @doc Every notification received so far, in arrival order.
 -spec notifications(ep_http_sink:sink()) -> [notification()].
@@ -50,6 +56,16 @@ answer(Sink, Statuses) ->
 -spec answer_always(ep_http_sink:sink(), ep_http_sink:status()) -> ok.
 answer_always(Sink, Status) ->
     ep_http_sink:set_status(Sink, default, Status).
+
+%% @doc MongoosePush is down: connections are refused (open ones closed).
+-spec down(ep_http_sink:sink()) -> ok.
+down(Sink) ->
+    ep_http_sink:down(Sink).
+
+%% @doc Back on the same port.
+-spec up(ep_http_sink:sink()) -> ok.
+up(Sink) ->
+    ok = ep_http_sink:up(Sink).
 
 -spec notification(ep_http_sink:request()) -> notification().
 notification(Request = #{path := Path, body := Body, status := Status}) ->

@@ -7,6 +7,12 @@
 %% messages that carry a Binary attribute, so tests of Binary attributes use
 %% the envelope. Either way a message reads the same here.
 %%
+%% A topic can instead have ten queues, each taking the messages whose
+%% number (a field of the JSON body) ends in one digit (`shard_by'): moto
+%% 5.2.1 counts a queue's messages on each send and three times for each
+%% message received, so reading thousands back from one queue takes minutes
+%% (quadratic); ten short queues read in parallel keep it to seconds.
+%%
 %% A registered process owns a Python port (ep_sns_moto.py, boto3) that does
 %% the AWS calls; it is not linked to its starter, so it outlives
 %% `init_per_suite'. Also here: waiting for this host type's Rust SNS pool to
@@ -26,14 +32,16 @@
 
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
+%% `queue_url' is the topic's queue (the first one of a sharded topic).
 -type topic() :: #{name := binary(), topic_arn := binary(), queue_url := binary(),
-                   raw_delivery := boolean()}.
+                   queue_urls := [binary(), ...], raw_delivery := boolean()}.
+-type topic_opts() :: #{raw_delivery => boolean(), fifo => boolean(), shard_by => binary()}.
 %% What a subscriber got: the published message (`body'), decoded as JSON (or
 %% `not_json'), and its message attributes as `Name => {DataType, Value}'
 %% (a Binary value decoded).
 -type message() :: #{body := binary(), json := map() | not_json,
                      attributes := #{binary() => {binary(), binary()}}}.
--export_type([topic/0, message/0]).
+-export_type([topic/0, topic_opts/0, message/0]).
 
 -define(CALL_TIMEOUT, 30000).
 -define(DEFAULT_MOTO_PORT, "4566").
@@ -85,33 +93,45 @@ account_id() -> "123456789012".
 topic(Prefix) ->
     topic(Prefix, #{}).
 
-%% @doc `raw_delivery => false': the queue gets SNS's notification envelope.
--spec topic(string() | binary(), #{raw_delivery => boolean()}) -> topic().
+%% @doc `raw_delivery => false': the queue gets SNS's notification envelope;
+%% `fifo => true': a FIFO topic and queue (the name ends in `.fifo');
+%% `shard_by => Field': ten queues (see the module doc), for messages whose
+%% JSON body has Field holding a decimal number.
+-spec topic(string() | binary(), topic_opts()) -> topic().
 topic(Prefix, Opts) ->
+    Suffix = case maps:get(fifo, Opts, false) of
+                 true -> ".fifo";
+                 false -> ""
+             end,
     named_topic([Prefix, "-", integer_to_list(erlang:unique_integer([positive])),
-                 "-", os:getpid()], Opts).
+                 "-", os:getpid(), Suffix], maps:remove(fifo, Opts)).
 
 %% @doc The topic `Name' (created unless it exists) with a queue of the same
 %% name subscribed to it (e.g. the topics a config names, for the demo).
--spec named_topic(iodata(), #{raw_delivery => boolean()}) -> topic().
+-spec named_topic(iodata(), #{raw_delivery => boolean(), shard_by => binary()}) -> topic().
 named_topic(NameParts, Opts) ->
     Raw = maps:get(raw_delivery, Opts, true),
     Name = iolist_to_binary(NameParts),
-    #{<<"topic_arn">> := Arn, <<"queue_url">> := Url} =
-        call(#{op => topic_with_queue, name => Name, raw => Raw}),
-    #{name => Name, topic_arn => Arn, queue_url => Url, raw_delivery => Raw}.
+    Shards = case Opts of
+                 #{shard_by := Field} -> #{shard_by => Field};
+                 #{} -> #{}
+             end,
+    #{<<"topic_arn">> := Arn, <<"queue_urls">> := [Url | _] = Urls} =
+        call(Shards#{op => topic_with_queue, name => Name, raw => Raw}),
+    #{name => Name, topic_arn => Arn, queue_url => Url, queue_urls => Urls,
+      raw_delivery => Raw}.
 
 -spec delete_topic(topic()) -> ok.
-delete_topic(#{topic_arn := Arn, queue_url := Url}) ->
-    true = call(#{op => delete_topic_with_queue, topic_arn => Arn, queue_url => Url}),
+delete_topic(#{topic_arn := Arn, queue_urls := Urls}) ->
+    true = call(#{op => delete_topic_with_queues, topic_arn => Arn, queue_urls => Urls}),
     ok.
 
-%% @doc What arrived in the topic's queue since it was last read (read
+%% @doc What arrived in the topic's queues since they were last read (read
 %% messages are deleted).
 -spec messages(topic()) -> [message()].
-messages(#{queue_url := Url, raw_delivery := Raw}) ->
+messages(#{queue_urls := Urls, raw_delivery := Raw}) ->
     [message(M, Raw)
-     || M <- call(#{op => receive_messages, queue_url => Url, max_messages => 1000})].
+     || M <- call(#{op => receive_messages, queue_urls => Urls, max_messages => 1000})].
 
 %% @doc Reads the topic's queue until at least N messages arrived; returns
 %% every message read.
