@@ -386,7 +386,9 @@ impl<J: SpoolJob> Writer<J> {
             || !self.letters_done.is_empty()
             || incoming.iter().any(|i| i.replay);
         if incoming.is_empty() && acks.is_empty() && !letter_work {
+            // Idle: an interval fsync may be due, for letters too.
             let _ = self.log.commit();
+            let _ = self.letters.commit();
             return;
         }
         let before = self.log.bytes();
