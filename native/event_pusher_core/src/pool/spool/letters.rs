@@ -58,6 +58,11 @@ pub(crate) struct LetterLog {
     seqs: HashMap<EventId, VecDeque<u64>>,
     /// Beyond this many bytes of files, the oldest segments are compacted.
     bound: u64,
+    /// Bytes of files after the last compaction, and the segments' size:
+    /// the next one waits for a segment's worth of new writes, so a log of
+    /// live letters is not copied over and over.
+    compacted_at: u64,
+    segment_bytes: u64,
     reader: SegmentReader,
 }
 
@@ -86,6 +91,8 @@ impl LetterLog {
             log,
             seqs: HashMap::new(),
             bound: max_bytes,
+            compacted_at: 0,
+            segment_bytes,
             reader: SegmentReader::default(),
         };
         let mut restored: Vec<(EventId, u64, Restored<J>)> = Vec::new();
@@ -161,8 +168,10 @@ impl LetterLog {
     /// compacts if the files went beyond the bound.
     pub fn commit(&mut self) -> io::Result<()> {
         self.log.commit()?;
-        if self.log.bytes() > self.bound {
+        let bytes = self.log.bytes();
+        if bytes > self.bound && bytes >= self.compacted_at.saturating_add(self.segment_bytes) {
             self.compact()?;
+            self.compacted_at = self.log.bytes();
         }
         Ok(())
     }
