@@ -3,9 +3,12 @@
 //! the OS holds it, copied while the pool runs, is what a `kill -9` leaves),
 //! with its reason, attempts, time and ID; purge, replay and eviction are
 //! gone after a restart; a replayed letter is in the spool before it is
-//! sent; a torn last letter is cut and counted, the others listed.
+//! sent; a torn last letter is cut and counted, the others listed. The
+//! mechanism is the pool runtime's: an SNS pool's letter (retries exhausted
+//! against an endpoint that refuses connections) survives a crash alike.
 
 mod common;
+mod sns_common;
 
 use bytes::Bytes;
 use common::*;
@@ -247,4 +250,43 @@ fn letters_beyond_the_disk_budget_are_evicted_oldest_first_on_disk_too() {
     assert_eq!(pool.dead_letter_stats().dead_letters_evicted, 0);
     close(pool, &events);
     let _ = std::fs::remove_dir_all(&spool.dir);
+}
+
+#[test]
+fn an_sns_letter_survives_a_crash_as_the_http_ones() {
+    let spool = spool("sns", 1 << 20);
+    let mut cfg = sns_common::config(&format!("http://127.0.0.1:{}", sns_common::free_port()));
+    cfg.retry_count = 1;
+    let (events, sink) = Collector::new();
+    let pool = event_pusher_core::sns::SnsPool::start_spooled(cfg.clone(), &spool, sink)
+        .expect("pool starts");
+    let topic = "arn:aws:sns:us-east-1:123456789012:dead";
+    let job = sns_common::job(5, topic, "{\"n\":5}");
+    let id = job.id;
+    pool.publish(job).expect("accepted");
+    wait_until("a dead letter, its event acked", || {
+        pool.dead_letter_stats().dead_letters == 1
+            && pool.spool_stats().is_some_and(|s| s.spool_events == 0)
+    });
+    let before = pool.dead_letters(10);
+    assert_eq!(
+        (before[0].id, before[0].attempts, before[0].tag),
+        (id, 2, 5)
+    );
+    assert_eq!(before[0].target, topic);
+    let crashed = crash_copy(&spool.dir, "sns-crash");
+    pool.close(std::time::Duration::from_secs(1), events.on_close());
+    while !matches!(events.take(1).pop(), Some(Event::Closed(_))) {}
+    drop(pool);
+
+    let (events, sink) = Collector::new();
+    let pool =
+        event_pusher_core::sns::SnsPool::start_spooled(cfg, &crashed, sink).expect("pool starts");
+    assert_eq!(pool.dead_letters(10), before);
+    assert_eq!(pool.spool_stats().map(|s| s.spool_events), Some(0));
+    pool.close(std::time::Duration::from_secs(1), events.on_close());
+    while !matches!(events.take(1).pop(), Some(Event::Closed(_))) {}
+    for dir in [&spool.dir, &crashed.dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
