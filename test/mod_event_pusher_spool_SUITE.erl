@@ -18,6 +18,7 @@
          rabbit_truncated_last_record_is_logged_and_the_rest_delivered/1,
          http_events_survive_kill_9_while_the_sink_is_down/1,
          sns_events_survive_kill_9_while_the_endpoint_is_down/1]).
+-export([http_dead_letter_survives_kill_9_and_its_replay_arrives_once/1]).
 %% Run on the peer
 -export([send_chats/2, rabbit_stats/0, http_stats/0, sns_stats/0, start_log_collector/0, logged/1]).
 
@@ -35,7 +36,8 @@ all() ->
      rabbit_full_spool_refuses_counts_and_loses_nothing_else,
      rabbit_truncated_last_record_is_logged_and_the_rest_delivered,
      http_events_survive_kill_9_while_the_sink_is_down,
-     sns_events_survive_kill_9_while_the_endpoint_is_down].
+     sns_events_survive_kill_9_while_the_endpoint_is_down,
+     http_dead_letter_survives_kill_9_and_its_replay_arrives_once].
 
 init_per_suite(Config) ->
     ok = ep_amqp:start(),
@@ -451,3 +453,53 @@ number(#{payload := Payload}) ->
 json_decode(Bin) ->
     {match, [Msg]} = re:run(Bin, <<"\"message\":\"([0-9]+)\"">>, [{capture, all_but_first, binary}]),
     #{<<"message">> => Msg}.
+
+%%====================================================================
+%% Dead letters on disk (doc/durability.md): a case of its own, with its
+%% helpers, after the spool's.
+%%====================================================================
+
+http_dead_letter_survives_kill_9_and_its_replay_arrives_once(doc) ->
+    ["An http event the sink refuses (400) with the spool on is a dead letter on disk: "
+     "after kill -9 a new node on the same spool lists it (same ID, reason, attempts, "
+     "time); once the sink is fixed, a replay delivers it once, and a restart after that "
+     "finds neither the letter nor the event"];
+http_dead_letter_survives_kill_9_and_its_replay_arrives_once(Config) ->
+    {ok, Sink} = ep_http_sink:start(),
+    ok = ep_http_sink:set_status(Sink, default, 400),
+    Toml = http_toml(?config(spool_dir, Config), ep_http_sink:url(Sink)),
+    Peer1 = start_peer(Toml),
+    ok = peer_call(Peer1, ?MODULE, send_chats, [1, 1]),
+    %% The event leaves the spool only once its letter is on disk.
+    [Letter] = ep_wait:for(fun() -> http_letters(Peer1) end,
+                           fun(Ls) -> length(Ls) =:= 1 andalso http_spool_events(Peer1) =:= 0 end,
+                           ?WAIT_MS, #{name => dead_lettered}),
+    #{id := Id, reason := <<"status 400">>, attempts := 1, failed_at := FailedAt} = Letter,
+    [#{status := 400} = Refused] = ep_http_sink:requests(Sink),
+    ?assertEqual({1, Id}, n_and_id(Refused)),
+    kill_9(Peer1),
+
+    Peer2 = start_peer(Toml),
+    ?assertMatch([#{id := Id, reason := <<"status 400">>, attempts := 1,
+                    failed_at := FailedAt, backend := http}],
+                 http_letters(Peer2)),
+    %% Its event is not in the spool any more: nothing was sent again.
+    ?assertMatch(#{spool_events := 0, spool_replayed := 0}, peer_call(Peer2, ?MODULE, http_stats, [])),
+    ok = ep_http_sink:set_status(Sink, default, 200),
+    ?assertEqual({ok, 1}, peer_call(Peer2, mongoose_event_pusher_dead_letters, replay,
+                                    [?HT, http, all])),
+    [_, #{status := 200} = Replayed] = ep_http_sink:wait_for_requests(Sink, 2, ?WAIT_MS),
+    ?assertEqual({1, Id}, n_and_id(Replayed)),
+    ep_wait:until(fun() -> http_spool_events(Peer2) =:= 0 end, ?WAIT_MS, #{name => replay_acked}),
+    ?assertEqual([], http_letters(Peer2)),
+    stop_peer(Peer2),
+
+    Peer3 = start_peer(Toml),
+    ?assertEqual([], http_letters(Peer3)),
+    ?assertMatch(#{spool_events := 0, spool_replayed := 0}, peer_call(Peer3, ?MODULE, http_stats, [])),
+    ?assertEqual(2, length(ep_http_sink:requests(Sink))),
+    stop_peer(Peer3),
+    ep_http_sink:stop(Sink).
+
+http_letters(Peer) ->
+    peer_call(Peer, mongoose_event_pusher_dead_letters, list, [?HT, http]).

@@ -17,6 +17,10 @@
 %% logged; the counts are in the pool's stats (`dead_letters',
 %% `dead_lettered', `dead_letters_evicted', `dead_letters_replayed',
 %% `dead_letters_purged').
+%%
+%% A pool with a spool keeps its letters on disk too: they are listed again
+%% after a restart or a crash, and a replay goes through the spool
+%% (doc/durability.md, "Dead letters on disk").
 -module(mongoose_event_pusher_dead_letters).
 
 -export([count/2, list/2, list/3, replay/3, purge/3]).

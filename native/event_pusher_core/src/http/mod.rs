@@ -259,7 +259,7 @@ impl<T: Tag> HttpPool<T> {
         let ready = pool.job_ready.clone();
         let wake = Box::new(move || ready.notify_one());
         pool.intake
-            .attach_spool(opened, Some(wake))
+            .attach_spool(opened, &pool.dead, Some(wake))
             .map_err(StartError::Thread)?;
         Ok(pool)
     }
@@ -365,7 +365,7 @@ impl<T: Send + 'static> Letter for Job<Spooled<T>> {
     /// operator's replay is held through an outage without a maximum age.
     fn reset(&mut self) {
         // Its spool record was acked when it became a dead letter: a
-        // replay lives in memory only.
+        // replay gets a new one from the spool (none without a spool).
         self.tag.seq = None;
         self.delivery.max_age = None;
     }

@@ -6,12 +6,19 @@
 //!
 //! The store keeps the job itself (its event ID, tag and request), so a
 //! replay re-queues exactly what failed, with the same ID.
+//!
+//! When the pool spools, the store is mirrored on disk
+//! ([`super::spool::letters`], written by the spool's writer thread): every
+//! change is sent to the writer while the store's lock is held, so the disk
+//! sees them in the store's order; letters of an earlier run are loaded at
+//! start. Without a spool it is a memory ring only.
 
+use super::spool::{LetterSink, Restored};
 use crate::EventId;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Letters a pool keeps unless configured otherwise.
@@ -81,11 +88,35 @@ struct Entry<J> {
     reason: Cow<'static, str>,
     attempts: u32,
     failed_at_ms: u64,
+    /// Its event ID and its record's size, when it is on disk.
+    disk: Option<(EventId, u64)>,
+}
+
+#[derive(Default)]
+struct Letters<J> {
+    entries: VecDeque<Entry<J>>,
+    /// Sum of the entries' `bytes`.
+    bytes: u64,
+}
+
+impl<J> Letters<J> {
+    fn pop_front(&mut self) -> Option<Entry<J>> {
+        let entry = self.entries.pop_front()?;
+        self.bytes -= entry.bytes();
+        Some(entry)
+    }
+
+    fn push_back(&mut self, entry: Entry<J>) {
+        self.bytes += entry.bytes();
+        self.entries.push_back(entry);
+    }
 }
 
 pub(crate) struct DeadLetters<J> {
-    entries: Mutex<VecDeque<Entry<J>>>,
+    letters: Mutex<Letters<J>>,
     capacity: usize,
+    /// Set once, when the pool spools.
+    disk: OnceLock<LetterSink<J>>,
     dead_lettered: AtomicU64,
     evicted: AtomicU64,
     replayed: AtomicU64,
@@ -95,8 +126,12 @@ pub(crate) struct DeadLetters<J> {
 impl<J> DeadLetters<J> {
     pub fn new(capacity: usize) -> Self {
         DeadLetters {
-            entries: Mutex::new(VecDeque::new()),
+            letters: Mutex::new(Letters {
+                entries: VecDeque::new(),
+                bytes: 0,
+            }),
             capacity,
+            disk: OnceLock::new(),
             dead_lettered: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
@@ -106,30 +141,57 @@ impl<J> DeadLetters<J> {
 
     // A panic while holding the lock cannot leave an entry half-written
     // (entries are moved in and out whole), so a poisoned lock is used as is.
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry<J>>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Letters<J>> {
+        self.letters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Keeps a job that failed for good. A capacity of 0 keeps nothing (the
-    /// job is only counted as evicted).
+    /// job is only counted as evicted). With a spool, the letter is also
+    /// written to disk (its event leaves the spool once it is there), and
+    /// the store keeps its letters' records within the disk budget.
     pub fn put(&self, job: J, reason: impl Into<Cow<'static, str>>, attempts: u32) {
         self.dead_lettered.fetch_add(1, Relaxed);
-        if self.capacity == 0 {
+        let reason = reason.into();
+        let failed_at_ms = now_ms();
+        let disk = self.disk.get();
+        let letter = disk.map(|d| d.encode(&job, &reason, attempts, failed_at_ms));
+        let bytes = letter.as_ref().map_or(0, |l| l.bytes());
+        let budget = disk.map_or(u64::MAX, |d| d.budget());
+        if self.capacity == 0 || bytes > budget {
             self.evicted.fetch_add(1, Relaxed);
+            if let (Some(disk), Some(letter)) = (disk, letter) {
+                disk.drop_event(letter.spool_seq);
+            }
             return;
         }
         let entry = Entry {
             job,
-            reason: reason.into(),
+            reason,
             attempts,
-            failed_at_ms: now_ms(),
+            failed_at_ms,
+            disk: letter.as_ref().map(|l| (l.id, bytes)),
         };
-        let mut entries = self.lock();
-        while entries.len() >= self.capacity {
-            entries.pop_front();
+        let mut letters = self.lock();
+        let mut evicted = Vec::new();
+        while letters.entries.len() >= self.capacity || letters.bytes + bytes > budget {
+            let Some(oldest) = letters.pop_front() else {
+                break;
+            };
             self.evicted.fetch_add(1, Relaxed);
+            evicted.extend(oldest.disk.map(|(id, _)| id));
         }
-        entries.push_back(entry);
+        letters.push_back(entry);
+        // Sent under the lock: the writer sees the store's order.
+        if let (Some(disk), Some(letter)) = (disk, letter) {
+            disk.done(evicted);
+            disk.put(letter);
+        }
+    }
+}
+
+impl<J> Entry<J> {
+    fn bytes(&self) -> u64 {
+        self.disk.map_or(0, |(_, bytes)| bytes)
     }
 }
 
@@ -140,6 +202,7 @@ impl<J: Letter> DeadLetters<J> {
         J::Tag: Clone,
     {
         self.lock()
+            .entries
             .iter()
             .take(limit)
             .map(|entry| DeadLetterInfo {
@@ -157,13 +220,18 @@ impl<J: Letter> DeadLetters<J> {
     /// Hands the selected letters, oldest first, to `requeue`, reset for a
     /// new round of attempts; a letter it gives back (`Some`: the queue is
     /// full or the pool closing) stays, in its place, and so do the letters
-    /// after it. Returns how many were re-queued.
+    /// after it. Returns how many were re-queued. With a spool, `requeue`
+    /// writes the job to the spool again, and the spool's writer acks the
+    /// letter on disk once it has.
     pub fn replay(&self, select: &Select, mut requeue: impl FnMut(J) -> Option<J>) -> u64 {
-        let mut entries = self.lock();
-        let mut kept = VecDeque::with_capacity(entries.len());
+        let mut letters = self.lock();
+        let mut kept = Letters {
+            entries: VecDeque::with_capacity(letters.entries.len()),
+            bytes: 0,
+        };
         let mut replayed = 0;
         let mut refused = false;
-        for mut entry in entries.drain(..) {
+        for mut entry in letters.entries.drain(..) {
             if refused || !select.matches(entry.job.id()) {
                 kept.push_back(entry);
                 continue;
@@ -179,24 +247,68 @@ impl<J: Letter> DeadLetters<J> {
                 }
             }
         }
-        *entries = kept;
+        *letters = kept;
         self.replayed.fetch_add(replayed, Relaxed);
         replayed
     }
 
     /// Removes the selected letters; returns how many.
     pub fn purge(&self, select: &Select) -> u64 {
-        let mut entries = self.lock();
-        let before = entries.len();
-        entries.retain(|entry| !select.matches(entry.job.id()));
-        let purged = (before - entries.len()) as u64;
+        let mut letters = self.lock();
+        let mut kept = Letters {
+            entries: VecDeque::with_capacity(letters.entries.len()),
+            bytes: 0,
+        };
+        let mut gone = Vec::new();
+        for entry in letters.entries.drain(..) {
+            if select.matches(entry.job.id()) {
+                gone.push(entry.job.id());
+            } else {
+                kept.push_back(entry);
+            }
+        }
+        *letters = kept;
+        let purged = gone.len() as u64;
+        if let Some(disk) = self.disk.get() {
+            disk.done(gone);
+        }
         self.purged.fetch_add(purged, Relaxed);
         purged
     }
 
+    /// Writes the letters to disk from now on (the pool spools), and takes
+    /// back the letters an earlier run left there, oldest first (beyond the
+    /// store's bounds, the oldest are evicted).
+    pub fn attach(&self, disk: LetterSink<J>, restored: Vec<Restored<J>>) {
+        let mut letters = self.lock();
+        let budget = disk.budget();
+        let mut evicted = Vec::new();
+        for r in restored {
+            let id = r.job.id();
+            letters.push_back(Entry {
+                job: r.job,
+                reason: Cow::Owned(r.reason),
+                attempts: r.attempts,
+                failed_at_ms: r.failed_at_ms,
+                disk: Some((id, r.bytes)),
+            });
+            while letters.entries.len() > self.capacity || letters.bytes > budget {
+                let Some(oldest) = letters.pop_front() else {
+                    break;
+                };
+                evicted.extend(oldest.disk.map(|(id, _)| id));
+            }
+        }
+        self.evicted.fetch_add(evicted.len() as u64, Relaxed);
+        disk.done(evicted);
+        // Set under the lock: no put can come between the letters of the
+        // disk and the first new one.
+        let _ = self.disk.set(disk);
+    }
+
     pub fn stats(&self) -> DeadLetterStats {
         DeadLetterStats {
-            dead_letters: self.lock().len() as u64,
+            dead_letters: self.lock().entries.len() as u64,
             dead_lettered: self.dead_lettered.load(Relaxed),
             dead_letters_evicted: self.evicted.load(Relaxed),
             dead_letters_replayed: self.replayed.load(Relaxed),

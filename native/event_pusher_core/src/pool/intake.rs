@@ -3,7 +3,7 @@
 
 use super::lifecycle::{Lifecycle, Strategy};
 use super::spool::{self, SpoolStats};
-use super::{supervise, Refused, StartError};
+use super::{supervise, DeadLetters, Letter, Refused, StartError};
 use crate::report::{CloseCallback, CloseReport, OutcomeSink, Reporter, Tag};
 use crate::runtime;
 use crate::stats::Counters;
@@ -82,16 +82,21 @@ impl<J, R> Intake<J, R> {
         Ok(())
     }
 
-    /// Starts `spool`'s writer on this queue: from now on jobs go through it.
+    /// Starts `spool`'s writer on this queue: from now on jobs go through it,
+    /// and `dead`'s letters go to disk (it takes back an earlier run's).
     /// `wake` runs after the writer queued jobs (the http workers wait for it).
     pub fn attach_spool(
         &mut self,
-        spool: spool::Opened<J>,
+        mut spool: spool::Opened<J>,
+        dead: &DeadLetters<J>,
         wake: Option<spool::Wake>,
     ) -> std::io::Result<()>
     where
-        J: spool::SpoolJob,
+        J: spool::SpoolJob + Letter,
+        <J as spool::SpoolJob>::Tag: spool::PersistTag,
     {
+        let (letters, restored) = spool.dead_letters();
+        dead.attach(letters, restored);
         let handle = spool.launch(
             self.lanes.to_vec(),
             self.counters.clone(),
@@ -138,13 +143,20 @@ impl<J, R> Intake<J, R> {
 
     /// Queues a job again (a dead letter's replay); gives it back (`Some`)
     /// if the queue is full or the pool closing. Counted as submitted, not
-    /// as rejected: a refused replay stays a dead letter.
+    /// as rejected: a refused replay stays a dead letter. With a spool it is
+    /// written there first (and may wait on disk if the queue is full).
     pub fn requeue(&self, lane: usize, job: J) -> Option<J> {
         let counters = &self.counters;
+        if self.closing.load(Relaxed) {
+            return Some(job);
+        }
+        if let Some(spool) = &self.spool {
+            return spool.requeue(lane, job, counters);
+        }
         let Some(sender) = self.lanes.get(lane) else {
             return Some(job);
         };
-        if self.closing.load(Relaxed) || !counters.try_place(self.capacity) {
+        if !counters.try_place(self.capacity) {
             return Some(job);
         }
         match sender.send(job) {

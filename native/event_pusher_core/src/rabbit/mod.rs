@@ -154,7 +154,7 @@ impl<T: Send + 'static> Letter for Message<Spooled<T>> {
     }
     fn reset(&mut self) {
         // Its spool record was acked when it became a dead letter: a
-        // replay lives in memory only.
+        // replay gets a new one from the spool (none without a spool).
         self.tag.seq = None;
         self.failures = 0;
     }
@@ -285,7 +285,7 @@ impl<T: Tag> RabbitPool<T> {
         let opened = spool::open::<Message<Spooled<T>>>(spool)?;
         let mut pool = Self::start_with(cfg, Some(opened.acks()), sink, events)?;
         pool.intake
-            .attach_spool(opened, None)
+            .attach_spool(opened, &pool.dead, None)
             .map_err(StartError::Thread)?;
         Ok(pool)
     }

@@ -270,7 +270,7 @@ impl<T: Tag> SnsPool<T> {
         let opened = spool::open::<Job<Spooled<T>>>(spool)?;
         let mut pool = Self::start_with(cfg, Some(opened.acks()), sink)?;
         pool.intake
-            .attach_spool(opened, None)
+            .attach_spool(opened, &pool.dead, None)
             .map_err(StartError::Thread)?;
         Ok(pool)
     }

@@ -407,6 +407,11 @@ impl SegmentLog {
         self.bytes
     }
 
+    /// Segment files, the head included.
+    pub fn segments(&self) -> usize {
+        self.segments.len()
+    }
+
     /// Events written and not acked.
     pub fn live(&self) -> u64 {
         self.live

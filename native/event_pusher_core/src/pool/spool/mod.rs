@@ -14,18 +14,21 @@
 //!   bound is `max_bytes`; beyond it `submit` refuses (`spool_full`).
 //! - Acks come from one place for every backend: [`SpoolSink`] wraps the
 //!   pool's outcome sink and sees each job's last outcome (see
-//!   [`finishes`]).
+//!   [`finishes`]); a job that becomes a dead letter is acked by the
+//!   dead-letter store instead, once its letter is on disk ([`letters`]).
 //! - On start the log is read, checksums checked, a torn tail cut (and
 //!   counted), and the live events replayed first, oldest first.
 //!
 //! Storage: our own segment log ([`log`], [`record`]); see
 //! doc/durability.md for the crates considered and why none fit.
 
+pub mod letters;
 pub mod log;
 pub mod record;
 mod sink;
 mod writer;
 
+pub(crate) use letters::{LetterSink, Restored};
 pub use log::{Corruption, OpenError, Position, Recovery, SegmentLog, SegmentReader};
 pub(crate) use sink::SpoolSink;
 pub(crate) use writer::{open, Control, Handle, Opened, Wake};
@@ -131,6 +134,21 @@ pub fn finishes(outcome: &Outcome) -> bool {
             | DropReason::Expired
             | DropReason::Unroutable,
         ) => true,
+    }
+}
+
+/// Whether a job whose last outcome is `outcome` becomes a dead letter (as
+/// every backend decides it: a final 4xx, retries exhausted, too old,
+/// unroutable; a 429 is retried, then followed by retries exhausted). Its
+/// spool record is then acked by the dead-letter store once the letter is on
+/// disk, not by [`SpoolSink`]: a crash in between must not lose both.
+pub fn becomes_dead_letter(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::Response { status, .. } => (400..=499).contains(status),
+        Outcome::Dropped(
+            DropReason::RetriesExhausted | DropReason::Expired | DropReason::Unroutable,
+        ) => true,
+        _ => false,
     }
 }
 

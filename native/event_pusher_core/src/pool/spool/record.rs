@@ -1,5 +1,5 @@
 //! The spool's on-disk records, shared by the segment log, the replay and
-//! (later) the dead-letter store.
+//! the dead-letter log.
 //!
 //! A segment file starts with [`MAGIC`] and then holds records:
 //!
@@ -10,7 +10,9 @@
 //!
 //! An event's payload ([`EventRecord`]) is `lane: u32 LE | id: [u8; 16] |
 //! tag_len: u32 LE | tag | fields`, where `fields` are the backend's own
-//! (see `JobCodec`). An ack's payload is a list of `seq: u64 LE`.
+//! (see `SpoolJob`). An ack's payload is a list of `seq: u64 LE`. A dead
+//! letter's payload ([`LetterRecord`]) is `attempts: u32 LE | failed_at_ms:
+//! u64 LE | reason_len: u32 LE | reason | event payload`.
 
 use crate::EventId;
 
@@ -127,6 +129,40 @@ impl<'a> EventRecord<'a> {
     }
 }
 
+/// A dead letter's payload, decoded: the failure, then its event's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LetterRecord<'a> {
+    pub attempts: u32,
+    pub failed_at_ms: u64,
+    pub reason: &'a str,
+    /// What [`EventRecord::decode`] reads.
+    pub event: &'a [u8],
+}
+
+impl<'a> LetterRecord<'a> {
+    /// Appends the failure; the event's payload ([`EventRecord::encode`]
+    /// and the backend's fields) follows.
+    pub fn encode(out: &mut Vec<u8>, attempts: u32, failed_at_ms: u64, reason: &str) {
+        put_u32(out, attempts);
+        out.extend_from_slice(&failed_at_ms.to_le_bytes());
+        put_bytes(out, reason.as_bytes());
+    }
+
+    pub fn decode(payload: &'a [u8]) -> Option<LetterRecord<'a>> {
+        let mut f = Fields(payload);
+        let attempts = f.u32()?;
+        let failed_at_ms = u64::from_le_bytes(f.0.get(..8)?.try_into().ok()?);
+        f.0 = &f.0[8..];
+        let reason = f.str()?;
+        Some(LetterRecord {
+            attempts,
+            failed_at_ms,
+            reason,
+            event: f.0,
+        })
+    }
+}
+
 /// Reads fields a backend wrote with [`put_bytes`]: each a `u32 LE` length
 /// and the bytes.
 pub struct Fields<'a>(pub &'a [u8]);
@@ -194,5 +230,22 @@ mod tests {
         let mut fields = Fields(event.fields);
         assert_eq!(fields.bytes(), Some(&b"ex"[..]));
         assert_eq!(fields.bytes(), None);
+    }
+
+    #[test]
+    fn a_letter_payload_round_trips_and_a_cut_one_is_refused() {
+        let id = EventId::new();
+        let mut out = Vec::new();
+        LetterRecord::encode(&mut out, 4, 1_700_000_000_123, "status 400");
+        EventRecord::encode(&mut out, 0, id, |o| o.extend_from_slice(b"t"));
+        let letter = LetterRecord::decode(&out).expect("decodes");
+        assert_eq!(
+            (letter.attempts, letter.failed_at_ms, letter.reason),
+            (4, 1_700_000_000_123, "status 400")
+        );
+        assert_eq!(EventRecord::decode(letter.event).map(|e| e.id), Some(id));
+        for cut in 0..4 + 8 + 4 + 10 {
+            assert_eq!(LetterRecord::decode(&out[..cut]), None, "cut at {cut}");
+        }
     }
 }

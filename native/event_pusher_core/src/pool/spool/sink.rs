@@ -1,10 +1,10 @@
 //! Acks from one place for every backend: the pool's outcome sink, wrapped.
 //! It sees every outcome of every job on the reporter thread, takes the
-//! spool's seq off the tag, sends the seqs of finished jobs to the writer,
-//! and hands the caller's tags to the caller's sink.
+//! spool's seq off the tag, sends the seqs of finished jobs to the writer
+//! (but for dead letters: see [`super::becomes_dead_letter`]), and hands the caller's tags to the caller's sink.
 
 use super::writer::Control;
-use super::{finishes, Spooled};
+use super::{becomes_dead_letter, finishes, Spooled};
 use crate::report::{Outcome, OutcomeSink};
 use crossbeam_channel::Sender;
 
@@ -30,7 +30,8 @@ impl<T: Send + 'static, S: OutcomeSink<T>> OutcomeSink<Spooled<T>> for SpoolSink
         let mut done = Vec::new();
         for (tag, outcome) in batch.drain(..) {
             if let Some(seq) = tag.seq {
-                if finishes(&outcome) {
+                // A dead letter's record goes once the letter is on disk.
+                if finishes(&outcome) && !becomes_dead_letter(&outcome) {
                     done.push(seq);
                 }
             }

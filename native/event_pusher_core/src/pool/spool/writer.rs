@@ -8,7 +8,14 @@
 //! event is on disk before it can be delivered. When the queue is full it
 //! keeps a cursor on the first record not queued and from then on reads
 //! records back from disk as places free up, until it reaches the end.
+//!
+//! It also writes the pool's dead letters ([`super::letters`]): in one
+//! round, the group's events are committed first (a replayed letter is in
+//! the spool before the letter is acked), then the new letters and the
+//! letters done, then the spool's acks (a letter is on disk before its
+//! event leaves the spool).
 
+use super::letters::{self, LetterLog, LetterSink, NewLetter, Restored};
 use super::log::{Position, SegmentLog, SegmentReader};
 use super::record::{self, EventRecord};
 use super::{
@@ -17,6 +24,7 @@ use super::{
 };
 use crate::pool::Refused;
 use crate::stats::Counters;
+use crate::EventId;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -39,10 +47,15 @@ struct Incoming<J> {
     lane: u32,
     payload: Vec<u8>,
     job: J,
+    /// A dead letter's replay: its letter is acked once this is committed.
+    replay: bool,
 }
 
 pub(crate) enum Control {
     Acks(Vec<u64>),
+    Letter(NewLetter),
+    /// Letters purged, evicted or loaded over the store's bound.
+    LettersDone(Vec<EventId>),
     Shutdown(Sender<()>),
 }
 
@@ -77,6 +90,9 @@ where
 pub(crate) struct Opened<J> {
     log: SegmentLog,
     recovery: Recovery,
+    letters: LetterLog,
+    /// Letters of an earlier run, until the store takes them.
+    restored: Vec<Restored<J>>,
     max_bytes: u64,
     counters: Arc<SpoolCounters>,
     tx: Sender<Incoming<J>>,
@@ -96,21 +112,33 @@ where
         .segment_bytes
         .unwrap_or_else(|| default_segment_bytes(cfg.max_bytes));
     let (log, recovery) = SegmentLog::open(&cfg.dir, segment_bytes.max(1), cfg.fsync)?;
+    let letters = LetterLog::open(
+        &letters::dir(&cfg.dir),
+        cfg.max_bytes,
+        segment_bytes.max(1),
+        cfg.fsync,
+        letters::decode_job::<J>,
+    )?;
     let counters = Arc::new(SpoolCounters::default());
     counters.used.store(log.bytes(), Relaxed);
     counters.bytes.store(log.bytes(), Relaxed);
     counters.events.store(log.live(), Relaxed);
     counters.waiting.store(recovery.live_events, Relaxed);
+    // The dead-letter log's damage counts (and is logged) with the spool's.
+    let corrupt = recovery.corrupt.iter().chain(&letters.recovery.corrupt);
     counters
         .corrupt
-        .store(recovery.corrupt.len() as u64, Relaxed);
-    let lost: u64 = recovery.corrupt.iter().map(|c| c.bytes_lost).sum();
+        .store(corrupt.clone().count() as u64, Relaxed);
+    let lost: u64 = corrupt.map(|c| c.bytes_lost).sum();
     counters.corrupt_bytes.store(lost, Relaxed);
+    counters.skipped.store(letters.skipped, Relaxed);
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     Ok(Opened {
         log,
         recovery,
+        letters: letters.log,
+        restored: letters.letters,
         max_bytes: cfg.max_bytes,
         counters,
         tx,
@@ -126,6 +154,16 @@ impl<J: SpoolJob> Opened<J> {
     /// Where acks go (for [`super::SpoolSink`]).
     pub fn acks(&self) -> Sender<Control> {
         self.ctl_tx.clone()
+    }
+
+    /// The dead-letter store's way to the disk, and the letters of an
+    /// earlier run (oldest first), once.
+    pub fn dead_letters(&mut self) -> (LetterSink<J>, Vec<Restored<J>>)
+    where
+        J::Tag: PersistTag,
+    {
+        let sink = letters::letter_sink(self.ctl_tx.clone(), self.max_bytes);
+        (sink, std::mem::take(&mut self.restored))
     }
 
     /// Starts the writer thread, which queues jobs on `lanes` within the
@@ -152,6 +190,9 @@ impl<J: SpoolJob> Opened<J> {
             wake,
             reader: SegmentReader::default(),
             skipped: Vec::new(),
+            letters: self.letters,
+            new_letters: Vec::new(),
+            letters_done: Vec::new(),
         };
         std::thread::Builder::new()
             .name("event_pusher_spool".to_owned())
@@ -181,19 +222,38 @@ pub(crate) struct Handle<J> {
 impl<J> Handle<J> {
     /// Hands `job` to the writer. O(1) besides encoding it; never waits.
     pub fn submit(&self, lane: usize, job: J, pool: &Counters) -> Result<(), Refused> {
+        self.send(lane, job, false, pool).map_err(|(refused, _)| {
+            match refused {
+                Refused::SpoolFull => Counters::bump(&self.counters.dropped_spool_full),
+                Refused::Overloaded => Counters::bump(&pool.dropped_overloaded),
+                _ => {}
+            }
+            refused
+        })
+    }
+
+    /// A dead letter's replay: written to the spool again (the writer acks
+    /// the letter once it is), then queued as `submit` does. Gives the job
+    /// back if the spool refuses it (the letter stays; not counted as
+    /// dropped).
+    pub fn requeue(&self, lane: usize, job: J, pool: &Counters) -> Option<J> {
+        self.send(lane, job, true, pool).err().map(|(_, job)| job)
+    }
+
+    fn send(&self, lane: usize, job: J, replay: bool, pool: &Counters) -> Result<(), (Refused, J)> {
         let mut payload = Vec::with_capacity(256);
         (self.encode)(&job, lane as u32, &mut payload);
         let size = record::size(payload.len());
         let used = self.counters.used.fetch_add(size, Relaxed);
         if used + size > self.max_bytes {
             self.counters.used.fetch_sub(size, Relaxed);
-            Counters::bump(&self.counters.dropped_spool_full);
-            return Err(Refused::SpoolFull);
+            return Err((Refused::SpoolFull, job));
         }
         let incoming = Incoming {
             lane: lane as u32,
             payload,
             job,
+            replay,
         };
         match self.tx.try_send(incoming) {
             Ok(()) => {
@@ -203,11 +263,8 @@ impl<J> Handle<J> {
             Err(e) => {
                 self.counters.used.fetch_sub(size, Relaxed);
                 match e {
-                    TrySendError::Full(_) => {
-                        Counters::bump(&pool.dropped_overloaded);
-                        Err(Refused::Overloaded)
-                    }
-                    TrySendError::Disconnected(_) => Err(Refused::Closed),
+                    TrySendError::Full(i) => Err((Refused::Overloaded, i.job)),
+                    TrySendError::Disconnected(i) => Err((Refused::Closed, i.job)),
                 }
             }
         }
@@ -247,6 +304,10 @@ struct Writer<J> {
     replay_below: u64,
     /// Records found unreadable at replay: acked with the next group.
     skipped: Vec<u64>,
+    letters: LetterLog,
+    /// Letters and letters done received this round.
+    new_letters: Vec<NewLetter>,
+    letters_done: Vec<EventId>,
 }
 
 impl<J: SpoolJob> Writer<J> {
@@ -272,7 +333,7 @@ impl<J: SpoolJob> Writer<J> {
                     Err(_) => rx_open = false,
                 },
                 recv(ctl) -> c => match c {
-                    Ok(c) => Self::control(c, &mut acks, &mut stopping),
+                    Ok(c) => self.control(c, &mut acks, &mut stopping),
                     Err(_) => ctl_open = false,
                 },
                 default(tick) => {}
@@ -284,7 +345,7 @@ impl<J: SpoolJob> Writer<J> {
                 }
             }
             while let Ok(c) = self.ctl.try_recv() {
-                Self::control(c, &mut acks, &mut stopping);
+                self.control(c, &mut acks, &mut stopping);
             }
             acks.append(&mut self.skipped);
             self.group(std::mem::take(&mut incoming), &mut acks);
@@ -300,16 +361,20 @@ impl<J: SpoolJob> Writer<J> {
         // What was committed goes to the disk whatever the policy: a close
         // is rare and the next start reads it.
         let _ = self.log.sync();
-        let Writer { log, .. } = self;
+        let _ = self.letters.sync();
+        let Writer { log, letters, .. } = self;
         drop(log);
+        drop(letters);
         for done in stopping {
             let _ = done.send(());
         }
     }
 
-    fn control(c: Control, acks: &mut Vec<u64>, stopping: &mut Vec<Sender<()>>) {
+    fn control(&mut self, c: Control, acks: &mut Vec<u64>, stopping: &mut Vec<Sender<()>>) {
         match c {
             Control::Acks(mut seqs) => acks.append(&mut seqs),
+            Control::Letter(letter) => self.new_letters.push(letter),
+            Control::LettersDone(mut ids) => self.letters_done.append(&mut ids),
             Control::Shutdown(done) => stopping.push(done),
         }
     }
@@ -317,17 +382,24 @@ impl<J: SpoolJob> Writer<J> {
     /// Appends, commits, then queues the group's jobs (or leaves them on
     /// disk if the queue is full or records already wait there).
     fn group(&mut self, incoming: Vec<Incoming<J>>, acks: &mut Vec<u64>) {
-        if incoming.is_empty() && acks.is_empty() {
+        let letter_work = !self.new_letters.is_empty()
+            || !self.letters_done.is_empty()
+            || incoming.iter().any(|i| i.replay);
+        if incoming.is_empty() && acks.is_empty() && !letter_work {
+            // Idle: an interval fsync may be due, for letters too.
             let _ = self.log.commit();
+            let _ = self.letters.commit();
             return;
         }
         let before = self.log.bytes();
         let mut reserved = 0;
         let mut ready: Vec<(u32, J, Option<Position>)> = Vec::with_capacity(incoming.len());
+        let had_events = !incoming.is_empty();
         for Incoming {
             lane,
             payload,
             mut job,
+            replay,
         } in incoming
         {
             let size = record::size(payload.len());
@@ -335,15 +407,27 @@ impl<J: SpoolJob> Writer<J> {
                 Ok((seq, at)) => {
                     reserved += size;
                     job.tag_mut().seq = Some(seq);
+                    if replay {
+                        self.letters_done.push(job.id());
+                    }
                     ready.push((lane, job, Some(at)));
                 }
                 Err(_) => {
-                    // Not on disk: delivered from memory only (counted).
+                    // Not on disk: delivered from memory only (counted); a
+                    // replayed letter stays on disk (listed after a restart).
                     self.counters.used.fetch_sub(size, Relaxed);
                     Counters::bump(&self.counters.skipped);
                     ready.push((lane, job, None));
                 }
             }
+        }
+        if letter_work {
+            // The replays' events are committed before their letters are acked.
+            if had_events && self.log.commit().is_err() {
+                Counters::bump(&self.counters.skipped);
+                self.letters_done.clear();
+            }
+            self.write_letters(acks);
         }
         if !acks.is_empty() {
             if self.log.append_acks(acks).is_err() {
@@ -381,6 +465,29 @@ impl<J: SpoolJob> Writer<J> {
                 }
             }
         }
+    }
+
+    /// Appends this round's letters and letters done and commits them; the
+    /// events of the letters committed join `acks` (their spool records go).
+    fn write_letters(&mut self, acks: &mut Vec<u64>) {
+        let mut events = Vec::new();
+        for letter in std::mem::take(&mut self.new_letters) {
+            match self.letters.append(letter.id, &letter.payload) {
+                Ok(()) => events.extend(letter.spool_seq),
+                // Its event stays in the spool: delivered again at the next
+                // start, where it fails again or goes through.
+                Err(_) => Counters::bump(&self.counters.skipped),
+            }
+        }
+        let done = std::mem::take(&mut self.letters_done);
+        if self.letters.done(&done).is_err() {
+            Counters::bump(&self.counters.skipped);
+        }
+        if self.letters.commit().is_err() {
+            Counters::bump(&self.counters.skipped);
+            return;
+        }
+        acks.append(&mut events);
     }
 
     /// Reads waiting records back into the queue while it has room.
