@@ -18,6 +18,9 @@
 # Environment: CLIENTS (20), MESSAGES per client (2500), CONFIGS ("off http rabbit
 #   http+rabbit"), RELEASES ("ref product"), ROUNDS (1; the runs of a round alternate
 #   the releases), SINK_PORT (18089), BODY (32 characters), XMPP_DOMAIN (localhost),
+#   VM_ARGS (emulator flags added to both releases' etc/vm.args for the run, in pairs,
+#   e.g. "+sbwt none +sbwtdcpu none"; vm.args.e2e-orig is put back at the end),
+#   PROBE (1: bench/e2e/probe.erl after each load; 0: not), PROBE_MESSAGES (10000),
 #   OUT (bench/results/e2e-<time>; not committed).
 # The load: CLIENTS raw-XMPP clients (bench/e2e/e2e.py, one asyncio process) log in on
 # 127.0.0.1:5222; each sends MESSAGES chat messages to the next one, pipelined (50 per
@@ -117,10 +120,12 @@ cleanup() {
   for r in ref product; do
     if [ -n "${STARTED:-}" ] && [ "$STARTED" = "$r" ]; then relcmd "$r" bin/mongooseim stop >/dev/null 2>&1 || true; fi
     d=$(rel_dir "$r")
-    if [ -f "$d/etc/mongooseim.toml.e2e-orig" ]; then
-      mv -f "$d/etc/mongooseim.toml.e2e-orig" "$d/etc/mongooseim.toml"
-      say "restored $d/etc/mongooseim.toml"
-    fi
+    for f in mongooseim.toml vm.args; do
+      if [ -f "$d/etc/$f.e2e-orig" ]; then
+        mv -f "$d/etc/$f.e2e-orig" "$d/etc/$f"
+        say "restored $d/etc/$f"
+      fi
+    done
   done
 }
 trap cleanup EXIT
@@ -142,6 +147,10 @@ say "sink ($SINK_KIND) pid $SINK_PID on 127.0.0.1:$SINK_PORT; broker pid ${BROKE
 for r in $RELEASES; do
   d=$(rel_dir "$r")
   [ -f "$d/etc/mongooseim.toml.e2e-orig" ] || cp -p "$d/etc/mongooseim.toml" "$d/etc/mongooseim.toml.e2e-orig"
+  if [ -n "${VM_ARGS:-}" ]; then
+    [ -f "$d/etc/vm.args.e2e-orig" ] || cp -p "$d/etc/vm.args" "$d/etc/vm.args.e2e-orig"
+    { cat "$d/etc/vm.args.e2e-orig"; printf '%s\n' $VM_ARGS | paste -d' ' - - ; } >"$d/etc/vm.args"
+  fi
 done
 
 RESULTS=$OUT/results.jsonl
