@@ -8,8 +8,9 @@
 
 Kinds are the BEAM's threads (schedulers, dirty CPU and IO schedulers, aux, poller,
 the rest) and ours (the tokio runtime `event_pusher_rt`, the pools' reporters, the
-spool writers). A thread that exited between the snapshots counts from its last snapshot
-only, so a snapshot is taken right before and right after the load.
+spool writers, lapin's I/O threads). A thread that exited between the snapshots
+counts from its last snapshot only, so a snapshot is taken right before and right
+after the load.
 """
 import json
 import os
@@ -59,6 +60,8 @@ def kind(name):
         return "ours: spool"
     if name.startswith("event_pusher"):
         return "ours: reporters"
+    if name.startswith("lapin"):
+        return "ours: lapin I/O"
     return "beam_other"
 
 
