@@ -179,7 +179,7 @@ sink_down_for_10s_under_load_loses_nothing(Config) ->
     ?assertMatch(#{sent := N, dropped_retries_exhausted := 0, dropped_expired := 0,
                    dropped_overloaded := 0},
                  ep_test_host:http_pool_stats(http_pool)),
-    ?assertEqual([], logged(event_pusher_http_dropped)),
+    ?assertEqual([], ep_log_capture:logged(event_pusher_http_dropped)),
     ct:log("~p events held through a ~p ms outage", [N, ?OUTAGE_MS]).
 
 %% Chat messages at about 50 a second until Deadline; returns how many.
@@ -213,7 +213,7 @@ slow_sink_gets_each_event_once_counted_as_timeout(Config) ->
                  ep_test_host:http_pool_stats(http_pool)),
     Logged = wait_logs(event_pusher_http_timeout, 5),
     ?assert(lists:all(fun(#{outcome := unknown}) -> true end, Logged)),
-    ?assertEqual([], logged(event_pusher_http_dropped)),
+    ?assertEqual([], ep_log_capture:logged(event_pusher_http_dropped)),
     instrument_helper:wait_and_assert(?METRIC, labels(),
                                       fun(M) -> maps:get(failure_count, M, 0) =:= 1 end).
 
@@ -305,14 +305,6 @@ timeouts() ->
 %% The next N reports with `what => What'.
 wait_logs(What, N) ->
     [ep_log_capture:wait_for(What, ?WAIT_MS) || _ <- lists:seq(1, N)].
-
-%% The reports with `what => What' captured so far, without waiting.
-logged(What) ->
-    receive
-        {ep_log_capture, log, Report = #{what := What}} -> [Report | logged(What)]
-    after 0 ->
-            []
-    end.
 
 %% Waits for N requests and then for the pool to be idle: after that nothing
 %% else can arrive, so the sink's list is complete.

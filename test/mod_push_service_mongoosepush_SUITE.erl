@@ -445,8 +445,8 @@ mongoosepush_down_for_10s_under_load_loses_nothing(Config) ->
     wait_count(?METRIC, N),
     ?assertEqual([], [M || M <- mongoose_instrument:recorded(?METRIC, ?LABELS),
                            maps:is_key(failure_count, M)]),
-    ?assertEqual([], logged(push_send_gave_up)),
-    ?assertEqual([], logged(push_send_failed)),
+    ?assertEqual([], ep_log_capture:logged(push_send_gave_up)),
+    ?assertEqual([], ep_log_capture:logged(push_send_failed)),
     ct:log("~p notifications held through a ~p ms outage", [N, ?OUTAGE_MS]).
 
 %% Doc: MongoosePush answering after request_timeout: each notification is
@@ -469,7 +469,7 @@ slow_mongoosepush_gets_each_notification_once_counted_as_timeout(Config) ->
                                  not maps:is_key(response_code, M)]), Events),
     Logged = [ep_log_capture:wait_for(push_send_timeout, ?WAIT_MS) || _ <- lists:seq(1, 5)],
     ?assertEqual([unknown], lists:usort([O || #{outcome := O} <- Logged])),
-    ?assertEqual([], logged(push_send_gave_up)).
+    ?assertEqual([], ep_log_capture:logged(push_send_gave_up)).
 
 %% Doc: with retry_on_timeout a notification that timed out is sent again
 %% (same body); the second answer is its result.
@@ -497,14 +497,6 @@ steady_load(Deadline, Sent) ->
             deliver(?ALICE, ?BOB, <<"chat">>, integer_to_binary(Sent + 1)),
             timer:sleep(20),
             steady_load(Deadline, Sent + 1)
-    end.
-
-%% The reports with `what => What' captured so far, without waiting.
-logged(What) ->
-    receive
-        {ep_log_capture, log, Report = #{what := What}} -> [Report | logged(What)]
-    after 0 ->
-            []
     end.
 
 %% The message (a number) in a notification's alert.

@@ -3,7 +3,7 @@
 %% report with a given `what', stop/0 in its end_per_testcase.
 -module(ep_log_capture).
 
--export([start/0, stop/0, wait_for/2]).
+-export([start/0, stop/0, wait_for/2, logged/1]).
 %% logger handler callback
 -export([log/2]).
 
@@ -24,6 +24,15 @@ wait_for(What, TimeoutMs) ->
         {?MODULE, log, Report = #{what := What}} -> Report
     after TimeoutMs ->
             ct:fail({log_not_seen, What})
+    end.
+
+%% @doc The reports with `what => What' captured so far, without waiting.
+-spec logged(atom()) -> [map()].
+logged(What) ->
+    receive
+        {?MODULE, log, Report = #{what := What}} -> [Report | logged(What)]
+    after 0 ->
+            []
     end.
 
 -spec log(logger:log_event(), logger:handler_config()) -> ok.
