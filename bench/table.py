@@ -279,6 +279,8 @@ def rabbit(path):
                   f"with every event submitted, peak {r.get('rss_peak_mb', '?')} MB (BEAM's own "
                   f"allocators {r.get('beam_before_mb', '?')} → {r.get('beam_submitted_mb', '?')} MB; "
                   f"jobs in memory {r.get('in_memory_jobs', '?')}, spool {r.get('spool_mb', '?')} MB)")
+            if r.get("beam_split"):
+                print(f"  - BEAM memory with every event submitted (MB; the three largest processes by initial call): {r['beam_split']}")
     ours_on = [r for r in rows if r["row"].startswith("ours_on_")]
     ours_off = [r for r in rows if r["row"].startswith("ours_off_")]
     goals = []

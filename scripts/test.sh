@@ -18,13 +18,14 @@ cd "$(dirname "$0")/.."
 run_cargo=yes
 run_ct=yes
 suites=()
+full_run=yes   # no suite named: dialyzer runs too
 for arg in "$@"; do
     case "$arg" in
-        --ct-only) run_cargo=no ;;
+        --ct-only) run_cargo=no; full_run=no ;;
         --cargo-only) run_ct=no ;;
         -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
         -*) echo "unknown option $arg" >&2; exit 2 ;;
-        *) suites+=("$(basename "${arg%.erl}")") ;;
+        *) suites+=("$(basename "${arg%.erl}")"); full_run=no ;;
     esac
 done
 
@@ -133,7 +134,7 @@ if [ $run_ct = yes ]; then
             # Dialyzer on the product's modules (erlang/src): the emulation's
             # and the suites' own warnings (deliberate bad calls, meck) are
             # not counted. Only in a full run: a cold PLT takes minutes.
-            if [ ${#suites[@]} -eq 0 ] && [ "${EP_DIALYZER:-yes}" != no ]; then
+            if [ $full_run = yes ] && [ "${EP_DIALYZER:-yes}" != no ]; then
                 log "rebar3 as test dialyzer (erlang/src)"
                 t0=$SECONDS
                 rebar3 as test dialyzer >"$LOG_DIR/dialyzer.log" 2>&1

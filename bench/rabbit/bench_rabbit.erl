@@ -142,6 +142,7 @@ outage(Row, Confirms, Workers) ->
                                               fun() -> wait_spooled(Host) end),
     RssSubmitted = proc_status_kb("VmRSS"),
     BeamSubmitted = erlang:memory(total),
+    BeamSplit = beam_split(),
     #{spool_bytes := SpoolBytes, queued := Queued, in_flight := InFlight} =
         mongoose_event_pusher_nif:pool_stats(
           mongoose_event_pusher_pool_registry:lookup(rabbit, Host, event_pusher)),
@@ -165,12 +166,31 @@ outage(Row, Confirms, Workers) ->
                                       rss_peak_mb => proc_status_kb("VmHWM") div 1024,
                                       beam_before_mb => BeamBefore div (1024 * 1024),
                                       beam_submitted_mb => BeamSubmitted div (1024 * 1024),
+                                      beam_split => BeamSplit,
                                       spool_mb => SpoolBytes div (1024 * 1024),
                                       in_memory_jobs => Queued + InFlight,
                                       deliver_s => DeliverMs / 1000}),
     bench_host:shutdown(),
     _ = ep_amqp:purge(Consumer, ?QUEUE),
     ep_amqp:close(Consumer).
+
+%% Where the BEAM's memory is, in MB, as one word for the RESULT line:
+%% erlang:memory/0's parts, then the three processes holding the most, by
+%% initial call (the bench's own callers and latency list are among them).
+beam_split() ->
+    MB = fun(B) -> B div (1024 * 1024) end,
+    Parts = [io_lib:format("~s:~b", [K, MB(V)]) || {K, V} <- erlang:memory(),
+                                                   lists:member(K, [processes, binary, ets, code, system])],
+    Procs = lists:sublist(lists:reverse(lists:sort(
+              [{M, P} || P <- processes(), {memory, M} <- [erlang:process_info(P, memory)]])), 3),
+    Top = [io_lib:format("~w:~b", [initial_call(P), MB(M)]) || {M, P} <- Procs],
+    lists:flatten(lists:join(",", Parts) ++ "|top:" ++ lists:join(",", Top)).
+
+initial_call(P) ->
+    case erlang:process_info(P, [dictionary, initial_call]) of
+        [{dictionary, D}, {initial_call, I}] -> proplists:get_value('$initial_call', D, I);
+        _ -> gone
+    end.
 
 %% Every event the pool accepted is in the spool (written).
 wait_spooled(Host) ->
