@@ -181,10 +181,11 @@ beam_split() ->
     MB = fun(B) -> B div (1024 * 1024) end,
     Parts = [io_lib:format("~s:~b", [K, MB(V)]) || {K, V} <- erlang:memory(),
                                                    lists:member(K, [processes, binary, ets, code, system])],
-    Procs = lists:sublist(lists:reverse(lists:sort(
-              [{M, P} || P <- processes(), {memory, M} <- [erlang:process_info(P, memory)]])), 3),
-    Top = [io_lib:format("~w:~b", [initial_call(P), MB(M)]) || {M, P} <- Procs],
-    lists:flatten(lists:join(",", Parts) ++ "|top:" ++ lists:join(",", Top)).
+    All = lists:reverse(lists:sort(
+            [{M, P} || P <- processes(), {memory, M} <- [erlang:process_info(P, memory)]])),
+    Top = [io_lib:format("~w:~b", [initial_call(P), MB(M)]) || {M, P} <- lists:sublist(All, 3)],
+    Sum = io_lib:format("|~b_processes_hold:~b", [length(All), MB(lists:sum([M || {M, _} <- All]))]),
+    lists:flatten(lists:join(",", Parts) ++ Sum ++ "|top:" ++ lists:join(",", Top)).
 
 initial_call(P) ->
     case erlang:process_info(P, [dictionary, initial_call]) of
