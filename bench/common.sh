@@ -147,7 +147,14 @@ stop_sink() {
 start_sink() {
     local log=$1 threads=$2
     trap stop_sink EXIT
-    "$TARGET_DIR/release/bench_sink" 0 "$threads" >"$log" 2>&1 &
+    # SINK_SCHED=batch: the sink (which a real deployment has on another
+    # machine) runs SCHED_BATCH, so its wake-ups do not preempt the BEAM's
+    # schedulers mid-call (see doc/performance.md on the caller's p99).
+    if [ "${SINK_SCHED:-}" = batch ]; then
+        chrt --batch 0 "$TARGET_DIR/release/bench_sink" 0 "$threads" >"$log" 2>&1 &
+    else
+        "$TARGET_DIR/release/bench_sink" 0 "$threads" >"$log" 2>&1 &
+    fi
     SINK_PID=$!
     PORT=""
     for _ in $(seq 1 100); do

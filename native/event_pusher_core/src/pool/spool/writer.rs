@@ -31,9 +31,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Records that may wait for the writer: beyond, `submit` is refused
-/// (`Overloaded`). Bounds the memory between callers and the disk.
-pub const CHANNEL: usize = 16 * 1024;
+/// Records that may wait for the writer: the pool's queue capacity, within
+/// these bounds; beyond, `submit` is refused (`Overloaded`). Bounds the
+/// memory between callers and the disk; as large as the memory queue (65,536
+/// by default), so that a burst the queue would take without a spool is not
+/// refused with one while the writer catches up. The channel's slots are
+/// allocated up front, hence the upper bound.
+pub const CHANNEL_MIN: usize = 16 * 1024;
+pub const CHANNEL_MAX: usize = 64 * 1024;
 /// Records appended per commit at most.
 const GROUP: usize = 4096;
 /// How often the writer looks for free places while records wait on disk.
@@ -95,8 +100,6 @@ pub(crate) struct Opened<J> {
     restored: Vec<Restored<J>>,
     max_bytes: u64,
     counters: Arc<SpoolCounters>,
-    tx: Sender<Incoming<J>>,
-    rx: Receiver<Incoming<J>>,
     ctl_tx: Sender<Control>,
     ctl_rx: Receiver<Control>,
     encode: Encode<J>,
@@ -132,7 +135,6 @@ where
     let lost: u64 = corrupt.map(|c| c.bytes_lost).sum();
     counters.corrupt_bytes.store(lost, Relaxed);
     counters.skipped.store(letters.skipped, Relaxed);
-    let (tx, rx) = crossbeam_channel::bounded(CHANNEL);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     Ok(Opened {
         log,
@@ -141,8 +143,6 @@ where
         restored: letters.letters,
         max_bytes: cfg.max_bytes,
         counters,
-        tx,
-        rx,
         ctl_tx,
         ctl_rx,
         encode: encode::<J>,
@@ -175,11 +175,15 @@ impl<J: SpoolJob> Opened<J> {
         capacity: u64,
         wake: Option<Wake>,
     ) -> std::io::Result<Handle<J>> {
+        let room = usize::try_from(capacity)
+            .unwrap_or(CHANNEL_MAX)
+            .clamp(CHANNEL_MIN, CHANNEL_MAX);
+        let (tx, rx) = crossbeam_channel::bounded(room);
         let cursor = (self.recovery.live_events > 0).then(|| self.log.start_position());
         let writer = Writer {
             replay_below: self.log.next_seq(),
             log: self.log,
-            rx: self.rx,
+            rx,
             ctl: self.ctl_rx,
             lanes,
             pool,
@@ -201,7 +205,7 @@ impl<J: SpoolJob> Opened<J> {
                 writer.run();
             })?;
         Ok(Handle {
-            tx: self.tx,
+            tx,
             ctl: self.ctl_tx,
             counters: self.counters,
             max_bytes: self.max_bytes,
