@@ -138,8 +138,11 @@ if [ $run_ct = yes ]; then
                 log "rebar3 as test dialyzer (erlang/src)"
                 t0=$SECONDS
                 rebar3 as test dialyzer >"$LOG_DIR/dialyzer.log" 2>&1
-                warnings=$(strip_ansi <"$LOG_DIR/dialyzer.log" | awk '/^[^ ]/ && !/^Line / { f = $0 } /^Line / && f ~ /^erlang\/src\// { print f ": " $0 }')
-                if ! strip_ansi <"$LOG_DIR/dialyzer.log" | grep -q 'Analyzing'; then
+                strip_ansi <"$LOG_DIR/dialyzer.log" >"$LOG_DIR/dialyzer.txt"
+                warnings=$(awk '/^[^ ]/ && !/^Line / { f = $0 } /^Line / && f ~ /^erlang\/src\// { print f ": " $0 }' "$LOG_DIR/dialyzer.txt")
+                # (grep on a file: in a pipe under pipefail, grep -q's early
+                # exit would fail the pipe.)
+                if ! grep -q 'Analyzing [0-9]* files' "$LOG_DIR/dialyzer.txt"; then
                     record "check: dialyzer, erlang/src ($((SECONDS - t0))s)" FAILED 0 1 0 "$(strip_ansi <"$LOG_DIR/dialyzer.log" | grep -v '^\s*$' | tail -n 1)"
                 elif [ -n "$warnings" ]; then
                     printf '%s\n' "$warnings"
